@@ -1,0 +1,174 @@
+/* store.c — opening and validating a casfs store directory.
+ *
+ * Layout (format 1):
+ *   FORMAT        "casfs-store 1\n"
+ *   objects/      content-addressed blobs (objects/ab/<32 hex>)
+ *   tmp/          temp files, removed by fsck
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct cache_store {
+	char *path;
+	int dirfd;
+};
+
+int cache_store_default_path(char *buf, size_t len)
+{
+	const char *env = getenv("CASFS_STORE");
+	int n;
+	if (env && *env)
+		n = snprintf(buf, len, "%s", env);
+	else if ((env = getenv("XDG_CACHE_HOME")) && *env)
+		n = snprintf(buf, len, "%s/casfs", env);
+	else if ((env = getenv("HOME")) && *env)
+		n = snprintf(buf, len, "%s/.cache/casfs", env);
+	else
+		return -ENOENT;
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* mkdir -p for an absolute or relative path. */
+static int mkdir_parents(const char *path)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int read_format(int dirfd, int *ret_version)
+{
+	char buf[64] = { 0 };
+	int fd = openat(dirfd, "FORMAT", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	if (sscanf(buf, "casfs-store %d", ret_version) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+static int write_format(int dirfd)
+{
+	char tmp[64], line[64];
+	int len = snprintf(line, sizeof(line), "casfs-store %d\n", CACHE_STORE_FORMAT);
+	snprintf(tmp, sizeof(tmp), "FORMAT.tmp.%d", (int)getpid());
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, line, (size_t)len) != len) {
+		int e = errno ? -errno : -EIO;
+		close(fd);
+		unlinkat(dirfd, tmp, 0);
+		return e;
+	}
+	close(fd);
+	/* link, not rename: a concurrent creator's FORMAT wins and is identical */
+	if (linkat(dirfd, tmp, dirfd, "FORMAT", 0) < 0 && errno != EEXIST) {
+		int e = -errno;
+		unlinkat(dirfd, tmp, 0);
+		return e;
+	}
+	unlinkat(dirfd, tmp, 0);
+	return 0;
+}
+
+int cache_store_open(const char *path, cache_store **ret, const char **errmsg)
+{
+	struct stat st;
+	int r, version;
+	cache_store *s;
+
+	*errmsg = NULL;
+	if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		*errmsg = "is not a directory";
+		return -ENOTDIR;
+	}
+	r = mkdir_parents(path);
+	if (r < 0) {
+		*errmsg = "cannot be created";
+		return r;
+	}
+	int dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		*errmsg = "cannot be opened";
+		return -errno;
+	}
+	r = read_format(dirfd, &version);
+	if (r == -ENOENT) {
+		/* new store, or an empty directory to adopt */
+		if (faccessat(dirfd, ".", W_OK, AT_EACCESS) < 0) {
+			r = -errno;
+			*errmsg = "is not writable";
+			goto fail;
+		}
+		r = write_format(dirfd);
+		if (r < 0) {
+			*errmsg = "cannot be initialised";
+			goto fail;
+		}
+	} else if (r < 0) {
+		*errmsg = "has an unreadable FORMAT file (not a casfs store?)";
+		goto fail;
+	} else if (version > CACHE_STORE_FORMAT) {
+		r = -EPROTO;
+		*errmsg = "was written by a newer casfs (upgrade casfs or use another --store)";
+		goto fail;
+	}
+	if (mkdirat(dirfd, "objects", 0755) < 0 && errno != EEXIST) {
+		r = -errno;
+		*errmsg = errno == EACCES || errno == EROFS ? "is not writable" : "cannot be initialised";
+		goto fail;
+	}
+	mkdirat(dirfd, "tmp", 0755);
+
+	s = calloc(1, sizeof(*s));
+	char *abs = realpath(path, NULL);
+	if (!s || !abs) {
+		free(s);
+		free(abs);
+		r = -ENOMEM;
+		goto fail;
+	}
+	s->path = abs;
+	s->dirfd = dirfd;
+	*ret = s;
+	return 0;
+fail:
+	close(dirfd);
+	return r;
+}
+
+void cache_store_close(cache_store *s)
+{
+	if (!s)
+		return;
+	close(s->dirfd);
+	free(s->path);
+	free(s);
+}
+
+const char *cache_store_path(const cache_store *s) { return s->path; }
+int cache_store_dirfd(const cache_store *s) { return s->dirfd; }

@@ -1,0 +1,30 @@
+/* cli.h — shared pieces of the casfs command. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ctl.h"
+
+#define CASFS_FUSE_FSTYPE "fuse.casfs"
+
+/* Prints "casfs: <message>\n" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Makes path absolute without resolving symlinks of the last component (a
+ * stale mount cannot be stat'ed).  Returns 0 or -errno. */
+int cli_abspath(const char *path, char *buf, size_t len);
+
+/* Calls fn for every casfs mount in /proc/self/mountinfo; stops early when fn
+ * returns non-zero and returns that value. */
+int cli_for_each_mount(int (*fn)(const char *mountpoint, void *arg), void *arg);
+bool cli_is_casfs_mount(const char *abs_mountpoint);
+
+/* Queries the daemon behind a mount. Returns 0 or -errno (-ENOTCONN: stale). */
+int cli_ctl_info(const char *mountpoint, struct casfs_ctl_info *ret);
+int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret);
+
+int cmd_mount(int argc, char **argv);
+int cmd_mount_helper(int argc, char **argv);
+int cmd_umount(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_stats(int argc, char **argv);

@@ -1,0 +1,59 @@
+/* main.c — the casfs command: dispatches subcommands. */
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "casfs_config.h"
+#include "cli.h"
+
+static const char usage[] =
+	"usage: casfs COMMAND [ARGS...]\n"
+	"\n"
+	"casfs is a FUSE filesystem for builds: mounted over a build directory it\n"
+	"serves the files that live in a backing directory, with kernel caching.\n"
+	"\n"
+	"commands:\n"
+	"  mount [--store DIR] [--backing DIR] [-f] [-o OPTS] MOUNTPOINT\n"
+	"                     mount casfs over MOUNTPOINT\n"
+	"  umount [--lazy] MOUNTPOINT\n"
+	"                     unmount (also a stale mount of a killed daemon)\n"
+	"  status             list casfs mounts, their backing directory, store, pid\n"
+	"  stats [--json] [MOUNTPOINT...]\n"
+	"                     request and cache counters of the mounts\n"
+	"  help               this text; 'casfs COMMAND --help' for one command\n"
+	"  version            print the version\n"
+	"\n"
+	"mount.casfs (and mount.fuse.casfs) is the helper that makes\n"
+	"'mount -t fuse.casfs SRC DIR' and /etc/fstab lines work.\n";
+
+int main(int argc, char **argv)
+{
+	const char *self = basename(argv[0]);
+	if (!strcmp(self, "mount.casfs") || !strcmp(self, "mount.fuse.casfs"))
+		return cmd_mount_helper(argc, argv);
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "mount"))
+		return cmd_mount(argc, argv);
+	if (!strcmp(cmd, "umount") || !strcmp(cmd, "unmount"))
+		return cmd_umount(argc, argv);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc, argv);
+	if (!strcmp(cmd, "stats"))
+		return cmd_stats(argc, argv);
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("casfs %s\n", CASFS_VERSION);
+		return 0;
+	}
+	cli_error("unknown command '%s' (see casfs help)", cmd);
+	return 2;
+}

@@ -1,0 +1,134 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("casfs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_abspath(const char *path, char *buf, size_t len)
+{
+	char cwd[PATH_MAX], tmp[PATH_MAX];
+	int n;
+	if (path[0] == '/') {
+		n = snprintf(tmp, sizeof(tmp), "%s", path);
+	} else {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -errno;
+		n = snprintf(tmp, sizeof(tmp), "%s/%s", cwd, path);
+	}
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	/* Resolve the parent (it must be reachable), keep the last component. */
+	while (n > 1 && tmp[n - 1] == '/')
+		tmp[--n] = '\0';
+	char *slash = strrchr(tmp, '/');
+	const char *last = slash + 1;
+	char parent[PATH_MAX];
+	if (slash == tmp)
+		snprintf(parent, sizeof(parent), "/");
+	else {
+		*slash = '\0';
+		if (!realpath(tmp, parent))
+			return -errno;
+	}
+	if (strcmp(last, ".") == 0 || strcmp(last, "..") == 0 || last[0] == '\0') {
+		char full[PATH_MAX + 4];
+		snprintf(full, sizeof(full), "%s/%s", parent, last);
+		char *res = realpath(full, NULL);
+		if (!res)
+			return -errno;
+		n = snprintf(buf, len, "%s", res);
+		free(res);
+		return (size_t)n >= len ? -ENAMETOOLONG : 0;
+	}
+	n = snprintf(buf, len, "%s%s%s", parent, strcmp(parent, "/") ? "/" : "", last);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape(char *s)
+{
+	char *o = s;
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 4;
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = '\0';
+}
+
+int cli_for_each_mount(int (*fn)(const char *mountpoint, void *arg), void *arg)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int r = 0;
+	if (!f)
+		return 0;
+	while (r == 0 && getline(&line, &cap, f) > 0) {
+		/* id parent maj:min root mountpoint opts [optional...] - fstype source superopts */
+		char *tok[64], *save = NULL;
+		int n = 0, dash = -1;
+		for (char *t = strtok_r(line, " \n", &save); t && n < 64; t = strtok_r(NULL, " \n", &save)) {
+			if (dash < 0 && n >= 6 && strcmp(t, "-") == 0)
+				dash = n;
+			tok[n++] = t;
+		}
+		if (dash < 0 || dash + 1 >= n || strcmp(tok[dash + 1], CASFS_FUSE_FSTYPE) != 0)
+			continue;
+		unescape(tok[4]);
+		r = fn(tok[4], arg);
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+static int match_mount(const char *mp, void *arg)
+{
+	return strcmp(mp, (const char *)arg) == 0;
+}
+
+bool cli_is_casfs_mount(const char *abs_mountpoint)
+{
+	return cli_for_each_mount(match_mount, (void *)abs_mountpoint) != 0;
+}
+
+static int ctl(const char *mountpoint, unsigned long cmd, void *buf)
+{
+	int fd = open(mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = ioctl(fd, cmd, buf);
+	int e = errno;
+	close(fd);
+	return r < 0 ? -e : 0;
+}
+
+int cli_ctl_info(const char *mountpoint, struct casfs_ctl_info *ret)
+{
+	return ctl(mountpoint, CASFS_IOC_INFO, ret);
+}
+
+int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret)
+{
+	return ctl(mountpoint, CASFS_IOC_STATS, ret);
+}

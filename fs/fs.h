@@ -1,0 +1,27 @@
+/* fs.h — the casfs filesystem daemon (libfuse3 lowlevel loopback). */
+#pragma once
+#include <stdbool.h>
+
+#include "store.h"
+
+struct fs_options {
+	const char *mountpoint;   /* absolute */
+	const char *backing_path; /* absolute, for status */
+	int backing_fd;           /* directory fd opened before mounting */
+	cache_store *store;
+	bool foreground;
+	bool allow_other;
+	bool read_only;
+	bool writeback;           /* kernel writeback cache */
+	bool use_handles;         /* try file handles (needs CAP_DAC_READ_SEARCH) */
+	bool xattr;               /* pass getxattr & co. (false: ENOSYS) */
+	double timeout;           /* entry/attr/negative cache timeout, seconds */
+	unsigned fd_cache;        /* 0: default */
+	unsigned threads;         /* 0: default */
+	const char *log_path;     /* daemon messages once mounted (not foreground) */
+};
+
+/* Mounts and serves until unmounted or signalled.  When ready_fd >= 0, writes
+ * "OK\n" to it once the mount is up, or "ERR <message>\n" when mounting
+ * fails, and closes it.  Returns 0, or 1 after printing/sending an error. */
+int fs_run(const struct fs_options *o, int ready_fd);

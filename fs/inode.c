@@ -1,0 +1,575 @@
+/* inode.c — see inode.h for the model and the locking rules. */
+#include "inode.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FD_CAP_DEFAULT 8192u
+#define MAX_MOUNTS 64
+
+struct mount_fd {
+	int mnt_id;
+	int fd;
+};
+
+struct ino_table {
+	pthread_mutex_t lock;
+	ino_node **buckets;
+	size_t nbuckets;
+	size_t count;
+	uint64_t next_generation;
+	bool handles;
+	ino_node root;
+	/* fd cache: most recently used at head */
+	ino_node *lru_head, *lru_tail;
+	unsigned fds_open, fd_cap;
+	struct mount_fd mounts[MAX_MOUNTS];
+	int nmounts;
+	ino_fallback_open_fn fallback;
+	void *fallback_arg;
+	ino_stats st;
+};
+
+static size_t key_hash(uint64_t dev, uint64_t ino)
+{
+	uint64_t h = ino * 0x9E3779B97F4A7C15ull ^ (dev + 0x632BE59BD9B4E019ull);
+	h ^= h >> 29;
+	return (size_t)h;
+}
+
+void ino_table_lock(ino_table *t) { pthread_mutex_lock(&t->lock); }
+void ino_table_unlock(ino_table *t) { pthread_mutex_unlock(&t->lock); }
+bool ino_table_handle_mode(const ino_table *t) { return t->handles; }
+ino_node *ino_table_root(ino_table *t) { return &t->root; }
+
+void ino_table_set_fallback(ino_table *t, ino_fallback_open_fn fn, void *arg)
+{
+	t->fallback = fn;
+	t->fallback_arg = arg;
+}
+
+/* ---- file handles ------------------------------------------------------ */
+
+/* Returns a malloc'ed handle for fd and its mount id, or NULL (errno set). */
+static struct file_handle *handle_of(int fd, int *ret_mnt_id)
+{
+	struct file_handle *h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
+	if (!h)
+		return NULL;
+	h->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", h, ret_mnt_id, AT_EMPTY_PATH) < 0) {
+		int e = errno;
+		free(h);
+		errno = e;
+		return NULL;
+	}
+	struct file_handle *small = realloc(h, sizeof(*h) + h->handle_bytes);
+	return small ? small : h;
+}
+
+/* Index of the mount-fd slot for mnt_id, adopting a dup of fd when new.
+ * Called with the lock held. Returns -1 when full. */
+static int mount_slot(ino_table *t, int mnt_id, int fd)
+{
+	for (int i = 0; i < t->nmounts; i++)
+		if (t->mounts[i].mnt_id == mnt_id)
+			return i;
+	if (t->nmounts == MAX_MOUNTS)
+		return -1;
+	/* open_by_handle_at refuses O_PATH mount fds: open the object for
+	 * real (it is the first object seen on that mount, normally its root
+	 * directory; O_NONBLOCK so a fifo does not block). */
+	char name[32];
+	snprintf(name, sizeof(name), "/proc/self/fd/%d", fd);
+	int d = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (d < 0)
+		return -1;
+	t->mounts[t->nmounts] = (struct mount_fd){ .mnt_id = mnt_id, .fd = d };
+	return t->nmounts++;
+}
+
+int ino_table_new(int root_fd, bool use_handles, unsigned fd_cap, ino_table **ret)
+{
+	struct stat st;
+	ino_table *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	t->nbuckets = 1024;
+	t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+	if (!t->buckets)
+		goto nomem;
+	t->fd_cap = fd_cap ? fd_cap : FD_CAP_DEFAULT;
+	t->next_generation = 1;
+
+	int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		int e = -errno;
+		if (fd >= 0)
+			close(fd);
+		free(t->buckets);
+		free(t);
+		return e;
+	}
+	t->root.dev = st.st_dev;
+	t->root.ino = st.st_ino;
+	t->root.type = st.st_mode & S_IFMT;
+	t->root.fd = fd; /* pinned forever, never on the LRU */
+	t->root.nlookup = 1;
+	t->root.refs = 1;
+	t->root.generation = 0;
+
+	if (use_handles) {
+		/* Handle mode needs name_to_handle_at on the backing and
+		 * open_by_handle_at, which requires CAP_DAC_READ_SEARCH. */
+		int mnt_id;
+		struct file_handle *h = handle_of(fd, &mnt_id);
+		int slot = h ? mount_slot(t, mnt_id, fd) : -1;
+		int probe = slot >= 0 ? open_by_handle_at(t->mounts[slot].fd, h, O_PATH | O_CLOEXEC) : -1;
+		if (probe >= 0) {
+			close(probe);
+			t->handles = true;
+			t->root.handle = h;
+			t->root.mnt = slot;
+		} else {
+			free(h);
+		}
+	}
+	*ret = t;
+	return 0;
+nomem:
+	free(t);
+	return -ENOMEM;
+}
+
+static void node_destroy(ino_node *n)
+{
+	free(n->handle);
+	free(n->name);
+	free(n);
+}
+
+void ino_table_free(ino_table *t)
+{
+	if (!t)
+		return;
+	/* Detached nodes are still referenced by the kernel at unmount;
+	 * they are reachable only from the LRU (if cached) and leak otherwise,
+	 * which is harmless at exit.  Hashed nodes are freed here. */
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		ino_node *n = t->buckets[i];
+		while (n) {
+			ino_node *next = n->hash_next;
+			if (n->fd >= 0)
+				close(n->fd);
+			node_destroy(n);
+			n = next;
+		}
+	}
+	for (int i = 0; i < t->nmounts; i++)
+		close(t->mounts[i].fd);
+	close(t->root.fd);
+	free(t->root.handle);
+	free(t->buckets);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+void ino_table_stats(ino_table *t, ino_stats *ret)
+{
+	ino_table_lock(t);
+	*ret = t->st;
+	ret->nodes = t->count + t->st.detached;
+	ret->fds_open = t->fds_open;
+	ret->fd_cache_cap = t->fd_cap;
+	ino_table_unlock(t);
+}
+
+/* ---- hash table (lock held) -------------------------------------------- */
+
+static ino_node *bucket_find(ino_table *t, uint64_t dev, uint64_t ino)
+{
+	if (dev == t->root.dev && ino == t->root.ino)
+		return &t->root;
+	for (ino_node *n = t->buckets[key_hash(dev, ino) & (t->nbuckets - 1)]; n; n = n->hash_next)
+		if (n->ino == ino && n->dev == dev)
+			return n;
+	return NULL;
+}
+
+static void bucket_grow(ino_table *t)
+{
+	size_t nb = t->nbuckets * 2;
+	ino_node **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return; /* keep the longer chains; still correct */
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		ino_node *n = t->buckets[i];
+		while (n) {
+			ino_node *next = n->hash_next;
+			size_t j = key_hash(n->dev, n->ino) & (nb - 1);
+			n->hash_next = b[j];
+			b[j] = n;
+			n = next;
+		}
+	}
+	free(t->buckets);
+	t->buckets = b;
+	t->nbuckets = nb;
+}
+
+static void bucket_remove(ino_table *t, ino_node *n)
+{
+	ino_node **pp = &t->buckets[key_hash(n->dev, n->ino) & (t->nbuckets - 1)];
+	while (*pp != n)
+		pp = &(*pp)->hash_next;
+	*pp = n->hash_next;
+	t->count--;
+}
+
+/* ---- LRU (lock held) ---------------------------------------------------- */
+
+static void lru_unlink(ino_table *t, ino_node *n)
+{
+	if (n->lru_prev)
+		n->lru_prev->lru_next = n->lru_next;
+	else
+		t->lru_head = n->lru_next;
+	if (n->lru_next)
+		n->lru_next->lru_prev = n->lru_prev;
+	else
+		t->lru_tail = n->lru_prev;
+	n->lru_prev = n->lru_next = NULL;
+}
+
+static void lru_push_front(ino_table *t, ino_node *n)
+{
+	n->lru_prev = NULL;
+	n->lru_next = t->lru_head;
+	if (t->lru_head)
+		t->lru_head->lru_prev = n;
+	t->lru_head = n;
+	if (!t->lru_tail)
+		t->lru_tail = n;
+}
+
+/* Adopts fd as n's cached fd (n->fd must be -1).  Collects fds to close in
+ * victims (at most `max`), returns how many. */
+static int cache_adopt(ino_table *t, ino_node *n, int fd, int *victims, int max)
+{
+	int nv = 0;
+	n->fd = fd;
+	lru_push_front(t, n);
+	t->fds_open++;
+	for (ino_node *v = t->lru_tail; v && t->fds_open > t->fd_cap && nv < max;) {
+		ino_node *prev = v->lru_prev;
+		if (v->fd_pins == 0 && v != n) {
+			lru_unlink(t, v);
+			victims[nv++] = v->fd;
+			v->fd = -1;
+			t->fds_open--;
+			t->st.fd_evictions++;
+		}
+		v = prev;
+	}
+	return nv;
+}
+
+static void cache_drop(ino_table *t, ino_node *n, int *victims, int *nv)
+{
+	if (n->fd >= 0 && n != &t->root) {
+		lru_unlink(t, n);
+		victims[(*nv)++] = n->fd;
+		n->fd = -1;
+		t->fds_open--;
+	}
+}
+
+/* Frees n and, in path mode, parents that became unreferenced. Lock held.
+ * fds to close go to victims (capacity >= depth is not guaranteed, so we
+ * close here: close() of an O_PATH fd does not block). */
+static void maybe_free(ino_table *t, ino_node *n)
+{
+	while (n && n != &t->root && n->nlookup == 0 && n->refs == 0 && n->fd_pins == 0) {
+		ino_node *parent = n->parent;
+		int victims[1], nv = 0;
+		cache_drop(t, n, victims, &nv);
+		if (nv)
+			close(victims[0]);
+		if (!n->detached)
+			bucket_remove(t, n);
+		else
+			t->st.detached--;
+		node_destroy(n);
+		if (!parent)
+			break;
+		parent->refs--;
+		n = parent;
+	}
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+static void set_name(ino_table *t, ino_node *n, ino_node *parent, const char *name)
+{
+	/* Path mode: remember the latest name; a child refs its parent. */
+	if (n == &t->root || (n->parent == parent && n->name && strcmp(n->name, name) == 0))
+		return;
+	char *copy = strdup(name);
+	if (!copy)
+		return; /* keep the old name: reopen may then report ESTALE */
+	ino_node *old = n->parent;
+	parent->refs++;
+	free(n->name);
+	n->name = copy;
+	n->parent = parent;
+	if (old) {
+		old->refs--;
+		maybe_free(t, old);
+	}
+}
+
+ino_node *ino_table_find(ino_table *t, ino_node *parent, const char *name,
+			 dev_t dev, ino_t ino, uint64_t nlookup)
+{
+	ino_table_lock(t);
+	ino_node *n = bucket_find(t, dev, ino);
+	if (n) {
+		n->nlookup += nlookup;
+		if (!t->handles && parent)
+			set_name(t, n, parent, name);
+	}
+	ino_table_unlock(t);
+	return n;
+}
+
+void ino_table_detach(ino_table *t, dev_t dev, ino_t ino)
+{
+	ino_table_lock(t);
+	ino_node *n = bucket_find(t, dev, ino);
+	if (n && n != &t->root) {
+		bucket_remove(t, n);
+		n->detached = true;
+		t->st.detached++;
+	}
+	ino_table_unlock(t);
+}
+
+int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
+		     const struct stat *st, uint64_t nlookup, ino_node **ret)
+{
+	struct file_handle *h = NULL;
+	int mnt_id = -1, victims[4], nv = 0;
+
+	ino_table_lock(t);
+	ino_node *n = bucket_find(t, st->st_dev, st->st_ino);
+	if (n)
+		goto found;
+	ino_table_unlock(t);
+
+	if (t->handles) {
+		h = handle_of(fd, &mnt_id);
+		if (!h) {
+			int e = -errno;
+			close(fd);
+			return e == -EOVERFLOW ? -EOPNOTSUPP : e;
+		}
+	}
+	ino_table_lock(t);
+	n = bucket_find(t, st->st_dev, st->st_ino);
+	if (n) {
+		free(h);
+		goto found;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		ino_table_unlock(t);
+		free(h);
+		close(fd);
+		return -ENOMEM;
+	}
+	n->dev = st->st_dev;
+	n->ino = st->st_ino;
+	n->type = st->st_mode & S_IFMT;
+	n->generation = t->next_generation++;
+	n->fd = -1;
+	n->handle = h;
+	if (h) {
+		n->mnt = mount_slot(t, mnt_id, fd);
+		if (n->mnt < 0) {
+			ino_table_unlock(t);
+			node_destroy(n);
+			close(fd);
+			return -EMFILE;
+		}
+	}
+	if (t->count >= t->nbuckets)
+		bucket_grow(t);
+	size_t b = key_hash(n->dev, n->ino) & (t->nbuckets - 1);
+	n->hash_next = t->buckets[b];
+	t->buckets[b] = n;
+	t->count++;
+found:
+	n->nlookup += nlookup;
+	if (!t->handles && parent)
+		set_name(t, n, parent, name);
+	if (n->fd < 0 && n != &t->root) {
+		nv = cache_adopt(t, n, fd, victims, 4);
+		fd = -1;
+	}
+	ino_table_unlock(t);
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < nv; i++)
+		close(victims[i]);
+	*ret = n;
+	return 0;
+}
+
+void ino_table_forget(ino_table *t, ino_node *n, uint64_t nlookup)
+{
+	ino_table_lock(t);
+	if (n == &t->root) {
+		ino_table_unlock(t);
+		return;
+	}
+	if (n->nlookup < nlookup) {
+		fprintf(stderr, "casfs: BUG: forget %llu > nlookup %llu on inode %llu\n",
+			(unsigned long long)nlookup, (unsigned long long)n->nlookup,
+			(unsigned long long)n->ino);
+		abort();
+	}
+	n->nlookup -= nlookup;
+	maybe_free(t, n);
+	ino_table_unlock(t);
+}
+
+void ino_node_ref(ino_table *t, ino_node *n)
+{
+	ino_table_lock(t);
+	n->refs++;
+	ino_table_unlock(t);
+}
+
+void ino_node_unref(ino_table *t, ino_node *n)
+{
+	ino_table_lock(t);
+	n->refs--;
+	maybe_free(t, n);
+	ino_table_unlock(t);
+}
+
+/* Reopens n without the lock. Returns an fd or -errno. */
+static int reopen(ino_table *t, ino_node *n)
+{
+	if (t->handles) {
+		int mfd;
+		ino_table_lock(t);
+		mfd = t->mounts[n->mnt].fd;
+		t->st.reopen_by_handle++;
+		ino_table_unlock(t);
+		int fd = open_by_handle_at(mfd, n->handle, O_PATH | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+
+	/* Path mode: open the parent, then the name, then check identity. */
+	char namebuf[256];
+	ino_table_lock(t);
+	ino_node *parent = n->parent;
+	if (!parent || !n->name) {
+		ino_table_unlock(t);
+		return -ESTALE;
+	}
+	snprintf(namebuf, sizeof(namebuf), "%s", n->name);
+	parent->refs++; /* keep it while we use it unlocked */
+	t->st.reopen_by_path++;
+	ino_table_unlock(t);
+
+	int pfd = ino_node_fd_get(t, parent), fd = -ESTALE;
+	if (pfd >= 0) {
+		fd = openat(pfd, namebuf, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			fd = errno == ENOENT ? -ESTALE : -errno;
+		} else {
+			struct stat st;
+			if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ||
+			    st.st_ino != n->ino || st.st_dev != n->dev) {
+				close(fd);
+				fd = -ESTALE;
+			}
+		}
+		ino_node_fd_put(t, parent);
+	} else {
+		fd = pfd;
+	}
+	ino_node_unref(t, parent);
+	return fd;
+}
+
+int ino_node_fd_get(ino_table *t, ino_node *n)
+{
+	int victims[4], nv;
+
+	ino_table_lock(t);
+	if (n->fd >= 0) {
+		n->fd_pins++;
+		if (n != &t->root && n != t->lru_head) {
+			lru_unlink(t, n);
+			lru_push_front(t, n);
+		}
+		t->st.fd_hits++;
+		int fd = n->fd;
+		ino_table_unlock(t);
+		return fd;
+	}
+	t->st.fd_misses++;
+	n->fd_pins++; /* keeps n alive while we reopen unlocked */
+	ino_table_unlock(t);
+
+	int fd = reopen(t, n);
+
+	ino_table_lock(t);
+	if (fd < 0 && t->fallback) {
+		int f = t->fallback(n, t->fallback_arg);
+		if (f >= 0)
+			fd = f;
+	}
+	if (fd < 0) {
+		t->st.stale += fd == -ESTALE;
+		n->fd_pins--;
+		ino_table_unlock(t);
+		return fd;
+	}
+	if (n->fd >= 0) { /* another thread won the race */
+		int theirs = n->fd;
+		ino_table_unlock(t);
+		close(fd);
+		return theirs;
+	}
+	nv = cache_adopt(t, n, fd, victims, 4);
+	ino_table_unlock(t);
+	for (int i = 0; i < nv; i++)
+		close(victims[i]);
+	return fd;
+}
+
+void ino_node_fd_put(ino_table *t, ino_node *n)
+{
+	ino_table_lock(t);
+	n->fd_pins--;
+	maybe_free(t, n);
+	ino_table_unlock(t);
+}
+
+void ino_table_renamed(ino_table *t, ino_node *n, ino_node *newparent, const char *newname)
+{
+	if (t->handles)
+		return;
+	ino_table_lock(t);
+	set_name(t, n, newparent, newname);
+	ino_table_unlock(t);
+}

@@ -1,0 +1,125 @@
+/* inode.h — casfs's table of backing inodes, without FUSE types.
+ *
+ * Nodes are keyed by the backing (st_dev, st_ino), so hard links share one
+ * node.  A node does NOT own an open file descriptor: open files are capped
+ * (hard limit 20000 here) and a build tree has far more inodes.  A node is
+ * re-opened on demand, either
+ *   - by file handle (name_to_handle_at / open_by_handle_at), when the daemon
+ *     has CAP_DAC_READ_SEARCH ("handle mode"), or
+ *   - by walking (parent, name) pairs from the root with openat(O_PATH) and
+ *     checking (st_dev, st_ino) ("path mode", the unprivileged fallback),
+ * and the resulting O_PATH fd is kept in a bounded LRU cache.
+ *
+ * Reference counting:
+ *   - nlookup counts the kernel's references (every fuse_reply_entry /
+ *     fuse_reply_create / readdirplus entry adds one; forget subtracts).
+ *   - refs counts internal references: in path mode a child holds one on its
+ *     parent; an open file handle holds one on its node.
+ *   - fd_pins counts callers currently using the node's cached fd.
+ * A node is freed when all three are zero.  The root is never freed.
+ *
+ * Locking: one mutex protects the hash table, every counter, the LRU and the
+ * (parent, name) fields.  No system call is made while holding it, except
+ * close() of evicted fds, which is done after unlocking.
+ */
+#pragma once
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+struct file_handle;
+
+typedef struct ino_node ino_node;
+struct ino_node {
+	uint64_t dev, ino;
+	uint64_t generation;
+	uint64_t nlookup;
+	uint32_t refs;
+	uint32_t fd_pins;
+	mode_t type;              /* S_IFMT bits; never changes for an inode */
+	bool detached;            /* no longer in the hash table */
+	int fd;                   /* cached O_PATH fd or -1 */
+	int mnt;                  /* index in the table's mount-fd list (handle mode) */
+	struct file_handle *handle; /* handle mode only */
+	ino_node *parent;         /* path mode only: last known name */
+	char *name;
+	ino_node *hash_next;
+	ino_node *lru_prev, *lru_next;
+	void *open_files;         /* fs layer: list of open handles (under table lock) */
+	void *priv;               /* fs layer: per-inode state (under table lock) */
+};
+
+typedef struct ino_stats {
+	uint64_t nodes;
+	uint64_t fds_open;
+	uint64_t fd_cache_cap;
+	uint64_t fd_hits;
+	uint64_t fd_misses;
+	uint64_t fd_evictions;
+	uint64_t reopen_by_handle;
+	uint64_t reopen_by_path;
+	uint64_t stale;
+	uint64_t detached;
+} ino_stats;
+
+typedef struct ino_table ino_table;
+
+/* Opens the table over the directory root_fd (any fd of the backing root; the
+ * table dups it).  use_handles: try file handles (falls back to path mode when
+ * the backing or the capabilities don't allow them; see ino_table_handle_mode).
+ * fd_cap: maximum cached O_PATH fds (0 = default 8192).
+ * Returns 0 or -errno. */
+int ino_table_new(int root_fd, bool use_handles, unsigned fd_cap, ino_table **ret);
+void ino_table_free(ino_table *t);
+bool ino_table_handle_mode(const ino_table *t);
+ino_node *ino_table_root(ino_table *t);
+void ino_table_stats(ino_table *t, ino_stats *ret);
+
+/* Locks the table (for fs-layer fields: open_files, priv). */
+void ino_table_lock(ino_table *t);
+void ino_table_unlock(ino_table *t);
+
+/* Finds or creates the node for the object just opened as fd (O_PATH or any
+ * fd, ownership passes to the table, which may keep it in its cache or close
+ * it) and described by st, found as `name` in `parent`.  Adds `nlookup` kernel
+ * references (0 for an internal lookup).  Returns 0 and *ret, or -errno (fd is
+ * closed on failure). */
+int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
+		     const struct stat *st, uint64_t nlookup, ino_node **ret);
+
+/* Finds an existing node by identity, adding nlookup kernel references and
+ * (path mode) recording `name` in `parent` as its latest name when parent is
+ * not NULL.  NULL if absent. */
+ino_node *ino_table_find(ino_table *t, ino_node *parent, const char *name,
+			 dev_t dev, ino_t ino, uint64_t nlookup);
+
+/* The backing inode (dev, ino) lost its last name (unlink, rmdir, rename
+ * over it).  Its node, if any, leaves the hash table so a new inode that
+ * reuses the number gets a node of its own; the kernel's references to the
+ * old node stay valid until forgotten. */
+void ino_table_detach(ino_table *t, dev_t dev, ino_t ino);
+
+/* Subtracts n kernel references; frees the node when nothing refers to it.
+ * Aborts on underflow (a kernel/daemon protocol bug). */
+void ino_table_forget(ino_table *t, ino_node *n, uint64_t nlookup);
+
+/* Internal references (held by open files). */
+void ino_node_ref(ino_table *t, ino_node *n);
+void ino_node_unref(ino_table *t, ino_node *n);
+
+/* Returns a pinned O_PATH (or better) fd for n, or -errno (-ESTALE when the
+ * inode can no longer be reached).  Release with ino_node_fd_put. */
+int ino_node_fd_get(ino_table *t, ino_node *n);
+void ino_node_fd_put(ino_table *t, ino_node *n);
+
+/* Path mode: n is now reachable as newname in newparent (no-op in handle
+ * mode).  A name that was unlinked or replaced needs no call: path-mode
+ * reopen checks (st_dev, st_ino) and answers ESTALE on a mismatch. */
+void ino_table_renamed(ino_table *t, ino_node *n, ino_node *newparent, const char *newname);
+
+/* Called with the table lock held when the fd cache finds no way to reopen n
+ * (an unlinked file, say): returns a new fd for n or -1.  Set by the fs layer. */
+typedef int (*ino_fallback_open_fn)(ino_node *n, void *arg);
+void ino_table_set_fallback(ino_table *t, ino_fallback_open_fn fn, void *arg);

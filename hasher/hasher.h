@@ -1,0 +1,44 @@
+/* hasher — content digests for casfs (pure C, depends on xxhash only).
+ *
+ * A digest is XXH3-128 in canonical (big-endian) byte order; its hex form is
+ * exactly what `xxh128sum` prints.  The streaming state follows xxHash's
+ * create → reset → update… → final pattern; final leaves the state usable.
+ *
+ * Thread-safety: a hasher_stream is owned by one caller at a time; the
+ * one-shot functions are reentrant.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HASHER_DIGEST_LEN 16
+#define HASHER_HEX_LEN 32
+
+typedef struct hasher_digest {
+	uint8_t bytes[HASHER_DIGEST_LEN]; /* canonical, big-endian */
+} hasher_digest;
+
+typedef struct hasher_stream hasher_stream;
+
+/* Returns a new stream reset to the empty input, or NULL on ENOMEM. */
+hasher_stream *hasher_stream_new(void);
+/* Accepts NULL. */
+void hasher_stream_free(hasher_stream *s);
+void hasher_stream_reset(hasher_stream *s);
+void hasher_stream_update(hasher_stream *s, const void *data, size_t len);
+/* Digest of everything fed since the last reset; the stream stays usable. */
+void hasher_stream_final(const hasher_stream *s, hasher_digest *ret);
+/* Bytes fed since the last reset. */
+uint64_t hasher_stream_length(const hasher_stream *s);
+
+void hasher_digest_buffer(const void *data, size_t len, hasher_digest *ret);
+/* Hashes the whole file open at fd with pread (the offset is untouched).
+ * Returns 0, or -errno; *ret_size gets the byte count when non-NULL. */
+int hasher_digest_fd(int fd, hasher_digest *ret, uint64_t *ret_size);
+
+/* Writes 32 lower-case hex chars and a NUL into out (33 bytes). */
+void hasher_digest_to_hex(const hasher_digest *d, char out[HASHER_HEX_LEN + 1]);
+/* Parses exactly 32 hex chars (either case). Returns 0 or -EINVAL. */
+int hasher_digest_from_hex(const char *hex, size_t len, hasher_digest *ret);
+bool hasher_digest_equal(const hasher_digest *a, const hasher_digest *b);

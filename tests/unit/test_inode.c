@@ -1,0 +1,283 @@
+/* Unit tests for fs/inode.c: identity, reference counts, the bounded fd
+ * cache and reopening, in both handle mode (when privileged) and path mode. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "inode.h"
+
+struct fixture {
+	char dir[64];
+	int dirfd;
+	ino_table *t;
+};
+
+static int setup_mode(void **state, bool handles, unsigned cap)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/casfs-inode-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	f->dirfd = open(f->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (ino_table_new(f->dirfd, handles, cap, &f->t) < 0)
+		return -1;
+	/* root on a filesystem with handles (ext4, tmpfs...) must get them */
+	if (handles && geteuid() == 0 && !ino_table_handle_mode(f->t))
+		return -1;
+	if (!handles && ino_table_handle_mode(f->t))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int setup_handles(void **state) { return setup_mode(state, true, 4); }
+static int setup_paths(void **state) { return setup_mode(state, false, 4); }
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+	ino_table_free(f->t);
+	close(f->dirfd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	int r = system(cmd);
+	free(f);
+	return r == 0 ? 0 : -1;
+}
+
+static void touch(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+/* The fs layer's lookup: open O_PATH, stat, insert. */
+static ino_node *lookup(struct fixture *f, ino_node *parent, const char *name)
+{
+	struct stat st;
+	int pfd = ino_node_fd_get(f->t, parent);
+	assert_true(pfd >= 0);
+	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	ino_node_fd_put(f->t, parent);
+	if (fd < 0)
+		return NULL;
+	assert_int_equal(fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW), 0);
+	ino_node *n = NULL;
+	assert_int_equal(ino_table_insert(f->t, parent, name, fd, &st, 1, &n), 0);
+	return n;
+}
+
+static ino_stats stats(struct fixture *f)
+{
+	ino_stats s;
+	ino_table_stats(f->t, &s);
+	return s;
+}
+
+/* Creates and looks up n files named prefix<i>, keeping them referenced so
+ * their fds stay cached and push older ones out. */
+static void fill_cache(struct fixture *f, const char *prefix, int n, ino_node **keep)
+{
+	char name[32];
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%s%d", prefix, i);
+		touch(f->dirfd, name);
+		keep[i] = lookup(f, ino_table_root(f->t), name);
+	}
+}
+
+static void release_all(struct fixture *f, int n, ino_node **keep)
+{
+	for (int i = 0; i < n; i++)
+		ino_table_forget(f->t, keep[i], 1);
+}
+
+static void test_hard_links_share_node(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *root = ino_table_root(f->t);
+	touch(f->dirfd, "a");
+	assert_int_equal(linkat(f->dirfd, "a", f->dirfd, "b", 0), 0);
+	ino_node *a = lookup(f, root, "a"), *b = lookup(f, root, "b");
+	assert_ptr_equal(a, b);
+	assert_int_equal(a->nlookup, 2);
+	assert_int_equal(stats(f).nodes, 1);
+	ino_table_forget(f->t, a, 2);
+	assert_int_equal(stats(f).nodes, 0);
+}
+
+static void test_generation_unique(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *root = ino_table_root(f->t);
+	touch(f->dirfd, "x");
+	ino_node *x = lookup(f, root, "x");
+	uint64_t g1 = x->generation;
+	ino_table_forget(f->t, x, 1);
+	x = lookup(f, root, "x");
+	assert_true(x->generation > g1);
+	ino_table_forget(f->t, x, 1);
+}
+
+static void test_fd_cache_bounded_and_reopen(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *root = ino_table_root(f->t), *nodes[40];
+	char name[16];
+	for (int i = 0; i < 40; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		touch(f->dirfd, name);
+		nodes[i] = lookup(f, root, name);
+		assert_true(stats(f).fds_open <= 4);
+	}
+	assert_int_equal(stats(f).nodes, 40);
+	/* every node reopens to its own inode after eviction */
+	for (int i = 0; i < 40; i++) {
+		struct stat a, b;
+		snprintf(name, sizeof(name), "f%d", i);
+		int fd = ino_node_fd_get(f->t, nodes[i]);
+		assert_true(fd >= 0);
+		assert_int_equal(fstat(fd, &a), 0);
+		assert_int_equal(fstatat(f->dirfd, name, &b, 0), 0);
+		assert_int_equal(a.st_ino, b.st_ino);
+		ino_node_fd_put(f->t, nodes[i]);
+		assert_true(stats(f).fds_open <= 4);
+	}
+	assert_true(stats(f).fd_evictions > 0);
+	assert_true(stats(f).reopen_by_handle + stats(f).reopen_by_path > 0);
+	for (int i = 0; i < 40; i++)
+		ino_table_forget(f->t, nodes[i], 1);
+	assert_int_equal(stats(f).nodes, 0);
+}
+
+static void test_pinned_fd_not_evicted(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *root = ino_table_root(f->t);
+	touch(f->dirfd, "pinned");
+	ino_node *p = lookup(f, root, "pinned");
+	int fd = ino_node_fd_get(f->t, p);
+	ino_node *keep[10];
+	fill_cache(f, "g", 10, keep);
+	assert_true(stats(f).fd_evictions > 0);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0); /* still the same open fd */
+	int again = ino_node_fd_get(f->t, p);
+	assert_int_equal(again, fd);
+	ino_node_fd_put(f->t, p);
+	ino_node_fd_put(f->t, p);
+	ino_table_forget(f->t, p, 1);
+	release_all(f, 10, keep);
+}
+
+static void test_nested_reopen(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *dir = ino_table_root(f->t), *chain[12];
+	char name[16];
+	int dfd = fcntl(f->dirfd, F_DUPFD_CLOEXEC, 3);
+	for (int i = 0; i < 12; i++) {
+		snprintf(name, sizeof(name), "d%d", i);
+		assert_int_equal(mkdirat(dfd, name, 0755), 0);
+		int nfd = openat(dfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		close(dfd);
+		dfd = nfd;
+		chain[i] = dir = lookup(f, dir, name);
+	}
+	close(dfd);
+	/* all evicted but the last 4: reopening the deepest walks up */
+	for (int i = 0; i < 12; i++) {
+		int fd = ino_node_fd_get(f->t, chain[i]);
+		assert_true(fd >= 0);
+		ino_node_fd_put(f->t, chain[i]);
+	}
+	/* rename a middle directory; the deep node must still reopen */
+	int d0 = openat(f->dirfd, "d0", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	assert_int_equal(renameat(d0, "d1", d0, "renamed"), 0);
+	close(d0);
+	ino_table_renamed(f->t, chain[1], chain[0], "renamed");
+	ino_node *keep[8];
+	fill_cache(f, "h", 8, keep); /* push the chain out of the cache */
+	int fd = ino_node_fd_get(f->t, chain[11]);
+	assert_true(fd >= 0);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_ino, chain[11]->ino);
+	ino_node_fd_put(f->t, chain[11]);
+	for (int i = 11; i >= 0; i--)
+		ino_table_forget(f->t, chain[i], 1);
+	release_all(f, 8, keep);
+	assert_int_equal(stats(f).nodes, 0);
+}
+
+static int borrowed_fd = -1;
+static int borrow(ino_node *n, void *arg) { return borrowed_fd >= 0 ? dup(borrowed_fd) : -1; }
+
+static void test_unlinked_and_detached(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *root = ino_table_root(f->t), *keep[8];
+	touch(f->dirfd, "gone");
+	ino_node *g = lookup(f, root, "gone");
+	struct stat st;
+	assert_int_equal(fstatat(f->dirfd, "gone", &st, 0), 0);
+	assert_int_equal(unlinkat(f->dirfd, "gone", 0), 0);
+	ino_table_detach(f->t, st.st_dev, st.st_ino);
+	assert_null(ino_table_find(f->t, NULL, NULL, st.st_dev, st.st_ino, 0));
+	fill_cache(f, "k", 8, keep);
+	/* the inode is gone: the node cannot be reopened */
+	int fd = ino_node_fd_get(f->t, g);
+	assert_int_equal(fd, -ESTALE);
+	/* an open file of the node is borrowed (the fs layer's fallback) */
+	borrowed_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ino_table_set_fallback(f->t, borrow, NULL);
+	fd = ino_node_fd_get(f->t, g);
+	assert_true(fd >= 0);
+	ino_node_fd_put(f->t, g);
+	close(borrowed_fd);
+	borrowed_fd = -1;
+	ino_table_forget(f->t, g, 1);
+	release_all(f, 8, keep);
+	assert_int_equal(stats(f).nodes, 0);
+}
+
+static void test_internal_refs_keep_node(void **state)
+{
+	struct fixture *f = *state;
+	touch(f->dirfd, "r");
+	ino_node *n = lookup(f, ino_table_root(f->t), "r");
+	ino_node_ref(f->t, n);
+	ino_table_forget(f->t, n, 1);
+	assert_int_equal(stats(f).nodes, 1);
+	ino_node_unref(f->t, n);
+	assert_int_equal(stats(f).nodes, 0);
+}
+
+#define BOTH(fn) \
+	cmocka_unit_test_setup_teardown(fn, setup_handles, teardown), \
+	cmocka_unit_test_setup_teardown(fn, setup_paths, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		BOTH(test_hard_links_share_node),
+		BOTH(test_generation_unique),
+		BOTH(test_fd_cache_bounded_and_reopen),
+		BOTH(test_pinned_fd_not_evicted),
+		BOTH(test_nested_reopen),
+		BOTH(test_unlinked_and_detached),
+		BOTH(test_internal_refs_keep_node),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
