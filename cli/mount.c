@@ -37,8 +37,9 @@ static const char mount_usage[] =
 	"  -o OPTS            comma-separated:\n"
 	"      allow_other    let other users in (permissions are still checked)\n"
 	"      ro             read-only mount\n"
-	"      writeback      kernel writeback cache (default)\n"
-	"      no_writeback   write through; read-only opens skip FLUSH\n"
+	"      writeback      kernel writeback cache (merges small writes, but\n"
+	"                     every close then costs a FLUSH and a GETATTR)\n"
+	"      no_writeback   write through, read-only opens skip FLUSH (default)\n"
 	"      timeout=SECS   entry/attribute cache lifetime (default 86400)\n"
 	"      no_handles     reopen inodes by name, not by file handle (the mode\n"
 	"                     used anyway without CAP_DAC_READ_SEARCH)\n"
@@ -264,7 +265,7 @@ static int do_mount(struct mount_args *a)
 static void mount_defaults(struct mount_args *a)
 {
 	memset(a, 0, sizeof(*a));
-	a->fo.writeback = true;
+	a->fo.writeback = false;
 	a->fo.use_handles = true;
 	a->fo.xattr = true;
 	a->fo.timeout = 86400;
