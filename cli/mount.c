@@ -166,9 +166,13 @@ static int do_mount(struct mount_args *a)
 		cli_error("/dev/fuse is missing: load the fuse module (modprobe fuse), or in a container pass the device (--device /dev/fuse)");
 		return 1;
 	}
-	if (geteuid() != 0 && access("/dev/fuse", R_OK | W_OK) < 0 && access("/bin/fusermount3", X_OK) < 0 &&
-	    access("/usr/bin/fusermount3", X_OK) < 0) {
-		cli_error("cannot open /dev/fuse and fusermount3 is not installed: install fuse3 (apt-get install fuse3) or run as root");
+	if (geteuid() != 0 && access("/dev/fuse", R_OK | W_OK) < 0) {
+		cli_error("/dev/fuse is not readable and writable for you, so an unprivileged mount is impossible: "
+			  "ask root to run 'chmod 0666 /dev/fuse' (Debian's default mode, set by udev), or mount as root");
+		return 1;
+	}
+	if (geteuid() != 0 && access("/bin/fusermount3", X_OK) < 0 && access("/usr/bin/fusermount3", X_OK) < 0) {
+		cli_error("fusermount3 is not installed, so an unprivileged mount is impossible: install fuse3 (apt-get install fuse3)");
 		return 1;
 	}
 
