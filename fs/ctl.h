@@ -18,7 +18,9 @@
 	X(dtype_stat_fallback) X(open_files) \
 	X(nodes) X(fd_cache_open) X(fd_cache_capacity) X(fd_cache_hits) \
 	X(fd_cache_misses) X(fd_cache_evictions) X(reopen_by_handle) \
-	X(reopen_by_path) X(stale_handles)
+	X(reopen_by_path) X(stale_handles) \
+	X(files_hashed_streaming) X(files_hashed_by_reread) X(files_hashed_on_demand) \
+	X(bytes_hashed) X(digest_index_hits) X(index_writes) X(index_errors)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,
@@ -45,3 +47,13 @@ struct casfs_ctl_stats {
 
 #define CASFS_IOC_INFO  _IOR('C', 1, struct casfs_ctl_info)
 #define CASFS_IOC_STATS _IOR('C', 2, struct casfs_ctl_stats)
+
+/* On a regular file: its XXH3-128 digest as 32 hex chars and a NUL. */
+struct casfs_ctl_digest {
+	char hex[33];
+	char pad[7];
+};
+#define CASFS_IOC_DIGEST _IOR('C', 3, struct casfs_ctl_digest)
+
+#define CASFS_XATTR_DIGEST "user.casfs.xxh128"
+#define CASFS_XATTR_PREFIX "user.casfs."

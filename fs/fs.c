@@ -43,12 +43,16 @@
 
 #include "casfs_config.h"
 #include "ctl.h"
+#include "digest.h"
+#include "index.h"
 #include "inode.h"
 
 #define RESERVED_NAME ".casfs"
 
 struct fs {
 	ino_table *tbl;
+	cache_index *ix;
+	digests *dg;
 	int proc_fd;      /* /proc/self/fd */
 	bool root_daemon; /* euid 0: act as the caller when creating */
 	struct fs_options o;
@@ -61,6 +65,8 @@ struct fs {
 /* One open file. */
 struct fs_file {
 	int fd;
+	bool writer; /* opened for writing: feeds the node's digest */
+	bool append; /* O_APPEND on the backing fd */
 	ino_node *node;
 	struct fs_file *next; /* node->open_files, under the table lock */
 };
@@ -233,6 +239,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 				       FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
 				       FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_IOCTL_DIR |
 				       FUSE_CAP_CACHE_SYMLINKS);
+#if CASFS_HASH_ON_WRITE
+	/* Written bytes must reach us in memory to be hashed on the way. */
+	conn->want &= ~FUSE_CAP_SPLICE_READ;
+#endif
 	/* Locks are kept by the kernel (all access goes through this mount). */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	/* The kernel keeps page cache across opens only if nothing else
@@ -346,6 +356,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			goto fail;
 		r = ftruncate(tfd, attr->st_size);
 		int e = errno;
+		if (n->type == S_IFREG)
+			digests_truncate(FS->dg, n, r == 0 ? attr->st_size : 1);
 		if (tfd != ffd)
 			close(tfd);
 		if (r < 0) {
@@ -368,6 +380,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	}
 	r = stat_fd(ffd >= 0 ? ffd : fd, &st);
 	ino_node_fd_put(FS->tbl, n);
+	if (r == 0 && !(valid & FUSE_SET_ATTR_SIZE))
+		digests_meta_changed(FS->dg, n, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -545,14 +559,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		if (v.last && !(fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 				st.st_ino == v.ino && st.st_dev == v.dev))
 			victim_done(&v);
-		if (path_mode) {
-			/* Record the new names of the nodes involved. */
-			if (fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-				ino_node *n = ino_table_find(FS->tbl, np, newname, st.st_dev, st.st_ino, 0);
-				(void)n;
-			}
-			if ((flags & RENAME_EXCHANGE) && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-				(void)ino_table_find(FS->tbl, p, name, st.st_dev, st.st_ino, 0);
+		/* Record the new names (path mode) and the new ctimes of the
+		 * nodes involved (a rename changes no digest). */
+		if (fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			ino_node *n = ino_table_find(FS->tbl, path_mode ? np : NULL, newname, st.st_dev, st.st_ino, 0);
+			if (n)
+				digests_meta_changed(FS->dg, n, &st);
+		}
+		if ((flags & RENAME_EXCHANGE) && fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+			ino_node *n = ino_table_find(FS->tbl, path_mode ? p : NULL, name, st.st_dev, st.st_ino, 0);
+			if (n)
+				digests_meta_changed(FS->dg, n, &st);
 		}
 	}
 	ino_node_fd_put(FS->tbl, np);
@@ -585,10 +602,15 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	snprintf(name, sizeof(name), "%d", fd);
 	int r = linkat(FS->proc_fd, name, npfd, newname, AT_SYMLINK_FOLLOW);
 	int e = errno;
-	if (r < 0)
+	struct fuse_entry_param ent;
+	if (r == 0 && (r = lookup_at(np, npfd, newname, &ent)) < 0)
+		e = -r;
+	if (r < 0) {
 		fuse_reply_err(req, e);
-	else
-		reply_new_entry(req, np, npfd, newname);
+	} else {
+		digests_meta_changed(FS->dg, n, &ent.attr); /* ctime changed, content not */
+		fuse_reply_entry(req, &ent);
+	}
 	ino_node_fd_put(FS->tbl, np);
 	ino_node_fd_put(FS->tbl, n);
 }
@@ -608,19 +630,25 @@ static int open_flags(int flags)
 	return flags | O_CLOEXEC;
 }
 
-static struct fs_file *file_new(ino_node *n, int fd)
+static struct fs_file *file_new(ino_node *n, int fd, int flags)
 {
 	struct fs_file *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	f->fd = fd;
 	f->node = n;
+	f->writer = (flags & O_ACCMODE) != O_RDONLY && n->type == S_IFREG;
+	f->append = flags & O_APPEND;
 	ino_table_lock(FS->tbl);
 	n->refs++;
 	f->next = n->open_files;
 	n->open_files = f;
 	ino_table_unlock(FS->tbl);
 	COUNT(open_files);
+	if (f->writer)
+		digests_open_write(FS->dg, n, fd);
+	else if ((flags & O_TRUNC) && n->type == S_IFREG)
+		digests_truncate(FS->dg, n, 0);
 	return f;
 }
 
@@ -635,6 +663,8 @@ static void file_free(struct fs_file *f)
 		*pp = f->next;
 	ino_table_unlock(FS->tbl);
 	atomic_fetch_sub_explicit(&FS->counters[CASFS_C_open_files], 1, memory_order_relaxed);
+	if (f->writer)
+		digests_release_write(FS->dg, n, f->fd);
 	close(f->fd);
 	ino_node_unref(FS->tbl, n);
 	free(f);
@@ -665,7 +695,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, e);
 		return;
 	}
-	struct fs_file *f = file_new(n, ofd);
+	struct fs_file *f = file_new(n, ofd, flags);
 	if (!f) {
 		close(ofd);
 		fuse_reply_err(req, ENOMEM);
@@ -710,7 +740,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -r);
 		return;
 	}
-	struct fs_file *f = file_new(node_of(e.ino), fd);
+	struct fs_file *f = file_new(node_of(e.ino), fd, flags);
 	if (!f) {
 		close(fd);
 		ino_table_forget(FS->tbl, node_of(e.ino), 1);
@@ -740,14 +770,50 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			 struct fuse_file_info *fi)
 {
 	COUNT(write);
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
-	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	out.buf[0].fd = file_of(fi)->fd;
-	out.buf[0].pos = off;
-	ssize_t n = fuse_buf_copy(&out, in, 0);
-	if (n < 0) {
-		fuse_reply_err(req, (int)-n);
-		return;
+	struct fs_file *f = file_of(fi);
+	size_t size = fuse_buf_size(in);
+	const struct fuse_buf *b = &in->buf[in->idx];
+	ssize_t n;
+	if (in->count == 1 && !(b->flags & FUSE_BUF_IS_FD)) {
+		/* in memory: write it and feed the digest stream */
+		const char *data = (const char *)b->mem + in->off;
+		size_t done = 0;
+		errno = 0;
+		while (done < size) {
+			ssize_t w = pwrite(f->fd, data + done, size - done, off + (off_t)done);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				break;
+			done += (size_t)w;
+		}
+		if (done == 0 && size) {
+			int e = errno ? errno : EIO;
+			digests_invalidate(FS->dg, f->node);
+			fuse_reply_err(req, e);
+			return;
+		}
+		off_t at = off;
+		if (f->append) { /* O_APPEND writes land at the end, whatever off says */
+			struct stat st;
+			at = fstat(f->fd, &st) == 0 ? st.st_size - (off_t)done : -1;
+		}
+		if (at >= 0)
+			digests_write(FS->dg, f->node, at, data, done);
+		else
+			digests_invalidate(FS->dg, f->node);
+		n = (ssize_t)done;
+	} else {
+		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
+		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		out.buf[0].fd = f->fd;
+		out.buf[0].pos = off;
+		n = fuse_buf_copy(&out, in, 0);
+		digests_write(FS->dg, f->node, off, NULL, 0); /* bytes unseen: dirty */
+		if (n < 0) {
+			fuse_reply_err(req, (int)-n);
+			return;
+		}
 	}
 	COUNT_N(bytes_written, (uint64_t)n);
 	fuse_reply_write(req, (size_t)n);
@@ -782,7 +848,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 {
 	COUNT(fallocate);
 	int r = fallocate(file_of(fi)->fd, mode, off, len);
-	fuse_reply_err(req, r < 0 ? errno : 0);
+	int e = errno;
+	digests_invalidate(FS->dg, file_of(fi)->node);
+	fuse_reply_err(req, r < 0 ? e : 0);
 }
 
 static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
@@ -792,6 +860,9 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	COUNT(copy_file_range);
 	ssize_t n = copy_file_range(file_of(fi_in)->fd, &off_in, file_of(fi_out)->fd, &off_out,
 				    len, (unsigned)flags);
+	int e = errno;
+	digests_invalidate(FS->dg, file_of(fi_out)->node);
+	errno = e;
 	if (n < 0)
 		fuse_reply_err(req, errno);
 	else
@@ -976,6 +1047,18 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- xattrs ------------------------------------------------------------- */
 
+/* The digest of regular file n (fd: any fd of it) in hex. */
+static int file_digest_hex(ino_node *n, int fd, char hex[HASHER_HEX_LEN + 1])
+{
+	hasher_digest d;
+	if (!FS->dg)
+		return -ENOTSUP;
+	int r = digests_get(FS->dg, n, fd, &d);
+	if (r == 0)
+		hasher_digest_to_hex(&d, hex);
+	return r;
+}
+
 /* xattr calls go to /proc/self/fd/N (getxattr & co. do not take O_PATH fds);
  * symlinks hold no user xattrs, so following the magic link is right. */
 static int xattr_path(ino_node *n, int *ret_fd, char buf[32])
@@ -1000,6 +1083,20 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	int fd, r = xattr_path(n, &fd, path);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
+		return;
+	}
+	if (strcmp(name, CASFS_XATTR_DIGEST) == 0) {
+		char hex[HASHER_HEX_LEN + 1];
+		r = n->type == S_IFREG ? file_digest_hex(n, fd, hex) : -ENODATA;
+		ino_node_fd_put(FS->tbl, n);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else if (size == 0)
+			fuse_reply_xattr(req, HASHER_HEX_LEN);
+		else if (size < HASHER_HEX_LEN)
+			fuse_reply_err(req, ERANGE);
+		else
+			fuse_reply_buf(req, hex, HASHER_HEX_LEN);
 		return;
 	}
 	if (size && !(buf = malloc(size))) {
@@ -1033,6 +1130,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, -r);
 		return;
 	}
+	const size_t ours = n->type == S_IFREG && FS->dg ? sizeof(CASFS_XATTR_DIGEST) : 0;
 	if (size && !(buf = malloc(size))) {
 		ino_node_fd_put(FS->tbl, n);
 		fuse_reply_err(req, ENOMEM);
@@ -1041,12 +1139,16 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	ssize_t len = n->type == S_IFLNK ? llistxattr(path, buf, size) : listxattr(path, buf, size);
 	int e = errno;
 	ino_node_fd_put(FS->tbl, n);
-	if (len < 0)
+	if (len < 0) {
 		fuse_reply_err(req, e);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
-	else
-		fuse_reply_buf(req, buf, (size_t)len);
+	} else if (size == 0) {
+		fuse_reply_xattr(req, (size_t)len + ours);
+	} else if ((size_t)len + ours > size) {
+		fuse_reply_err(req, ERANGE);
+	} else {
+		memcpy(buf + len, CASFS_XATTR_DIGEST, ours);
+		fuse_reply_buf(req, buf, (size_t)len + ours);
+	}
 	free(buf);
 }
 
@@ -1056,6 +1158,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	COUNT(setxattr);
 	if (!FS->o.xattr) {
 		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (strncmp(name, CASFS_XATTR_PREFIX, sizeof(CASFS_XATTR_PREFIX) - 1) == 0) {
+		fuse_reply_err(req, EPERM); /* digests are casfs's to say */
 		return;
 	}
 	ino_node *n = node_of(ino);
@@ -1077,6 +1183,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	COUNT(removexattr);
 	if (!FS->o.xattr) {
 		fuse_reply_err(req, ENOSYS); /* the kernel stops asking */
+		return;
+	}
+	if (strncmp(name, CASFS_XATTR_PREFIX, sizeof(CASFS_XATTR_PREFIX) - 1) == 0) {
+		fuse_reply_err(req, EPERM);
 		return;
 	}
 	ino_node *n = node_of(ino);
@@ -1133,6 +1243,17 @@ static void fill_stats(struct casfs_ctl_stats *s)
 	s->counters[CASFS_C_reopen_by_handle] = is.reopen_by_handle;
 	s->counters[CASFS_C_reopen_by_path] = is.reopen_by_path;
 	s->counters[CASFS_C_stale_handles] = is.stale;
+	if (FS->dg) {
+		digest_counters dc;
+		digests_counters(FS->dg, &dc);
+		s->counters[CASFS_C_files_hashed_streaming] = dc.files_hashed_streaming;
+		s->counters[CASFS_C_files_hashed_by_reread] = dc.files_hashed_by_reread;
+		s->counters[CASFS_C_files_hashed_on_demand] = dc.files_hashed_on_demand;
+		s->counters[CASFS_C_bytes_hashed] = dc.bytes_hashed;
+		s->counters[CASFS_C_digest_index_hits] = dc.digest_index_hits;
+		s->counters[CASFS_C_index_writes] = dc.index_writes;
+		s->counters[CASFS_C_index_errors] = dc.index_errors;
+	}
 }
 
 static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
@@ -1157,6 +1278,24 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		struct casfs_ctl_stats s;
 		fill_stats(&s);
 		fuse_reply_ioctl(req, 0, &s, sizeof(s));
+		return;
+	}
+	if (cmd == CASFS_IOC_DIGEST && out_bufsz >= sizeof(struct casfs_ctl_digest)) {
+		ino_node *n = node_of(ino);
+		struct casfs_ctl_digest dg;
+		memset(&dg, 0, sizeof(dg));
+		if (n->type != S_IFREG) {
+			fuse_reply_err(req, EISDIR);
+			return;
+		}
+		int fd = ino_node_fd_get(FS->tbl, n);
+		int r = fd < 0 ? fd : file_digest_hex(n, fd, dg.hex);
+		if (fd >= 0)
+			ino_node_fd_put(FS->tbl, n);
+		if (r < 0)
+			fuse_reply_err(req, -r);
+		else
+			fuse_reply_ioctl(req, 0, &dg, sizeof(dg));
 		return;
 	}
 	fuse_reply_err(req, ENOTTY);
@@ -1268,6 +1407,18 @@ int fs_run(const struct fs_options *o, int ready_fd)
 		goto out;
 	}
 	ino_table_set_fallback(fs.tbl, fallback_open, NULL);
+	r = cache_index_open(o->store, &fs.ix);
+	if (r < 0) {
+		send_ready("ERR cannot open the index of store %s: %s\n", cache_store_path(o->store), strerror(-r));
+		goto out;
+	}
+#if CASFS_HASH_ON_WRITE
+	r = digests_new(fs.tbl, fs.ix, fs.proc_fd, &fs.dg);
+	if (r < 0) {
+		send_ready("ERR cannot start digests: %s\n", strerror(-r));
+		goto out;
+	}
+#endif
 
 	char fsname[64];
 	snprintf(fsname, sizeof(fsname), "-ofsname=casfs,subtype=casfs,default_permissions%s%s",
@@ -1317,6 +1468,8 @@ out_session:
 	fuse_session_destroy(fs.se);
 out:
 	fuse_opt_free_args(&args);
+	digests_free(fs.dg); /* writes pending digests to the index */
+	cache_index_close(fs.ix);
 	ino_table_free(fs.tbl);
 	if (fs.proc_fd >= 0)
 		close(fs.proc_fd);

@@ -46,6 +46,15 @@ void ino_table_unlock(ino_table *t) { pthread_mutex_unlock(&t->lock); }
 bool ino_table_handle_mode(const ino_table *t) { return t->handles; }
 ino_node *ino_table_root(ino_table *t) { return &t->root; }
 
+/* Destructor of ino_node.priv (set by the fs layer). */
+static void (*priv_free_fn)(void *);
+
+void ino_table_set_priv_free(ino_table *t, void (*fn)(void *priv))
+{
+	(void)t;
+	priv_free_fn = fn;
+}
+
 void ino_table_set_fallback(ino_table *t, ino_fallback_open_fn fn, void *arg)
 {
 	t->fallback = fn;
@@ -148,6 +157,8 @@ nomem:
 
 static void node_destroy(ino_node *n)
 {
+	if (n->priv && priv_free_fn)
+		priv_free_fn(n->priv);
 	free(n->handle);
 	free(n->name);
 	free(n);

@@ -122,4 +122,7 @@ void ino_table_renamed(ino_table *t, ino_node *n, ino_node *newparent, const cha
 /* Called with the table lock held when the fd cache finds no way to reopen n
  * (an unlinked file, say): returns a new fd for n or -1.  Set by the fs layer. */
 typedef int (*ino_fallback_open_fn)(ino_node *n, void *arg);
+/* Called when a node with a non-NULL priv is freed, with the table lock
+ * held: fn must not call into the table. */
+void ino_table_set_priv_free(ino_table *t, void (*fn)(void *priv));
 void ino_table_set_fallback(ino_table *t, ino_fallback_open_fn fn, void *arg);

@@ -42,3 +42,18 @@ void hasher_digest_to_hex(const hasher_digest *d, char out[HASHER_HEX_LEN + 1]);
 /* Parses exactly 32 hex chars (either case). Returns 0 or -EINVAL. */
 int hasher_digest_from_hex(const char *hex, size_t len, hasher_digest *ret);
 bool hasher_digest_equal(const hasher_digest *a, const hasher_digest *b);
+
+/* ---- content-aware digests (rules: docs/DIGESTS.md) ----------------------
+ * Both are domain-separated from plain content digests (a different prefix is
+ * hashed first), deterministic, and independent of chunking.
+ */
+
+/* C/C++ source: comments and runs of insignificant whitespace dropped;
+ * string/char literals, raw strings, preprocessor lines and every newline
+ * (also those inside comments) kept.  Never fails. */
+void hasher_c_source_digest(const void *data, size_t len, hasher_digest *ret);
+
+/* `ar` archive ("!<arch>\n"): member names, sizes and contents in order;
+ * member mtime, uid, gid and mode ignored.  Returns 0, or -EINVAL when data is
+ * not a well-formed archive. */
+int hasher_ar_digest(const void *data, size_t len, hasher_digest *ret);

@@ -1,0 +1,486 @@
+/* digest.c — see digest.h for the state machine.
+ *
+ * Lock order: table lock → (nothing); state lock → table lock (only through
+ * ino_node_ref/unref); pending lock → nothing.  The table lock is taken only
+ * to attach a state to a node.
+ */
+#include "digest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FLUSH_INTERVAL_MS 200
+#define FLUSH_BATCH 1024
+
+struct dstate {
+	pthread_mutex_t lock;
+	hasher_stream *stream; /* NULL unless streaming */
+	uint64_t hashed;       /* bytes fed to stream */
+	bool dirty;            /* stream cannot give the digest */
+	int writers;           /* handles open for writing */
+	bool valid;            /* rec holds the current digest */
+	uint64_t version;      /* bumped at every change of rec */
+	cache_file_rec rec;
+	uint64_t dev, ino;
+};
+
+struct pending {
+	ino_node *node;  /* referenced */
+	uint64_t version;
+	struct pending *next;
+};
+
+struct digests {
+	ino_table *tbl;
+	cache_index *ix;
+	int proc_fd;
+	pthread_mutex_t plock;
+	pthread_cond_t pcond;
+	struct pending *queue;
+	size_t queued;
+	bool stop;
+	pthread_t flusher;
+	bool flusher_started;
+	_Atomic uint64_t c_stream, c_reread, c_demand, c_bytes, c_index_hits, c_index_writes, c_index_errors;
+};
+
+#define BUMP(d, field, n) atomic_fetch_add_explicit(&(d)->field, (n), memory_order_relaxed)
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return cache_timespec_ns(&ts);
+}
+
+static void dstate_free(void *p)
+{
+	struct dstate *s = p;
+	hasher_stream_free(s->stream);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* Returns n's state, creating it. NULL only on ENOMEM. */
+static struct dstate *state_of(digests *d, ino_node *n)
+{
+	ino_table_lock(d->tbl);
+	struct dstate *s = n->priv;
+	if (!s && (s = calloc(1, sizeof(*s)))) {
+		pthread_mutex_init(&s->lock, NULL);
+		s->dev = n->dev;
+		s->ino = n->ino;
+		n->priv = s;
+	}
+	ino_table_unlock(d->tbl);
+	return s;
+}
+
+static void fill_rec_stat(cache_file_rec *rec, const struct stat *st)
+{
+	rec->size = (uint64_t)st->st_size;
+	rec->mtime_ns = cache_timespec_ns(&st->st_mtim);
+	rec->ctime_ns = cache_timespec_ns(&st->st_ctim);
+}
+
+/* Queues n's current record for the index. State lock held. */
+static void enqueue(digests *d, ino_node *n, struct dstate *s)
+{
+	if (!d->ix)
+		return;
+	struct pending *p = malloc(sizeof(*p));
+	if (!p)
+		return;
+	ino_node_ref(d->tbl, n);
+	p->node = n;
+	p->version = s->version;
+	pthread_mutex_lock(&d->plock);
+	p->next = d->queue;
+	d->queue = p;
+	if (++d->queued >= FLUSH_BATCH)
+		pthread_cond_signal(&d->pcond);
+	pthread_mutex_unlock(&d->plock);
+}
+
+/* Writes queued records.  A record is stamped "known right at time now"
+ * (hashed_at) only once now is CACHE_RACY_NS past its ctime: while mounted,
+ * every change goes through us, so a still-valid state is right now.  With
+ * `final`, waits out the racy window instead of deferring. */
+static void flush(digests *d, bool final)
+{
+	pthread_mutex_lock(&d->plock);
+	struct pending *list = d->queue;
+	d->queue = NULL;
+	d->queued = 0;
+	pthread_mutex_unlock(&d->plock);
+	if (!list)
+		return;
+
+	size_t cap = 256, n = 0;
+	cache_file_entry *batch = malloc(cap * sizeof(*batch));
+	struct pending *defer = NULL;
+	int64_t latest_ctime = 0;
+	if (final) {
+		for (struct pending *p = list; p; p = p->next) {
+			struct dstate *s = p->node->priv;
+			if (s && s->rec.ctime_ns > latest_ctime)
+				latest_ctime = s->rec.ctime_ns;
+		}
+		int64_t wait = latest_ctime + CACHE_RACY_NS - now_ns();
+		if (wait > 0 && wait <= CACHE_RACY_NS) {
+			struct timespec ts = { 0, (long)wait };
+			nanosleep(&ts, NULL);
+		}
+	}
+	int64_t now = now_ns();
+	while (list) {
+		struct pending *p = list;
+		list = p->next;
+		struct dstate *s = p->node->priv;
+		bool keep = false;
+		if (s) {
+			pthread_mutex_lock(&s->lock);
+			if (s->valid && s->version == p->version && s->writers == 0) {
+				if (s->rec.ctime_ns + CACHE_RACY_NS <= now) {
+					if (s->rec.hashed_at_ns < now)
+						s->rec.hashed_at_ns = now;
+					if (n == cap) {
+						cache_file_entry *b = realloc(batch, 2 * cap * sizeof(*batch));
+						if (b) {
+							batch = b;
+							cap *= 2;
+						}
+					}
+					if (batch && n < cap)
+						batch[n++] = (cache_file_entry){ .dev = s->dev, .ino = s->ino, .rec = s->rec };
+				} else {
+					keep = true;
+				}
+			}
+			pthread_mutex_unlock(&s->lock);
+		}
+		if (keep) {
+			p->next = defer;
+			defer = p;
+		} else {
+			ino_node_unref(d->tbl, p->node);
+			free(p);
+		}
+	}
+	if (n) {
+		int r = cache_index_file_put(d->ix, batch, n);
+		if (r < 0) {
+			BUMP(d, c_index_errors, 1);
+			fprintf(stderr, "casfs: cannot write %zu digests to the index: %s\n", n, strerror(-r));
+		} else {
+			BUMP(d, c_index_writes, n);
+		}
+	}
+	free(batch);
+	if (defer) {
+		pthread_mutex_lock(&d->plock);
+		while (defer) {
+			struct pending *p = defer;
+			defer = p->next;
+			p->next = d->queue;
+			d->queue = p;
+			d->queued++;
+		}
+		pthread_mutex_unlock(&d->plock);
+	}
+}
+
+static void *flusher_main(void *arg)
+{
+	digests *d = arg;
+	pthread_mutex_lock(&d->plock);
+	while (!d->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += FLUSH_INTERVAL_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&d->pcond, &d->plock, &ts);
+		if (d->stop)
+			break;
+		pthread_mutex_unlock(&d->plock);
+		flush(d, false);
+		pthread_mutex_lock(&d->plock);
+	}
+	pthread_mutex_unlock(&d->plock);
+	return NULL;
+}
+
+int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret)
+{
+	digests *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->tbl = t;
+	d->ix = ix;
+	d->proc_fd = proc_fd;
+	pthread_mutex_init(&d->plock, NULL);
+	pthread_cond_init(&d->pcond, NULL);
+	ino_table_set_priv_free(t, dstate_free);
+	if (ix) {
+		int r = pthread_create(&d->flusher, NULL, flusher_main, d);
+		if (r) {
+			free(d);
+			return -r;
+		}
+		d->flusher_started = true;
+	}
+	*ret = d;
+	return 0;
+}
+
+void digests_free(digests *d)
+{
+	if (!d)
+		return;
+	if (d->flusher_started) {
+		pthread_mutex_lock(&d->plock);
+		d->stop = true;
+		pthread_cond_signal(&d->pcond);
+		pthread_mutex_unlock(&d->plock);
+		pthread_join(d->flusher, NULL);
+	}
+	if (d->ix) {
+		flush(d, true);
+		flush(d, true); /* anything deferred by the racy window */
+	}
+	pthread_cond_destroy(&d->pcond);
+	pthread_mutex_destroy(&d->plock);
+	free(d);
+}
+
+void digests_counters(digests *d, digest_counters *ret)
+{
+	ret->files_hashed_streaming = atomic_load(&d->c_stream);
+	ret->files_hashed_by_reread = atomic_load(&d->c_reread);
+	ret->files_hashed_on_demand = atomic_load(&d->c_demand);
+	ret->bytes_hashed = atomic_load(&d->c_bytes);
+	ret->digest_index_hits = atomic_load(&d->c_index_hits);
+	ret->index_writes = atomic_load(&d->c_index_writes);
+	ret->index_errors = atomic_load(&d->c_index_errors);
+}
+
+/* Starts (or restarts) the stream at offset 0. State lock held. */
+static void stream_restart(struct dstate *s)
+{
+	if (!s->stream)
+		s->stream = hasher_stream_new();
+	else
+		hasher_stream_reset(s->stream);
+	s->hashed = 0;
+	s->dirty = s->stream == NULL;
+}
+
+static void changed(struct dstate *s)
+{
+	s->valid = false;
+	s->version++;
+}
+
+void digests_open_write(digests *d, ino_node *n, int fd)
+{
+	if (!d)
+		return;
+	struct dstate *s = state_of(d, n);
+	struct stat st;
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->writers++ == 0) {
+		if (fstat(fd, &st) == 0 && st.st_size == 0) {
+			stream_restart(s);
+		} else {
+			s->dirty = true; /* existing content: reread at the end */
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t len)
+{
+	if (!d)
+		return;
+	struct dstate *s = state_of(d, n);
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	changed(s);
+	if (!s->dirty && s->stream && data && (uint64_t)off == s->hashed) {
+		hasher_stream_update(s->stream, data, len);
+		s->hashed += len;
+		BUMP(d, c_bytes, len);
+	} else {
+		s->dirty = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void digests_invalidate(digests *d, ino_node *n)
+{
+	if (!d)
+		return;
+	struct dstate *s = state_of(d, n);
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	changed(s);
+	s->dirty = true;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void digests_truncate(digests *d, ino_node *n, off_t size)
+{
+	if (!d)
+		return;
+	struct dstate *s = state_of(d, n);
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	changed(s);
+	if (size == 0 && s->writers > 0)
+		stream_restart(s);
+	else if (!(s->stream && !s->dirty && (uint64_t)size == s->hashed))
+		s->dirty = true; /* a truncate to the streamed length changes nothing */
+	pthread_mutex_unlock(&s->lock);
+}
+
+void digests_meta_changed(digests *d, ino_node *n, const struct stat *st)
+{
+	if (!d)
+		return;
+	if (!S_ISREG(st->st_mode))
+		return;
+	ino_table_lock(d->tbl);
+	struct dstate *s = n->priv;
+	ino_table_unlock(d->tbl);
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->valid && s->writers == 0 && s->rec.size == (uint64_t)st->st_size) {
+		fill_rec_stat(&s->rec, st);
+		s->version++;
+		enqueue(d, n, s);
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Hashes the file behind fd (any fd, O_PATH included). */
+static int hash_file(digests *d, int fd, hasher_digest *ret, uint64_t *ret_size)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "%d", fd);
+	int rfd = openat(d->proc_fd, name, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0)
+		return -errno;
+	int r = hasher_digest_fd(rfd, ret, ret_size);
+	close(rfd);
+	if (r == 0)
+		BUMP(d, c_bytes, *ret_size);
+	return r;
+}
+
+/* Computes s->rec from the file's current content.  State lock held. */
+static int finalize(digests *d, ino_node *n, struct dstate *s, int fd, bool from_stream)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	int64_t at = now_ns();
+	if (from_stream && s->stream && !s->dirty && (uint64_t)st.st_size == s->hashed) {
+		hasher_stream_final(s->stream, &s->rec.digest);
+		BUMP(d, c_stream, 1);
+	} else {
+		uint64_t size;
+		int r = hash_file(d, fd, &s->rec.digest, &size);
+		if (r < 0)
+			return r;
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		if (size != (uint64_t)st.st_size)
+			return -EAGAIN; /* changed while we read */
+		if (from_stream)
+			BUMP(d, c_reread, 1);
+		else
+			BUMP(d, c_demand, 1);
+	}
+	fill_rec_stat(&s->rec, &st);
+	s->rec.hashed_at_ns = at;
+	s->valid = true;
+	s->version++;
+	enqueue(d, n, s);
+	return 0;
+}
+
+void digests_release_write(digests *d, ino_node *n, int fd)
+{
+	if (!d)
+		return;
+	struct dstate *s = state_of(d, n);
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (--s->writers == 0) {
+		if (finalize(d, n, s, fd, true) < 0)
+			changed(s); /* computed on the next request */
+		hasher_stream_free(s->stream);
+		s->stream = NULL;
+		s->hashed = 0;
+		s->dirty = false;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
+{
+	struct dstate *s = state_of(d, n);
+	int r = 0;
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	if (s->writers > 0) {
+		/* being written: hash what is there now, remember nothing */
+		uint64_t size;
+		r = hash_file(d, fd, ret, &size);
+		if (r == 0)
+			BUMP(d, c_demand, 1);
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	}
+	if (!s->valid && d->ix) {
+		struct stat st;
+		cache_file_rec rec;
+		if (fstat(fd, &st) == 0 && cache_index_file_get(d->ix, s->dev, s->ino, &rec) == 0 &&
+		    cache_file_rec_valid(&rec, &st)) {
+			s->rec = rec;
+			s->valid = true;
+			s->version++;
+			BUMP(d, c_index_hits, 1);
+		}
+	}
+	for (int tries = 0; !s->valid && tries < 3; tries++) {
+		r = finalize(d, n, s, fd, false);
+		if (r != -EAGAIN)
+			break;
+	}
+	if (s->valid) {
+		*ret = s->rec.digest;
+		r = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}

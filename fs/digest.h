@@ -1,0 +1,63 @@
+/* digest.h — per-inode content digests kept right under every mutation.
+ *
+ * State machine of one regular file's digest (per ino_node, in node->priv):
+ *   - opened for writing while empty (new file, O_TRUNC, truncate to 0):
+ *     a streaming XXH3 state starts at offset 0;
+ *   - a write at exactly the streamed length feeds the stream; any other
+ *     write, fallocate, copy_file_range into it, truncate to non-zero, or a
+ *     write we could not see the bytes of marks the stream dirty;
+ *   - at the last release of a written file the digest is final: from the
+ *     stream when it covers the whole file, else by one read of the file;
+ *   - files never written through this mount get their digest on first
+ *     request, from the index (when size, mtime and ctime match and the entry
+ *     is not racy) or by reading them.
+ * Final digests go to the store index in batches by a background thread, so
+ * closing a file never waits for an fsync.
+ *
+ * Thread-safety: every function may be called from any FUSE worker.
+ * No FUSE types here.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "hasher.h"
+#include "index.h"
+#include "inode.h"
+
+typedef struct digests digests;
+
+typedef struct digest_counters {
+	uint64_t files_hashed_streaming;
+	uint64_t files_hashed_by_reread;
+	uint64_t files_hashed_on_demand;
+	uint64_t bytes_hashed;
+	uint64_t digest_index_hits;
+	uint64_t index_writes;
+	uint64_t index_errors;
+} digest_counters;
+
+/* ix may be NULL (no persistence). proc_fd: an fd of /proc/self/fd. */
+int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret);
+/* Writes everything pending to the index, then frees. Accepts NULL. */
+void digests_free(digests *d);
+void digests_counters(digests *d, digest_counters *ret);
+
+/* fd: the file just opened for writing (any access mode that writes). */
+void digests_open_write(digests *d, ino_node *n, int fd);
+/* After `len` bytes were written at `off`; data may be NULL when the bytes
+ * were not seen (spliced), which makes the stream dirty. */
+void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t len);
+/* Content changed in a way the stream cannot follow. */
+void digests_invalidate(digests *d, ino_node *n);
+/* The file was truncated to size. */
+void digests_truncate(digests *d, ino_node *n, off_t size);
+/* Metadata (mode, owner, times, links, name) changed, content did not: st is
+ * the file's new stat; keeps a known digest valid across remounts. */
+void digests_meta_changed(digests *d, ino_node *n, const struct stat *st);
+/* A write handle is closed; fd is still open. */
+void digests_release_write(digests *d, ino_node *n, int fd);
+/* The digest of the regular file n; fd is any fd of it (O_PATH is fine).
+ * Returns 0 or -errno. */
+int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret);
