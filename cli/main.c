@@ -10,7 +10,8 @@ static const char usage[] =
 	"usage: casfs COMMAND [ARGS...]\n"
 	"\n"
 	"casfs is a FUSE filesystem for builds: mounted over a build directory it\n"
-	"serves the files that live in a backing directory, with kernel caching.\n"
+	"serves the files that live in a backing directory, with kernel caching,\n"
+	"and knows every file's XXH3-128 digest (xattr user.casfs.xxh128).\n"
 	"\n"
 	"commands:\n"
 	"  mount [--store DIR] [--backing DIR] [-f] [-o OPTS] MOUNTPOINT\n"
@@ -20,6 +21,8 @@ static const char usage[] =
 	"  status             list casfs mounts, their backing directory, store, pid\n"
 	"  stats [--json] [MOUNTPOINT...]\n"
 	"                     request and cache counters of the mounts\n"
+	"  hash [--c-source | --archive] FILE...\n"
+	"                     digests in xxh128sum format (from casfs without reading)\n"
 	"  help               this text; 'casfs COMMAND --help' for one command\n"
 	"  version            print the version\n"
 	"\n"
@@ -46,6 +49,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc, argv);
 	if (!strcmp(cmd, "stats"))
 		return cmd_stats(argc, argv);
+	if (!strcmp(cmd, "hash"))
+		return cmd_hash(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(usage, stdout);
 		return 0;
