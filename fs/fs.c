@@ -34,6 +34,7 @@
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -1401,7 +1402,20 @@ int fs_run(const struct fs_options *o, int ready_fd)
 		send_ready("ERR cannot open /proc/self/fd (%s): mount /proc\n", strerror(errno));
 		return 1;
 	}
-	r = ino_table_new(o->backing_fd, o->use_handles, o->fd_cache, &fs.tbl);
+	/* Open files: raise the soft limit to the hard one, and keep the fd
+	 * cache to half of it so open files and dirs have the rest. */
+	unsigned fd_cache = o->fd_cache ? o->fd_cache : 8192;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (rl.rlim_cur != RLIM_INFINITY && fd_cache > rl.rlim_cur / 2)
+			fd_cache = (unsigned)(rl.rlim_cur / 2);
+	}
+	r = ino_table_new(o->backing_fd, o->use_handles, fd_cache, &fs.tbl);
 	if (r < 0) {
 		send_ready("ERR cannot use backing directory %s: %s\n", o->backing_path, strerror(-r));
 		goto out;
