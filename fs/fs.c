@@ -234,16 +234,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	conn->want |= conn->capable & (FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_SPLICE_WRITE |
-				       FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ |
+				       FUSE_CAP_SPLICE_MOVE |
 				       FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
 				       FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ATOMIC_O_TRUNC |
 				       FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
 				       FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_IOCTL_DIR |
 				       FUSE_CAP_CACHE_SYMLINKS);
-#if CASFS_HASH_ON_WRITE
-	/* Written bytes must reach us in memory to be hashed on the way. */
+	/* Written bytes must reach us in memory to be hashed on the way; the
+	 * copy measured no slower than splicing from /dev/fuse (PERFORMANCE.md),
+	 * so builds without hashing copy too and differ only by the hash. */
 	conn->want &= ~FUSE_CAP_SPLICE_READ;
-#endif
 	/* Locks are kept by the kernel (all access goes through this mount). */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	/* The kernel keeps page cache across opens only if nothing else
