@@ -28,6 +28,17 @@ struct file_val {
 	int64_t mtime_ns, ctime_ns, hashed_at_ns;
 };
 
+/* Begins a transaction; adopts a map grown by another process. */
+static int txn_begin(cache_index *ix, unsigned flags, MDB_txn **ret)
+{
+	int rc = mdb_txn_begin(ix->env, NULL, flags, ret);
+	if (rc == MDB_MAP_RESIZED) {
+		mdb_env_set_mapsize(ix->env, 0);
+		rc = mdb_txn_begin(ix->env, NULL, flags, ret);
+	}
+	return rc;
+}
+
 static int mdb_to_errno(int rc)
 {
 	switch (rc) {
@@ -91,7 +102,7 @@ int cache_index_file_get(cache_index *ix, uint64_t dev, uint64_t ino, cache_file
 	uint64_t k[2] = { dev, ino };
 	MDB_val key = { sizeof(k), k }, val;
 	MDB_txn *txn;
-	int rc = mdb_txn_begin(ix->env, NULL, MDB_RDONLY, &txn);
+	int rc = txn_begin(ix, MDB_RDONLY, &txn);
 	if (rc)
 		return mdb_to_errno(rc);
 	rc = mdb_get(txn, ix->files, &key, &val);
@@ -123,7 +134,7 @@ static int write_txn(cache_index *ix, int (*fn)(MDB_txn *, cache_index *, const 
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
 		MDB_txn *txn;
-		int rc = mdb_txn_begin(ix->env, NULL, 0, &txn);
+		int rc = txn_begin(ix, 0, &txn);
 		if (rc)
 			return mdb_to_errno(rc);
 		rc = fn(txn, ix, arg, n);
