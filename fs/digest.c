@@ -26,6 +26,7 @@ struct dstate {
 	uint64_t hashed;       /* bytes fed to stream */
 	bool dirty;            /* stream cannot give the digest */
 	int writers;           /* handles open for writing */
+	bool touched;          /* content changed since the first writer opened */
 	bool valid;            /* rec holds the current digest */
 	uint64_t version;      /* bumped at every change of rec */
 	cache_file_rec rec;
@@ -289,6 +290,7 @@ static void stream_restart(struct dstate *s)
 static void changed(struct dstate *s)
 {
 	s->valid = false;
+	s->touched = true;
 	s->version++;
 }
 
@@ -302,8 +304,12 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 		return;
 	pthread_mutex_lock(&s->lock);
 	if (s->writers++ == 0) {
+		s->touched = false;
 		if (fstat(fd, &st) == 0 && st.st_size == 0) {
 			stream_restart(s);
+			/* empty now (new, O_TRUNC): changed unless known empty before */
+			if (!(s->valid && s->rec.size == 0))
+				changed(s);
 		} else {
 			s->dirty = true; /* existing content: reread at the end */
 		}
@@ -435,7 +441,9 @@ void digests_release_write(digests *d, ino_node *n, int fd)
 		return;
 	pthread_mutex_lock(&s->lock);
 	if (--s->writers == 0) {
-		if (finalize(d, n, s, fd, true) < 0)
+		/* Opened for writing but never changed: the digest stands (or is
+		 * computed on request, as for any file never written here). */
+		if (s->touched && finalize(d, n, s, fd, true) < 0)
 			changed(s); /* computed on the next request */
 		hasher_stream_free(s->stream);
 		s->stream = NULL;
@@ -452,7 +460,7 @@ int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_lock(&s->lock);
-	if (s->writers > 0) {
+	if (s->writers > 0 && !(s->valid && !s->touched)) {
 		/* being written: hash what is there now, remember nothing */
 		uint64_t size;
 		r = hash_file(d, fd, ret, &size);

@@ -9,7 +9,7 @@ BACK=$T/back
 mkdir -p "$BACK"
 counter() { "$CASFS" stats --json "$MNT" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters']['$1'])"; }
 xattr() { getfattr --only-values -n user.casfs.xxh128 "$1" 2>/dev/null; }
-X
+sum_of() { xxh128sum "$1" 2>/dev/null | cut -d" " -f1; }
 
 for opts in no_writeback writeback; do
     casfs_mount --backing "$BACK" -o "$opts" || { fail "mount -o $opts"; casfs_finish; }
@@ -37,6 +37,15 @@ printf 'hello world' > "$MNT/small"
 printf 'J' | dd of="$MNT/small" bs=1 seek=0 conv=notrunc status=none
 check_eq "overwrite: digest right" "$(sum_of "$BACK/small")" "$(xattr "$MNT/small")"
 [ "$(counter files_hashed_by_reread)" -gt "$before" ] && ok "overwrite re-read counted" || fail "overwrite was not re-read"
+
+# Opened for writing but never written: no re-read, digest unchanged.
+xattr "$MNT/small" >/dev/null
+before=$(counter files_hashed_by_reread)
+"$PYTHON" -c "import sys; open(sys.argv[1], 'r+b').close()" "$MNT/small"
+check_eq "open O_RDWR without writing: digest right" "$(sum_of "$BACK/small")" "$(xattr "$MNT/small")"
+check_eq "open O_RDWR without writing: nothing re-read" "$before" "$(counter files_hashed_by_reread)"
+: > "$MNT/small"   # O_TRUNC without a write changes the content
+check_eq "O_TRUNC alone: digest of the empty file" "99aa06d3014798d86001c324468d497f" "$(xattr "$MNT/small")"
 
 # xattr API: listed, size probe, ERANGE, EPERM on set/remove.
 "$PYTHON" - "$MNT/small" <<'PY' && ok "xattr API (list, probe, ERANGE, EPERM)" || fail "xattr API"
