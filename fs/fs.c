@@ -620,7 +620,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static int open_flags(int flags)
 {
-	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY);
+	/* O_DIRECT is the kernel's business (it bypasses its page cache for
+	 * the caller); libfuse's request buffers are not aligned for it. */
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
 	if (FS->o.writeback) {
 		/* The kernel may read pages to fill partial writes, and it
 		 * handles O_APPEND itself with the writeback cache. */
