@@ -85,6 +85,15 @@ static struct dstate *state_of(digests *d, ino_node *n)
 	return s;
 }
 
+/* n's state, locked; NULL when digests are off or memory is short. */
+static struct dstate *lock_state(digests *d, ino_node *n)
+{
+	struct dstate *s = d ? state_of(d, n) : NULL;
+	if (s)
+		pthread_mutex_lock(&s->lock);
+	return s;
+}
+
 static void fill_rec_stat(cache_file_rec *rec, const struct stat *st)
 {
 	rec->size = (uint64_t)st->st_size;
@@ -296,13 +305,10 @@ static void changed(struct dstate *s)
 
 void digests_open_write(digests *d, ino_node *n, int fd)
 {
-	if (!d)
-		return;
-	struct dstate *s = state_of(d, n);
+	struct dstate *s = lock_state(d, n);
 	struct stat st;
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
 	if (s->writers++ == 0) {
 		s->touched = false;
 		if (fstat(fd, &st) == 0 && st.st_size == 0) {
@@ -319,12 +325,9 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 
 void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t len)
 {
-	if (!d)
-		return;
-	struct dstate *s = state_of(d, n);
+	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
 	changed(s);
 	if (!s->dirty && s->stream && data && (uint64_t)off == s->hashed) {
 		hasher_stream_update(s->stream, data, len);
@@ -338,12 +341,9 @@ void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t 
 
 void digests_invalidate(digests *d, ino_node *n)
 {
-	if (!d)
-		return;
-	struct dstate *s = state_of(d, n);
+	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
 	changed(s);
 	s->dirty = true;
 	pthread_mutex_unlock(&s->lock);
@@ -351,12 +351,9 @@ void digests_invalidate(digests *d, ino_node *n)
 
 void digests_truncate(digests *d, ino_node *n, off_t size)
 {
-	if (!d)
-		return;
-	struct dstate *s = state_of(d, n);
+	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
 	changed(s);
 	if (size == 0 && s->writers > 0)
 		stream_restart(s);
@@ -434,12 +431,9 @@ static int finalize(digests *d, ino_node *n, struct dstate *s, int fd, bool from
 
 void digests_release_write(digests *d, ino_node *n, int fd)
 {
-	if (!d)
-		return;
-	struct dstate *s = state_of(d, n);
+	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
 	if (--s->writers == 0) {
 		/* Opened for writing but never changed: the digest stands (or is
 		 * computed on request, as for any file never written here). */
