@@ -1,0 +1,378 @@
+#!/bin/bash
+# The casfs command line: error cases (one "casfs: " line on stderr, non-zero
+# exit, nothing mounted), SIGTERM to a foreground daemon, status, stats
+# --json, -o ro, CASFS_STORE, the mount.casfs helper, the digest xattr.
+CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-240}
+. "$(dirname "$0")/lib.sh"
+
+FGPID=""
+BUSYPID=""
+casfs_extra_cleanup() {
+    [ -n "$FGPID" ] && kill -TERM "$FGPID" 2>/dev/null
+    [ -n "$BUSYPID" ] && kill "$BUSYPID" 2>/dev/null
+}
+
+casfs_setup
+
+our_mounts() {
+    awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | LC_ALL=C sort
+}
+
+# expect_error NAME CMD...: CMD fails with exactly one stderr line starting
+# "casfs: " and changes no mount below $T.
+expect_error() {
+    local name=$1
+    shift
+    local before after rc nlines first
+    before=$(our_mounts)
+    timeout 30 "$@" >"$T/err.stdout" 2>"$T/err.stderr"
+    rc=$?
+    after=$(our_mounts)
+    nlines=$(wc -l <"$T/err.stderr")
+    first=$(head -n 1 "$T/err.stderr")
+    if [ $rc -eq 0 ]; then
+        fail "$name: exited 0 (stderr: $(tr '\n' '|' <"$T/err.stderr"))"
+    elif [ $rc -eq 124 ]; then
+        fail "$name: timed out"
+    elif [ "$nlines" -ne 1 ]; then
+        fail "$name: expected one stderr line, got $nlines: $(head -c 300 "$T/err.stderr" | tr '\n' '|')"
+    elif [ "${first#casfs: }" = "$first" ]; then
+        fail "$name: stderr does not start with 'casfs: ': $first"
+    else
+        ok "$name (rc=$rc: $first)"
+    fi
+    if [ "$before" != "$after" ]; then
+        fail "$name/nothing_mounted: mounts below $T changed: before=[$before] after=[$after]"
+    else
+        ok "$name/nothing_mounted"
+    fi
+}
+
+# ---------------------------------------------------------- error cases ---
+mkdir -p "$T/plain"
+touch "$T/afile"
+expect_error "mount_no_mountpoint" "$CASFS" mount --store "$STORE"
+expect_error "mount_missing_mountpoint" "$CASFS" mount --store "$STORE" "$T/does-not-exist"
+expect_error "mount_mountpoint_is_file" "$CASFS" mount --store "$STORE" "$T/afile"
+expect_error "mount_unknown_o_option" "$CASFS" mount --store "$STORE" -o bogus_option "$T/plain"
+expect_error "mount_unknown_o_option_in_list" "$CASFS" mount --store "$STORE" -o ro,nonsense=3 "$T/plain"
+expect_error "mount_missing_backing" "$CASFS" mount --store "$STORE" --backing "$T/no-backing" "$T/plain"
+expect_error "unknown_subcommand" "$CASFS" frobnicate
+expect_error "umount_not_mounted" "$CASFS" umount "$T/plain"
+if [ -e "$T/afile" ] && [ -f "$T/afile" ]; then ok "file_untouched"; else fail "file_untouched: $T/afile changed"; fi
+
+# already a casfs mount
+if casfs_mount; then
+    ok "mount"
+    expect_error "mount_already_mounted" "$CASFS" mount --store "$STORE" "$MNT"
+    check_eq "already_mounted_single_mount" 1 "$(mount_count "$MNT")"
+    if echo hi >"$MNT/still-works" && [ "$(cat "$MNT/still-works")" = hi ]; then
+        ok "first_mount_still_works"
+    else
+        fail "first_mount_still_works"
+    fi
+else
+    fail "mount: casfs mount failed"
+fi
+
+# ---------------------------------------------------------------- status ---
+PID=$(casfs_recorded_pid "$MNT")
+line=$(timeout 20 "$CASFS" status | awk -v m="$MNT" '$1 == m')
+want="$MNT  backing=$MNT  store=$STORE  pid=$PID"
+if [ -n "$PID" ] && [ "$line" = "$want" ]; then
+    ok "status_line ($line)"
+else
+    fail "status_line: expected '$want', got '$line'"
+fi
+if [ -n "$PID" ] && [ "$(cat "/proc/$PID/comm" 2>/dev/null)" != "" ]; then ok "status_pid_alive"; else fail "status_pid_alive: pid '$PID'"; fi
+
+# ----------------------------------------------------------------- stats ---
+# a directory and a file that exist in the backing dir before mounting, so
+# reading them needs READ/READDIR requests (not the page cache)
+B2=$T/b2
+M2=$T/m2
+mkdir -p "$B2/dir" "$M2"
+for i in $(seq 50); do echo "entry $i" >"$B2/dir/e$i"; done
+head -c 3000000 /dev/urandom >"$B2/blob"
+if casfs_mount_at "$M2" --backing "$B2"; then
+    ok "mount_with_backing"
+    line=$(timeout 20 "$CASFS" status | awk -v m="$M2" '$1 == m')
+    case "$line" in
+        "$M2  backing=$B2  store=$STORE  pid="[0-9]*) ok "status_backing ($line)" ;;
+        *) fail "status_backing: got '$line'" ;;
+    esac
+    if timeout 20 "$CASFS" stats --json "$M2" >"$T/s1.json" 2>"$T/stats.err" &&
+        "$PYTHON" -m json.tool "$T/s1.json" >/dev/null 2>&1; then
+        ok "stats_json_valid"
+    else
+        fail "stats_json_valid: $(head -c 300 "$T/s1.json" "$T/stats.err" | tr '\n' ' ')"
+    fi
+    # work: lookups, readdir, reads, writes
+    ls -l "$M2/dir" >/dev/null
+    cmp -s "$B2/blob" "$M2/blob" || true
+    cat "$M2/blob" >/dev/null
+    head -c 2000000 /dev/urandom >"$M2/written"
+    sync "$M2/written"
+    timeout 20 "$CASFS" stats --json "$M2" >"$T/s2.json"
+    check "stats_json_valid_after_work" "$PYTHON" -m json.tool "$T/s2.json"
+    out=$("$PYTHON" - "$T/s1.json" "$T/s2.json" "$M2" <<'PY'
+import json, sys
+a = json.load(open(sys.argv[1]))
+b = json.load(open(sys.argv[2]))
+mnt = sys.argv[3]
+def find(doc):
+    ms = [m for m in doc.get("mounts", []) if m.get("mountpoint") == mnt]
+    if len(ms) != 1:
+        raise SystemExit("FAIL stats_has_mount: %d entries for %s in %r" % (len(ms), mnt, doc)[:300])
+    return ms[0]
+ma, mb = find(a), find(b)
+print("ok stats_has_mount")
+need = ["lookup", "getattr", "readdir", "readdirplus", "open", "read", "write",
+        "bytes_read", "bytes_written", "nodes", "fd_cache_open", "fd_cache_hits",
+        "fd_cache_misses"]
+missing = [k for k in need if not isinstance(mb.get("counters", {}).get(k), int)]
+print("FAIL stats_counter_keys: missing/non-integer %s" % missing if missing else "ok stats_counter_keys")
+print("ok stats_pid" if isinstance(mb.get("pid"), int) and mb["pid"] > 0 else "FAIL stats_pid: %r" % mb.get("pid"))
+ca, cb = ma.get("counters", {}), mb.get("counters", {})
+for k in ["lookup", "open", "read", "write", "bytes_read", "bytes_written"]:
+    if isinstance(ca.get(k), int) and isinstance(cb.get(k), int) and cb[k] > ca[k]:
+        print("ok stats_grew_%s (%d -> %d)" % (k, ca[k], cb[k]))
+    else:
+        print("FAIL stats_grew_%s: %r -> %r" % (k, ca.get(k), cb.get(k)))
+rd = lambda c: (c.get("readdir") or 0) + (c.get("readdirplus") or 0)
+print("ok stats_grew_readdir" if rd(cb) > rd(ca) else "FAIL stats_grew_readdir: %d -> %d" % (rd(ca), rd(cb)))
+if cb.get("bytes_written", 0) - ca.get("bytes_written", 0) >= 2000000:
+    print("ok stats_bytes_written_amount")
+else:
+    print("FAIL stats_bytes_written_amount: grew by %d, wrote 2000000" % (cb.get("bytes_written", 0) - ca.get("bytes_written", 0)))
+PY
+)
+    echo "$out" | while IFS= read -r l; do echo "$l"; done
+    PASS=$((PASS + $(echo "$out" | grep -c '^ok ')))
+    FAILS=$((FAILS + $(echo "$out" | grep -c '^FAIL ')))
+    # all mounts, text form
+    if timeout 20 "$CASFS" stats >"$T/stats.txt" 2>&1 && [ -s "$T/stats.txt" ]; then ok "stats_text"; else fail "stats_text: $(head -c 200 "$T/stats.txt")"; fi
+    if timeout 20 "$CASFS" stats --json | "$PYTHON" -c '
+import json, sys
+d = json.load(sys.stdin)
+ms = {m["mountpoint"] for m in d["mounts"]}
+sys.exit(0 if set(sys.argv[1:]) <= ms else 1)' "$MNT" "$M2"; then
+        ok "stats_json_all_mounts"
+    else
+        fail "stats_json_all_mounts: our two mounts not both listed"
+    fi
+
+    # digest xattr (docs/DIGESTS.md)
+    want=$(xxh128sum "$M2/written" 2>/dev/null | cut -d' ' -f1)
+    got=$(getfattr --absolute-names --only-values -n user.casfs.xxh128 "$M2/written" 2>&1)
+    check_eq "digest_xattr_written_file" "$want" "$got"
+    want=$(xxh128sum "$B2/blob" 2>/dev/null | cut -d' ' -f1)
+    got=$(getfattr --absolute-names --only-values -n user.casfs.xxh128 "$M2/blob" 2>&1)
+    check_eq "digest_xattr_preexisting_file" "$want" "$got"
+    printf 'changed' | dd of="$M2/written" bs=1 seek=1000 conv=notrunc status=none
+    want=$(xxh128sum "$M2/written" 2>/dev/null | cut -d' ' -f1)
+    got=$(getfattr --absolute-names --only-values -n user.casfs.xxh128 "$M2/written" 2>&1)
+    check_eq "digest_xattr_after_overwrite" "$want" "$got"
+
+    if casfs_umount "$M2"; then ok "umount_m2"; else fail "umount_m2"; fi
+    [ -s "$B2/written" ] && ok "backing_got_written_file" || fail "backing_got_written_file"
+    if [ "$(find "$M2" -mindepth 1 | wc -l)" = 0 ]; then ok "mountpoint_untouched"; else fail "mountpoint_untouched: $M2 not empty"; fi
+else
+    fail "mount_with_backing: casfs mount --backing failed"
+fi
+
+# --------------------------------------------------------------- -o ro ---
+M3=$T/m3
+mkdir -p "$M3"
+echo "ro data" >"$M3/existing"
+if casfs_mount_at "$M3" -o ro; then
+    ok "mount_ro"
+    err=$(sh -c "echo x > '$M3/new'" 2>&1)
+    case "$err" in *"Read-only file system"*) ok "ro_create_erofs" ;; *) fail "ro_create_erofs: $err" ;; esac
+    err=$(sh -c "echo x >> '$M3/existing'" 2>&1)
+    case "$err" in *"Read-only file system"*) ok "ro_write_erofs" ;; *) fail "ro_write_erofs: $err" ;; esac
+    check_eq "ro_read" "ro data" "$(cat "$M3/existing")"
+    casfs_umount "$M3" || fail "umount_ro"
+    [ ! -e "$M3/new" ] && ok "ro_nothing_created" || fail "ro_nothing_created"
+else
+    fail "mount_ro: casfs mount -o ro failed"
+fi
+
+# --------------------------------------------------------- CASFS_STORE ---
+M4=$T/m4
+S4=$T/store4
+mkdir -p "$M4" "$S4"
+if CASFS_STORE=$S4 timeout 60 "$CASFS" mount "$M4"; then
+    _casfs_register "$M4" ""
+    line=$(timeout 20 "$CASFS" status | awk -v m="$M4" '$1 == m')
+    case "$line" in *"store=$S4 "*) ok "casfs_store_env ($line)" ;; *) fail "casfs_store_env: $line" ;; esac
+    casfs_umount "$M4" || fail "umount_m4"
+else
+    fail "casfs_store_env: mount with CASFS_STORE failed"
+fi
+
+# ------------------------------------------------------- lazy umount ---
+M5=$T/m5
+mkdir -p "$M5"
+if casfs_mount_at "$M5"; then
+    P5=$(casfs_recorded_pid "$M5")
+    if timeout 60 "$CASFS" umount --lazy "$M5" && ! is_mounted "$M5"; then
+        ok "umount_lazy"
+        casfs_forget "$M5"
+    else
+        fail "umount_lazy"
+    fi
+    if [ -n "$P5" ] && wait_pid_gone "$P5" 10; then ok "umount_lazy_daemon_exits"; else fail "umount_lazy_daemon_exits: pid $P5"; fi
+fi
+
+# ------------------------------------------------ SIGTERM, foreground ---
+M6=$T/m6
+mkdir -p "$M6"
+"$CASFS" mount -f --store "$STORE" "$M6" >"$T/fg.out" 2>&1 &
+FGPID=$!
+for _ in $(seq 100); do is_mounted "$M6" && break; sleep 0.1; done
+if is_mounted "$M6"; then
+    ok "foreground_mounted"
+    _casfs_register "$M6" ""
+    check_eq "foreground_status_pid" "$FGPID" "$(casfs_recorded_pid "$M6")"
+    echo "fg data" >"$M6/f" && ok "foreground_write" || fail "foreground_write"
+    kill -TERM "$FGPID"
+    for _ in $(seq 200); do kill -0 "$FGPID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$FGPID" 2>/dev/null; then
+        fail "sigterm_exits: foreground daemon still running 20 s after SIGTERM"
+    else
+        wait "$FGPID"
+        rc=$?
+        FGPID=""
+        # the contract does not fix the status; it must not have crashed
+        # (libfuse's signal handler makes the session loop return the signal
+        # number, which many daemons turn into exit status 1)
+        if [ $rc -eq 0 ] || [ $rc -eq 1 ] || [ $rc -eq 143 ]; then
+            ok "sigterm_exit_status (exited $rc)"
+        else
+            fail "sigterm_exit_status: exited $rc ($(tail -n 2 "$T/fg.out" | tr '\n' ' '))"
+        fi
+    fi
+    if is_mounted "$M6"; then
+        fail "sigterm_unmounts: still mounted"
+    else
+        ok "sigterm_unmounts"
+        casfs_forget "$M6"
+        check_eq "sigterm_data_in_backing" "fg data" "$(cat "$M6/f" 2>&1)"
+    fi
+else
+    fail "foreground_mounted: casfs mount -f did not mount within 10 s: $(tail -n 3 "$T/fg.out" | tr '\n' ' ')"
+fi
+
+# ------------------------------------------------------- mount.casfs ---
+HELPER=$CASFS_BINDIR/mount.casfs
+M7=$T/m7
+B7=$T/b7
+S7=$T/store7
+mkdir -p "$M7" "$B7" "$S7"
+echo "helper" >"$B7/h"
+if [ -x "$HELPER" ]; then
+    if timeout 60 "$HELPER" "$B7" "$M7" -o "store=$S7"; then
+        if is_mounted "$M7"; then ok "mount_casfs_helper"; else fail "mount_casfs_helper: exited 0 but nothing mounted"; fi
+        _casfs_register "$M7" ""
+        check_eq "helper_sees_backing" "helper" "$(cat "$M7/h" 2>&1)"
+        line=$(timeout 20 "$CASFS" status | awk -v m="$M7" '$1 == m')
+        case "$line" in
+            "$M7  backing=$B7  store=$S7  pid="[0-9]*) ok "helper_status ($line)" ;;
+            *) fail "helper_status: got '$line'" ;;
+        esac
+        check_eq "helper_fstype" "fuse.casfs" "$(awk -v m="$M7" '$5 == m { for (i = 7; i <= NF; i++) if ($i == "-") { print $(i + 1); exit } }' /proc/self/mountinfo)"
+        casfs_umount "$M7" && ok "helper_umount" || fail "helper_umount"
+    else
+        fail "mount_casfs_helper: $HELPER exited non-zero"
+    fi
+else
+    fail "mount_casfs_helper: $HELPER missing"
+fi
+HELPER2=$CASFS_BINDIR/mount.fuse.casfs
+if [ -x "$HELPER2" ]; then
+    if timeout 60 "$HELPER2" "$B7" "$M7" -o "store=$S7,ro" && is_mounted "$M7"; then
+        ok "mount_fuse_casfs_helper_ro"
+        _casfs_register "$M7" ""
+        if sh -c "echo x > '$M7/new'" 2>/dev/null; then fail "helper_ro_option: write succeeded"; else ok "helper_ro_option"; fi
+        casfs_umount "$M7" || fail "helper2_umount"
+    else
+        fail "mount_fuse_casfs_helper_ro"
+    fi
+fi
+
+# ----------------------------------------- umount while files are open ---
+M8=$T/m8
+mkdir -p "$M8"
+if casfs_mount_at "$M8"; then
+    echo "busy" >"$M8/held"
+    sleep 300 <"$M8/held" &
+    BUSYPID=$!
+    out=$(timeout 60 "$CASFS" umount "$M8" 2>&1)
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        # refused: one error line, and the mount keeps working
+        if [ "$(echo "$out" | wc -l)" = 1 ] && [ "${out#casfs: }" != "$out" ] && is_mounted "$M8" &&
+            [ "$(cat "$M8/held" 2>&1)" = busy ]; then
+            ok "umount_busy_refused_cleanly ($out)"
+        else
+            fail "umount_busy_refused_cleanly: rc=$rc out='$out' mounted=$(is_mounted "$M8" && echo yes || echo no)"
+        fi
+    else
+        if is_mounted "$M8"; then fail "umount_busy: exited 0 but still mounted"; else ok "umount_busy_succeeded (detached)"; fi
+    fi
+    kill "$BUSYPID" 2>/dev/null
+    wait "$BUSYPID" 2>/dev/null
+    BUSYPID=""
+    if is_mounted "$M8"; then
+        if casfs_umount "$M8"; then ok "umount_after_busy"; else fail "umount_after_busy"; fi
+    else
+        casfs_forget "$M8"
+    fi
+fi
+
+# ------------------------------------------------ ENOSPC in the backing ---
+M9=$T/m9
+B9=$T/b9
+mkdir -p "$M9" "$B9"
+if mount -t tmpfs -o size=1m casfs-test-tmpfs "$B9"; then
+    if casfs_mount_at "$M9" --backing "$B9"; then
+        P9=$(casfs_recorded_pid "$M9")
+        err=$(dd if=/dev/zero of="$M9/fill" bs=64k count=48 conv=fsync 2>&1)
+        rc=$?
+        case "$err" in
+            *"No space left on device"*) ok "enospc_reported (dd rc=$rc)" ;;
+            *) fail "enospc_reported: dd rc=$rc: $(echo "$err" | tail -n 2 | tr '\n' ' ')" ;;
+        esac
+        [ -d "/proc/$P9" ] && ok "enospc_daemon_alive" || fail "enospc_daemon_alive: daemon died"
+        rm -f "$M9/fill"
+        # the daemon closes its descriptor of the removed file when the
+        # kernel's asynchronous RELEASE arrives: allow it a moment
+        for _ in $(seq 50); do
+            [ "$(stat -f -c %f "$B9")" -gt 100 ] && break
+            sleep 0.1
+        done
+        if echo "after enospc" >"$M9/small" && [ "$(cat "$M9/small")" = "after enospc" ]; then
+            ok "enospc_recovers"
+        else
+            fail "enospc_recovers"
+        fi
+        bs=$(stat -f -c '%S %b' "$M9")
+        total=$(( ${bs% *} * ${bs#* } ))
+        if [ "$total" -ge 900000 ] && [ "$total" -le 1100000 ]; then
+            ok "statfs_reports_backing ($total bytes)"
+        else
+            fail "statfs_reports_backing: total $total bytes, backing is a 1 MiB tmpfs"
+        fi
+        casfs_umount "$M9" || fail "umount_m9"
+    else
+        fail "enospc: casfs mount --backing tmpfs failed"
+    fi
+    umount "$B9" || umount -l "$B9"
+else
+    log "skipping ENOSPC: cannot mount a tmpfs"
+fi
+
+if casfs_umount "$MNT"; then ok "umount"; else fail "umount"; fi
+check_eq "no_mounts_left" "" "$(our_mounts)"
+casfs_finish

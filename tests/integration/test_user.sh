@@ -1,0 +1,189 @@
+#!/bin/bash
+# Unprivileged use of casfs:
+#  1. casfs-test mounts casfs itself (through fusermount3), runs posix.py on
+#     it, files it creates are its own, it unmounts.
+#  2. a root daemon with -o allow_other serves casfs-test: what the user
+#     creates is owned by its uid/gid, permissions are enforced (EACCES on
+#     root's 0644 file, sticky directories, set-group-ID directories,
+#     supplementary groups), compared with the same steps natively.
+CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-540}
+. "$(dirname "$0")/lib.sh"
+
+TUSER=casfs-test
+TGROUP=casfs-test-grp
+
+casfs_setup
+chmod 755 "$T"
+
+# ---- the test user and a supplementary group
+if ! id "$TUSER" >/dev/null 2>&1; then
+    if useradd -r -m -s /bin/bash "$TUSER"; then ok "useradd $TUSER"; else fail "useradd $TUSER failed"; casfs_finish; fi
+fi
+if ! getent group "$TGROUP" >/dev/null; then
+    groupadd -r "$TGROUP" || fail "groupadd $TGROUP"
+fi
+id -nG "$TUSER" | tr ' ' '\n' | grep -qx "$TGROUP" || usermod -a -G "$TGROUP" "$TUSER"
+TUID=$(id -u "$TUSER")
+TGID=$(id -g "$TUSER")
+GRPGID=$(getent group "$TGROUP" | cut -d: -f3)
+log "user $TUSER uid=$TUID gid=$TGID, supplementary group $TGROUP=$GRPGID"
+
+ROOT_CASFS=$CASFS
+USER_CASFS=$CASFS
+if ! runuser -u "$TUSER" -- test -x "$CASFS"; then
+    # e.g. a checkout below /root: give the user a copy of the binary
+    mkdir -p "$T/bin"
+    cp "$CASFS" "$T/bin/casfs"
+    chmod 755 "$T/bin" "$T/bin/casfs"
+    USER_CASFS=$T/bin/casfs
+    log "$TUSER cannot execute $CASFS; using a copy at $USER_CASFS"
+fi
+if runuser -u "$TUSER" -- "$USER_CASFS" status >/dev/null 2>&1; then
+    ok "binary_usable_by_$TUSER"
+else
+    fail "binary_usable_by_$TUSER: '$USER_CASFS status' fails as $TUSER"
+    casfs_finish
+fi
+cp "$TESTDIR/posix.py" "$TESTDIR/multiuser.py" "$T/"
+chmod 644 "$T/posix.py" "$T/multiuser.py"
+
+# ============================================ 1. the user's own mount ===
+CASFS=$USER_CASFS
+U=$T/user
+mkdir -p "$U/mnt" "$U/store" "$U/native"
+chown -R "$TUSER:" "$U"
+echo "made by root before mounting" >"$U/mnt/preexisting"
+chown "$TUSER:" "$U/mnt/preexisting"
+
+if CASFS_AS_USER=$TUSER casfs_mount_at "$U/mnt" --store "$U/store"; then
+    ok "user_mount"
+    UPID=$(casfs_recorded_pid "$U/mnt")
+    if [ -n "$UPID" ] && [ "$(awk '/^Uid:/ { print $2 }' "/proc/$UPID/status" 2>/dev/null)" = "$TUID" ]; then
+        ok "user_daemon_runs_as_$TUSER (pid $UPID)"
+    else
+        fail "user_daemon_runs_as_$TUSER: pid '$UPID' uid $(awk '/^Uid:/ { print $2 }' "/proc/$UPID/status" 2>/dev/null)"
+    fi
+    if awk -v m="$U/mnt" -v u="user_id=$TUID" '$5 == m && index($0, u) { f = 1 } END { exit !f }' /proc/self/mountinfo; then
+        ok "user_mount_owned_by_$TUSER"
+    else
+        fail "user_mount_owned_by_$TUSER: $(awk -v m="$U/mnt" '$5 == m' /proc/self/mountinfo)"
+    fi
+    line=$(runuser -u "$TUSER" -- "$CASFS" status 2>&1 | awk -v m="$U/mnt" '$1 == m')
+    case "$line" in *"pid=$UPID"*) ok "user_status ($line)" ;; *) fail "user_status: '$line'" ;; esac
+    check_eq "user_sees_preexisting" "made by root before mounting" \
+        "$(runuser -u "$TUSER" -- cat "$U/mnt/preexisting" 2>&1)"
+    # without allow_other nobody else, root included, may enter the mount
+    if stat "$U/mnt/preexisting" >/dev/null 2>&1; then
+        fail "root_denied_without_allow_other: root could stat inside the user's mount"
+    else
+        ok "root_denied_without_allow_other"
+    fi
+
+    runuser -u "$TUSER" -- mkdir "$U/mnt/posix" "$U/native/posix"
+    run_sub "posix.py user" timeout 300 runuser -u "$TUSER" -- "$PYTHON" "$T/posix.py" --tag user \
+        "$U/mnt/posix" "$U/native/posix"
+
+    # ownership of what the user creates
+    runuser -u "$TUSER" -- sh -c "cd '$U/mnt' && echo data > f && mkdir d && ln -s f l && mkfifo p"
+    for n in f d l p; do
+        check_eq "user_owns_$n" "$TUID:$TGID" "$(runuser -u "$TUSER" -- stat -c %u:%g "$U/mnt/$n" 2>&1)"
+    done
+    if runuser -u "$TUSER" -- timeout 60 "$CASFS" umount "$U/mnt"; then
+        ok "user_umount"
+    else
+        fail "user_umount: casfs umount as $TUSER failed"
+    fi
+    if is_mounted "$U/mnt"; then
+        fail "user_unmounted: still mounted"
+    else
+        ok "user_unmounted"
+        casfs_forget "$U/mnt"
+        if [ -n "$UPID" ] && wait_pid_gone "$UPID" 10; then ok "user_daemon_exited"; else fail "user_daemon_exited: pid $UPID"; fi
+        for n in f d l p; do
+            check_eq "backing_owned_by_user_$n" "$TUID:$TGID" "$(stat -c %u:%g "$U/mnt/$n" 2>&1)"
+        done
+        check_eq "backing_content" "data" "$(cat "$U/mnt/f")"
+    fi
+else
+    fail "user_mount: casfs mount as $TUSER failed"
+fi
+
+# ======================================= 2. root daemon, allow_other ===
+CASFS=$ROOT_CASFS
+R=$T/root
+mkdir -p "$R/mnt" "$R/native"
+if casfs_mount_at "$R/mnt" -o allow_other; then
+    ok "root_mount_allow_other"
+    for D in "$R/native" "$R/mnt"; do
+        mkdir "$D/t"
+        chmod 755 "$D/t"
+        mkdir "$D/t/pub" "$D/t/sg" "$D/t/grp"
+        chmod 1777 "$D/t/pub"
+        echo "root data" >"$D/t/rootfile"
+        echo "root data" >"$D/t/pub/rootowned"
+        echo "secret" >"$D/t/secret"
+        chmod 644 "$D/t/rootfile" "$D/t/pub/rootowned"
+        chmod 600 "$D/t/secret"
+        chown root:4321 "$D/t/sg"
+        chmod 2777 "$D/t/sg"
+        chown "root:$GRPGID" "$D/t/grp"
+        chmod 770 "$D/t/grp"
+        echo "group data" >"$D/t/grp/grpfile"
+        chown "root:$GRPGID" "$D/t/grp/grpfile"
+        chmod 660 "$D/t/grp/grpfile"
+    done
+    runuser -u "$TUSER" -- "$PYTHON" "$T/multiuser.py" "$R/native/t" >"$T/mu.native" 2>"$T/mu.native.err"
+    runuser -u "$TUSER" -- "$PYTHON" "$T/multiuser.py" "$R/mnt/t" >"$T/mu.casfs" 2>"$T/mu.casfs.err"
+    out=$("$PYTHON" - "$T/mu.native" "$T/mu.casfs" <<'PY'
+import json, sys
+try:
+    n = json.load(open(sys.argv[1]))
+    c = json.load(open(sys.argv[2]))
+except Exception as e:
+    print("FAIL multiuser_ran: %r" % e)
+    sys.exit(0)
+for k in sorted(set(n) | set(c)):
+    if n.get(k) == c.get(k):
+        print("ok multiuser/%s (%r)" % (k, n.get(k)))
+    else:
+        print("FAIL multiuser/%s: native=%r casfs=%r" % (k, n.get(k), c.get(k)))
+# absolute expectations
+want = {"write_rootfile": "EACCES", "read_secret": "EACCES", "create_in_rootdir": "EACCES",
+        "unlink_sticky_rootowned": "EPERM", "chmod_rootfile": "EPERM", "create_file": "ok",
+        "owner_ufile": ["me", "mine", "0644"], "sg_owner_f": ["me", 4321, "0644"],
+        "grp_write": "ok"}
+for k, v in want.items():
+    if c.get(k) == v:
+        print("ok multiuser_expect/%s" % k)
+    else:
+        print("FAIL multiuser_expect/%s: expected %r, casfs gave %r" % (k, v, c.get(k)))
+PY
+)
+    echo "$out"
+    PASS=$((PASS + $(echo "$out" | grep -c '^ok ')))
+    FAILS=$((FAILS + $(echo "$out" | grep -c '^FAIL ')))
+    [ -s "$T/mu.casfs.err" ] && log "multiuser.py stderr: $(head -c 500 "$T/mu.casfs.err")"
+
+    # root's view through the mount: numeric owners
+    for n in ufile udir ulink ufifo usock; do
+        check_eq "root_sees_owner_$n" "$TUID:$TGID" "$(stat -c %u:%g "$R/mnt/t/pub/$n" 2>&1)"
+    done
+    check_eq "root_sees_sg_gid" "$TUID:4321" "$(stat -c %u:%g "$R/mnt/t/sg/f" 2>&1)"
+    check_eq "rootfile_unchanged" "root data" "$(cat "$R/mnt/t/rootfile")"
+    # the shell's view: "Permission denied" writing root's 0644 file
+    err=$(runuser -u "$TUSER" -- sh -c "echo x >> '$R/mnt/t/rootfile'" 2>&1)
+    case "$err" in *"Permission denied"*) ok "shell_write_rootfile_eacces" ;; *) fail "shell_write_rootfile_eacces: $err" ;; esac
+
+    if casfs_umount "$R/mnt"; then ok "root_umount"; else fail "root_umount"; fi
+    if ! is_mounted "$R/mnt"; then
+        for n in ufile udir ulink ufifo usock; do
+            check_eq "backing_owner_$n" "$TUID:$TGID" "$(stat -c %u:%g "$R/mnt/t/pub/$n" 2>&1)"
+        done
+        check_eq "backing_sg_dir_gid" "$TUID:4321" "$(stat -c %u:%g "$R/mnt/t/sg/d" 2>&1)"
+        check_eq "backing_sg_dir_mode" "2755" "$(stat -c %a "$R/mnt/t/sg/d" 2>&1)"
+    fi
+else
+    fail "root_mount_allow_other: casfs mount -o allow_other failed"
+fi
+
+casfs_finish
