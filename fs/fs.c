@@ -161,17 +161,9 @@ static int fallback_open(ino_node *n, void *arg)
 	return f ? fcntl(f->fd, F_DUPFD_CLOEXEC, 3) : -1;
 }
 
-/* stdio sizes its buffers by st_blksize: a large one turns a compiler's
- * 4 KiB fwrite()s into few WRITE round trips when writes go through. */
-#define IO_BLKSIZE (128 * 1024)
-
 static int stat_fd(int fd, struct stat *st)
 {
-	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (S_ISREG(st->st_mode))
-		st->st_blksize = IO_BLKSIZE;
-	return 0;
+	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
 static void fill_entry(struct fuse_entry_param *e, ino_node *n, const struct stat *st)
@@ -210,8 +202,6 @@ static int lookup_at(ino_node *parent, int pfd, const char *name, struct fuse_en
 		if (r < 0)
 			return r;
 	}
-	if (S_ISREG(st.st_mode))
-		st.st_blksize = IO_BLKSIZE;
 	fill_entry(e, n, &st);
 	return 0;
 }
