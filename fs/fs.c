@@ -460,27 +460,30 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 	make_entry(req, parent, name, MK_SYMLINK, 0, 0, link);
 }
 
-/* The inode that `name` in pfd names is about to lose a link: if it is its
- * last (or a directory), detach its node once the removal succeeded. */
+/* The inode that `name` in pfd names is about to lose a link (unlink,
+ * rmdir, rename over it).  We hold it open (O_PATH) across the removal so
+ * that the filesystem cannot free it and hand its number to a file another
+ * process creates meanwhile; once it has no link left its node is detached,
+ * and only then is it let go.  (The kernel holds the directory's lock, so
+ * the name cannot change between the probe and the removal.) */
 struct victim {
-	bool last;
-	dev_t dev;
-	ino_t ino;
+	int fd;
 };
 
 static void victim_probe(int pfd, const char *name, struct victim *v)
 {
-	struct stat st;
-	v->last = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		  (S_ISDIR(st.st_mode) || st.st_nlink <= 1);
-	v->dev = st.st_dev;
-	v->ino = st.st_ino;
+	v->fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 }
 
-static void victim_done(const struct victim *v)
+static void victim_done(struct victim *v, bool removed)
 {
-	if (v->last)
-		ino_table_detach(FS->tbl, v->dev, v->ino);
+	struct stat st;
+	if (v->fd < 0)
+		return;
+	if (removed && fstat(v->fd, &st) == 0 && st.st_nlink == 0)
+		ino_table_detach(FS->tbl, st.st_dev, st.st_ino);
+	close(v->fd);
+	v->fd = -1;
 }
 
 static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
@@ -499,8 +502,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 	victim_probe(pfd, name, &v);
 	int r = unlinkat(pfd, name, flags);
 	int e = errno;
-	if (r == 0)
-		victim_done(&v);
+	victim_done(&v, r == 0);
 	ino_node_fd_put(FS->tbl, p);
 	fuse_reply_err(req, r < 0 ? e : 0);
 }
@@ -522,7 +524,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 {
 	COUNT(rename);
 	ino_node *p = node_of(parent), *np = node_of(newparent);
-	struct victim v = { 0 };
+	struct victim v = { -1 };
 	struct stat st;
 	if (reserved(name) || reserved(newname)) {
 		fuse_reply_err(req, EPERM);
@@ -544,12 +546,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		victim_probe(npfd, newname, &v);
 	int r = (int)syscall(SYS_renameat2, pfd, name, npfd, newname, flags);
 	int e = errno;
+	victim_done(&v, r == 0);
 	if (r == 0) {
-		/* Don't detach a target that is the source itself (a no-op rename
-		 * between two links of one inode). */
-		if (v.last && !(fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-				st.st_ino == v.ino && st.st_dev == v.dev))
-			victim_done(&v);
 		/* Record the new names (path mode) and the new ctimes of the
 		 * nodes involved (a rename changes no digest). */
 		if (fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {

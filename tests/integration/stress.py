@@ -9,7 +9,11 @@ each side) and the final trees must be identical: names, types, sizes,
 contents, modes, link counts, xattrs, symlink targets, and each worker's log
 of per-operation results (errno names included).
 
-Usage: stress.py [--tag T] [--workers N] [--ops N] MOUNT_DIR NATIVE_DIR
+Then the reuse hammer (--hammer N): each worker loops create/stat/link/
+read/unlink, mkdir/stat/rmdir and symlink/readlink/unlink in its own
+directory; every step has exactly one right answer.
+
+Usage: stress.py [--tag T] [--workers N] [--ops N] [--hammer N] MOUNT_DIR NATIVE_DIR
 Prints ok/FAIL lines and `N passed, N failed`.  Python 3.11, stdlib only.
 """
 
@@ -121,6 +125,63 @@ def worker(root, seed, nops, logpath):
         f.write("\n".join(log) + "\n")
 
 
+def hammer(root, seed, iters, logpath):
+    """Tight create/stat/unlink, mkdir/stat/rmdir, symlink/readlink/unlink
+    loops: every step has exactly one right answer; inode numbers are freed
+    and reused by the other workers all the time."""
+    rnd = random.Random(seed)
+    bad = []
+    for i in range(iters):
+        f = os.path.join(root, "f%d" % (i % 5))
+        d = os.path.join(root, "d%d" % (i % 5))
+        l = os.path.join(root, "l%d" % (i % 5))
+        size = rnd.randrange(1, 3000)
+        steps = []
+        try:
+            fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640)
+            os.write(fd, b"x" * size)
+            os.close(fd)
+            st = os.lstat(f)
+            steps.append(("file", stat.S_ISREG(st.st_mode), st.st_size == size,
+                          stat.S_IMODE(st.st_mode) == 0o640, st.st_nlink == 1))
+            os.mkdir(d, 0o750)
+            st = os.lstat(d)
+            steps.append(("dir", stat.S_ISDIR(st.st_mode), stat.S_IMODE(st.st_mode) == 0o750,
+                          st.st_nlink == 2))
+            os.symlink("t%d" % size, l)
+            steps.append(("link", os.readlink(l) == "t%d" % size))
+            os.link(f, f + "h")
+            steps.append(("hard", os.lstat(f + "h").st_nlink == 2, os.lstat(f).st_ino == os.lstat(f + "h").st_ino))
+            with open(f + "h", "rb") as fh:
+                steps.append(("read", len(fh.read()) == size))
+            os.unlink(f + "h")
+            os.unlink(f)
+            os.rmdir(d)
+            os.unlink(l)
+            for n in (f, d, l):
+                try:
+                    os.lstat(n)
+                    steps.append(("gone", False))
+                except FileNotFoundError:
+                    pass
+        except OSError as e:
+            steps.append(("error", errno.errorcode.get(e.errno, str(e.errno)), str(e)))
+            for n in (f + "h", f, l):
+                try:
+                    os.unlink(n)
+                except OSError:
+                    pass
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        wrong = [x for x in steps if x[0] == "error" or not all(x[1:])]
+        if wrong:
+            bad.append("%d %r" % (i, wrong))
+    with open(logpath, "w") as out:
+        out.write("\n".join(bad) + ("\n" if bad else ""))
+
+
 def snapshot(root):
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -147,6 +208,34 @@ def snapshot(root):
                 item += ["xattr:" + errno.errorcode.get(e.errno, "?")]
             out.append(item)
     return out
+
+
+def run_hammer(base, workers, iters):
+    os.mkdir(base)
+    os.mkdir(base + "-logs")
+    pids = []
+    for w in range(workers):
+        root = os.path.join(base, "h%d" % w)
+        os.mkdir(root)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                hammer(root, 77 + w, iters, os.path.join(base + "-logs", "bad%d" % w))
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+                code = 1
+            os._exit(code)
+        pids.append(pid)
+    crashed = sum(1 for pid in pids if os.waitpid(pid, 0)[1] != 0)
+    bad = []
+    for w in range(workers):
+        try:
+            bad += [("w%d " % w) + x for x in open(os.path.join(base + "-logs", "bad%d" % w)).read().splitlines()]
+        except OSError as e:
+            bad.append("w%d: no log (%s)" % (w, e))
+    return crashed, bad
 
 
 def run_side(base, workers, nops):
@@ -184,6 +273,8 @@ def main():
     ap.add_argument("--tag", default="")
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--ops", type=int, default=3000)
+    ap.add_argument("--hammer", type=int, default=2000,
+                    help="iterations of the reuse hammer per worker (0: skip)")
     a = ap.parse_args()
     prefix = a.tag + "/" if a.tag else ""
     passed = failed = 0
@@ -228,6 +319,17 @@ def main():
         first = next(((x, y) for x, y in zip(sn, sc) if x != y), None)
         fail("final_tree", "%d vs %d entries; first difference native=%r casfs=%r" % (
             len(sn), len(sc), first[0] if first else None, first[1] if first else None))
+    if a.hammer:
+        for side, root in (("native", a.native_dir), ("casfs", a.mount_dir)):
+            t0 = time.monotonic()
+            crashed, bad = run_hammer(os.path.join(root, tag + "-hammer"), a.workers, a.hammer)
+            print("# hammer %s: %d workers x %d iterations in %.1f s" % (
+                side, a.workers, a.hammer, time.monotonic() - t0), flush=True)
+            if crashed or bad:
+                fail("reuse_hammer_%s" % side, "%d of %d iterations went wrong, %d workers crashed; first: %s" % (
+                    len(bad), a.workers * a.hammer, crashed, "; ".join(bad[:3])))
+            else:
+                ok("reuse_hammer_%s" % side)
     print("%d passed, %d failed" % (passed, failed), flush=True)
     return 1 if failed else 0
 

@@ -22,6 +22,11 @@ for variant in default fd_cache=8 no_handles,fd_cache=8 writeback,fd_cache=8; do
     mkdir -p "$NATIVE/$v" "$MNT/$v"
     run_sub "stress.py $v" timeout 240 "$PYTHON" "$T/stress.py" --ops 6000 --tag "$v" "$MNT/$v" "$NATIVE/$v"
     if [ -n "$pid" ] && [ -d "/proc/$pid" ]; then ok "$v/daemon_alive"; else fail "$v/daemon_alive: daemon $pid died"; fi
+    log "$v counters: $(timeout 20 "$CASFS" stats --json "$MNT" 2>/dev/null | "$PYTHON" -c '
+import json, sys
+c = json.load(sys.stdin)["mounts"][0]["counters"]
+print(" ".join("%s=%s" % (k, v) for k, v in sorted(c.items())
+               if any(w in k for w in ("stale", "reopen", "evict", "nodes"))))' 2>&1)"
     if casfs_umount "$MNT"; then ok "$v/umount"; else fail "$v/umount"; fi
     # the backing tree equals what was seen through the mount
     if ! is_mounted "$MNT"; then
