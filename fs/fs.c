@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/fsuid.h>
 #include <sys/ioctl.h>
@@ -1152,7 +1153,20 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		return;
 	}
 	if (strncmp(name, CASFS_XATTR_PREFIX, sizeof(CASFS_XATTR_PREFIX) - 1) == 0) {
-		fuse_reply_err(req, EPERM); /* digests are casfs's to say */
+		/* Digests are casfs's to say.  Setting the value it already has
+		 * is allowed as a no-op, so `cp -a`, `tar --xattrs` or `rsync -X`
+		 * copying a file back onto casfs do not fail. */
+		char hex[HASHER_HEX_LEN + 1];
+		int ok = 0;
+		ino_node *dn = node_of(ino);
+		if (strcmp(name, CASFS_XATTR_DIGEST) == 0 && size == HASHER_HEX_LEN && dn->type == S_IFREG) {
+			int dfd = ino_node_fd_get(FS->tbl, dn);
+			if (dfd >= 0) {
+				ok = file_digest_hex(dn, dfd, hex) == 0 && strncasecmp(hex, value, HASHER_HEX_LEN) == 0;
+				ino_node_fd_put(FS->tbl, dn);
+			}
+		}
+		fuse_reply_err(req, ok ? 0 : EPERM);
 		return;
 	}
 	ino_node *n = node_of(ino);
@@ -1463,7 +1477,10 @@ int fs_run(const struct fs_options *o, int ready_fd)
 	fuse_loop_cfg_set_clone_fd(lc, 1);
 	fuse_loop_cfg_set_max_threads(lc, o->threads ? o->threads : 16);
 	fuse_loop_cfg_set_idle_threads(lc, 4);
-	ret = fuse_session_loop_mt(fs.se, lc) == 0 ? 0 : 1;
+	r = fuse_session_loop_mt(fs.se, lc);
+	/* Unmounted, or stopped by SIGINT/SIGTERM/SIGHUP (libfuse returns the
+	 * signal number): a clean exit. */
+	ret = r == 0 || r == SIGINT || r == SIGTERM || r == SIGHUP ? 0 : 1;
 	fuse_loop_cfg_destroy(lc);
 	fuse_session_unmount(fs.se);
 out_signals:
