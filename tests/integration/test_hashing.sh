@@ -77,6 +77,29 @@ echo "$out" | grep -q "from xattr" && ok "casfs hash uses the xattr on casfs" ||
 check_eq "casfs hash prints xxh128sum's line" "$(sum_of "$BACK/big")" "$("$CASFS" hash "$MNT/big" | cut -d' ' -f1)"
 rm -f "$MNT/big"
 
+# casfs hash: content-aware digests and errors (real ar, real cc).
+W=$T/work
+mkdir -p "$W"
+printf 'int a(void) { return 1; }\n' > "$W/a.c"
+printf 'int a(void)   {  return 1; } /* note */\n' > "$W/a2.c"
+printf 'int a(void) { return 2; }\n' > "$W/a3.c"
+check_eq "--c-source: comment/whitespace edit keeps the digest" \
+    "$("$CASFS" hash --c-source "$W/a.c" | cut -d' ' -f1)" "$("$CASFS" hash --c-source "$W/a2.c" | cut -d' ' -f1)"
+[ "$("$CASFS" hash --c-source "$W/a.c" | cut -d' ' -f1)" != "$("$CASFS" hash --c-source "$W/a3.c" | cut -d' ' -f1)" ] &&
+    ok "--c-source: a token change changes the digest" || fail "--c-source: token change kept the digest"
+(cd "$W" && cc -c a.c -o a.o && cc -c a3.c -o b.o && ar rcU u.a a.o b.o && sleep 1.1 && touch a.o b.o && ar rcD d.a a.o b.o && cc -c a3.c -o a.o && ar rcD x.a a.o b.o)
+cmp -s "$W/u.a" "$W/d.a" && fail "ar rcU and rcD archives are byte-identical (test premise)" || ok "ar rcU and rcD archives differ byte-wise"
+check_eq "--archive: member mtimes ignored" \
+    "$("$CASFS" hash --archive "$W/u.a" | cut -d' ' -f1)" "$("$CASFS" hash --archive "$W/d.a" | cut -d' ' -f1)"
+[ "$("$CASFS" hash --archive "$W/d.a" | cut -d' ' -f1)" != "$("$CASFS" hash --archive "$W/x.a" | cut -d' ' -f1)" ] &&
+    ok "--archive: a changed member changes the digest" || fail "--archive: changed member kept the digest"
+out=$("$CASFS" hash "$W/a.c" "$W/missing" "$W" "$W/a3.c" 2>"$T/hash.err"); rc=$?
+[ $rc -ne 0 ] && ok "casfs hash: bad paths give a non-zero exit" || fail "casfs hash exited 0 with bad paths"
+check_eq "casfs hash: the good paths are still printed" 2 "$(echo "$out" | grep -c .)"
+grep -q "missing: No such file or directory" "$T/hash.err" && grep -q "is a directory" "$T/hash.err" &&
+    ok "casfs hash: one message per bad path" || fail "casfs hash messages: $(cat "$T/hash.err")"
+"$CASFS" hash --archive "$W/a.c" 2>/dev/null && fail "--archive accepted a non-archive" || ok "--archive refuses a non-archive"
+
 # Remount: digests come from the index; a file changed while unmounted gets a fresh digest.
 for i in $(seq 1 20); do head -c $((i * 1000)) /dev/urandom > "$MNT/keep$i"; done
 casfs_umount "$MNT"
