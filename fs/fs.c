@@ -49,6 +49,9 @@
 #include "index.h"
 #include "inode.h"
 
+/* Reserved for casfs's own namespace (content-addressed paths, control
+ * file): creating or renaming to it is refused with EPERM in every
+ * directory, so the name is free when the namespace arrives. */
 #define RESERVED_NAME ".casfs"
 
 struct fs {
@@ -933,8 +936,6 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 			pos += d->d_reclen;
 			const char *name = d->d_name;
 			bool dot = name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
-			if (n == ino_table_root(FS->tbl) && reserved(name))
-				continue;
 			size_t entsize;
 			struct stat st = { .st_ino = d->d_ino };
 			if (d->d_type == DT_UNKNOWN) {

@@ -373,6 +373,15 @@ else
     log "skipping ENOSPC: cannot mount a tmpfs"
 fi
 
+# .casfs is reserved in every directory: creating or renaming to it is EPERM.
+mkdir -p "$MNT/rsv"
+: > "$MNT/rsv/x"
+for step in "mkdir $MNT/.casfs" "touch $MNT/rsv/.casfs" "mv $MNT/rsv/x $MNT/rsv/.casfs" "ln -s x $MNT/rsv/.casfs"; do
+    out=$($step 2>&1) && fail "reserved: '$step' succeeded" || {
+        echo "$out" | grep -q "Operation not permitted" && ok "reserved: $step -> EPERM" || fail "reserved: $step: $out"; }
+done
+rm -rf "$MNT/rsv"
+
 if casfs_umount "$MNT"; then ok "umount"; else fail "umount"; fi
 check_eq "no_mounts_left" "" "$(our_mounts)"
 casfs_finish
