@@ -2,6 +2,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "ctl.h"
 
@@ -14,10 +15,14 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * stale mount cannot be stat'ed).  Returns 0 or -errno. */
 int cli_abspath(const char *path, char *buf, size_t len);
 
-/* Calls fn for every casfs mount in /proc/self/mountinfo; stops early when fn
- * returns non-zero and returns that value. */
-int cli_for_each_mount(int (*fn)(const char *mountpoint, void *arg), void *arg);
+/* Calls fn for every casfs mount in /proc/self/mountinfo with its mount
+ * point and device; stops early when fn returns non-zero and returns that
+ * value. */
+int cli_for_each_mount(int (*fn)(const char *mountpoint, dev_t dev, void *arg), void *arg);
 bool cli_is_casfs_mount(const char *abs_mountpoint);
+/* True when dev (a file's st_dev) is a casfs mount's: only then do its
+ * user.casfs.* xattrs and ioctls come from casfs. */
+bool cli_dev_is_casfs(dev_t dev);
 
 /* Queries the daemon behind a mount. Returns 0 or -errno (-ENOTCONN: stale). */
 int cli_ctl_info(const char *mountpoint, struct casfs_ctl_info *ret);

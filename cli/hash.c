@@ -41,8 +41,10 @@ static int hash_one(const char *path, enum hash_kind kind, char hex[HASHER_HEX_L
 		close(fd);
 		return e;
 	}
-	if (kind == HASH_PLAIN) {
-		/* On casfs the digest is already known: ask, don't read. */
+	if (kind == HASH_PLAIN && cli_dev_is_casfs(st.st_dev)) {
+		/* On casfs the digest is already known: ask, don't read.  Only
+		 * there: elsewhere a user.casfs.xxh128 xattr was copied (cp -a,
+		 * tar --xattrs) and nothing keeps it right. */
 		ssize_t n = fgetxattr(fd, CASFS_XATTR_DIGEST, hex, HASHER_HEX_LEN);
 		if (n == HASHER_HEX_LEN) {
 			hex[HASHER_HEX_LEN] = '\0';
@@ -57,6 +59,8 @@ static int hash_one(const char *path, enum hash_kind kind, char hex[HASHER_HEX_L
 			close(fd);
 			return 0;
 		}
+	}
+	if (kind == HASH_PLAIN) {
 		int r = hasher_digest_fd(fd, &d, NULL);
 		close(fd);
 		if (r < 0)

@@ -429,7 +429,7 @@ int cmd_umount(int argc, char **argv)
 
 /* ---- status & stats ----------------------------------------------------- */
 
-static int status_one(const char *mp, void *arg)
+static int status_one(const char *mp, dev_t dev, void *arg)
 {
 	struct casfs_ctl_info info;
 	int r = cli_ctl_info(mp, &info);
@@ -468,7 +468,7 @@ struct stats_ctx {
 	int failed;
 };
 
-static int stats_one(const char *mp, void *arg)
+static int stats_one(const char *mp, dev_t dev, void *arg)
 {
 	struct stats_ctx *c = arg;
 	struct casfs_ctl_stats s;
@@ -537,7 +537,7 @@ int cmd_stats(int argc, char **argv)
 			c.failed++;
 			continue;
 		}
-		stats_one(mp, &c);
+		stats_one(mp, 0, &c);
 	}
 	if (!any_path)
 		cli_for_each_mount(stats_one, &c);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -75,7 +76,7 @@ static void unescape(char *s)
 	*o = '\0';
 }
 
-int cli_for_each_mount(int (*fn)(const char *mountpoint, void *arg), void *arg)
+int cli_for_each_mount(int (*fn)(const char *mountpoint, dev_t dev, void *arg), void *arg)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char *line = NULL;
@@ -94,17 +95,30 @@ int cli_for_each_mount(int (*fn)(const char *mountpoint, void *arg), void *arg)
 		}
 		if (dash < 0 || dash + 1 >= n || strcmp(tok[dash + 1], CASFS_FUSE_FSTYPE) != 0)
 			continue;
+		unsigned maj, min;
+		if (sscanf(tok[2], "%u:%u", &maj, &min) != 2)
+			continue;
 		unescape(tok[4]);
-		r = fn(tok[4], arg);
+		r = fn(tok[4], makedev(maj, min), arg);
 	}
 	free(line);
 	fclose(f);
 	return r;
 }
 
-static int match_mount(const char *mp, void *arg)
+static int match_mount(const char *mp, dev_t dev, void *arg)
 {
 	return strcmp(mp, (const char *)arg) == 0;
+}
+
+static int match_dev(const char *mp, dev_t dev, void *arg)
+{
+	return dev == *(const dev_t *)arg;
+}
+
+bool cli_dev_is_casfs(dev_t dev)
+{
+	return cli_for_each_mount(match_dev, &dev) != 0;
 }
 
 bool cli_is_casfs_mount(const char *abs_mountpoint)

@@ -77,6 +77,12 @@ echo "$out" | grep -q "from xattr" && ok "casfs hash uses the xattr on casfs" ||
 check_eq "casfs hash prints xxh128sum's line" "$(sum_of "$BACK/big")" "$("$CASFS" hash "$MNT/big" | cut -d' ' -f1)"
 rm -f "$MNT/big"
 
+# A digest xattr copied off casfs (cp -a) is stale elsewhere: never trusted.
+cp -a "$MNT/small" "$T/copied"
+getfattr -n user.casfs.xxh128 "$T/copied" >/dev/null 2>&1 && ok "cp -a copies the xattr (test premise)" || fail "cp -a did not copy the xattr (test premise)"
+echo "edited elsewhere" >> "$T/copied"
+check_eq "casfs hash ignores a stale copied xattr off casfs" "$(sum_of "$T/copied")" "$("$CASFS" hash "$T/copied" | cut -d' ' -f1)"
+
 # casfs hash: content-aware digests and errors (real ar, real cc).
 W=$T/work
 mkdir -p "$W"
