@@ -314,7 +314,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 			return;
 		}
 		r = stat_fd(fd, &st);
-		ino_node_fd_put(FS->tbl, node_of(ino));
+		ino_node_fd_put(FS->tbl, n);
 	}
 	if (r < 0)
 		fuse_reply_err(req, -r);
@@ -611,15 +611,16 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 /* ---- files -------------------------------------------------------------- */
 
-static int open_flags(int flags)
+/* Flags of the backing open for a caller's open with `flags`.  O_DIRECT is
+ * the kernel's business (it bypasses its own page cache for the caller), and
+ * libfuse's request buffers are not aligned for it.  With the writeback
+ * cache the kernel handles O_APPEND itself and may read pages to fill
+ * partial writes: `widen` asks for read access on a write-only open. */
+static int open_flags(int flags, bool widen)
 {
-	/* O_DIRECT is the kernel's business (it bypasses its page cache for
-	 * the caller); libfuse's request buffers are not aligned for it. */
 	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
 	if (FS->o.writeback) {
-		/* The kernel may read pages to fill partial writes, and it
-		 * handles O_APPEND itself with the writeback cache. */
-		if ((flags & O_ACCMODE) == O_WRONLY)
+		if (widen && (flags & O_ACCMODE) == O_WRONLY)
 			flags = (flags & ~O_ACCMODE) | O_RDWR;
 		flags &= ~O_APPEND;
 	}
@@ -681,10 +682,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
-	int flags = open_flags(fi->flags);
+	int flags = open_flags(fi->flags, true);
 	int ofd = reopen_fd(fd, flags);
-	if (ofd < 0 && errno == EACCES && flags != (fi->flags | O_CLOEXEC))
-		ofd = reopen_fd(fd, (fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC);
+	if (ofd < 0 && errno == EACCES && flags != open_flags(fi->flags, false)) {
+		/* may write but not read (an unprivileged daemon): no widening */
+		flags = open_flags(fi->flags, false);
+		ofd = reopen_fd(fd, flags);
+	}
 	int e = errno;
 	ino_node_fd_put(FS->tbl, n);
 	if (ofd < 0) {
@@ -720,7 +724,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	creds_enter(req, &c);
-	int flags = open_flags(fi->flags) | O_CREAT | (fi->flags & O_EXCL) | O_NOFOLLOW;
+	int flags = open_flags(fi->flags, true) | O_CREAT | (fi->flags & O_EXCL) | O_NOFOLLOW;
 	int fd = openat(pfd, name, flags, mode);
 	int err = errno;
 	creds_leave(&c);
@@ -1046,7 +1050,7 @@ static int file_digest_hex(ino_node *n, int fd, char hex[HASHER_HEX_LEN + 1])
 {
 	hasher_digest d;
 	if (!FS->dg)
-		return -ENOTSUP;
+		return -ENODATA; /* hashing compiled out: no digest, none listed */
 	int r = digests_get(FS->dg, n, fd, &d);
 	if (r == 0)
 		hasher_digest_to_hex(&d, hex);
@@ -1063,6 +1067,20 @@ static int xattr_path(ino_node *n, int *ret_fd, char buf[32])
 	snprintf(buf, 32, "/proc/self/fd/%d", fd);
 	*ret_fd = fd;
 	return 0;
+}
+
+/* Replies to a getxattr/listxattr of `size` with the len bytes of buf, or
+ * with -1/err: a size probe (0) gets the length, a short buffer ERANGE. */
+static void reply_xattr(fuse_req_t req, size_t size, const char *buf, ssize_t len, int err)
+{
+	if (len < 0)
+		fuse_reply_err(req, err);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else if ((size_t)len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, (size_t)len);
 }
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -1083,14 +1101,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		char hex[HASHER_HEX_LEN + 1];
 		r = n->type == S_IFREG ? file_digest_hex(n, fd, hex) : -ENODATA;
 		ino_node_fd_put(FS->tbl, n);
-		if (r < 0)
-			fuse_reply_err(req, -r);
-		else if (size == 0)
-			fuse_reply_xattr(req, HASHER_HEX_LEN);
-		else if (size < HASHER_HEX_LEN)
-			fuse_reply_err(req, ERANGE);
-		else
-			fuse_reply_buf(req, hex, HASHER_HEX_LEN);
+		reply_xattr(req, size, hex, r < 0 ? -1 : HASHER_HEX_LEN, -r);
 		return;
 	}
 	if (size && !(buf = malloc(size))) {
@@ -1101,12 +1112,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	ssize_t len = n->type == S_IFLNK ? lgetxattr(path, name, buf, size) : getxattr(path, name, buf, size);
 	int e = errno;
 	ino_node_fd_put(FS->tbl, n);
-	if (len < 0)
-		fuse_reply_err(req, e);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)len);
-	else
-		fuse_reply_buf(req, buf, (size_t)len);
+	reply_xattr(req, size, buf, len, e);
 	free(buf);
 }
 
@@ -1133,16 +1139,12 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	ssize_t len = n->type == S_IFLNK ? llistxattr(path, buf, size) : listxattr(path, buf, size);
 	int e = errno;
 	ino_node_fd_put(FS->tbl, n);
-	if (len < 0) {
-		fuse_reply_err(req, e);
-	} else if (size == 0) {
-		fuse_reply_xattr(req, (size_t)len + ours);
-	} else if ((size_t)len + ours > size) {
-		fuse_reply_err(req, ERANGE);
-	} else {
-		memcpy(buf + len, CASFS_XATTR_DIGEST, ours);
-		fuse_reply_buf(req, buf, (size_t)len + ours);
+	if (len >= 0) {
+		if (size && (size_t)len + ours <= size)
+			memcpy(buf + len, CASFS_XATTR_DIGEST, ours);
+		len += (ssize_t)ours;
 	}
+	reply_xattr(req, size, buf, len, e);
 	free(buf);
 }
 
