@@ -1,24 +1,57 @@
 /* index.c — LMDB-backed index; see index.h.
  *
- * files record (little-endian host layout, 56 bytes, version byte first):
- *   u8 version=1, u8 pad[7], digest[16], u64 size, i64 mtime_ns,
- *   i64 ctime_ns, i64 hashed_at_ns
- * key: u64 dev, u64 ino
+ * Records (host byte order, version byte first; an unknown version or
+ * length reads as absent):
+ *   files  key u64 dev, u64 ino
+ *          val u8 version=1, u8 pad[7], digest[16], u64 size, i64 mtime_ns,
+ *              i64 ctime_ns, i64 hashed_at_ns                      (56 bytes)
+ *   blobs  key digest[16]
+ *          val u8 version=1, u8 compression, u8 pad[6], u64 size,
+ *              u64 stored, i64 created_ns, i64 last_use_ns, u64 refs (48 bytes)
+ *   meta   key "totals"
+ *          val u8 version=1, u8 pad[7], then the u64 fields of cache_totals
+ *
+ * Map size: LMDB needs a fixed map; ours starts sparse and doubles on
+ * MDB_MAP_FULL up to map_max, then the writer gets -ENOSPC.  Resizing is
+ * allowed only while this process has no transaction open, so every
+ * transaction holds `resize` for reading and a resize takes it for writing.
  */
 #include "index.h"
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAP_SIZE (1ull << 32) /* sparse; grows on MDB_MAP_FULL */
+#define MAP_MAX (1ull << 40)
 
 struct cache_index {
 	MDB_env *env;
-	MDB_dbi files;
+	MDB_dbi files, blobs, meta, actions;
+	cache_store *store;
+	uint64_t map_max;
+	pthread_rwlock_t resize;
 };
+
+struct blob_val {
+	uint8_t version;
+	uint8_t compression;
+	uint8_t pad[6];
+	uint64_t size, stored;
+	int64_t created_ns, last_use_ns;
+	uint64_t refs;
+};
+
+struct totals_val {
+	uint8_t version;
+	uint8_t pad[7];
+	cache_totals t;
+};
+
+static const char TOTALS_KEY[] = "totals";
 
 struct file_val {
 	uint8_t version;
@@ -28,14 +61,41 @@ struct file_val {
 	int64_t mtime_ns, ctime_ns, hashed_at_ns;
 };
 
-/* Begins a transaction; adopts a map grown by another process. */
+/* Sets the map size with no transaction of this process open. */
+static int set_mapsize(cache_index *ix, uint64_t size)
+{
+	pthread_rwlock_wrlock(&ix->resize);
+	int rc = mdb_env_set_mapsize(ix->env, size);
+	pthread_rwlock_unlock(&ix->resize);
+	return rc;
+}
+
+/* Begins a transaction; adopts a map grown by another process.  End it
+ * with txn_end or txn_commit. */
 static int txn_begin(cache_index *ix, unsigned flags, MDB_txn **ret)
 {
-	int rc = mdb_txn_begin(ix->env, NULL, flags, ret);
-	if (rc == MDB_MAP_RESIZED) {
-		mdb_env_set_mapsize(ix->env, 0);
-		rc = mdb_txn_begin(ix->env, NULL, flags, ret);
+	for (int attempt = 0;; attempt++) {
+		pthread_rwlock_rdlock(&ix->resize);
+		int rc = mdb_txn_begin(ix->env, NULL, flags, ret);
+		if (rc == 0)
+			return 0;
+		pthread_rwlock_unlock(&ix->resize);
+		if (rc != MDB_MAP_RESIZED || attempt)
+			return rc;
+		set_mapsize(ix, 0);
 	}
+}
+
+static void txn_end(cache_index *ix, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&ix->resize);
+}
+
+static int txn_commit(cache_index *ix, MDB_txn *txn)
+{
+	int rc = mdb_txn_commit(txn);
+	pthread_rwlock_unlock(&ix->resize);
 	return rc;
 }
 
@@ -57,7 +117,7 @@ int64_t cache_timespec_ns(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
 }
 
-int cache_index_open(cache_store *s, cache_index **ret)
+int cache_index_open_sized(cache_store *s, uint64_t map_size, uint64_t map_max, cache_index **ret)
 {
 	char path[4096];
 	MDB_txn *txn = NULL;
@@ -65,15 +125,21 @@ int cache_index_open(cache_store *s, cache_index **ret)
 	int rc;
 	if (!ix)
 		return -ENOMEM;
+	ix->store = s;
+	ix->map_max = map_max ? map_max : MAP_MAX;
+	pthread_rwlock_init(&ix->resize, NULL);
 	snprintf(path, sizeof(path), "%s/index.lmdb", cache_store_path(s));
 	if ((rc = mdb_env_create(&ix->env)) ||
 	    (rc = mdb_env_set_maxdbs(ix->env, 8)) ||
-	    (rc = mdb_env_set_mapsize(ix->env, MAP_SIZE)) ||
+	    (rc = mdb_env_set_mapsize(ix->env, map_size ? map_size : MAP_SIZE)) ||
 	    (rc = mdb_env_set_maxreaders(ix->env, 510)) ||
 	    (rc = mdb_env_open(ix->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0644)))
 		goto fail;
 	if ((rc = mdb_txn_begin(ix->env, NULL, 0, &txn)) ||
 	    (rc = mdb_dbi_open(txn, "files", MDB_CREATE, &ix->files)) ||
+	    (rc = mdb_dbi_open(txn, "blobs", MDB_CREATE, &ix->blobs)) ||
+	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &ix->meta)) ||
+	    (rc = mdb_dbi_open(txn, "actions", MDB_CREATE, &ix->actions)) ||
 	    (rc = mdb_txn_commit(txn))) {
 		txn = NULL;
 		goto fail;
@@ -85,8 +151,14 @@ fail:
 		mdb_txn_abort(txn);
 	if (ix->env)
 		mdb_env_close(ix->env);
+	pthread_rwlock_destroy(&ix->resize);
 	free(ix);
 	return mdb_to_errno(rc);
+}
+
+int cache_index_open(cache_store *s, cache_index **ret)
+{
+	return cache_index_open_sized(s, 0, 0, ret);
 }
 
 void cache_index_close(cache_index *ix)
@@ -94,8 +166,11 @@ void cache_index_close(cache_index *ix)
 	if (!ix)
 		return;
 	mdb_env_close(ix->env);
+	pthread_rwlock_destroy(&ix->resize);
 	free(ix);
 }
+
+cache_store *cache_index_store(const cache_index *ix) { return ix->store; }
 
 int cache_index_file_get(cache_index *ix, uint64_t dev, uint64_t ino, cache_file_rec *ret)
 {
@@ -124,33 +199,35 @@ int cache_index_file_get(cache_index *ix, uint64_t dev, uint64_t ino, cache_file
 			}
 		}
 	}
-	mdb_txn_abort(txn);
+	txn_end(ix, txn);
 	return mdb_to_errno(rc);
 }
 
-/* Runs fn in a write transaction, growing the map once on MDB_MAP_FULL. */
+/* Runs fn in a write transaction, doubling the map on MDB_MAP_FULL until
+ * map_max.  fn returns an MDB code, or a negative errno to abort with. */
 static int write_txn(cache_index *ix, int (*fn)(MDB_txn *, cache_index *, const void *, size_t),
 		     const void *arg, size_t n)
 {
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (;;) {
 		MDB_txn *txn;
 		int rc = txn_begin(ix, 0, &txn);
 		if (rc)
 			return mdb_to_errno(rc);
 		rc = fn(txn, ix, arg, n);
-		if (rc) {
-			mdb_txn_abort(txn);
-		} else {
-			rc = mdb_txn_commit(txn);
-		}
-		if (rc != MDB_MAP_FULL || attempt)
+		if (rc)
+			txn_end(ix, txn);
+		else
+			rc = txn_commit(ix, txn);
+		if (rc < 0)
+			return rc;
+		if (rc != MDB_MAP_FULL)
 			return mdb_to_errno(rc);
 		MDB_envinfo info;
 		mdb_env_info(ix->env, &info);
-		if (mdb_env_set_mapsize(ix->env, info.me_mapsize * 2))
+		if (info.me_mapsize >= ix->map_max ||
+		    set_mapsize(ix, info.me_mapsize * 2 < ix->map_max ? info.me_mapsize * 2 : ix->map_max))
 			return -ENOSPC;
 	}
-	return -ENOSPC;
 }
 
 static int put_fn(MDB_txn *txn, cache_index *ix, const void *arg, size_t n)
@@ -195,4 +272,305 @@ bool cache_file_rec_valid(const cache_file_rec *rec, const struct stat *st)
 	return rec->size == (uint64_t)st->st_size && rec->mtime_ns == cache_timespec_ns(&st->st_mtim) &&
 	       rec->ctime_ns == cache_timespec_ns(&st->st_ctim) &&
 	       rec->ctime_ns + CACHE_RACY_NS <= rec->hashed_at_ns;
+}
+
+/* ---- blobs and totals ------------------------------------------------------ */
+
+static void blob_from_val(const MDB_val *v, cache_blob_rec *r, bool *ok)
+{
+	struct blob_val b;
+	*ok = v->mv_size == sizeof(b);
+	if (!*ok)
+		return;
+	memcpy(&b, v->mv_data, sizeof(b));
+	*ok = b.version == 1;
+	r->size = b.size;
+	r->stored = b.stored;
+	r->compression = b.compression;
+	r->created_ns = b.created_ns;
+	r->last_use_ns = b.last_use_ns;
+	r->refs = b.refs;
+}
+
+static int blob_put_val(MDB_txn *txn, cache_index *ix, const hasher_digest *d, const cache_blob_rec *r)
+{
+	struct blob_val b = { .version = 1, .compression = r->compression, .size = r->size,
+			      .stored = r->stored, .created_ns = r->created_ns,
+			      .last_use_ns = r->last_use_ns, .refs = r->refs };
+	MDB_val key = { HASHER_DIGEST_LEN, (void *)d->bytes }, val = { sizeof(b), &b };
+	return mdb_put(txn, ix->blobs, &key, &val, 0);
+}
+
+/* Reads the record of d in txn: 0, MDB_NOTFOUND (also for an unknown layout). */
+static int blob_read(MDB_txn *txn, cache_index *ix, const hasher_digest *d, cache_blob_rec *r)
+{
+	MDB_val key = { HASHER_DIGEST_LEN, (void *)d->bytes }, val;
+	int rc = mdb_get(txn, ix->blobs, &key, &val);
+	if (rc)
+		return rc;
+	bool ok;
+	blob_from_val(&val, r, &ok);
+	return ok ? 0 : MDB_NOTFOUND;
+}
+
+static int totals_read(MDB_txn *txn, cache_index *ix, cache_totals *t)
+{
+	MDB_val key = { sizeof(TOTALS_KEY) - 1, (void *)TOTALS_KEY }, val;
+	memset(t, 0, sizeof(*t));
+	int rc = mdb_get(txn, ix->meta, &key, &val);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
+	struct totals_val tv;
+	if (val.mv_size == sizeof(tv)) {
+		memcpy(&tv, val.mv_data, sizeof(tv));
+		if (tv.version == 1)
+			*t = tv.t;
+	}
+	return 0;
+}
+
+static int totals_write(MDB_txn *txn, cache_index *ix, const cache_totals *t)
+{
+	struct totals_val tv = { .version = 1, .t = *t };
+	MDB_val key = { sizeof(TOTALS_KEY) - 1, (void *)TOTALS_KEY }, val = { sizeof(tv), &tv };
+	return mdb_put(txn, ix->meta, &key, &val, 0);
+}
+
+/* A saturating subtraction: sums never wrap when records and totals
+ * disagree (fsck recounts them). */
+static uint64_t sub_sat(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : 0;
+}
+
+int cache_index_blob_get(cache_index *ix, const hasher_digest *d, cache_blob_rec *ret)
+{
+	MDB_txn *txn;
+	int rc = txn_begin(ix, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = blob_read(txn, ix, d, ret);
+	txn_end(ix, txn);
+	return mdb_to_errno(rc);
+}
+
+struct add_arg {
+	const hasher_digest *d;
+	const cache_blob_rec *rec;
+	bool put;
+	int result;
+};
+
+static int add_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
+{
+	struct add_arg *a = (struct add_arg *)varg;
+	cache_blob_rec cur;
+	cache_totals t;
+	int rc = totals_read(txn, ix, &t);
+	if (rc)
+		return rc;
+	rc = blob_read(txn, ix, a->d, &cur);
+	if (rc == MDB_NOTFOUND) {
+		a->result = 0;
+		cur = *a->rec;
+		if (!cur.refs)
+			cur.refs = 1;
+		t.blobs++;
+		t.logical += cur.size;
+		t.stored += cur.stored;
+	} else if (rc) {
+		return rc;
+	} else {
+		a->result = 1;
+		if (a->rec->last_use_ns > cur.last_use_ns)
+			cur.last_use_ns = a->rec->last_use_ns;
+		if (a->put) {
+			cur.refs++;
+			t.dedup_hits++;
+			t.dedup_bytes += cur.size;
+		}
+	}
+	if ((rc = blob_put_val(txn, ix, a->d, &cur)))
+		return rc;
+	return totals_write(txn, ix, &t);
+}
+
+int cache_index_blob_add(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec, bool put)
+{
+	struct add_arg a = { d, rec, put, 0 };
+	int r = write_txn(ix, add_fn, &a, 0);
+	return r < 0 ? r : a.result;
+}
+
+struct touch_arg {
+	const hasher_digest *d;
+	int64_t now;
+};
+
+static int touch_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
+{
+	const struct touch_arg *a = varg;
+	cache_blob_rec cur;
+	int rc = blob_read(txn, ix, a->d, &cur);
+	if (rc)
+		return rc;
+	cur.last_use_ns = a->now;
+	return blob_put_val(txn, ix, a->d, &cur);
+}
+
+int cache_index_blob_touch(cache_index *ix, const hasher_digest *d, int64_t now_ns)
+{
+	cache_blob_rec cur;
+	int r = cache_index_blob_get(ix, d, &cur);
+	if (r < 0)
+		return r;
+	if (now_ns - cur.last_use_ns < CACHE_TOUCH_NS)
+		return 0;
+	struct touch_arg a = { d, now_ns };
+	return write_txn(ix, touch_fn, &a, 0);
+}
+
+struct del_arg {
+	const hasher_digest *d;
+	int64_t expect;
+	enum cache_del_reason why;
+};
+
+static int blob_del_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
+{
+	const struct del_arg *a = varg;
+	cache_blob_rec cur;
+	cache_totals t;
+	int rc = a->d ? blob_read(txn, ix, a->d, &cur) : MDB_NOTFOUND;
+	if (rc == MDB_NOTFOUND && a->why == CACHE_DEL_CORRUPT) {
+		memset(&cur, 0, sizeof(cur)); /* count it all the same */
+	} else if (rc) {
+		return rc;
+	} else {
+		if (a->expect >= 0 && cur.last_use_ns != a->expect)
+			return -EBUSY;
+		MDB_val key = { HASHER_DIGEST_LEN, (void *)a->d->bytes };
+		if ((rc = mdb_del(txn, ix->blobs, &key, NULL)))
+			return rc;
+	}
+	if ((rc = totals_read(txn, ix, &t)))
+		return rc;
+	if (cur.stored || cur.size) {
+		t.blobs = sub_sat(t.blobs, 1);
+		t.logical = sub_sat(t.logical, cur.size);
+		t.stored = sub_sat(t.stored, cur.stored);
+	}
+	if (a->why == CACHE_DEL_EVICT) {
+		t.evictions++;
+		t.evicted_bytes += cur.stored;
+	} else if (a->why == CACHE_DEL_CORRUPT) {
+		t.corrupt++;
+	}
+	return totals_write(txn, ix, &t);
+}
+
+int cache_index_blob_del(cache_index *ix, const hasher_digest *d, int64_t expect_last_use,
+			 enum cache_del_reason why)
+{
+	struct del_arg a = { d, expect_last_use, why };
+	return write_txn(ix, blob_del_fn, &a, 0);
+}
+
+int cache_index_count_corrupt(cache_index *ix)
+{
+	struct del_arg a = { NULL, -1, CACHE_DEL_CORRUPT };
+	return write_txn(ix, blob_del_fn, &a, 0);
+}
+
+int cache_index_blob_list(cache_index *ix, cache_blob_entry **ret, size_t *n)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val key, val;
+	size_t cap = 0, len = 0;
+	cache_blob_entry *v = NULL;
+	int rc = txn_begin(ix, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	if ((rc = mdb_cursor_open(txn, ix->blobs, &cur))) {
+		txn_end(ix, txn);
+		return mdb_to_errno(rc);
+	}
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		bool ok;
+		cache_blob_entry e;
+		if (key.mv_size != HASHER_DIGEST_LEN)
+			continue;
+		blob_from_val(&val, &e.rec, &ok);
+		if (!ok)
+			continue;
+		memcpy(e.digest.bytes, key.mv_data, HASHER_DIGEST_LEN);
+		if (len == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			cache_blob_entry *nv = realloc(v, ncap * sizeof(*v));
+			if (!nv) {
+				rc = ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[len++] = e;
+	}
+	mdb_cursor_close(cur);
+	txn_end(ix, txn);
+	if (rc != MDB_NOTFOUND) {
+		free(v);
+		return mdb_to_errno(rc);
+	}
+	*ret = v;
+	*n = len;
+	return 0;
+}
+
+int cache_index_totals(cache_index *ix, cache_totals *ret)
+{
+	MDB_txn *txn;
+	int rc = txn_begin(ix, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = totals_read(txn, ix, ret);
+	txn_end(ix, txn);
+	return mdb_to_errno(rc);
+}
+
+static int sums_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
+{
+	const uint64_t *v = varg;
+	cache_totals t;
+	int rc = totals_read(txn, ix, &t);
+	if (rc)
+		return rc;
+	if (n == 3) {
+		t.blobs = v[0];
+		t.logical = v[1];
+		t.stored = v[2];
+	} else {
+		t.max_size = v[0];
+	}
+	return totals_write(txn, ix, &t);
+}
+
+int cache_index_set_sums(cache_index *ix, uint64_t blobs, uint64_t logical, uint64_t stored)
+{
+	uint64_t v[3] = { blobs, logical, stored };
+	return write_txn(ix, sums_fn, v, 3);
+}
+
+int cache_index_set_max_size(cache_index *ix, uint64_t max_size)
+{
+	return write_txn(ix, sums_fn, &max_size, 1);
+}
+
+uint64_t cache_totals_max_size(const cache_totals *t)
+{
+	return t->max_size ? t->max_size : CACHE_DEFAULT_MAX_SIZE;
 }

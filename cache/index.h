@@ -1,8 +1,17 @@
 /* index.h — the store's LMDB index (index.lmdb in the store directory).
  *
  * Databases:
- *   files: backing (st_dev, st_ino) → digest, size, mtime_ns, ctime_ns,
- *          hashed_at_ns.  Lets digests survive remounts.
+ *   files:   backing (st_dev, st_ino) → digest, size, mtime_ns, ctime_ns,
+ *            hashed_at_ns.  Lets digests survive remounts.
+ *   blobs:   digest → size, stored size, compression, created, last use,
+ *            references (how many times the content was stored).
+ *   meta:    store-wide totals and settings (one record, updated in the
+ *            same transaction as the blob records it sums).
+ *   actions: action key → manifest (the action cache; created empty here).
+ *
+ * The blob files under objects/ are the truth and these records an index
+ * of them: a blob published by a process killed before it recorded it is
+ * adopted by the next reader, writer or fsck.
  *
  * Several processes and threads may use one index at once (LMDB is
  * multi-process; the env is opened with MDB_NOTLS for thread pools).
@@ -40,6 +49,10 @@ typedef struct cache_index cache_index;
 
 /* Opens (creating) STORE/index.lmdb. Returns 0 or -errno. */
 int cache_index_open(cache_store *s, cache_index **ret);
+/* The same with an explicit initial map size and the most it may grow to
+ * (MDB_MAP_FULL past map_max becomes -ENOSPC).  0 = defaults. */
+int cache_index_open_sized(cache_store *s, uint64_t map_size, uint64_t map_max, cache_index **ret);
+cache_store *cache_index_store(const cache_index *ix);
 /* Accepts NULL. */
 void cache_index_close(cache_index *ix);
 
@@ -54,3 +67,65 @@ int cache_index_file_del(cache_index *ix, uint64_t dev, uint64_t ino);
 bool cache_file_rec_valid(const cache_file_rec *rec, const struct stat *st);
 
 int64_t cache_timespec_ns(const struct timespec *ts);
+
+/* ---- blobs ---------------------------------------------------------------- */
+
+#define CACHE_DEFAULT_MAX_SIZE (5ull << 30)
+/* last_use is rewritten at most this often per blob (a write transaction
+ * per read would cost an fsync each). */
+#define CACHE_TOUCH_NS (1000 * 1000 * 1000LL)
+
+typedef struct cache_blob_rec {
+	uint64_t size;        /* content bytes */
+	uint64_t stored;      /* bytes of the blob file */
+	uint8_t compression;  /* CACHE_COMP_* (blob.h) */
+	int64_t created_ns;
+	int64_t last_use_ns;
+	uint64_t refs;        /* times stored: 1 + puts that found it already there */
+} cache_blob_rec;
+
+typedef struct cache_blob_entry {
+	hasher_digest digest;
+	cache_blob_rec rec;
+} cache_blob_entry;
+
+typedef struct cache_totals {
+	uint64_t blobs;          /* blob records */
+	uint64_t logical;        /* sum of content sizes */
+	uint64_t stored;         /* sum of blob file sizes */
+	uint64_t dedup_bytes;    /* content bytes not stored again (already there) */
+	uint64_t dedup_hits;     /* puts that found their content already there */
+	uint64_t evictions;      /* blobs removed by gc */
+	uint64_t evicted_bytes;  /* their stored bytes */
+	uint64_t corrupt;        /* blobs found corrupt (quarantined) */
+	uint64_t max_size;       /* the store's size limit (0: default) */
+} cache_totals;
+
+enum cache_del_reason { CACHE_DEL_EVICT, CACHE_DEL_CORRUPT, CACHE_DEL_STALE };
+
+int cache_index_blob_get(cache_index *ix, const hasher_digest *d, cache_blob_rec *ret);
+/* Records a blob.  When absent, inserts rec and adds it to the totals;
+ * returns 0.  When present: touches last_use and, if `put` is true (a
+ * writer stored the content again), adds a reference and counts rec->size
+ * as dedup savings; returns 1.  -errno on failure. */
+int cache_index_blob_add(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec, bool put);
+/* Sets last_use to now_ns when it is older by CACHE_TOUCH_NS.  Returns 0,
+ * -ENOENT (no record), -errno. */
+int cache_index_blob_touch(cache_index *ix, const hasher_digest *d, int64_t now_ns);
+/* Removes the record and subtracts it from the totals, counting an eviction
+ * or a corrupt blob by `why`.  When expect_last_use >= 0 and the record's
+ * last_use differs (it was used since the caller looked), nothing is removed
+ * and -EBUSY is returned.  -ENOENT when absent. */
+int cache_index_blob_del(cache_index *ix, const hasher_digest *d, int64_t expect_last_use,
+			 enum cache_del_reason why);
+/* Counts a corrupt blob that had no record. */
+int cache_index_count_corrupt(cache_index *ix);
+/* All blob records (malloc'd array, caller frees).  Returns 0 or -errno. */
+int cache_index_blob_list(cache_index *ix, cache_blob_entry **ret, size_t *n);
+
+int cache_index_totals(cache_index *ix, cache_totals *ret);
+/* Replaces the sums (blobs, logical, stored) after fsck recounted them. */
+int cache_index_set_sums(cache_index *ix, uint64_t blobs, uint64_t logical, uint64_t stored);
+/* The store's size limit: 0 = CACHE_DEFAULT_MAX_SIZE. */
+int cache_index_set_max_size(cache_index *ix, uint64_t max_size);
+uint64_t cache_totals_max_size(const cache_totals *t);

@@ -2,8 +2,10 @@
  *
  * Layout (format 1):
  *   FORMAT        "casfs-store 1\n"
- *   objects/      content-addressed blobs (objects/ab/<32 hex>)
- *   tmp/          temp files, removed by fsck
+ *   objects/      content-addressed blobs (objects/ab/<32 hex>; blob.c)
+ *   tmp/          decompressed contents being served (unnamed O_TMPFILEs)
+ *   quarantine/   blobs that failed verification, kept for inspection
+ *   index.lmdb    the index (index.c)
  */
 #include "store.h"
 
@@ -19,6 +21,7 @@
 struct cache_store {
 	char *path;
 	int dirfd;
+	int objects_fd, tmp_fd;
 };
 
 int cache_store_default_path(char *buf, size_t len)
@@ -143,17 +146,33 @@ int cache_store_open(const char *path, cache_store **ret, const char **errmsg)
 		goto fail;
 	}
 	mkdirat(dirfd, "tmp", 0755);
+	mkdirat(dirfd, "quarantine", 0755);
+	int objects_fd = openat(dirfd, "objects", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int tmp_fd = openat(dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (objects_fd < 0 || tmp_fd < 0) {
+		r = -errno;
+		*errmsg = "has unusable objects/ or tmp/ directories";
+		if (objects_fd >= 0)
+			close(objects_fd);
+		if (tmp_fd >= 0)
+			close(tmp_fd);
+		goto fail;
+	}
 
 	s = calloc(1, sizeof(*s));
 	char *abs = realpath(path, NULL);
 	if (!s || !abs) {
 		free(s);
 		free(abs);
+		close(objects_fd);
+		close(tmp_fd);
 		r = -ENOMEM;
 		goto fail;
 	}
 	s->path = abs;
 	s->dirfd = dirfd;
+	s->objects_fd = objects_fd;
+	s->tmp_fd = tmp_fd;
 	*ret = s;
 	return 0;
 fail:
@@ -166,9 +185,13 @@ void cache_store_close(cache_store *s)
 	if (!s)
 		return;
 	close(s->dirfd);
+	close(s->objects_fd);
+	close(s->tmp_fd);
 	free(s->path);
 	free(s);
 }
 
 const char *cache_store_path(const cache_store *s) { return s->path; }
 int cache_store_dirfd(const cache_store *s) { return s->dirfd; }
+int cache_store_objects_fd(const cache_store *s) { return s->objects_fd; }
+int cache_store_tmp_fd(const cache_store *s) { return s->tmp_fd; }

@@ -25,5 +25,7 @@ int cache_store_open(const char *path, cache_store **ret, const char **errmsg);
 void cache_store_close(cache_store *s);
 /* Absolute path of the store (owned by s). */
 const char *cache_store_path(const cache_store *s);
-/* O_PATH directory fd of the store (owned by s). */
+/* Directory fds of the store, objects/ and tmp/ (owned by s). */
 int cache_store_dirfd(const cache_store *s);
+int cache_store_objects_fd(const cache_store *s);
+int cache_store_tmp_fd(const cache_store *s);
