@@ -4,6 +4,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <stdint.h>
+
+#include "blob.h"
 #include "ctl.h"
 
 #define CASFS_FUSE_FSTYPE "fuse.casfs"
@@ -27,6 +30,16 @@ bool cli_dev_is_casfs(dev_t dev);
 /* Queries the daemon behind a mount. Returns 0 or -errno (-ENOTCONN: stale). */
 int cli_ctl_info(const char *mountpoint, struct casfs_ctl_info *ret);
 int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret);
+
+/* Parsers for option values; each prints its own error and returns -1.
+ * Sizes: bytes, or a number with K, M, G, T (powers of 1024; "KB", "KiB"
+ * alike), fractions allowed ("1.5G"). */
+int cli_parse_size(const char *s, uint64_t *ret);
+int cli_parse_ingest(const char *s, bool *all);
+int cli_parse_compression(const char *s, cache_put_mode *ret);
+int cli_parse_level(const char *s, int *ret);
+/* "1.5 GiB" */
+void cli_format_size(uint64_t bytes, char *buf, size_t len);
 
 int cmd_mount(int argc, char **argv);
 int cmd_mount_helper(int argc, char **argv);

@@ -21,7 +21,8 @@
 #define FUSE_SUPER_MAGIC 0x65735546
 
 static const char mount_usage[] =
-	"usage: casfs mount [--store DIR] [--backing DIR] [-f|--foreground] [-o OPT[,OPT...]] MOUNTPOINT\n"
+	"usage: casfs mount [--store DIR] [--backing DIR] [--ingest=all|none] [-f|--foreground]\n"
+	"                   [-o OPT[,OPT...]] MOUNTPOINT\n"
 	"\n"
 	"Mounts casfs over MOUNTPOINT.  The backing directory (where files really\n"
 	"live) is MOUNTPOINT itself unless --backing is given: it is opened before\n"
@@ -33,6 +34,9 @@ static const char mount_usage[] =
 	"  --store DIR        store directory (default $CASFS_STORE, else\n"
 	"                     $XDG_CACHE_HOME/casfs, else ~/.cache/casfs)\n"
 	"  --backing DIR      serve DIR's contents instead of MOUNTPOINT's\n"
+	"  --ingest=all       also store every regular file in the store at the last\n"
+	"                     close of a writer (default none: the store gets what\n"
+	"                     casfs put and the action cache put there)\n"
 	"  -f, --foreground   stay in the foreground, log to stderr\n"
 	"  -o OPTS            comma-separated:\n"
 	"      allow_other    let other users in (permissions are still checked)\n"
@@ -46,7 +50,20 @@ static const char mount_usage[] =
 	"      fd_cache=N     cached open O_PATH descriptors (default 8192)\n"
 	"      threads=N      maximum worker threads (default 16)\n"
 	"      no_xattr       answer xattr calls with ENOSYS (faster ls -l)\n"
-	"      store=DIR      same as --store (for /etc/fstab)\n";
+	"      store=DIR      same as --store (for /etc/fstab)\n"
+	"      ingest=all|none  same as --ingest\n"
+	"      compression=auto|none|zstd\n"
+	"                     how ingested contents are stored (default auto: shared\n"
+	"                     blocks where the store's filesystem can reflink, else\n"
+	"                     zstd when it saves space)\n"
+	"      zstd_level=N   zstd level, -7 to 19 (default 1: fast)\n"
+	"      max_size=SIZE  set the store's size limit (e.g. 20G; default 5G),\n"
+	"                     kept by the store like casfs gc --max-size\n"
+	"\n"
+	"Every directory of the mount answers the name .casfs (never listed):\n"
+	".casfs/cas/HEX (or HEX.EXT) is a read-only file with the content whose\n"
+	"XXH3-128 is HEX, from a file of the mount or a blob of the store; only the\n"
+	"mount's owner may read there.\n";
 
 struct mount_args {
 	struct fs_options fo;
@@ -94,8 +111,23 @@ static int parse_opts(char *list, struct mount_args *a)
 				a->fo.fd_cache = (unsigned)v;
 			else
 				a->fo.threads = (unsigned)v;
-		} else if (!strcmp(o, "store") && val)
+		} else if (!strcmp(o, "store") && val) {
 			a->store_arg = val;
+		} else if (!strcmp(o, "ingest") && val) {
+			if (cli_parse_ingest(val, &a->fo.ingest_all) < 0)
+				return -1;
+		} else if (!strcmp(o, "compression") && val) {
+			if (cli_parse_compression(val, &a->fo.compression) < 0)
+				return -1;
+		} else if (!strcmp(o, "zstd_level") && val) {
+			if (cli_parse_level(val, &a->fo.zstd_level) < 0)
+				return -1;
+		} else if (!strcmp(o, "max_size") && val) {
+			if (cli_parse_size(val, &a->fo.max_size) < 0 || a->fo.max_size == 0) {
+				cli_error("bad value '%s' for -o max_size: give a size like 20G or 500M", val);
+				return -1;
+			}
+		}
 		else if (!strcmp(o, "backing") && val)
 			a->backing_arg = val;
 		else if (!strcmp(o, "defaults") || !strcmp(o, "auto") || !strcmp(o, "noauto") ||
@@ -281,6 +313,7 @@ int cmd_mount(int argc, char **argv)
 		{ "store", required_argument, NULL, 's' },
 		{ "backing", required_argument, NULL, 'b' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "ingest", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -294,6 +327,10 @@ int cmd_mount(int argc, char **argv)
 		case 's': a.store_arg = optarg; break;
 		case 'b': a.backing_arg = optarg; break;
 		case 'f': a.fo.foreground = true; break;
+		case 'i':
+			if (cli_parse_ingest(optarg, &a.fo.ingest_all) < 0)
+				return 1;
+			break;
 		case 'o':
 			if (parse_opts(optarg, &a) < 0)
 				return 1;

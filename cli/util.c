@@ -146,3 +146,85 @@ int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret)
 {
 	return ctl(mountpoint, CASFS_IOC_STATS, ret);
 }
+
+/* ---- option values ---------------------------------------------------- */
+
+int cli_parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || v < 0)
+		return -1;
+	double mult = 1;
+	switch (*end) {
+	case 'k': case 'K': mult = 1024.0; end++; break;
+	case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+	case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+	case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
+	default: break;
+	}
+	if (mult > 1 && *end == 'i')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || v * mult >= 18446744073709551615.0)
+		return -1;
+	*ret = (uint64_t)(v * mult);
+	return 0;
+}
+
+int cli_parse_ingest(const char *s, bool *all)
+{
+	if (!strcmp(s, "all"))
+		*all = true;
+	else if (!strcmp(s, "none"))
+		*all = false;
+	else {
+		cli_error("bad value '%s' for ingest: give all or none", s);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_parse_compression(const char *s, cache_put_mode *ret)
+{
+	if (!strcmp(s, "auto"))
+		*ret = CACHE_PUT_AUTO;
+	else if (!strcmp(s, "none") || !strcmp(s, "raw"))
+		*ret = CACHE_PUT_RAW;
+	else if (!strcmp(s, "zstd"))
+		*ret = CACHE_PUT_ZSTD;
+	else {
+		cli_error("bad value '%s' for compression: give auto, none or zstd", s);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_parse_level(const char *s, int *ret)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end || v < -7 || v > 19 || v == 0) {
+		cli_error("bad zstd level '%s': give a number from -7 to 19 other than 0", s);
+		return -1;
+	}
+	*ret = (int)v;
+	return 0;
+}
+
+void cli_format_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)bytes;
+	int u = 0;
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+}

@@ -20,7 +20,11 @@
 	X(fd_cache_misses) X(fd_cache_evictions) X(reopen_by_handle) \
 	X(reopen_by_path) X(stale_handles) \
 	X(files_hashed_streaming) X(files_hashed_by_reread) X(files_hashed_on_demand) \
-	X(bytes_hashed) X(digest_index_hits) X(index_writes) X(index_errors)
+	X(bytes_hashed) X(digest_index_hits) X(index_writes) X(index_errors) \
+	X(cas_lookups) X(cas_misses) X(cas_denied) X(cas_opens_live) X(cas_opens_blob) \
+	X(cas_bytes_read) X(cas_corrupt) X(cas_live_changed) \
+	X(ingest_queued) X(ingest_stored) X(ingest_existing) X(ingest_skipped) \
+	X(ingest_errors) X(ingest_bytes) X(gc_runs) X(gc_evicted)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,

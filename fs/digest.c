@@ -51,7 +51,12 @@ struct digests {
 	pthread_t flusher;
 	bool flusher_started;
 	_Atomic uint64_t c_stream, c_reread, c_demand, c_bytes, c_index_hits, c_index_writes, c_index_errors;
+	digests_known_fn known;
 };
+
+/* dstate_free gets only the state: the hook is per process (there is one
+ * digests per daemon) and cleared when the digests go. */
+static digests_gone_fn gone_hook;
 
 #define BUMP(d, field, n) atomic_fetch_add_explicit(&(d)->field, (n), memory_order_relaxed)
 
@@ -65,6 +70,8 @@ static int64_t now_ns(void)
 static void dstate_free(void *p)
 {
 	struct dstate *s = p;
+	if (s->valid && gone_hook)
+		gone_hook(s->dev, s->ino, &s->rec.digest);
 	hasher_stream_free(s->stream);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -258,6 +265,7 @@ void digests_free(digests *d)
 {
 	if (!d)
 		return;
+	gone_hook = NULL;
 	if (d->flusher_started) {
 		pthread_mutex_lock(&d->plock);
 		d->stop = true;
@@ -426,6 +434,8 @@ static int finalize(digests *d, ino_node *n, struct dstate *s, int fd, bool from
 	s->valid = true;
 	s->version++;
 	enqueue(d, n, s);
+	if (d->known)
+		d->known(n, &s->rec, from_stream);
 	return 0;
 }
 
@@ -472,6 +482,8 @@ int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 			s->valid = true;
 			s->version++;
 			BUMP(d, c_index_hits, 1);
+			if (d->known)
+				d->known(n, &s->rec, false);
 		}
 	}
 	for (int tries = 0; !s->valid && tries < 3; tries++) {
@@ -481,6 +493,34 @@ int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 	}
 	if (s->valid) {
 		*ret = s->rec.digest;
+		r = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+void digests_set_hooks(digests *d, digests_known_fn known, digests_gone_fn gone)
+{
+	if (!d)
+		return;
+	d->known = known;
+	gone_hook = gone;
+}
+
+int digests_peek(digests *d, ino_node *n, cache_file_rec *rec, uint64_t *version)
+{
+	if (!d)
+		return -EAGAIN;
+	ino_table_lock(d->tbl);
+	struct dstate *s = n->priv;
+	ino_table_unlock(d->tbl);
+	if (!s)
+		return -EAGAIN;
+	int r = -EAGAIN;
+	pthread_mutex_lock(&s->lock);
+	if (s->valid && s->writers == 0) {
+		*rec = s->rec;
+		*version = s->version;
 		r = 0;
 	}
 	pthread_mutex_unlock(&s->lock);

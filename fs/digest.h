@@ -38,11 +38,21 @@ typedef struct digest_counters {
 	uint64_t index_errors;
 } digest_counters;
 
+/* Called when a node's digest becomes known: `written` when its content was
+ * just written through this mount (at the last close of a writer), else
+ * found in the index or hashed on request.  State lock of the node held: may
+ * take the table lock, must not call digests_*. */
+typedef void (*digests_known_fn)(ino_node *n, const cache_file_rec *rec, bool written);
+/* Called when a node whose digest was known is freed, with the table lock
+ * held: must not call into the table. */
+typedef void (*digests_gone_fn)(uint64_t dev, uint64_t ino, const hasher_digest *d);
+
 /* ix may be NULL (no persistence). proc_fd: an fd of /proc/self/fd. */
 int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret);
 /* Writes everything pending to the index, then frees. Accepts NULL. */
 void digests_free(digests *d);
 void digests_counters(digests *d, digest_counters *ret);
+void digests_set_hooks(digests *d, digests_known_fn known, digests_gone_fn gone);
 
 /* fd: the file just opened for writing (any access mode that writes). */
 void digests_open_write(digests *d, ino_node *n, int fd);
@@ -61,3 +71,8 @@ void digests_release_write(digests *d, ino_node *n, int fd);
 /* The digest of the regular file n; fd is any fd of it (O_PATH is fine).
  * Returns 0 or -errno. */
 int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret);
+
+/* The known digest of n without computing anything: 0 and *rec, *version
+ * when it is valid and no writer has the file open, else -EAGAIN.  The
+ * version changes with every change of the content. */
+int digests_peek(digests *d, ino_node *n, cache_file_rec *rec, uint64_t *version);

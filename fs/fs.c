@@ -44,28 +44,7 @@
 #include <unistd.h>
 
 #include "casfs_config.h"
-#include "ctl.h"
-#include "digest.h"
-#include "index.h"
-#include "inode.h"
-
-/* Reserved for casfs's own namespace (content-addressed paths, control
- * file): creating or renaming to it is refused with EPERM in every
- * directory, so the name is free when the namespace arrives. */
-#define RESERVED_NAME ".casfs"
-
-struct fs {
-	ino_table *tbl;
-	cache_index *ix;
-	digests *dg;
-	int proc_fd;      /* /proc/self/fd */
-	bool root_daemon; /* euid 0: act as the caller when creating */
-	struct fs_options o;
-	struct fuse_session *se;
-	struct timespec started;
-	uint32_t cap_eff[2], cap_prm[2], cap_inh[2];
-	_Atomic uint64_t counters[CASFS_C_COUNT];
-};
+#include "fs_internal.h"
 
 /* One open file. */
 struct fs_file {
@@ -76,20 +55,16 @@ struct fs_file {
 	struct fs_file *next; /* node->open_files, under the table lock */
 };
 
-static struct fs *FS;
+struct fs *FS;
 
-#define COUNT(name) atomic_fetch_add_explicit(&FS->counters[CASFS_C_##name], 1, memory_order_relaxed)
-#define COUNT_N(name, n) atomic_fetch_add_explicit(&FS->counters[CASFS_C_##name], (n), memory_order_relaxed)
-
-static ino_node *node_of(fuse_ino_t ino)
-{
-	return ino == FUSE_ROOT_ID ? ino_table_root(FS->tbl) : (ino_node *)(uintptr_t)ino;
-}
-
-static fuse_ino_t id_of(ino_node *n)
-{
-	return n == ino_table_root(FS->tbl) ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)n;
-}
+/* Operations that make no sense on the .casfs namespace answer err. */
+#define VIRTUAL_DENY(ino, err)                      \
+	do {                                        \
+		if (fs_is_virtual(ino)) {           \
+			fuse_reply_err(req, (err)); \
+			return;                     \
+		}                                   \
+	} while (0)
 
 static struct fs_file *file_of(struct fuse_file_info *fi)
 {
@@ -261,6 +236,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	COUNT(lookup);
+	if (fs_is_virtual(parent)) {
+		casns_lookup(req, parent, name);
+		return;
+	}
+	if (reserved(name)) {
+		casns_lookup_reserved(req, parent);
+		return;
+	}
 	ino_node *p = node_of(parent);
 	struct fuse_entry_param e;
 	int pfd = ino_node_fd_get(FS->tbl, p);
@@ -287,15 +270,22 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	COUNT(forget);
-	ino_table_forget(FS->tbl, node_of(ino), nlookup);
+	if (fs_is_virtual(ino))
+		casns_forget(ino, nlookup);
+	else
+		ino_table_forget(FS->tbl, node_of(ino), nlookup);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
 	COUNT_N(forget, count);
-	for (size_t i = 0; i < count; i++)
-		ino_table_forget(FS->tbl, node_of(f[i].ino), f[i].nlookup);
+	for (size_t i = 0; i < count; i++) {
+		if (fs_is_virtual(f[i].ino))
+			casns_forget(f[i].ino, f[i].nlookup);
+		else
+			ino_table_forget(FS->tbl, node_of(f[i].ino), f[i].nlookup);
+	}
 	fuse_reply_none(req);
 }
 
@@ -304,6 +294,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	COUNT(getattr);
 	struct stat st;
 	int r;
+	if (fs_is_virtual(ino)) {
+		casns_getattr(req, ino);
+		return;
+	}
 	if (fi && fi->fh) {
 		r = stat_fd(file_of(fi)->fd, &st);
 	} else {
@@ -326,6 +320,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		       struct fuse_file_info *fi)
 {
 	COUNT(setattr);
+	VIRTUAL_DENY(ino, EPERM);
 	ino_node *n = node_of(ino);
 	int fd = ino_node_fd_get(FS->tbl, n), r = 0;
 	int ffd = fi && fi->fh ? file_of(fi)->fd : -1;
@@ -392,6 +387,7 @@ fail:
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	COUNT(readlink);
+	VIRTUAL_DENY(ino, EINVAL);
 	ino_node *n = node_of(ino);
 	char buf[PATH_MAX + 1];
 	int fd = ino_node_fd_get(FS->tbl, n);
@@ -422,6 +418,7 @@ static void make_entry(fuse_req_t req, fuse_ino_t parent, const char *name, enum
 	ino_node *p = node_of(parent);
 	struct creds c;
 	int r;
+	VIRTUAL_DENY(parent, EPERM);
 	if (reserved(name)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -495,6 +492,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 {
 	ino_node *p = node_of(parent);
 	struct victim v;
+	VIRTUAL_DENY(parent, EPERM);
 	if (reserved(name)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -528,6 +526,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		      const char *newname, unsigned int flags)
 {
 	COUNT(rename);
+	VIRTUAL_DENY(parent, EPERM);
+	VIRTUAL_DENY(newparent, EPERM);
 	ino_node *p = node_of(parent), *np = node_of(newparent);
 	struct victim v = { -1 };
 	struct stat st;
@@ -574,6 +574,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	COUNT(link);
+	VIRTUAL_DENY(ino, EPERM);
+	VIRTUAL_DENY(newparent, EPERM);
 	ino_node *n = node_of(ino), *np = node_of(newparent);
 	char name[16];
 	if (reserved(newname)) {
@@ -676,6 +678,10 @@ static void set_open_reply(struct fuse_file_info *fi, int flags)
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	COUNT(open);
+	if (fs_is_virtual(ino)) {
+		casns_open(req, ino, fi);
+		return;
+	}
 	ino_node *n = node_of(ino);
 	int fd = ino_node_fd_get(FS->tbl, n);
 	if (fd < 0) {
@@ -711,6 +717,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		      struct fuse_file_info *fi)
 {
 	COUNT(create);
+	VIRTUAL_DENY(parent, EPERM);
 	ino_node *p = node_of(parent);
 	struct fuse_entry_param e;
 	struct creds c;
@@ -758,6 +765,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	COUNT(read);
+	if (fs_is_virtual(ino)) {
+		casns_read(req, ino, size, off, fi);
+		return;
+	}
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = file_of(fi)->fd;
@@ -770,6 +781,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 			 struct fuse_file_info *fi)
 {
 	COUNT(write);
+	VIRTUAL_DENY(ino, EBADF);
 	struct fs_file *f = file_of(fi);
 	size_t size = fuse_buf_size(in);
 	const struct fuse_buf *b = &in->buf[in->idx];
@@ -822,6 +834,7 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in,
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	COUNT(flush);
+	VIRTUAL_DENY(ino, 0);
 	/* close() of a duplicate reports delayed write errors (NFS & co.). */
 	int d = dup(file_of(fi)->fd);
 	int r = d < 0 ? -1 : close(d);
@@ -831,6 +844,10 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	COUNT(release);
+	if (fs_is_virtual(ino)) {
+		casns_release(req, ino, fi);
+		return;
+	}
 	file_free(file_of(fi));
 	fuse_reply_err(req, 0);
 }
@@ -838,6 +855,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	COUNT(fsync);
+	VIRTUAL_DENY(ino, 0);
 	int fd = file_of(fi)->fd;
 	int r = datasync ? fdatasync(fd) : fsync(fd);
 	fuse_reply_err(req, r < 0 ? errno : 0);
@@ -847,6 +865,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 			 struct fuse_file_info *fi)
 {
 	COUNT(fallocate);
+	VIRTUAL_DENY(ino, EBADF);
 	int r = fallocate(file_of(fi)->fd, mode, off, len);
 	int e = errno;
 	digests_invalidate(FS->dg, file_of(fi)->node);
@@ -858,6 +877,8 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			       struct fuse_file_info *fi_out, size_t len, int flags)
 {
 	COUNT(copy_file_range);
+	VIRTUAL_DENY(ino_in, EXDEV); /* the kernel falls back to read + write */
+	VIRTUAL_DENY(ino_out, EXDEV);
 	ssize_t n = copy_file_range(file_of(fi_in)->fd, &off_in, file_of(fi_out)->fd, &off_out,
 				    len, (unsigned)flags);
 	int e = errno;
@@ -872,6 +893,10 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	COUNT(lseek);
+	if (fs_is_virtual(ino)) {
+		casns_lseek(req, ino, off, whence, fi);
+		return;
+	}
 	off_t r = lseek(file_of(fi)->fd, off, whence);
 	if (r < 0)
 		fuse_reply_err(req, errno);
@@ -939,6 +964,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, b
 			struct dirent64_raw *d = (struct dirent64_raw *)(dbuf + pos);
 			pos += d->d_reclen;
 			const char *name = d->d_name;
+			if (name[0] == '.' && reserved(name))
+				continue; /* the namespace's name: never listed */
 			bool dot = name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 			size_t entsize;
 			struct stat st = { .st_ino = d->d_ino };
@@ -997,18 +1024,25 @@ out:
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	COUNT(readdir);
-	do_readdir(req, ino, size, off, false);
+	if (fs_is_virtual(ino))
+		casns_readdir(req, ino, size, off, false);
+	else
+		do_readdir(req, ino, size, off, false);
 }
 
 static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi)
 {
 	COUNT(readdirplus);
-	do_readdir(req, ino, size, off, true);
+	if (fs_is_virtual(ino))
+		casns_readdir(req, ino, size, off, true);
+	else
+		do_readdir(req, ino, size, off, true);
 }
 
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	VIRTUAL_DENY(ino, 0);
 	ino_node *n = node_of(ino);
 	int fd = ino_node_fd_get(FS->tbl, n);
 	if (fd < 0) {
@@ -1028,7 +1062,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	COUNT(statfs);
 	struct statvfs sv;
-	ino_node *n = node_of(ino);
+	ino_node *n = node_of(fs_is_virtual(ino) ? FUSE_ROOT_ID : ino);
 	int fd = ino_node_fd_get(FS->tbl, n);
 	if (fd < 0) {
 		fuse_reply_err(req, -fd);
@@ -1071,7 +1105,7 @@ static int xattr_path(ino_node *n, int *ret_fd, char buf[32])
 
 /* Replies to a getxattr/listxattr of `size` with the len bytes of buf, or
  * with -1/err: a size probe (0) gets the length, a short buffer ERANGE. */
-static void reply_xattr(fuse_req_t req, size_t size, const char *buf, ssize_t len, int err)
+void fs_reply_xattr(fuse_req_t req, size_t size, const char *buf, ssize_t len, int err)
 {
 	if (len < 0)
 		fuse_reply_err(req, err);
@@ -1090,6 +1124,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		fuse_reply_err(req, ENOSYS); /* the kernel stops asking */
 		return;
 	}
+	if (fs_is_virtual(ino)) {
+		casns_getxattr(req, ino, name, size);
+		return;
+	}
 	ino_node *n = node_of(ino);
 	char path[32], *buf = NULL;
 	int fd, r = xattr_path(n, &fd, path);
@@ -1101,7 +1139,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		char hex[HASHER_HEX_LEN + 1];
 		r = n->type == S_IFREG ? file_digest_hex(n, fd, hex) : -ENODATA;
 		ino_node_fd_put(FS->tbl, n);
-		reply_xattr(req, size, hex, r < 0 ? -1 : HASHER_HEX_LEN, -r);
+		fs_reply_xattr(req, size, hex, r < 0 ? -1 : HASHER_HEX_LEN, -r);
 		return;
 	}
 	if (size && !(buf = malloc(size))) {
@@ -1112,7 +1150,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	ssize_t len = n->type == S_IFLNK ? lgetxattr(path, name, buf, size) : getxattr(path, name, buf, size);
 	int e = errno;
 	ino_node_fd_put(FS->tbl, n);
-	reply_xattr(req, size, buf, len, e);
+	fs_reply_xattr(req, size, buf, len, e);
 	free(buf);
 }
 
@@ -1121,6 +1159,10 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	COUNT(listxattr);
 	if (!FS->o.xattr) {
 		fuse_reply_err(req, ENOSYS); /* the kernel stops asking */
+		return;
+	}
+	if (fs_is_virtual(ino)) {
+		casns_listxattr(req, ino, size);
 		return;
 	}
 	ino_node *n = node_of(ino);
@@ -1144,7 +1186,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			memcpy(buf + len, CASFS_XATTR_DIGEST, ours);
 		len += (ssize_t)ours;
 	}
-	reply_xattr(req, size, buf, len, e);
+	fs_reply_xattr(req, size, buf, len, e);
 	free(buf);
 }
 
@@ -1156,6 +1198,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
+	VIRTUAL_DENY(ino, EPERM);
 	if (strncmp(name, CASFS_XATTR_PREFIX, sizeof(CASFS_XATTR_PREFIX) - 1) == 0) {
 		/* Digests are casfs's to say.  Setting the value it already has
 		 * is allowed as a no-op, so `cp -a`, `tar --xattrs` or `rsync -X`
@@ -1194,6 +1237,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, ENOSYS); /* the kernel stops asking */
 		return;
 	}
+	VIRTUAL_DENY(ino, EPERM);
 	if (strncmp(name, CASFS_XATTR_PREFIX, sizeof(CASFS_XATTR_PREFIX) - 1) == 0) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -1214,6 +1258,10 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	COUNT(access);
+	if (fs_is_virtual(ino)) {
+		casns_access(req, ino, mask);
+		return;
+	}
 	ino_node *n = node_of(ino);
 	char name[16];
 	int fd = ino_node_fd_get(FS->tbl, n);
@@ -1272,6 +1320,10 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 	COUNT(ioctl);
 	if (flags & FUSE_IOCTL_COMPAT) {
 		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	if (fs_is_virtual(ino)) {
+		casns_ioctl(req, ino, cmd, out_bufsz);
 		return;
 	}
 	if (ino == FUSE_ROOT_ID && cmd == CASFS_IOC_INFO && out_bufsz >= sizeof(struct casfs_ctl_info)) {
@@ -1349,6 +1401,20 @@ static const struct fuse_lowlevel_ops ops = {
 };
 
 /* ---- running ------------------------------------------------------------ */
+
+/* A file's digest became known: the live index learns where that content
+ * is, and with -o ingest=all a file just written goes to the store. */
+static void on_digest_known(ino_node *n, const cache_file_rec *rec, bool written)
+{
+	casns_live_add(&rec->digest, n->dev, n->ino);
+	if (written && FS->o.ingest_all && FS->ing)
+		ingest_queue(FS->ing, n, &rec->digest);
+}
+
+static void on_digest_gone(uint64_t dev, uint64_t ino, const hasher_digest *d)
+{
+	casns_live_del(d, dev, ino);
+}
 
 static int ready_fd_global = -1;
 
@@ -1434,12 +1500,24 @@ int fs_run(const struct fs_options *o, int ready_fd)
 		send_ready("ERR cannot open the index of store %s: %s\n", cache_store_path(o->store), strerror(-r));
 		goto out;
 	}
+	if (o->max_size && (r = cache_index_set_max_size(fs.ix, o->max_size)) < 0) {
+		send_ready("ERR cannot set the size limit of store %s: %s\n", cache_store_path(o->store),
+			   strerror(-r));
+		goto out;
+	}
+	fs.owner_uid = getuid();
+	fs.owner_gid = getgid();
+	if ((r = casns_new(&fs.ns)) < 0 || (r = ingest_new(&fs.ing)) < 0) {
+		send_ready("ERR cannot start: %s\n", strerror(-r));
+		goto out;
+	}
 #if CASFS_HASH_ON_WRITE
 	r = digests_new(fs.tbl, fs.ix, fs.proc_fd, &fs.dg);
 	if (r < 0) {
 		send_ready("ERR cannot start digests: %s\n", strerror(-r));
 		goto out;
 	}
+	digests_set_hooks(fs.dg, on_digest_known, on_digest_gone);
 #endif
 
 	char fsname[64];
@@ -1494,6 +1572,10 @@ out_session:
 out:
 	fuse_opt_free_args(&args);
 	digests_free(fs.dg); /* writes pending digests to the index */
+	ingest_free(fs.ing); /* stores what is queued */
+	fs.ing = NULL;
+	casns_free(fs.ns);
+	fs.ns = NULL;
 	cache_index_close(fs.ix);
 	ino_table_free(fs.tbl);
 	if (fs.proc_fd >= 0)

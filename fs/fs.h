@@ -2,6 +2,9 @@
 #pragma once
 #include <stdbool.h>
 
+#include <stdint.h>
+
+#include "blob.h"
 #include "store.h"
 
 struct fs_options {
@@ -19,6 +22,10 @@ struct fs_options {
 	unsigned fd_cache;        /* 0: default */
 	unsigned threads;         /* 0: default */
 	const char *log_path;     /* daemon messages once mounted (not foreground) */
+	bool ingest_all;          /* store every regular file at its last close */
+	cache_put_mode compression; /* how ingested contents are stored */
+	int zstd_level;           /* 0: default */
+	uint64_t max_size;        /* sets the store's limit; 0: leave it */
 };
 
 /* Mounts and serves until unmounted or signalled.  When ready_fd >= 0, writes

@@ -358,6 +358,16 @@ ino_node *ino_table_find(ino_table *t, ino_node *parent, const char *name,
 	return n;
 }
 
+ino_node *ino_table_find_ref(ino_table *t, dev_t dev, ino_t ino)
+{
+	ino_table_lock(t);
+	ino_node *n = bucket_find(t, dev, ino);
+	if (n)
+		n->refs++;
+	ino_table_unlock(t);
+	return n;
+}
+
 void ino_table_detach(ino_table *t, dev_t dev, ino_t ino)
 {
 	ino_table_lock(t);

@@ -95,6 +95,10 @@ int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
 ino_node *ino_table_find(ino_table *t, ino_node *parent, const char *name,
 			 dev_t dev, ino_t ino, uint64_t nlookup);
 
+/* Finds an existing node by identity and takes an internal reference
+ * (release with ino_node_unref).  NULL if absent or detached. */
+ino_node *ino_table_find_ref(ino_table *t, dev_t dev, ino_t ino);
+
 /* The backing inode (dev, ino) lost its last name (unlink, rmdir, rename
  * over it).  Its node, if any, leaves the hash table so a new inode that
  * reuses the number gets a node of its own; the kernel's references to the

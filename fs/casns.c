@@ -1,0 +1,653 @@
+/* casns.c — casfs's own namespace, reachable from every directory:
+ *
+ *   <dir>/.casfs                    dr-xr-xr-x  answers lookup, never listed
+ *   <dir>/.casfs/cas                d--x------  (owner) cannot be listed
+ *   <dir>/.casfs/cas/<hex>[.<ext>]  -r--r--r--  the content whose XXH3-128
+ *                                               is <hex> (32 lower-case
+ *                                               hex digits)
+ *
+ * A content comes from a live file of this mount whose digest is known and
+ * that no one is writing (the live index below, checked again at open and
+ * after every read), else from a blob of the store, verified before it is
+ * served (blob.h).  Such a file never changes, so the kernel may cache it
+ * for good.  Only the mount's owner (and root) may read through cas/: with
+ * allow_other, a content-addressed read must not bypass the permissions of
+ * the file the content came from.
+ *
+ * Every virtual node has its own id (a struct vnode pointer with the low
+ * bit set).  .casfs and cas get one node per parent directory, because the
+ * kernel allows a directory only one parent; a content file is one node
+ * per digest, like a file with many hard links.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "fs_internal.h"
+
+enum vkind { VN_CASFS = 1, VN_CAS, VN_FILE };
+
+struct vnode {
+	enum vkind kind;
+	uint64_t key;          /* VN_CASFS: parent id; VN_CAS: the .casfs node id */
+	hasher_digest digest;  /* VN_FILE */
+	uint64_t size;         /* VN_FILE */
+	uint64_t nlookup;
+	uint64_t serial;       /* st_ino (dirs) and generation */
+	struct vnode *next;
+} __attribute__((aligned(16)));
+
+struct live {
+	hasher_digest d;
+	uint64_t dev, ino;
+	struct live *next;
+};
+
+#define NBUCKETS 1024
+
+struct casns {
+	pthread_mutex_t lock; /* a leaf lock: nothing else is taken under it */
+	struct vnode *nodes[NBUCKETS];
+	uint64_t serial;
+	struct live **live;
+	size_t live_n, live_cap;
+};
+
+/* One open content file. */
+struct vhandle {
+	int fd;
+	uint64_t off, size;
+	cache_reader rd;       /* from a blob (rd.fd == fd) */
+	ino_node *live;        /* from a live file (referenced) */
+	uint64_t live_version;
+};
+
+static struct vnode *vnode_of(fuse_ino_t ino)
+{
+	return (struct vnode *)(uintptr_t)(ino & ~(fuse_ino_t)1);
+}
+
+static fuse_ino_t vid_of(const struct vnode *v)
+{
+	return (fuse_ino_t)(uintptr_t)v | 1;
+}
+
+static size_t bucket(enum vkind kind, uint64_t key, const hasher_digest *d)
+{
+	uint64_t h = key * 0x9e3779b97f4a7c15ull + (uint64_t)kind;
+	if (d)
+		for (int i = 0; i < 8; i++)
+			h = h * 31 + d->bytes[i];
+	return (size_t)(h % NBUCKETS);
+}
+
+static size_t live_bucket(const hasher_digest *d, size_t cap)
+{
+	uint64_t h;
+	memcpy(&h, d->bytes + 8, sizeof(h));
+	return (size_t)(h % cap);
+}
+
+int casns_new(struct casns **ret)
+{
+	struct casns *ns = calloc(1, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	ns->live_cap = 4096;
+	ns->live = calloc(ns->live_cap, sizeof(*ns->live));
+	if (!ns->live) {
+		free(ns);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&ns->lock, NULL);
+	*ret = ns;
+	return 0;
+}
+
+void casns_free(struct casns *ns)
+{
+	if (!ns)
+		return;
+	for (size_t i = 0; i < NBUCKETS; i++)
+		for (struct vnode *v = ns->nodes[i], *nx; v; v = nx) {
+			nx = v->next;
+			free(v);
+		}
+	for (size_t i = 0; i < ns->live_cap; i++)
+		for (struct live *l = ns->live[i], *nx; l; l = nx) {
+			nx = l->next;
+			free(l);
+		}
+	free(ns->live);
+	pthread_mutex_destroy(&ns->lock);
+	free(ns);
+}
+
+/* Finds or creates a node and adds one kernel reference. */
+static struct vnode *vnode_get(enum vkind kind, uint64_t key, const hasher_digest *d, uint64_t size)
+{
+	struct casns *ns = FS->ns;
+	size_t b = bucket(kind, key, d);
+	pthread_mutex_lock(&ns->lock);
+	struct vnode *v = ns->nodes[b];
+	while (v && !(v->kind == kind && v->key == key &&
+		      (!d || hasher_digest_equal(&v->digest, d))))
+		v = v->next;
+	if (!v && (v = aligned_alloc(16, sizeof(*v)))) {
+		memset(v, 0, sizeof(*v));
+		v->kind = kind;
+		v->key = key;
+		if (d)
+			v->digest = *d;
+		v->size = size;
+		v->serial = ++ns->serial;
+		v->next = ns->nodes[b];
+		ns->nodes[b] = v;
+	}
+	if (v)
+		v->nlookup++;
+	pthread_mutex_unlock(&ns->lock);
+	return v;
+}
+
+void casns_forget(fuse_ino_t ino, uint64_t nlookup)
+{
+	struct casns *ns = FS->ns;
+	struct vnode *v = vnode_of(ino);
+	pthread_mutex_lock(&ns->lock);
+	if (v->nlookup < nlookup)
+		abort(); /* a kernel/daemon protocol bug, as in ino_table_forget */
+	v->nlookup -= nlookup;
+	if (v->nlookup == 0) {
+		struct vnode **pp = &ns->nodes[bucket(v->kind, v->key, v->kind == VN_FILE ? &v->digest : NULL)];
+		while (*pp && *pp != v)
+			pp = &(*pp)->next;
+		if (*pp)
+			*pp = v->next;
+		free(v);
+	}
+	pthread_mutex_unlock(&ns->lock);
+}
+
+/* ---- the live-file index ------------------------------------------------- */
+
+static void live_grow(struct casns *ns)
+{
+	size_t cap = ns->live_cap * 2;
+	struct live **nl = calloc(cap, sizeof(*nl));
+	if (!nl)
+		return;
+	for (size_t i = 0; i < ns->live_cap; i++)
+		for (struct live *l = ns->live[i], *nx; l; l = nx) {
+			nx = l->next;
+			size_t b = live_bucket(&l->d, cap);
+			l->next = nl[b];
+			nl[b] = l;
+		}
+	free(ns->live);
+	ns->live = nl;
+	ns->live_cap = cap;
+}
+
+void casns_live_add(const hasher_digest *d, uint64_t dev, uint64_t ino)
+{
+	struct casns *ns = FS->ns;
+	if (!ns)
+		return;
+	pthread_mutex_lock(&ns->lock);
+	struct live *l = ns->live[live_bucket(d, ns->live_cap)];
+	while (l && !hasher_digest_equal(&l->d, d))
+		l = l->next;
+	if (l) {
+		l->dev = dev; /* the latest file with this content */
+		l->ino = ino;
+	} else if ((l = malloc(sizeof(*l)))) {
+		if (ns->live_n >= ns->live_cap)
+			live_grow(ns);
+		size_t b = live_bucket(d, ns->live_cap);
+		*l = (struct live){ *d, dev, ino, ns->live[b] };
+		ns->live[b] = l;
+		ns->live_n++;
+	}
+	pthread_mutex_unlock(&ns->lock);
+}
+
+void casns_live_del(const hasher_digest *d, uint64_t dev, uint64_t ino)
+{
+	struct casns *ns = FS->ns;
+	if (!ns)
+		return;
+	pthread_mutex_lock(&ns->lock);
+	struct live **pp = &ns->live[live_bucket(d, ns->live_cap)];
+	while (*pp && !hasher_digest_equal(&(*pp)->d, d))
+		pp = &(*pp)->next;
+	if (*pp && (*pp)->dev == dev && (*pp)->ino == ino) {
+		struct live *l = *pp;
+		*pp = l->next;
+		free(l);
+		ns->live_n--;
+	}
+	pthread_mutex_unlock(&ns->lock);
+}
+
+/* A referenced node of a live file with content d that no one is writing,
+ * with its record and digest version; NULL when there is none. */
+static ino_node *live_find(const hasher_digest *d, cache_file_rec *rec, uint64_t *version)
+{
+	struct casns *ns = FS->ns;
+	uint64_t dev = 0, ino = 0;
+	bool found = false;
+	pthread_mutex_lock(&ns->lock);
+	for (struct live *l = ns->live[live_bucket(d, ns->live_cap)]; l; l = l->next)
+		if (hasher_digest_equal(&l->d, d)) {
+			dev = l->dev;
+			ino = l->ino;
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&ns->lock);
+	if (!found)
+		return NULL;
+	ino_node *n = ino_table_find_ref(FS->tbl, (dev_t)dev, (ino_t)ino);
+	if (!n)
+		return NULL;
+	if (n->type != S_IFREG || digests_peek(FS->dg, n, rec, version) < 0 ||
+	    !hasher_digest_equal(&rec->digest, d)) {
+		ino_node_unref(FS->tbl, n);
+		return NULL;
+	}
+	return n;
+}
+
+/* ---- attributes and entries ---------------------------------------------- */
+
+static void fill_attr(const struct vnode *v, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_uid = FS->owner_uid;
+	st->st_gid = FS->owner_gid;
+	st->st_blksize = 4096;
+	/* content never changes: one fixed, early time (as Nix's store does) */
+	st->st_mtim.tv_sec = st->st_ctim.tv_sec = st->st_atim.tv_sec = 1;
+	switch (v->kind) {
+	case VN_CASFS:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 3;
+		st->st_ino = (1ull << 62) | v->serial;
+		break;
+	case VN_CAS:
+		st->st_mode = S_IFDIR | 0100;
+		st->st_nlink = 2;
+		st->st_ino = (1ull << 62) | v->serial;
+		break;
+	case VN_FILE: {
+		uint64_t low;
+		memcpy(&low, v->digest.bytes + 8, sizeof(low));
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_ino = (1ull << 63) | (low >> 1);
+		st->st_size = (off_t)v->size;
+		st->st_blocks = (blkcnt_t)((v->size + 511) / 512);
+		break;
+	}
+	}
+}
+
+static void reply_vnode(fuse_req_t req, struct vnode *v)
+{
+	struct fuse_entry_param e;
+	if (!v) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = vid_of(v);
+	e.generation = v->serial;
+	fill_attr(v, &e.attr);
+	e.attr_timeout = FS->o.timeout;
+	e.entry_timeout = FS->o.timeout;
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		casns_forget(e.ino, 1); /* interrupted: the kernel took no reference */
+}
+
+void casns_lookup_reserved(fuse_req_t req, fuse_ino_t parent)
+{
+	reply_vnode(req, vnode_get(VN_CASFS, parent, NULL, 0));
+}
+
+/* Only the mount's owner and root read through cas/. */
+static bool may_read_cas(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	return c->uid == FS->owner_uid || c->uid == 0;
+}
+
+/* "<32 lower-case hex>" or "<32 lower-case hex>.<ext>". */
+static int parse_name(const char *name, hasher_digest *d)
+{
+	for (int i = 0; i < HASHER_HEX_LEN; i++) {
+		char c = name[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return -ENOENT;
+	}
+	if (name[HASHER_HEX_LEN] != '\0' && !(name[HASHER_HEX_LEN] == '.' && name[HASHER_HEX_LEN + 1]))
+		return -ENOENT;
+	return hasher_digest_from_hex(name, HASHER_HEX_LEN, d) < 0 ? -ENOENT : 0;
+}
+
+/* Size of the content d: from a live file or a blob; -ENOENT. */
+static int content_size(const hasher_digest *d, uint64_t *size)
+{
+	cache_file_rec rec;
+	uint64_t version;
+	ino_node *n = live_find(d, &rec, &version);
+	if (n) {
+		*size = rec.size;
+		ino_node_unref(FS->tbl, n);
+		return 0;
+	}
+	cache_blob_header h;
+	int r = cache_blob_stat(FS->ix, d, &h);
+	if (r == -EBADMSG || r == -EPROTO)
+		return -ENOENT; /* not servable; open of a verified copy would fail */
+	if (r == 0)
+		*size = h.size;
+	return r;
+}
+
+void casns_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct vnode *p = vnode_of(parent);
+	hasher_digest d;
+	uint64_t size = 0;
+	int r;
+	switch (p->kind) {
+	case VN_CASFS:
+		if (strcmp(name, "cas") == 0)
+			reply_vnode(req, vnode_get(VN_CAS, parent, NULL, 0));
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	case VN_CAS:
+		COUNT(cas_lookups);
+		if (!may_read_cas(req)) {
+			COUNT(cas_denied);
+			fuse_reply_err(req, EACCES);
+			return;
+		}
+		/* absent contents are not cached: they may arrive any time */
+		if ((r = parse_name(name, &d)) < 0 || (r = content_size(&d, &size)) < 0) {
+			COUNT(cas_misses);
+			fuse_reply_err(req, -r);
+			return;
+		}
+		reply_vnode(req, vnode_get(VN_FILE, 0, &d, size));
+		return;
+	case VN_FILE:
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+}
+
+void casns_getattr(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+	fill_attr(vnode_of(ino), &st);
+	fuse_reply_attr(req, &st, FS->o.timeout);
+}
+
+/* ---- reading contents ------------------------------------------------------ */
+
+/* Opens the live file n read-only and checks it still is what rec says. */
+static int open_live(ino_node *n, const cache_file_rec *rec)
+{
+	char name[16];
+	struct stat st;
+	int pfd = ino_node_fd_get(FS->tbl, n);
+	if (pfd < 0)
+		return pfd;
+	snprintf(name, sizeof(name), "%d", pfd);
+	int fd = openat(FS->proc_fd, name, O_RDONLY | O_CLOEXEC);
+	int e = errno;
+	ino_node_fd_put(FS->tbl, n);
+	if (fd < 0)
+		return -e;
+	/* while mounted every change goes through us and bumps the version;
+	 * the stat check catches a change made behind the mount's back */
+	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != rec->size ||
+	    rec->mtime_ns != cache_timespec_ns(&st.st_mtim) || rec->ctime_ns != cache_timespec_ns(&st.st_ctim)) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+void casns_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vnode *v = vnode_of(ino);
+	if (v->kind != VN_FILE) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (!may_read_cas(req)) {
+		COUNT(cas_denied);
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	struct vhandle *h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->fd = -1;
+	h->rd.fd = -1;
+	cache_file_rec rec;
+	ino_node *n = live_find(&v->digest, &rec, &h->live_version);
+	if (n) {
+		int fd = open_live(n, &rec);
+		if (fd >= 0) {
+			h->fd = fd;
+			h->size = rec.size;
+			h->live = n;
+			COUNT(cas_opens_live);
+		} else {
+			ino_node_unref(FS->tbl, n);
+		}
+	}
+	if (h->fd < 0) {
+		int r = cache_blob_open(FS->ix, &v->digest, &h->rd);
+		if (r < 0) {
+			char hex[HASHER_HEX_LEN + 1];
+			hasher_digest_to_hex(&v->digest, hex);
+			if (r == -EBADMSG || r == -EPROTO) {
+				COUNT(cas_corrupt);
+				fprintf(stderr, "casfs: blob %s failed verification: quarantined, not served\n", hex);
+				r = -EIO;
+			}
+			free(h);
+			fuse_reply_err(req, -r);
+			return;
+		}
+		h->fd = h->rd.fd;
+		h->off = h->rd.off;
+		h->size = h->rd.size;
+		COUNT(cas_opens_blob);
+	}
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 1; /* the content of a name never changes */
+	fi->noflush = 1;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		casns_release(NULL, ino, fi);
+}
+
+/* True while the live file h reads from still has the content it had at
+ * open: known, unchanged, and no writer has it open. */
+static bool live_intact(const struct vhandle *h)
+{
+	cache_file_rec rec;
+	uint64_t version;
+	return digests_peek(FS->dg, h->live, &rec, &version) == 0 && version == h->live_version;
+}
+
+void casns_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
+	if (off < 0 || (uint64_t)off >= h->size) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if ((uint64_t)off + size > h->size)
+		size = (size_t)(h->size - (uint64_t)off);
+	COUNT_N(cas_bytes_read, size);
+	if (!h->live) {
+		struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		buf.buf[0].fd = h->fd;
+		buf.buf[0].pos = (off_t)h->off + off;
+		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	/* From a live file: read, then check nothing changed it meanwhile
+	 * (a writer opens before it writes, so it cannot slip in unseen). */
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = pread(h->fd, buf, size, off);
+	int e = errno;
+	if (n >= 0 && !live_intact(h)) {
+		COUNT(cas_live_changed);
+		n = -1;
+		e = EIO;
+	}
+	if (n < 0)
+		fuse_reply_err(req, e);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+void casns_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
+	if (h) {
+		if (h->live) {
+			close(h->fd);
+			ino_node_unref(FS->tbl, h->live);
+		} else {
+			cache_reader_close(&h->rd);
+		}
+		free(h);
+	}
+	if (req)
+		fuse_reply_err(req, 0);
+}
+
+void casns_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (off < 0 || (uint64_t)off >= h->size)
+		fuse_reply_err(req, ENXIO);
+	else
+		fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)h->size);
+}
+
+/* ---- listing, xattrs, access, ioctl ------------------------------------------ */
+
+void casns_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+{
+	struct vnode *v = vnode_of(ino);
+	if (v->kind == VN_FILE) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	if (v->kind == VN_CAS) {
+		fuse_reply_err(req, EPERM); /* millions of blobs: never listed */
+		return;
+	}
+	static const char *const names[] = { ".", "..", "cas" };
+	char *buf = malloc(size);
+	size_t used = 0;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (off_t i = off; i < 3; i++) {
+		struct stat st = { .st_ino = 1, .st_mode = S_IFDIR };
+		size_t len;
+		if (i == 2 && plus) {
+			struct vnode *c = vnode_get(VN_CAS, ino, NULL, 0);
+			struct fuse_entry_param e = { .ino = vid_of(c), .generation = c->serial,
+						      .attr_timeout = FS->o.timeout,
+						      .entry_timeout = FS->o.timeout };
+			fill_attr(c, &e.attr);
+			len = fuse_add_direntry_plus(req, buf + used, size - used, names[i], &e, i + 1);
+			if (len > size - used)
+				casns_forget(e.ino, 1);
+		} else if (plus) {
+			struct fuse_entry_param e = { .attr = st };
+			len = fuse_add_direntry_plus(req, buf + used, size - used, names[i], &e, i + 1);
+		} else {
+			len = fuse_add_direntry(req, buf + used, size - used, names[i], &st, i + 1);
+		}
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void casns_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct vnode *v = vnode_of(ino);
+	char hex[HASHER_HEX_LEN + 1];
+	if (v->kind != VN_FILE || strcmp(name, CASFS_XATTR_DIGEST) != 0) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	hasher_digest_to_hex(&v->digest, hex);
+	fs_reply_xattr(req, size, hex, HASHER_HEX_LEN, 0);
+}
+
+void casns_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct vnode *v = vnode_of(ino);
+	if (v->kind == VN_FILE)
+		fs_reply_xattr(req, size, CASFS_XATTR_DIGEST, sizeof(CASFS_XATTR_DIGEST), 0);
+	else
+		fs_reply_xattr(req, size, "", 0, 0);
+}
+
+void casns_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+}
+
+void casns_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, size_t out_bufsz)
+{
+	struct vnode *v = vnode_of(ino);
+	if (cmd == CASFS_IOC_DIGEST && out_bufsz >= sizeof(struct casfs_ctl_digest) && v->kind == VN_FILE) {
+		struct casfs_ctl_digest dg;
+		memset(&dg, 0, sizeof(dg));
+		hasher_digest_to_hex(&v->digest, dg.hex);
+		fuse_reply_ioctl(req, 0, &dg, sizeof(dg));
+		return;
+	}
+	fuse_reply_err(req, ENOTTY);
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# The shared store seen through mounts: two build directories on one store
+# with --ingest=all (identical files stored once), .casfs/cas/<hex> reads
+# from live files and from blobs, the reserved name, owner-only access,
+# corruption detection, a live file changed under an open cas handle, and
+# background gc under a small limit while a mount keeps reading.
+CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-300}
+. "$(dirname "$0")/lib.sh"
+casfs_setup
+chmod 755 "$T"
+
+A=$T/a
+B=$T/b
+mkdir -p "$A" "$B"
+
+counter() {  # counter MOUNT NAME
+    "$CASFS" stats --json "$1" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters'].get('$2', 0))"
+}
+# Waits until MOUNT's ingest queue is empty (every queued file handled).
+ingest_settle() {
+    local m=$1 n=0 q done_
+    while [ $n -lt 100 ]; do
+        q=$(counter "$m" ingest_queued)
+        done_=$(( $(counter "$m" ingest_stored) + $(counter "$m" ingest_existing) + \
+                  $(counter "$m" ingest_skipped) + $(counter "$m" ingest_errors) ))
+        [ "$q" -eq "$done_" ] && return 0
+        sleep 0.1
+        n=$((n + 1))
+    done
+    return 1
+}
+blob_path() { echo "$STORE/objects/${1:0:2}/$1"; }
+digest_of() { xxh128sum "$1" 2>/dev/null | cut -d' ' -f1; }
+
+check "mount A with --ingest=all" casfs_mount_at "$A" --ingest=all
+check "mount B with -o ingest=all" casfs_mount_at "$B" -o ingest=all
+
+# ---- identical files in two build directories are stored once -------------
+head -c 1048576 /dev/urandom >"$T/shared.bin"
+printf 'int main(void) { return 0; }\n' >"$T/shared.c"
+head -c 300000 /dev/urandom >"$T/only_a.bin"
+mkdir -p "$A/out/obj" "$B/out/obj"
+cp "$T/shared.bin" "$A/out/obj/shared.o"
+cp "$T/shared.c" "$A/main.c"
+cp "$T/only_a.bin" "$A/out/only_a.o"
+check "A: ingest settles" ingest_settle "$A"
+cp "$T/shared.bin" "$B/out/obj/shared.o"
+cp "$T/shared.c" "$B/main.c"
+check "B: ingest settles" ingest_settle "$B"
+
+HS=$(digest_of "$T/shared.bin")
+HC=$(digest_of "$T/shared.c")
+HA=$(digest_of "$T/only_a.bin")
+for h in "$HS" "$HC" "$HA"; do
+    [ -f "$(blob_path "$h")" ] && ok "blob $h stored" || fail "blob $h is not in the store"
+done
+check_eq "shared content stored once (one blob file)" 1 "$(find "$STORE/objects" -name "$HS" | wc -l)"
+check_eq "A stored 3 new contents" 3 "$(counter "$A" ingest_stored)"
+check_eq "B stored nothing new: both already there" 0 "$(counter "$B" ingest_stored)"
+check_eq "B found 2 contents already stored" 2 "$(counter "$B" ingest_existing)"
+
+# ---- .casfs is reserved, answers everywhere, is never listed --------------
+if ls -a "$A" "$A/out" "$A/out/obj" | grep -qx '.casfs'; then fail "ls -a shows .casfs"; else ok "ls -a never shows .casfs"; fi
+if find "$A" -name .casfs | grep -q .; then fail "find sees .casfs"; else ok "find never sees .casfs"; fi
+[ -d "$A/.casfs" ] && [ -d "$A/out/obj/.casfs/cas" ] && ok ".casfs/cas answers in every directory" ||
+    fail ".casfs/cas does not answer lookup"
+check_eq ".casfs lists only cas" "cas" "$(ls "$A/.casfs")"
+if ls "$A/.casfs/cas" >/dev/null 2>&1; then fail ".casfs/cas can be listed"; else ok ".casfs/cas cannot be listed"; fi
+if mkdir "$A/.casfs" 2>/dev/null; then fail "mkdir .casfs succeeded"; else ok "mkdir .casfs refused"; fi
+if rmdir "$A/.casfs" 2>/dev/null; then fail "rmdir .casfs succeeded"; else ok "rmdir .casfs refused"; fi
+if mv "$A/main.c" "$A/out/.casfs" 2>/dev/null; then fail "rename onto .casfs succeeded"; else ok "rename onto .casfs refused"; fi
+if touch "$A/.casfs/cas/x" 2>/dev/null; then fail "created a file in .casfs/cas"; else ok "nothing can be created in .casfs/cas"; fi
+
+# ---- content reads ---------------------------------------------------------
+check "A: cas/<hex> equals the live file" cmp "$T/shared.bin" "$A/.casfs/cas/$HS"
+check "A: cas/<hex>.<ext> under a subdirectory" cmp "$T/shared.c" "$A/out/obj/.casfs/cas/$HC.c"
+check "B: content written only in A is read from the store" cmp "$T/only_a.bin" "$B/.casfs/cas/$HA"
+[ "$(counter "$B" cas_opens_blob)" -ge 1 ] && ok "B: served from a blob" || fail "B: no blob open counted"
+check_eq "xattr of a cas file is its digest" "$HS" "$(getfattr --only-values -n user.casfs.xxh128 "$A/.casfs/cas/$HS")"
+check_eq "cas file is read-only 0444" "444" "$(stat -c %a "$A/.casfs/cas/$HS")"
+check_eq "cas file size" "1048576" "$(stat -c %s "$B/.casfs/cas/$HS")"
+if echo x >>"$A/.casfs/cas/$HS" 2>/dev/null; then fail "wrote to a cas file"; else ok "cas files cannot be written"; fi
+for bad in 0123 "$(echo "$HS" | tr a-f A-F)" "${HS}0" "${HS:0:31}" "${HS}." "${HS:0:31}g" ffffffffffffffffffffffffffffffff; do
+    if [ -e "$A/.casfs/cas/$bad" ]; then fail "cas/$bad exists"; fi
+done
+cat "$A/.casfs/cas/0123" 2>"$T/err"; grep -q "No such file" "$T/err" && ok "unknown/malformed hex: ENOENT" ||
+    fail "malformed hex: $(cat "$T/err")"
+# a content that appears later is found (absence is not cached)
+head -c 5000 /dev/urandom >"$T/late.bin"
+HL=$(digest_of "$T/late.bin")
+[ -e "$A/.casfs/cas/$HL" ] && fail "late content exists before it was written"
+cp "$T/late.bin" "$A/late.bin"
+check "content written after a failed lookup is found" cmp "$T/late.bin" "$A/.casfs/cas/$HL"
+
+# ---- only the mount's owner reads through cas/ ----------------------------
+chmod 644 "$A/main.c"
+if runuser -u nobody -- cat "$A/main.c" >/dev/null 2>&1; then
+    fail "mount without allow_other let nobody in"
+fi
+check "remount A with allow_other" casfs_umount "$A"
+check "mount A -o allow_other" casfs_mount_at "$A" --ingest=all -o allow_other
+runuser -u nobody -- cat "$A/main.c" >/dev/null 2>"$T/err" && ok "allow_other: another user reads a 0644 file" ||
+    fail "another user cannot read a 0644 file: $(cat "$T/err")"
+runuser -u nobody -- cat "$A/.casfs/cas/$HC" >/dev/null 2>"$T/err"
+grep -q "Permission denied" "$T/err" && ok "allow_other: another user gets EACCES in .casfs/cas" ||
+    fail "another user in .casfs/cas: $(cat "$T/err")"
+check "owner still reads .casfs/cas" cmp "$T/shared.c" "$A/.casfs/cas/$HC"
+
+# ---- a corrupted blob is detected, quarantined and never served ------------
+head -c 200000 /dev/urandom >"$T/victim.bin"
+cp "$T/victim.bin" "$A/victim.bin"
+check "A: ingest settles (victim)" ingest_settle "$A"
+HV=$(digest_of "$T/victim.bin")
+BV=$(blob_path "$HV")
+[ -f "$BV" ] && ok "victim blob stored" || fail "victim blob missing"
+"$PYTHON" - "$BV" <<'PY'
+import os, sys
+p = sys.argv[1]
+os.chmod(p, 0o644)
+with open(p, "r+b") as f:
+    f.seek(os.path.getsize(p) - 1000)
+    b = f.read(1)
+    f.seek(-1, 1)
+    f.write(bytes([b[0] ^ 0x55]))
+PY
+before=$(counter "$B" cas_corrupt)
+if cat "$B/.casfs/cas/$HV" >"$T/got" 2>"$T/err"; then
+    fail "corrupt blob was served"
+else
+    grep -q "Input/output error" "$T/err" && ok "corrupt blob: EIO" || fail "corrupt blob: $(cat "$T/err")"
+fi
+check_eq "corrupt blob counted" "$((before + 1))" "$(counter "$B" cas_corrupt)"
+[ ! -e "$BV" ] && ls "$STORE/quarantine" | grep -q "^$HV" && ok "corrupt blob moved to quarantine/" ||
+    fail "corrupt blob not quarantined"
+check "the live file is still served on A" cmp "$T/victim.bin" "$A/.casfs/cas/$HV"
+
+# ---- a live file changed under an open cas handle is never served new ------
+check "umount B" casfs_umount "$B"
+check "mount B without ingest" casfs_mount_at "$B"
+head -c 4000000 /dev/urandom >"$T/old.bin"
+cp "$T/old.bin" "$B/live.bin"
+HO=$(digest_of "$T/old.bin")
+"$PYTHON" - "$B" "$HO" "$T/old.bin" <<'PY'
+import os, sys
+mnt, h, old = sys.argv[1], sys.argv[2], sys.argv[3]
+ref = open(old, "rb").read()
+fd = os.open(f"{mnt}/.casfs/cas/{h}", os.O_RDONLY)
+first = os.pread(fd, 4096, 0)
+assert first == ref[:4096], "first page differs"
+with open(f"{mnt}/live.bin", "r+b") as f:   # the source changes
+    f.seek(3000000)
+    f.write(b"N" * 4096)
+try:
+    got = os.pread(fd, 4096, 3000000)
+    if got != ref[3000000:3004096]:
+        print("FAIL cas handle served bytes of the changed file")
+        sys.exit(1)
+    print("ok cas handle kept the old content")
+except OSError as e:
+    print(f"ok cas handle refused to read the changed file ({e.strerror})")
+PY
+[ $? -eq 0 ] && PASS=$((PASS + 1)) || FAILS=$((FAILS + 1))
+if [ -e "$B/.casfs/cas/$HO" ] && cmp -s "$B/.casfs/cas/$HO" "$B/live.bin"; then
+    fail "changed file still answers under its old digest"
+else
+    ok "changed file no longer answers under its old digest"
+fi
+
+# ---- gc under a small limit while a mount keeps reading --------------------
+check "umount A" casfs_umount "$A"
+check "mount A with a 2 MiB limit" casfs_mount_at "$A" --ingest=all -o max_size=2M
+reader() {  # reads blobs through B while A's ingest and gc run
+    local end=$((SECONDS + 8)) f h
+    while [ $SECONDS -lt $end ]; do
+        for f in "$T"/gc*.bin; do
+            [ -f "$f" ] || continue
+            h=$(basename "$f" .bin); h=${h#gc-}
+            if cat "$B/.casfs/cas/$h" >"$T/r.out" 2>/dev/null; then
+                cmp -s "$T/r.out" "$f" || echo "WRONG $h"
+            fi
+        done
+    done
+}
+for i in $(seq 1 10); do
+    head -c 524288 /dev/urandom >"$T/gc.tmp"
+    h=$(digest_of "$T/gc.tmp")
+    mv "$T/gc.tmp" "$T/gc-$h.bin"
+done
+reader >"$T/reader.out" &
+RPID=$!
+casfs_extra_cleanup() { kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null; }
+for f in "$T"/gc-*.bin; do cp "$f" "$A/$(basename "$f")"; done
+check "A: ingest settles (gc)" ingest_settle "$A"
+n=0
+while [ $n -lt 100 ]; do
+    used=$(find "$STORE/objects" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+    [ "$used" -le 2097152 ] && break
+    sleep 0.1
+    n=$((n + 1))
+done
+[ "$used" -le 2097152 ] && ok "background gc brought the store under 2 MiB ($used bytes)" ||
+    fail "store still holds $used bytes over a 2 MiB limit"
+[ "$(counter "$A" gc_runs)" -ge 1 ] && ok "gc ran in the daemon" || fail "no gc run counted"
+[ "$(counter "$A" gc_evicted)" -ge 1 ] && ok "gc evicted blobs" || fail "no eviction counted"
+wait "$RPID"
+if grep -q WRONG "$T/reader.out"; then fail "a reader got wrong content during gc: $(head -n 3 "$T/reader.out")"; else ok "reads during gc were all correct"; fi
+# live files are still whole on the mount, whatever gc removed
+bad=0
+for f in "$T"/gc-*.bin; do cmp -s "$f" "$A/$(basename "$f")" || bad=1; done
+check_eq "files on the mount untouched by gc" 0 "$bad"
+for f in "$T"/gc-*.bin; do
+    h=$(basename "$f" .bin); h=${h#gc-}
+    cmp -s "$f" "$A/.casfs/cas/$h" || bad=1
+done
+check_eq "evicted contents still served from live files" 0 "$bad"
+
+casfs_finish
