@@ -373,13 +373,17 @@ else
     log "skipping ENOSPC: cannot mount a tmpfs"
 fi
 
-# .casfs is reserved in every directory: creating or renaming to it is EPERM.
+# .casfs is reserved in every directory (casfs's namespace answers there):
+# creating, replacing or renaming it fails.
 mkdir -p "$MNT/rsv"
 : > "$MNT/rsv/x"
-for step in "mkdir $MNT/.casfs" "touch $MNT/rsv/.casfs" "mv $MNT/rsv/x $MNT/rsv/.casfs" "ln -s x $MNT/rsv/.casfs"; do
+for step in "mkdir $MNT/.casfs" "touch $MNT/rsv/.casfs" "mv $MNT/rsv/x $MNT/rsv/.casfs" "ln -s x $MNT/rsv/.casfs" \
+            "rmdir $MNT/rsv/.casfs" "mv $MNT/rsv/.casfs $MNT/rsv/y"; do
     out=$($step 2>&1) && fail "reserved: '$step' succeeded" || {
-        echo "$out" | grep -q "Operation not permitted" && ok "reserved: $step -> EPERM" || fail "reserved: $step: $out"; }
+        echo "$out" | grep -Eq "Operation not permitted|File exists|Is a directory" && ok "reserved: $step refused" ||
+            fail "reserved: $step: $out"; }
 done
+[ -e "$MNT/rsv/x" ] && ok "reserved: the file meant to replace .casfs is still there" || fail "reserved: x vanished"
 rm -rf "$MNT/rsv"
 
 if casfs_umount "$MNT"; then ok "umount"; else fail "umount"; fi
