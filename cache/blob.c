@@ -139,6 +139,10 @@ int cache_blob_header_decode(const uint8_t *buf, size_t len, cache_blob_header *
 	memcpy(h->digest.bytes, buf + 32, HASHER_DIGEST_LEN);
 	if (h->compression > CACHE_COMP_ZSTD || buf[10] || buf[11])
 		return -EBADMSG;
+	/* reserved8 is zero in format 1: a header using it is not one we wrote */
+	for (int i = 48; i < 56; i++)
+		if (buf[i])
+			return -EBADMSG;
 	if (h->payload_off != CACHE_BLOB_HDR && h->payload_off != CACHE_BLOB_ALIGNED_OFF)
 		return -EBADMSG;
 	if (h->compression == CACHE_COMP_NONE && h->stored != h->size)
@@ -509,11 +513,15 @@ int cache_blob_quarantine(cache_index *ix, const hasher_digest *d)
 	if (dfd < 0 || qfd < 0)
 		r = dfd < 0 ? dfd : -errno;
 	else if (renameat(dfd, name, qfd, qname) < 0)
-		r = errno == ENOENT ? 0 : -errno; /* moved already */
+		r = -errno;
 	if (dfd >= 0)
 		close(dfd);
 	if (qfd >= 0)
 		close(qfd);
+	/* moved already: by a reader that found it corrupt at the same time and
+	 * counted it, so counting it here too would count one blob twice */
+	if (r == -ENOENT)
+		return 0;
 	if (r == 0 && cache_index_blob_del(ix, d, -1, CACHE_DEL_CORRUPT) == -ENOENT)
 		cache_index_count_corrupt(ix);
 	return r;
@@ -868,7 +876,9 @@ int cache_put_fd(cache_index *ix, int src, const cache_put_opts *o, cache_put_re
 	ret->size = h.size;
 	ret->stored = rec.stored;
 	ret->compression = h.compression;
-	ret->existed = r == 1;
+	/* the link succeeded, so this put stored the content, even when a racing
+	 * put that found our blob recorded it first (r == 1) */
+	ret->existed = false;
 	return 0;
 fail:
 	tmp_discard(objects, &t);

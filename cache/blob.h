@@ -101,7 +101,8 @@ int cache_get_at(cache_index *ix, const hasher_digest *d, int dirfd, const char 
  * 0, or -EBADMSG/-EPROTO with *why naming the defect; -errno for I/O. */
 int cache_blob_verify_fd(int fd, const hasher_digest *name, cache_blob_header *h, const char **why);
 
-/* Moves the blob named d to STORE/quarantine/ and counts a corrupt blob. */
+/* Moves the blob named d to STORE/quarantine/ and counts a corrupt blob;
+ * 0 without counting when it is gone already (another reader moved it). */
 int cache_blob_quarantine(cache_index *ix, const hasher_digest *d);
 
 /* objects/ab/<hex> names: writes "ab" and the hex name. */

@@ -29,7 +29,8 @@ static int open_dir_at(int dirfd, const char *name)
 }
 
 /* Removes one blob unless it is in use or was used since `e` was read.
- * 1 removed, 0 skipped (busy), -errno. */
+ * 1 removed, 2 only its record dropped (the blob was gone), 0 skipped
+ * (busy), -errno. */
 static int evict(cache_index *ix, const cache_blob_entry *e)
 {
 	char dir[3], name[HASHER_HEX_LEN + 1];
@@ -37,11 +38,17 @@ static int evict(cache_index *ix, const cache_blob_entry *e)
 	int dfd = open_dir_at(cache_store_objects_fd(cache_index_store(ix)), dir);
 	int fd = dfd < 0 ? -1 : openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		/* a record without its blob: drop the record */
+		int e_open = errno;
 		if (dfd >= 0)
 			close(dfd);
+		if (e_open != ENOENT)
+			return 0; /* not known to be gone: keep the record, skip it */
+		/* a record without its blob: drop the record; its bytes leave
+		 * the totals, so they count toward the target like an eviction */
 		int r = cache_index_blob_del(ix, &e->digest, e->rec.last_use_ns, CACHE_DEL_STALE);
-		return r == -EBUSY ? 0 : (r < 0 && r != -ENOENT ? r : 0);
+		if (r == -EBUSY)
+			return 0;
+		return r < 0 && r != -ENOENT ? r : 2;
 	}
 	int r = 0;
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
@@ -95,11 +102,17 @@ int cache_gc(cache_index *ix, uint64_t max_size, bool wait, cache_progress_fn pr
 			ret->busy++;
 			continue;
 		}
-		ret->evicted++;
-		ret->evicted_bytes += v[i].rec.stored;
+		if (r == 1) {
+			ret->evicted++;
+			ret->evicted_bytes += v[i].rec.stored;
+		}
 		stored = v[i].rec.stored < stored ? stored - v[i].rec.stored : 0;
-		if (progress)
-			progress(t.stored - stored, t.stored - target, arg);
+		if (progress) {
+			/* the last blob usually takes the store past the target:
+			 * done never exceeds total */
+			uint64_t freed = t.stored - stored, want = t.stored - target;
+			progress(freed < want ? freed : want, want, arg);
+		}
 	}
 	r = 0;
 	if (cache_index_totals(ix, &t) == 0)
@@ -126,7 +139,7 @@ struct fsck {
 static void report(struct fsck *f, const char *kind, const char *dir, const char *name, const char *why)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s%s%s", dir, *dir ? "/" : "", name);
+	snprintf(path, sizeof(path), "%s%s%s", dir, *dir && *name ? "/" : "", name);
 	if (f->report)
 		f->report(kind, path, why, f->arg);
 }

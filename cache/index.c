@@ -218,7 +218,9 @@ static int write_txn(cache_index *ix, int (*fn)(MDB_txn *, cache_index *, const 
 			txn_end(ix, txn);
 		else
 			rc = txn_commit(ix, txn);
-		if (rc < 0)
+		/* fn's own -errno; LMDB's codes are negative too (MDB_KEYEXIST to
+		 * MDB_LAST_ERRCODE) and must reach the growth and mdb_to_errno */
+		if (rc < 0 && (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE))
 			return rc;
 		if (rc != MDB_MAP_FULL)
 			return mdb_to_errno(rc);
