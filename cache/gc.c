@@ -144,6 +144,17 @@ static void report(struct fsck *f, const char *kind, const char *dir, const char
 		f->report(kind, path, why, f->arg);
 }
 
+/* The entry's type, asking the filesystem when the dirent does not say. */
+static unsigned char entry_type(int dfd, const struct dirent *e)
+{
+	struct stat st;
+	if (e->d_type != DT_UNKNOWN)
+		return e->d_type;
+	if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return DT_UNKNOWN;
+	return S_ISREG(st.st_mode) ? DT_REG : S_ISDIR(st.st_mode) ? DT_DIR : DT_UNKNOWN;
+}
+
 static bool is_hex(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -247,17 +258,18 @@ static int walk_fanout(struct fsck *f, int objects, const char *dir)
 	for (struct dirent *e; (e = readdir(d));) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
+		unsigned char type = entry_type(dirfd(d), e);
 		if (!strncmp(e->d_name, ".tmp-", 5)) {
 			check_temp(f, dirfd(d), path, e->d_name);
 		} else if (strlen(e->d_name) == HASHER_HEX_LEN && is_hex(e->d_name, HASHER_HEX_LEN) &&
-			   !strncmp(e->d_name, dir, 2) && e->d_type == DT_REG) {
+			   !strncmp(e->d_name, dir, 2) && type == DT_REG) {
 			check_blob(f, dirfd(d), path, e->d_name);
 			if (f->progress)
 				f->progress(++f->done, f->total, f->arg);
 		} else {
 			f->res->unknown++;
 			report(f, "unknown", path, e->d_name, "not a blob of this store");
-			if (f->repair && e->d_type != DT_DIR)
+			if (f->repair && type != DT_DIR)
 				move_to_quarantine(f, dirfd(d), e->d_name);
 		}
 	}
@@ -328,12 +340,13 @@ int cache_fsck(cache_index *ix, bool repair, cache_fsck_report_fn report_fn,
 	for (struct dirent *e; (e = readdir(d));) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strncmp(e->d_name, ".tmp-", 5))
 			continue;
-		if (strlen(e->d_name) == 2 && is_hex(e->d_name, 2) && e->d_type == DT_DIR && nfan < 256) {
+		unsigned char type = entry_type(objects, e);
+		if (strlen(e->d_name) == 2 && is_hex(e->d_name, 2) && type == DT_DIR && nfan < 256) {
 			memcpy(fan[nfan++], e->d_name, 3);
 		} else {
 			ret->unknown++;
 			report(&f, "unknown", "objects", e->d_name, "not a blob directory of this store");
-			if (repair && e->d_type != DT_DIR)
+			if (repair && type != DT_DIR)
 				move_to_quarantine(&f, objects, e->d_name);
 		}
 	}
