@@ -592,6 +592,8 @@ void casns_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
 		size_t len;
 		if (i == 2 && plus) {
 			struct vnode *c = vnode_get(VN_CAS, ino, NULL, 0);
+			if (!c)
+				break;
 			struct fuse_entry_param e = { .ino = vid_of(c), .generation = c->serial,
 						      .attr_timeout = FS->o.timeout,
 						      .entry_timeout = FS->o.timeout };
