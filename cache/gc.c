@@ -29,7 +29,8 @@ static int open_dir_at(int dirfd, const char *name)
 }
 
 /* Removes one blob unless it is in use or was used since `e` was read.
- * 1 removed, 0 skipped (busy), -errno. */
+ * 1 removed, 2 the record had no blob (record dropped), 0 skipped (busy),
+ * -errno. */
 static int evict(cache_index *ix, const cache_blob_entry *e)
 {
 	char dir[3], name[HASHER_HEX_LEN + 1];
@@ -41,7 +42,7 @@ static int evict(cache_index *ix, const cache_blob_entry *e)
 		if (dfd >= 0)
 			close(dfd);
 		int r = cache_index_blob_del(ix, &e->digest, e->rec.last_use_ns, CACHE_DEL_STALE);
-		return r == -EBUSY ? 0 : (r < 0 && r != -ENOENT ? r : 0);
+		return r == 0 || r == -ENOENT ? 2 : r == -EBUSY ? 0 : r;
 	}
 	int r = 0;
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
@@ -93,6 +94,10 @@ int cache_gc(cache_index *ix, uint64_t max_size, bool wait, cache_progress_fn pr
 			goto out;
 		if (r == 0) {
 			ret->busy++;
+			continue;
+		}
+		if (r == 2) { /* nothing to evict, but the totals no longer count it */
+			stored = v[i].rec.stored < stored ? stored - v[i].rec.stored : 0;
 			continue;
 		}
 		ret->evicted++;
