@@ -131,7 +131,7 @@ struct fsck {
 static void report(struct fsck *f, const char *kind, const char *dir, const char *name, const char *why)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s%s%s", dir, *dir ? "/" : "", name);
+	snprintf(path, sizeof(path), "%s%s%s", dir, *dir && *name ? "/" : "", name);
 	if (f->report)
 		f->report(kind, path, why, f->arg);
 }
