@@ -135,6 +135,10 @@ int cache_index_open_sized(cache_store *s, uint64_t map_size, uint64_t map_max, 
 	    (rc = mdb_env_set_maxreaders(ix->env, 510)) ||
 	    (rc = mdb_env_open(ix->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0644)))
 		goto fail;
+	/* Free the reader slots of processes killed inside a transaction: while
+	 * another process keeps the environment open (a mounted daemon), they
+	 * would pin old pages and, 510 kills later, fill the reader table. */
+	mdb_reader_check(ix->env, NULL);
 	if ((rc = mdb_txn_begin(ix->env, NULL, 0, &txn)) ||
 	    (rc = mdb_dbi_open(txn, "files", MDB_CREATE, &ix->files)) ||
 	    (rc = mdb_dbi_open(txn, "blobs", MDB_CREATE, &ix->blobs)) ||

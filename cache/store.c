@@ -9,6 +9,7 @@
  */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -73,6 +74,26 @@ static int read_format(int dirfd, int *ret_version)
 	return 0;
 }
 
+/* True when a directory without FORMAT may become a store: it is empty but
+ * for the leftovers of an interrupted creation (and lost+found, when the
+ * store is the root of its own filesystem). */
+static bool adoptable(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	bool ok = true;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return true; /* unreadable: the write check that follows decides */
+	}
+	for (struct dirent *e; ok && (e = readdir(d));)
+		ok = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		     !strncmp(e->d_name, "FORMAT.tmp.", 11) || !strcmp(e->d_name, "lost+found");
+	closedir(d);
+	return ok;
+}
+
 static int write_format(int dirfd)
 {
 	char tmp[64], line[64];
@@ -122,6 +143,11 @@ int cache_store_open(const char *path, cache_store **ret, const char **errmsg)
 	r = read_format(dirfd, &version);
 	if (r == -ENOENT) {
 		/* new store, or an empty directory to adopt */
+		if (!adoptable(dirfd)) {
+			r = -EINVAL;
+			*errmsg = "is a directory with other files, not a casfs store (it has no FORMAT file)";
+			goto fail;
+		}
 		if (faccessat(dirfd, ".", W_OK, AT_EACCESS) < 0) {
 			r = -errno;
 			*errmsg = "is not writable";

@@ -47,3 +47,19 @@ int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_hash(int argc, char **argv);
+/* store_cmd.c: the content store without a mount. */
+int cmd_put(int argc, char **argv);
+int cmd_get(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
+int cmd_store(int argc, char **argv);
+
+/* Prints the totals of the store at store_path (NULL: the default store):
+ * path, blobs, logical and stored bytes, compression ratio, dedup savings,
+ * evictions, corrupt blobs found, limit.  Text with human sizes, or with
+ * json one JSON object (exact byte counts, no newline; preceded by a comma
+ * when json_comma) to embed in other output.  A store that does not exist
+ * is printed empty ("exists": false) and not created.  Opens the store's
+ * index: do not call it while this process has that index open.  Returns
+ * 0, or 1 after a "casfs: " error line (then nothing went to stdout). */
+int cli_print_store_stats(const char *store_path, bool json, bool json_comma);

@@ -23,6 +23,17 @@ static const char usage[] =
 	"                     request and cache counters of the mounts\n"
 	"  hash [--c-source | --archive] FILE...\n"
 	"                     digests in xxh128sum format (from casfs without reading)\n"
+	"  put [--store DIR] [--compression auto|none|zstd] [--level N] FILE...\n"
+	"                     store files' contents; prints digests as xxh128sum does\n"
+	"  get [--store DIR] HEX DEST\n"
+	"                     restore content HEX as file DEST (or as DEST/HEX)\n"
+	"  gc [--store DIR] [--max-size SIZE]\n"
+	"                     evict least recently used contents down to the store's\n"
+	"                     limit (--max-size sets it: 5G, 500M...; default 5 GiB)\n"
+	"  fsck [--store DIR] [--repair]\n"
+	"                     verify the stored contents and the index (exit 1: problems)\n"
+	"  store [--store DIR] [--json]\n"
+	"                     the store's contents, sizes, compression, dedup, limit\n"
 	"  help               this text; 'casfs COMMAND --help' for one command\n"
 	"  version            print the version\n"
 	"\n"
@@ -51,6 +62,16 @@ int main(int argc, char **argv)
 		return cmd_stats(argc, argv);
 	if (!strcmp(cmd, "hash"))
 		return cmd_hash(argc, argv);
+	if (!strcmp(cmd, "put"))
+		return cmd_put(argc, argv);
+	if (!strcmp(cmd, "get"))
+		return cmd_get(argc, argv);
+	if (!strcmp(cmd, "gc"))
+		return cmd_gc(argc, argv);
+	if (!strcmp(cmd, "fsck"))
+		return cmd_fsck(argc, argv);
+	if (!strcmp(cmd, "store"))
+		return cmd_store(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(usage, stdout);
 		return 0;
