@@ -31,15 +31,14 @@ bool cli_dev_is_casfs(dev_t dev);
 int cli_ctl_info(const char *mountpoint, struct casfs_ctl_info *ret);
 int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret);
 
-/* Parsers for option values; each prints its own error and returns -1.
- * Sizes: bytes, or a number with K, M, G, T (powers of 1024; "KB", "KiB"
- * alike), fractions allowed ("1.5G"). */
+/* Sizes: "5G", "500M", "1.5GiB", "123456", "10KB" (K/M/G/T are powers of
+ * 1024).  Returns 0, -EINVAL (syntax) or -ERANGE (too large); prints
+ * nothing. */
 int cli_parse_size(const char *s, uint64_t *ret);
+/* Parsers for option values; each prints its own error and returns -1. */
 int cli_parse_ingest(const char *s, bool *all);
 int cli_parse_compression(const char *s, cache_put_mode *ret);
 int cli_parse_level(const char *s, int *ret);
-/* "1.5 GiB" */
-void cli_format_size(uint64_t bytes, char *buf, size_t len);
 
 int cmd_mount(int argc, char **argv);
 int cmd_mount_helper(int argc, char **argv);

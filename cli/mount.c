@@ -56,7 +56,7 @@ static const char mount_usage[] =
 	"                     how ingested contents are stored (default auto: shared\n"
 	"                     blocks where the store's filesystem can reflink, else\n"
 	"                     zstd when it saves space)\n"
-	"      zstd_level=N   zstd level, -7 to 19 (default 1: fast)\n"
+	"      zstd_level=N   zstd level, 1 (fast, the default) to 22 (small)\n"
 	"      max_size=SIZE  set the store's size limit (e.g. 20G; default 5G),\n"
 	"                     kept by the store like casfs gc --max-size\n"
 	"\n"
@@ -529,7 +529,11 @@ static int stats_one(const char *mp, dev_t dev, void *arg)
 		       info.writeback ? "true" : "false");
 		for (unsigned i = 0; i < n; i++)
 			printf("%s\"%s\":%llu", i ? "," : "", counter_names[i], (unsigned long long)s.counters[i]);
-		printf("}}");
+		printf("},\"store\":");
+		fflush(stdout);
+		if (cli_print_store_stats(info.store, true, false) != 0)
+			printf("null");
+		printf("}");
 	} else {
 		printf("%s%s  (pid %d, up %.1f s, inodes by %s, writeback %s)\n", c->printed ? "\n" : "", mp,
 		       (int)info.pid, (double)s.uptime_ms / 1000, info.handle_mode ? "file handle" : "path",
@@ -537,6 +541,8 @@ static int stats_one(const char *mp, dev_t dev, void *arg)
 		for (unsigned i = 0; i < n; i++)
 			if (s.counters[i])
 				printf("  %-22s %llu\n", counter_names[i], (unsigned long long)s.counters[i]);
+		fflush(stdout);
+		cli_print_store_stats(info.store, false, false);
 	}
 	c->printed++;
 	return 0;

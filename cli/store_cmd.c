@@ -594,60 +594,6 @@ int cmd_get(int argc, char **argv)
 
 /* ---- gc ----------------------------------------------------------------------- */
 
-/* "5G", "500M", "1.5GiB", "123456", "10KB": K/M/G/T are powers of 1024.
- * 0, -EINVAL (syntax), -ERANGE (too large). */
-static int parse_size(const char *s, uint64_t *ret)
-{
-	const char *p = s;
-	uint64_t whole = 0, frac = 0, fdiv = 1;
-	bool digits = false;
-	for (; isdigit((unsigned char)*p); p++) {
-		unsigned dg = (unsigned)(*p - '0');
-		if (whole > (UINT64_MAX - dg) / 10)
-			return -ERANGE;
-		whole = whole * 10 + dg;
-		digits = true;
-	}
-	bool point = *p == '.';
-	if (point) {
-		for (p++; isdigit((unsigned char)*p); p++) {
-			if (fdiv < 1000000) { /* finer than a millionth of a unit is noise */
-				frac = frac * 10 + (uint64_t)(*p - '0');
-				fdiv *= 10;
-			}
-			digits = true;
-		}
-	}
-	if (!digits)
-		return -EINVAL;
-	int shift = 0;
-	switch (toupper((unsigned char)*p)) {
-	case 'K': shift = 10; break;
-	case 'M': shift = 20; break;
-	case 'G': shift = 30; break;
-	case 'T': shift = 40; break;
-	}
-	if (shift)
-		p++;
-	if (shift && (*p == 'i' || *p == 'I')) {
-		p++;
-		if (toupper((unsigned char)*p) != 'B')
-			return -EINVAL;
-		p++;
-	} else if (toupper((unsigned char)*p) == 'B') {
-		p++;
-	}
-	if (*p || (point && !shift))
-		return -EINVAL; /* trailing junk, or a fraction of a byte */
-	if (whole > (UINT64_MAX >> shift))
-		return -ERANGE;
-	uint64_t v = whole << shift, f = (frac << shift) / fdiv;
-	if (v + f < v)
-		return -ERANGE;
-	*ret = v + f;
-	return 0;
-}
-
 int cmd_gc(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -666,7 +612,7 @@ int cmd_gc(int argc, char **argv)
 		switch (c) {
 		case OPT_STORE: store_arg = optarg; break;
 		case OPT_MAX_SIZE: {
-			int r = parse_size(optarg, &max_size);
+			int r = cli_parse_size(optarg, &max_size);
 			if (r == -ERANGE)
 				return usage_error(gc_usage, "gc", "size '%s' for --max-size is too large", optarg);
 			if (r < 0)

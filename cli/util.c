@@ -1,7 +1,9 @@
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,26 +153,53 @@ int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret)
 
 int cli_parse_size(const char *s, uint64_t *ret)
 {
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (end == s || errno || v < 0)
-		return -1;
-	double mult = 1;
-	switch (*end) {
-	case 'k': case 'K': mult = 1024.0; end++; break;
-	case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
-	case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
-	case 't': case 'T': mult = 1024.0 * 1024 * 1024 * 1024; end++; break;
-	default: break;
+	const char *p = s;
+	uint64_t whole = 0, frac = 0, fdiv = 1;
+	bool digits = false;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned dg = (unsigned)(*p - '0');
+		if (whole > (UINT64_MAX - dg) / 10)
+			return -ERANGE;
+		whole = whole * 10 + dg;
+		digits = true;
 	}
-	if (mult > 1 && *end == 'i')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end || v * mult >= 18446744073709551615.0)
-		return -1;
-	*ret = (uint64_t)(v * mult);
+	bool point = *p == '.';
+	if (point) {
+		for (p++; isdigit((unsigned char)*p); p++) {
+			if (fdiv < 1000000) { /* finer than a millionth of a unit is noise */
+				frac = frac * 10 + (uint64_t)(*p - '0');
+				fdiv *= 10;
+			}
+			digits = true;
+		}
+	}
+	if (!digits)
+		return -EINVAL;
+	int shift = 0;
+	switch (toupper((unsigned char)*p)) {
+	case 'K': shift = 10; break;
+	case 'M': shift = 20; break;
+	case 'G': shift = 30; break;
+	case 'T': shift = 40; break;
+	}
+	if (shift)
+		p++;
+	if (shift && (*p == 'i' || *p == 'I')) {
+		p++;
+		if (toupper((unsigned char)*p) != 'B')
+			return -EINVAL;
+		p++;
+	} else if (toupper((unsigned char)*p) == 'B') {
+		p++;
+	}
+	if (*p || (point && !shift))
+		return -EINVAL; /* trailing junk, or a fraction of a byte */
+	if (whole > (UINT64_MAX >> shift))
+		return -ERANGE;
+	uint64_t v = whole << shift, f = (frac << shift) / fdiv;
+	if (v + f < v)
+		return -ERANGE;
+	*ret = v + f;
 	return 0;
 }
 
@@ -206,25 +235,10 @@ int cli_parse_level(const char *s, int *ret)
 {
 	char *end;
 	long v = strtol(s, &end, 10);
-	if (end == s || *end || v < -7 || v > 19 || v == 0) {
-		cli_error("bad zstd level '%s': give a number from -7 to 19 other than 0", s);
+	if (end == s || *end || v < 1 || v > 22) {
+		cli_error("bad zstd level '%s': give a zstd level from 1 to 22", s);
 		return -1;
 	}
 	*ret = (int)v;
 	return 0;
-}
-
-void cli_format_size(uint64_t bytes, char *buf, size_t len)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-	double v = (double)bytes;
-	int u = 0;
-	while (v >= 1024 && u < 5) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
-	else
-		snprintf(buf, len, "%.1f %s", v, units[u]);
 }

@@ -6,6 +6,8 @@
 # background gc under a small limit while a mount keeps reading.
 CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-300}
 . "$(dirname "$0")/lib.sh"
+# (mounts are made in this shell, never inside `check`, whose $(...) would
+# lose the record the cleanup needs)
 casfs_setup
 chmod 755 "$T"
 
@@ -32,8 +34,8 @@ ingest_settle() {
 blob_path() { echo "$STORE/objects/${1:0:2}/$1"; }
 digest_of() { xxh128sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
-check "mount A with --ingest=all" casfs_mount_at "$A" --ingest=all
-check "mount B with -o ingest=all" casfs_mount_at "$B" -o ingest=all
+if casfs_mount_at "$A" --ingest=all; then ok "mount A with --ingest=all"; else fail "mount A with --ingest=all"; fi
+if casfs_mount_at "$B" -o ingest=all; then ok "mount B with -o ingest=all"; else fail "mount B with -o ingest=all"; fi
 
 # ---- identical files in two build directories are stored once -------------
 head -c 1048576 /dev/urandom >"$T/shared.bin"
@@ -58,6 +60,12 @@ check_eq "shared content stored once (one blob file)" 1 "$(find "$STORE/objects"
 check_eq "A stored 3 new contents" 3 "$(counter "$A" ingest_stored)"
 check_eq "B stored nothing new: both already there" 0 "$(counter "$B" ingest_stored)"
 check_eq "B found 2 contents already stored" 2 "$(counter "$B" ingest_existing)"
+store_field() {  # store_field MOUNT FIELD: from casfs stats --json
+    "$CASFS" stats --json "$1" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['store']['$2'])"
+}
+check_eq "stats: store blob count = blob files" "$(find "$STORE/objects" -type f | wc -l)" "$(store_field "$B" blobs)"
+check_eq "stats: dedup hits of B's two repeated contents" 2 "$(store_field "$B" dedup_hits)"
+check_eq "stats: dedup bytes" "$(( $(stat -c %s "$T/shared.bin") + $(stat -c %s "$T/shared.c") ))" "$(store_field "$A" dedup_bytes)"
 
 # ---- .casfs is reserved, answers everywhere, is never listed --------------
 if ls -a "$A" "$A/out" "$A/out/obj" | grep -qx '.casfs'; then fail "ls -a shows .casfs"; else ok "ls -a never shows .casfs"; fi
@@ -97,8 +105,8 @@ chmod 644 "$A/main.c"
 if runuser -u nobody -- cat "$A/main.c" >/dev/null 2>&1; then
     fail "mount without allow_other let nobody in"
 fi
-check "remount A with allow_other" casfs_umount "$A"
-check "mount A -o allow_other" casfs_mount_at "$A" --ingest=all -o allow_other
+if casfs_umount "$A"; then ok "remount A with allow_other"; else fail "remount A with allow_other"; fi
+if casfs_mount_at "$A" --ingest=all -o allow_other; then ok "mount A -o allow_other"; else fail "mount A -o allow_other"; fi
 runuser -u nobody -- cat "$A/main.c" >/dev/null 2>"$T/err" && ok "allow_other: another user reads a 0644 file" ||
     fail "another user cannot read a 0644 file: $(cat "$T/err")"
 runuser -u nobody -- cat "$A/.casfs/cas/$HC" >/dev/null 2>"$T/err"
@@ -135,8 +143,8 @@ check_eq "corrupt blob counted" "$((before + 1))" "$(counter "$B" cas_corrupt)"
 check "the live file is still served on A" cmp "$T/victim.bin" "$A/.casfs/cas/$HV"
 
 # ---- a live file changed under an open cas handle is never served new ------
-check "umount B" casfs_umount "$B"
-check "mount B without ingest" casfs_mount_at "$B"
+if casfs_umount "$B"; then ok "umount B"; else fail "umount B"; fi
+if casfs_mount_at "$B"; then ok "mount B without ingest"; else fail "mount B without ingest"; fi
 head -c 4000000 /dev/urandom >"$T/old.bin"
 cp "$T/old.bin" "$B/live.bin"
 HO=$(digest_of "$T/old.bin")
@@ -167,8 +175,8 @@ else
 fi
 
 # ---- gc under a small limit while a mount keeps reading --------------------
-check "umount A" casfs_umount "$A"
-check "mount A with a 2 MiB limit" casfs_mount_at "$A" --ingest=all -o max_size=2M
+if casfs_umount "$A"; then ok "umount A"; else fail "umount A"; fi
+if casfs_mount_at "$A" --ingest=all -o max_size=2M; then ok "mount A with a 2 MiB limit"; else fail "mount A with a 2 MiB limit"; fi
 reader() {  # reads blobs through B while A's ingest and gc run
     local end=$((SECONDS + 8)) f h
     while [ $SECONDS -lt $end ]; do
@@ -213,5 +221,37 @@ for f in "$T"/gc-*.bin; do
     cmp -s "$f" "$A/.casfs/cas/$h" || bad=1
 done
 check_eq "evicted contents still served from live files" 0 "$bad"
+
+# ---- casfs gc under a new limit while a mount reads ------------------------
+reader >"$T/reader2.out" &
+RPID=$!
+sleep 0.5
+check "casfs gc --max-size 600K while B reads" "$CASFS" gc --store "$STORE" --max-size 600K
+used=$(find "$STORE/objects" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+[ "$used" -le 614400 ] && ok "casfs gc brought the store under 600 KiB ($used bytes)" ||
+    fail "store holds $used bytes after gc to 600 KiB"
+wait "$RPID"
+if grep -q WRONG "$T/reader2.out"; then fail "a reader got wrong content during casfs gc"; else ok "reads during casfs gc were all correct"; fi
+check "fsck after gc: clean" "$CASFS" fsck --store "$STORE"
+
+# ---- kill -9 of a daemon while it ingests: fsck has nothing to repair ------
+check "casfs gc --max-size 1G" "$CASFS" gc --store "$STORE" --max-size 1G
+mkdir -p "$T/c"
+if casfs_mount_at "$T/c" --ingest=all; then ok "mount C with --ingest=all"; else fail "mount C with --ingest=all"; fi
+( for i in $(seq 1 2000); do head -c $(( (i % 50) * 4099 + 1 )) /dev/urandom >"$T/c/f$i" 2>/dev/null || exit 0; done ) &
+WPID=$!
+sleep 1.5
+CPID=$(casfs_recorded_pid "$T/c")
+stored_before=$(counter "$T/c" ingest_stored)
+if [ -n "$CPID" ] && kill -9 "$CPID"; then ok "kill -9 the daemon after $stored_before ingested files"; else fail "no daemon pid for $T/c"; fi
+wait "$WPID"
+if casfs_umount "$T/c"; then ok "umount the dead mount"; else fail "umount the dead mount"; fi
+"$CASFS" fsck --store "$STORE" >"$T/fsck.out" 2>&1
+rc=$?
+check_eq "fsck after kill -9: exit 0" 0 "$rc"
+grep -Eq "^(corrupt|missing|mismatch|unknown|totals) " "$T/fsck.out" && fail "fsck found problems: $(head -n 3 "$T/fsck.out")" ||
+    ok "fsck after kill -9: no problem (only temp files, if any)"
+n=$(find "$STORE/objects" -name '.tmp-*' | wc -l)
+check_eq "no temp file left after fsck" 0 "$n"
 
 casfs_finish
