@@ -800,7 +800,8 @@ out:
 }
 
 /* Records a blob found already stored (adopting it when unrecorded). */
-static int record_existing(cache_index *ix, const cache_blob_header *h, cache_put_result *ret)
+static int record_existing(cache_index *ix, const cache_put_opts *o, const cache_blob_header *h,
+			   cache_put_result *ret)
 {
 	cache_blob_rec rec = rec_of(h, cache_now_ns());
 	ret->digest = h->digest;
@@ -808,7 +809,8 @@ static int record_existing(cache_index *ix, const cache_blob_header *h, cache_pu
 	ret->stored = rec.stored;
 	ret->compression = h->compression;
 	ret->existed = true;
-	int r = cache_index_blob_add(ix, &h->digest, &rec, true);
+	int r = o->defer_record ? cache_index_blob_add_later(ix, &h->digest, &rec, true)
+				: cache_index_blob_add(ix, &h->digest, &rec, true);
 	return r < 0 ? r : 0;
 }
 
@@ -823,7 +825,16 @@ int cache_put_fd(cache_index *ix, int src, const cache_put_opts *o, cache_put_re
 		o = &defaults;
 	memset(ret, 0, sizeof(*ret));
 	if (o->has_expect && cache_blob_stat(ix, &o->expect, &old) == 0)
-		return record_existing(ix, &old, ret);
+		return record_existing(ix, o, &old, ret);
+	if (!o->has_expect) {
+		/* hashing costs far less than compressing: a content already
+		 * stored is found before it is written again */
+		hasher_digest d;
+		if ((r = hasher_digest_fd(src, &d, NULL)) < 0)
+			return r;
+		if (cache_blob_stat(ix, &d, &old) == 0)
+			return record_existing(ix, o, &old, ret);
+	}
 
 	if ((r = tmp_open(objects, 0444, &t)) < 0)
 		return r;
@@ -849,7 +860,7 @@ int cache_put_fd(cache_index *ix, int src, const cache_put_opts *o, cache_put_re
 			close(ofd);
 			tmp_discard(objects, &t);
 			close(dfd);
-			return record_existing(ix, &old, ret);
+			return record_existing(ix, o, &old, ret);
 		}
 		if (ofd == -EBADMSG)
 			cache_blob_quarantine(ix, &h.digest);
@@ -864,10 +875,15 @@ int cache_put_fd(cache_index *ix, int src, const cache_put_opts *o, cache_put_re
 		goto fail;
 	tmp_discard(objects, &t);
 	cache_blob_rec rec = rec_of(&h, cache_now_ns());
-	r = cache_index_blob_add(ix, &h.digest, &rec, true);
+	if (o->defer_record) /* a failed batch leaves blobs to adopt, not to lose */
+		r = cache_index_blob_add_later(ix, &h.digest, &rec, true);
+	else
+		r = cache_index_blob_add(ix, &h.digest, &rec, true);
 	if (r < 0) {
-		/* unrecorded, a blob would escape gc: take it back */
-		unlinkat(dfd, name, 0);
+		/* unrecorded, a blob would escape gc: take it back (a deferred
+		 * batch that failed leaves its blobs to be adopted) */
+		if (!o->defer_record)
+			unlinkat(dfd, name, 0);
 		close(dfd);
 		return r;
 	}

@@ -57,6 +57,8 @@ typedef struct cache_put_opts {
 	int zstd_level;        /* 0 = default (1, fast) */
 	bool has_expect;       /* the caller knows the digest: */
 	hasher_digest expect;  /* skip the read if stored, -ESTALE if it differs */
+	bool defer_record;     /* record with cache_index_blob_add_later (batches
+				  of puts: one index commit for many) */
 } cache_put_opts;
 
 typedef struct cache_put_result {

@@ -34,7 +34,19 @@ struct cache_index {
 	cache_store *store;
 	uint64_t map_max;
 	pthread_rwlock_t resize;
+	pthread_mutex_t dlock;    /* deferred blob records */
+	struct deferred *dq;
+	size_t dn, dcap;
 };
+
+struct deferred {
+	hasher_digest d;
+	cache_blob_rec rec;
+	bool put;
+};
+
+/* Deferred records are committed in one transaction once this many wait. */
+#define DEFER_MAX 256
 
 struct blob_val {
 	uint8_t version;
@@ -128,6 +140,7 @@ int cache_index_open_sized(cache_store *s, uint64_t map_size, uint64_t map_max, 
 	ix->store = s;
 	ix->map_max = map_max ? map_max : MAP_MAX;
 	pthread_rwlock_init(&ix->resize, NULL);
+	pthread_mutex_init(&ix->dlock, NULL);
 	snprintf(path, sizeof(path), "%s/index.lmdb", cache_store_path(s));
 	if ((rc = mdb_env_create(&ix->env)) ||
 	    (rc = mdb_env_set_maxdbs(ix->env, 8)) ||
@@ -156,6 +169,7 @@ fail:
 	if (ix->env)
 		mdb_env_close(ix->env);
 	pthread_rwlock_destroy(&ix->resize);
+	pthread_mutex_destroy(&ix->dlock);
 	free(ix);
 	return mdb_to_errno(rc);
 }
@@ -169,8 +183,11 @@ void cache_index_close(cache_index *ix)
 {
 	if (!ix)
 		return;
+	cache_index_flush(ix);
 	mdb_env_close(ix->env);
 	pthread_rwlock_destroy(&ix->resize);
+	pthread_mutex_destroy(&ix->dlock);
+	free(ix->dq);
 	free(ix);
 }
 
@@ -353,6 +370,7 @@ static uint64_t sub_sat(uint64_t a, uint64_t b)
 
 int cache_index_blob_get(cache_index *ix, const hasher_digest *d, cache_blob_rec *ret)
 {
+	cache_index_flush(ix); /* this process's deferred records first */
 	MDB_txn *txn;
 	int rc = txn_begin(ix, MDB_RDONLY, &txn);
 	if (rc)
@@ -408,6 +426,50 @@ int cache_index_blob_add(cache_index *ix, const hasher_digest *d, const cache_bl
 	struct add_arg a = { d, rec, put, 0 };
 	int r = write_txn(ix, add_fn, &a, 0);
 	return r < 0 ? r : a.result;
+}
+
+static int adds_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
+{
+	const struct deferred *q = varg;
+	for (size_t i = 0; i < n; i++) {
+		struct add_arg a = { &q[i].d, &q[i].rec, q[i].put, 0 };
+		int rc = add_fn(txn, ix, &a, 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int cache_index_flush(cache_index *ix)
+{
+	pthread_mutex_lock(&ix->dlock);
+	struct deferred *q = ix->dq;
+	size_t n = ix->dn;
+	ix->dq = NULL;
+	ix->dn = ix->dcap = 0;
+	pthread_mutex_unlock(&ix->dlock);
+	int r = n ? write_txn(ix, adds_fn, q, n) : 0;
+	free(q);
+	return r;
+}
+
+int cache_index_blob_add_later(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec, bool put)
+{
+	pthread_mutex_lock(&ix->dlock);
+	if (ix->dn == ix->dcap) {
+		size_t cap = ix->dcap ? ix->dcap * 2 : 64;
+		struct deferred *q = realloc(ix->dq, cap * sizeof(*q));
+		if (!q) {
+			pthread_mutex_unlock(&ix->dlock);
+			return cache_index_blob_add(ix, d, rec, put) < 0 ? -ENOMEM : 0;
+		}
+		ix->dq = q;
+		ix->dcap = cap;
+	}
+	ix->dq[ix->dn++] = (struct deferred){ *d, *rec, put };
+	bool full = ix->dn >= DEFER_MAX;
+	pthread_mutex_unlock(&ix->dlock);
+	return full ? cache_index_flush(ix) : 0;
 }
 
 struct touch_arg {
@@ -480,6 +542,7 @@ static int blob_del_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n
 int cache_index_blob_del(cache_index *ix, const hasher_digest *d, int64_t expect_last_use,
 			 enum cache_del_reason why)
 {
+	cache_index_flush(ix);
 	struct del_arg a = { d, expect_last_use, why };
 	return write_txn(ix, blob_del_fn, &a, 0);
 }
@@ -492,6 +555,7 @@ int cache_index_count_corrupt(cache_index *ix)
 
 int cache_index_blob_list(cache_index *ix, cache_blob_entry **ret, size_t *n)
 {
+	cache_index_flush(ix); /* this process's deferred records first */
 	MDB_txn *txn;
 	MDB_cursor *cur;
 	MDB_val key, val;
@@ -539,6 +603,7 @@ int cache_index_blob_list(cache_index *ix, cache_blob_entry **ret, size_t *n)
 
 int cache_index_totals(cache_index *ix, cache_totals *ret)
 {
+	cache_index_flush(ix); /* this process's deferred records first */
 	MDB_txn *txn;
 	int rc = txn_begin(ix, MDB_RDONLY, &txn);
 	if (rc)
@@ -567,6 +632,7 @@ static int sums_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
 
 int cache_index_set_sums(cache_index *ix, uint64_t blobs, uint64_t logical, uint64_t stored)
 {
+	cache_index_flush(ix);
 	uint64_t v[3] = { blobs, logical, stored };
 	return write_txn(ix, sums_fn, v, 3);
 }

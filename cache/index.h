@@ -109,6 +109,13 @@ int cache_index_blob_get(cache_index *ix, const hasher_digest *d, cache_blob_rec
  * writer stored the content again), adds a reference and counts rec->size
  * as dedup savings; returns 1.  -errno on failure. */
 int cache_index_blob_add(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec, bool put);
+/* The same, committed later together with others (one transaction and one
+ * fsync for up to 256 records): at cache_index_flush, when 256 wait, before
+ * this process reads blob records or totals, and at close.  A process
+ * killed before that leaves blobs without records, which are adopted when
+ * next used or by fsck.  Returns 0 or the flush's -errno. */
+int cache_index_blob_add_later(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec, bool put);
+int cache_index_flush(cache_index *ix);
 /* Sets last_use to now_ns when it is older by CACHE_TOUCH_NS.  Returns 0,
  * -ENOENT (no record), -errno. */
 int cache_index_blob_touch(cache_index *ix, const hasher_digest *d, int64_t now_ns);

@@ -381,7 +381,8 @@ int cmd_put(int argc, char **argv)
 		{ 0 },
 	};
 	const char *store_arg = NULL;
-	cache_put_opts opts = { .mode = CACHE_PUT_AUTO };
+	/* records are committed in batches: one index fsync for many files */
+	cache_put_opts opts = { .mode = CACHE_PUT_AUTO, .defer_record = true };
 	bool have_level = false;
 	int c;
 	optind = 1;
@@ -439,6 +440,12 @@ int cmd_put(int argc, char **argv)
 		printf("%s  %s\n", hex, argv[i]);
 	}
 	fflush(stdout);
+	int fr = cache_index_flush(ix);
+	if (fr < 0) {
+		cli_error("put: the index of store %s could not record the last contents stored (%s); "
+			  "they are kept, and casfs fsck records them", cache_store_path(s), strerror(-fr));
+		failed++;
+	}
 
 	/* Keep the store bounded, quietly; a gc already running elsewhere does
 	 * the work. */

@@ -81,6 +81,15 @@ static bool store_one(struct ingest *g, struct job *j)
 	return false;
 }
 
+/* Commits the records of the contents stored since the last time. */
+static void flush_records(void)
+{
+	int r = cache_index_flush(FS->ix);
+	if (r < 0)
+		fprintf(stderr, "casfs: ingest: the index of store %s could not record contents (%s): "
+			"they are kept, and casfs fsck records them\n", cache_store_path(FS->o.store), strerror(-r));
+}
+
 static void collect(void)
 {
 	cache_totals t;
@@ -120,11 +129,12 @@ static void *worker(void *arg)
 			bool grew = store_one(g, j);
 			ino_node_unref(FS->tbl, j->node);
 			free(j);
-			if (grew) {
-				pthread_mutex_lock(&g->lock);
-				g->gc_wanted = true;
-				pthread_mutex_unlock(&g->lock);
-			}
+			pthread_mutex_lock(&g->lock);
+			g->gc_wanted |= grew;
+			bool idle = !g->head;
+			pthread_mutex_unlock(&g->lock);
+			if (idle)
+				flush_records();
 		}
 		if (gc)
 			collect();
@@ -141,6 +151,7 @@ int ingest_new(struct ingest **ret)
 	pthread_cond_init(&g->work, NULL);
 	pthread_cond_init(&g->space, NULL);
 	g->opts.mode = FS->o.compression;
+	g->opts.defer_record = true; /* committed when the queue runs dry */
 	g->opts.zstd_level = FS->o.zstd_level;
 	g->gc_wanted = true; /* the store may be over its limit already */
 	int r = pthread_create(&g->thread, NULL, worker, g);

@@ -63,9 +63,23 @@ check_eq "B found 2 contents already stored" 2 "$(counter "$B" ingest_existing)"
 store_field() {  # store_field MOUNT FIELD: from casfs stats --json
     "$CASFS" stats --json "$1" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['store']['$2'])"
 }
-check_eq "stats: store blob count = blob files" "$(find "$STORE/objects" -type f | wc -l)" "$(store_field "$B" blobs)"
-check_eq "stats: dedup hits of B's two repeated contents" 2 "$(store_field "$B" dedup_hits)"
-check_eq "stats: dedup bytes" "$(( $(stat -c %s "$T/shared.bin") + $(stat -c %s "$T/shared.c") ))" "$(store_field "$A" dedup_bytes)"
+# wait_field MOUNT FIELD EXPECTED: the daemons commit records in batches,
+# just after their queue runs dry
+wait_field() {
+    local n=0 v
+    while [ $n -lt 50 ]; do
+        v=$(store_field "$1" "$2")
+        [ "$v" = "$3" ] && break
+        sleep 0.1
+        n=$((n + 1))
+    done
+    echo "$v"
+}
+check_eq "stats: store blob count = blob files" "$(find "$STORE/objects" -type f | wc -l)" \
+    "$(wait_field "$B" blobs "$(find "$STORE/objects" -type f | wc -l)")"
+check_eq "stats: dedup hits of B's two repeated contents" 2 "$(wait_field "$B" dedup_hits 2)"
+dd=$(( $(stat -c %s "$T/shared.bin") + $(stat -c %s "$T/shared.c") ))
+check_eq "stats: dedup bytes" "$dd" "$(wait_field "$A" dedup_bytes "$dd")"
 
 # ---- .casfs is reserved, answers everywhere, is never listed --------------
 if ls -a "$A" "$A/out" "$A/out/obj" | grep -qx '.casfs'; then fail "ls -a shows .casfs"; else ok "ls -a never shows .casfs"; fi

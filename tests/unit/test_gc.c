@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -732,6 +733,50 @@ static void test_fsck_unknown(void **state)
 	assert_int_equal(f.n, 0);
 }
 
+/* Deferred records: a process killed before its last batch was committed
+ * leaves blobs that fsck adopts, with nothing to repair. */
+static void test_deferred_records_killed(void **state)
+{
+	const int n = 300; /* one full batch of 256 committed, 44 pending */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cache_store *cs;
+		cache_index *cix;
+		const char *msg;
+		char path[160];
+		if (cache_store_open(storedir, &cs, &msg) < 0 || cache_index_open(cs, &cix) < 0)
+			_exit(2);
+		snprintf(path, sizeof(path), "%s/src-child", tmpdir);
+		for (int i = 0; i < n; i++) {
+			cache_put_opts o = { .mode = CACHE_PUT_RAW, .defer_record = true };
+			cache_put_result r;
+			uint64_t v[4] = { (uint64_t)i, 7, 7, 7 };
+			int fd = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0644);
+			if (fd < 0 || write(fd, v, sizeof(v)) != (ssize_t)sizeof(v) ||
+			    cache_put_fd(cix, fd, &o, &r) < 0 || r.existed)
+				_exit(3);
+			close(fd);
+		}
+		_exit(0); /* as if killed: no flush, no close */
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	cache_totals t;
+	assert_int_equal(cache_index_totals(ix, &t), 0);
+	assert_int_equal(t.blobs, 256); /* the first batch only */
+	cache_fsck_result res;
+	assert_int_equal(cache_fsck(ix, false, NULL, NULL, NULL, &res), 0);
+	assert_int_equal(res.blobs_ok, n);
+	assert_int_equal(res.adopted, n - 256);
+	assert_int_equal(cache_fsck_problems(&res), 0);
+	assert_int_equal(cache_index_totals(ix, &t), 0);
+	assert_int_equal(t.blobs, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -748,6 +793,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fsck_totals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_records_killed, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
