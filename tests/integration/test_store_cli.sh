@@ -445,4 +445,30 @@ fi
 # CASFS_STORE is the default store
 if CASFS_STORE=$SE timeout 10 "$C" store --json | grep -q "\"path\":\"$SE\""; then ok "casfs_store_env"; else fail "casfs_store_env"; fi
 
+# Reflinks: on XFS (a loop-mounted image) put shares the file's blocks with
+# the blob (payload at offset 4096) and get shares them again.  Skipped where
+# mkfs.xfs or loop mounts are missing.
+XFS_IMG=$T/xfs.img XFS_MNT=$T/xfs
+casfs_extra_cleanup() {
+    if mountpoint -q "$XFS_MNT" 2>/dev/null; then umount "$XFS_MNT" || umount -l "$XFS_MNT"; fi
+}
+mkdir -p "$XFS_MNT"
+if command -v mkfs.xfs >/dev/null && command -v filefrag >/dev/null && truncate -s 400M "$XFS_IMG" &&
+    mkfs.xfs -q -m reflink=1 "$XFS_IMG" 2>/dev/null && mount -o loop "$XFS_IMG" "$XFS_MNT" 2>/dev/null; then
+    shared() { filefrag -v "$1" 2>/dev/null | grep -q shared; }
+    head -c 3000000 /dev/urandom >"$XFS_MNT/src.bin"
+    hR=$(digest_of "$XFS_MNT/src.bin")
+    check_eq "reflink_put" "$hR  $XFS_MNT/src.bin" "$(timeout 30 "$C" put --store "$XFS_MNT/st" "$XFS_MNT/src.bin")"
+    bR="$XFS_MNT/st/objects/${hR:0:2}/$hR"
+    check_eq "reflink_payload_aligned" "00100000" "$(od -A n -t x1 -j 12 -N 4 "$bR" | tr -d ' \n')"
+    if shared "$bR"; then ok "reflink_blob_shares_blocks"; else fail "reflink_blob_shares_blocks: $(filefrag -v "$bR" | tr '\n' '|')"; fi
+    check "reflink_get" timeout 30 "$C" get --store "$XFS_MNT/st" "$hR" "$XFS_MNT/out.bin"
+    check "reflink_get_same_bytes" cmp "$XFS_MNT/src.bin" "$XFS_MNT/out.bin"
+    if shared "$XFS_MNT/out.bin"; then ok "reflink_restore_shares_blocks"; else fail "reflink_restore_shares_blocks"; fi
+    check "reflink_fsck" timeout 30 "$C" fsck --store "$XFS_MNT/st"
+    casfs_extra_cleanup
+else
+    log "skipping reflink checks: no mkfs.xfs/xfs_io or no loop mount here"
+fi
+
 casfs_finish
