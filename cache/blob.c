@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #define CHUNK (1u << 20)
 
@@ -64,6 +66,55 @@ static int fault_hit(enum cache_fault where)
 	if (atomic_load_explicit(&fault_where, memory_order_relaxed) != w)
 		return 0;
 	return atomic_compare_exchange_strong(&fault_where, &w, CACHE_FAULT_NONE) ? atomic_load(&fault_err) : 0;
+}
+
+/* ---- per-thread scratch ---------------------------------------------------------
+ * Buffers and zstd contexts are kept per thread and reused: allocating
+ * megabytes for every blob costs more in page faults than the work. */
+
+struct scratch {
+	uint8_t *buf[2];  /* CHUNK bytes each */
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	struct scratch *sc = p;
+	free(sc->buf[0]);
+	free(sc->buf[1]);
+	ZSTD_freeCCtx(sc->cctx);
+	ZSTD_freeDCtx(sc->dctx);
+	free(sc);
+}
+
+static void scratch_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
+
+/* This thread's scratch, or NULL on ENOMEM. */
+static struct scratch *scratch(void)
+{
+	pthread_once(&scratch_once, scratch_init);
+	struct scratch *sc = pthread_getspecific(scratch_key);
+	if (sc)
+		return sc;
+	sc = calloc(1, sizeof(*sc));
+	if (!sc)
+		return NULL;
+	sc->buf[0] = malloc(CHUNK);
+	sc->buf[1] = malloc(CHUNK);
+	sc->cctx = ZSTD_createCCtx();
+	sc->dctx = ZSTD_createDCtx();
+	if (!sc->buf[0] || !sc->buf[1] || !sc->cctx || !sc->dctx || pthread_setspecific(scratch_key, sc)) {
+		scratch_free(sc);
+		return NULL;
+	}
+	return sc;
 }
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -329,24 +380,19 @@ static int read_header(int fd, const hasher_digest *name, cache_blob_header *h, 
 static int decode(int fd, const cache_blob_header *h, struct sink *k, const char **why)
 {
 	hasher_stream *hs = hasher_stream_new();
-	uint8_t *in = malloc(CHUNK), *out = NULL;
-	ZSTD_DCtx *dctx = NULL;
+	struct scratch *sc = scratch();
+	uint8_t *in = sc ? sc->buf[0] : NULL, *out = sc ? sc->buf[1] : NULL;
+	ZSTD_DCtx *dctx = sc ? sc->dctx : NULL;
 	uint64_t pos = 0, total = 0;
 	size_t zr = 1;
 	int r = 0;
 	*why = NULL;
-	if (!hs || !in) {
+	if (!hs || !sc) {
 		r = -ENOMEM;
 		goto out;
 	}
-	if (h->compression == CACHE_COMP_ZSTD) {
-		out = malloc(CHUNK);
-		dctx = ZSTD_createDCtx();
-		if (!out || !dctx) {
-			r = -ENOMEM;
-			goto out;
-		}
-	}
+	if (h->compression == CACHE_COMP_ZSTD)
+		ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
 	while (pos < h->stored) {
 		size_t want = h->stored - pos < CHUNK ? (size_t)(h->stored - pos) : CHUNK;
 		ssize_t n = pread_full(fd, in, want, h->payload_off + pos);
@@ -430,9 +476,6 @@ static int decode(int fd, const cache_blob_header *h, struct sink *k, const char
 		r = -EBADMSG;
 	}
 out:
-	ZSTD_freeDCtx(dctx);
-	free(out);
-	free(in);
 	hasher_stream_free(hs);
 	return r;
 }
@@ -668,15 +711,20 @@ static int put_raw(int src, struct sink *k, hasher_stream *hs, uint8_t *buf, uin
 static int put_zstd(int src, struct sink *k, hasher_stream *hs, int level, uint8_t *buf,
 		    uint64_t *size)
 {
-	ZSTD_CCtx *cctx = ZSTD_createCCtx();
-	uint8_t *out = malloc(CHUNK);
+	struct scratch *sc = scratch();
+	ZSTD_CCtx *cctx = sc ? sc->cctx : NULL;
+	uint8_t *out = sc ? sc->buf[1] : NULL;
 	uint64_t off = 0;
 	int r = 0;
-	if (!cctx || !out) {
-		r = -ENOMEM;
-		goto done;
-	}
+	struct stat st;
+	if (!sc)
+		return -ENOMEM;
+	ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
 	ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+	/* zstd sizes its tables by the source: a size hint keeps them small
+	 * for small files (a file that changes size meanwhile is re-read) */
+	if (fstat(src, &st) == 0)
+		ZSTD_CCtx_setPledgedSrcSize(cctx, (unsigned long long)st.st_size);
 	ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0); /* the digest checks it */
 	for (bool end = false; !end;) {
 		ssize_t n = pread(src, buf, CHUNK, (off_t)off);
@@ -695,7 +743,8 @@ static int put_zstd(int src, struct sink *k, hasher_stream *hs, int level, uint8
 			ZSTD_outBuffer ob = { out, CHUNK, 0 };
 			left = ZSTD_compressStream2(cctx, &ob, &ib, end ? ZSTD_e_end : ZSTD_e_continue);
 			if (ZSTD_isError(left)) {
-				r = -EIO;
+				/* a size other than pledged: the file changed under us */
+				r = ZSTD_getErrorCode(left) == ZSTD_error_srcSize_wrong ? -ESTALE : -EIO;
 				goto done;
 			}
 			if ((r = sink_write(k, out, ob.pos)))
@@ -704,8 +753,6 @@ static int put_zstd(int src, struct sink *k, hasher_stream *hs, int level, uint8
 	}
 	*size = off;
 done:
-	free(out);
-	ZSTD_freeCCtx(cctx);
 	return r;
 }
 
@@ -741,7 +788,8 @@ static int put_reflink(int src, int dst, hasher_stream *hs, uint8_t *buf, uint64
 static int write_blob(int src, int dst, const cache_put_opts *o, cache_blob_header *h, bool *reflinked)
 {
 	hasher_stream *hs = hasher_stream_new();
-	uint8_t *buf = malloc(CHUNK);
+	struct scratch *sc = scratch();
+	uint8_t *buf = sc ? sc->buf[0] : NULL;
 	struct stat st;
 	int r;
 	*reflinked = false;
@@ -794,7 +842,36 @@ static int write_blob(int src, int dst, const cache_put_opts *o, cache_blob_head
 	cache_blob_header_encode(h, hdr);
 	r = pwrite_all(dst, hdr, sizeof(hdr), 0);
 out:
-	free(buf);
+	hasher_stream_free(hs);
+	return r;
+}
+
+/* hasher_digest_fd with this thread's scratch buffer. */
+static int hash_fd(int fd, hasher_digest *ret)
+{
+	struct scratch *sc = scratch();
+	hasher_stream *hs = hasher_stream_new();
+	uint64_t off = 0;
+	int r = 0;
+	if (!sc || !hs) {
+		hasher_stream_free(hs);
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t n = pread(fd, sc->buf[0], CHUNK, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		hasher_stream_update(hs, sc->buf[0], (size_t)n);
+		off += (uint64_t)n;
+	}
+	if (r == 0)
+		hasher_stream_final(hs, ret);
 	hasher_stream_free(hs);
 	return r;
 }
@@ -830,7 +907,7 @@ int cache_put_fd(cache_index *ix, int src, const cache_put_opts *o, cache_put_re
 		/* hashing costs far less than compressing: a content already
 		 * stored is found before it is written again */
 		hasher_digest d;
-		if ((r = hasher_digest_fd(src, &d, NULL)) < 0)
+		if ((r = hash_fd(src, &d)) < 0)
 			return r;
 		if (cache_blob_stat(ix, &d, &old) == 0)
 			return record_existing(ix, o, &old, ret);
