@@ -248,6 +248,39 @@ wait "$RPID"
 if grep -q WRONG "$T/reader2.out"; then fail "a reader got wrong content during casfs gc"; else ok "reads during casfs gc were all correct"; fi
 check "fsck after gc: clean" "$CASFS" fsck --store "$STORE"
 
+# ---- how a mount stores: compression options, and bad values -------------
+mkdir -p "$T/d"
+if casfs_mount_at "$T/d" --ingest=all -o compression=zstd,zstd_level=19; then ok "mount D with zstd level 19"; else fail "mount D"; fi
+yes 'static int answer(void) { return 42; }' | head -c 200000 >"$T/text.c"
+cp "$T/text.c" "$T/d/text.c"
+ingest_settle "$T/d"
+HT=$(digest_of "$T/text.c")
+check_eq "compression=zstd: blob is zstd" "01" "$(od -A n -t x1 -j 9 -N 1 "$(blob_path "$HT")" | tr -d ' ')"
+[ "$(stat -c %s "$(blob_path "$HT")")" -lt 20000 ] && ok "zstd level 19 shrinks 200 KB of text" ||
+    fail "zstd blob is $(stat -c %s "$(blob_path "$HT")") bytes"
+check "zstd blob read through cas" cmp "$T/text.c" "$B/.casfs/cas/$HT.c"
+if casfs_umount "$T/d"; then ok "umount D"; else fail "umount D"; fi
+if casfs_mount_at "$T/d" --ingest=all -o compression=none; then ok "mount D with compression=none"; else fail "mount D (none)"; fi
+yes 'int other(void) { return 7; }' | head -c 100000 >"$T/text2.c"
+cp "$T/text2.c" "$T/d/text2.c"
+ingest_settle "$T/d"
+H2=$(digest_of "$T/text2.c")
+check_eq "compression=none: blob is raw" "00" "$(od -A n -t x1 -j 9 -N 1 "$(blob_path "$H2")" | tr -d ' ')"
+if casfs_umount "$T/d"; then ok "umount D again"; else fail "umount D again"; fi
+for bad in "zstd_level=0" "zstd_level=23" "compression=lz4" "ingest=some" "max_size=12Q" "max_size=0"; do
+    if timeout 30 "$CASFS" mount --store "$STORE" -o "$bad" "$T/d" 2>"$T/err"; then
+        fail "mount -o $bad was accepted"
+        casfs_forget "$T/d"; timeout 30 "$CASFS" umount "$T/d"
+    else
+        grep -q "^casfs: bad" "$T/err" && ok "mount -o $bad refused: $(head -n 1 "$T/err")" || fail "mount -o $bad: $(cat "$T/err")"
+    fi
+done
+if timeout 30 "$CASFS" mount --store "$STORE" --ingest=maybe "$T/d" 2>"$T/err"; then
+    fail "--ingest=maybe accepted"; timeout 30 "$CASFS" umount "$T/d"
+else
+    grep -q "bad value 'maybe' for ingest" "$T/err" && ok "--ingest=maybe refused" || fail "--ingest=maybe: $(cat "$T/err")"
+fi
+
 # ---- kill -9 of a daemon while it ingests: fsck has nothing to repair ------
 check "casfs gc --max-size 1G" "$CASFS" gc --store "$STORE" --max-size 1G
 mkdir -p "$T/c"
