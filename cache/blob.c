@@ -846,36 +846,6 @@ out:
 	return r;
 }
 
-/* hasher_digest_fd with this thread's scratch buffer. */
-static int hash_fd(int fd, hasher_digest *ret)
-{
-	struct scratch *sc = scratch();
-	hasher_stream *hs = hasher_stream_new();
-	uint64_t off = 0;
-	int r = 0;
-	if (!sc || !hs) {
-		hasher_stream_free(hs);
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t n = pread(fd, sc->buf[0], CHUNK, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			break;
-		}
-		if (n == 0)
-			break;
-		hasher_stream_update(hs, sc->buf[0], (size_t)n);
-		off += (uint64_t)n;
-	}
-	if (r == 0)
-		hasher_stream_final(hs, ret);
-	hasher_stream_free(hs);
-	return r;
-}
-
 /* Records a blob found already stored (adopting it when unrecorded). */
 static int record_existing(cache_index *ix, const cache_put_opts *o, const cache_blob_header *h,
 			   cache_put_result *ret)
@@ -907,7 +877,7 @@ int cache_put_fd(cache_index *ix, int src, const cache_put_opts *o, cache_put_re
 		/* hashing costs far less than compressing: a content already
 		 * stored is found before it is written again */
 		hasher_digest d;
-		if ((r = hash_fd(src, &d)) < 0)
+		if ((r = hasher_digest_fd(src, &d, NULL)) < 0)
 			return r;
 		if (cache_blob_stat(ix, &d, &old) == 0)
 			return record_existing(ix, o, &old, ret);
