@@ -407,17 +407,10 @@ void casns_getattr(fuse_req_t req, fuse_ino_t ino)
 /* Opens the live file n read-only and checks it still is what rec says. */
 static int open_live(ino_node *n, const cache_file_rec *rec)
 {
-	char name[16];
 	struct stat st;
-	int pfd = ino_node_fd_get(FS->tbl, n);
-	if (pfd < 0)
-		return pfd;
-	snprintf(name, sizeof(name), "%d", pfd);
-	int fd = openat(FS->proc_fd, name, O_RDONLY | O_CLOEXEC);
-	int e = errno;
-	ino_node_fd_put(FS->tbl, n);
+	int fd = fs_node_open(n, O_RDONLY);
 	if (fd < 0)
-		return -e;
+		return fd;
 	/* while mounted every change goes through us and bumps the version;
 	 * the stat check catches a change made behind the mount's back */
 	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != rec->size ||

@@ -131,6 +131,17 @@ static int reopen_fd(int fd, int flags)
 	return openat(FS->proc_fd, name, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
 }
 
+int fs_node_open(ino_node *n, int flags)
+{
+	int fd = ino_node_fd_get(FS->tbl, n);
+	if (fd < 0)
+		return fd;
+	int r = reopen_fd(fd, flags);
+	int e = errno;
+	ino_node_fd_put(FS->tbl, n);
+	return r < 0 ? -e : r;
+}
+
 /* Called by the table, lock held, when a node cannot be reopened (an
  * unlinked file): borrow an fd from one of its open files. */
 static int fallback_open(ino_node *n, void *arg)

@@ -89,8 +89,10 @@ int ingest_new(struct ingest **ret);
 void ingest_free(struct ingest *g);
 /* Queues n (a regular file whose content has digest d) for the store. */
 void ingest_queue(struct ingest *g, ino_node *n, const hasher_digest *d);
-/* The store grew: collect in the background when it is over its limit. */
-void ingest_maybe_gc(struct ingest *g);
+
+/* Opens n's backing file with flags (its cached O_PATH fd reopened through
+ * /proc/self/fd).  Returns the fd or -errno (fs.c). */
+int fs_node_open(ino_node *n, int flags);
 
 /* Replies to a getxattr/listxattr (fs.c). */
 void fs_reply_xattr(fuse_req_t req, size_t size, const char *buf, ssize_t len, int err);

@@ -43,20 +43,15 @@ struct ingest {
 /* Returns true when new bytes went into the store. */
 static bool store_one(struct ingest *g, struct job *j)
 {
-	char name[16];
 	cache_put_result res;
-	int pfd = ino_node_fd_get(FS->tbl, j->node);
-	if (pfd < 0) {
+	int fd = fs_node_open(j->node, O_RDONLY);
+	if (fd == -ESTALE || fd == -ENOENT) {
 		COUNT(ingest_skipped); /* gone */
 		return false;
 	}
-	snprintf(name, sizeof(name), "%d", pfd);
-	int fd = openat(FS->proc_fd, name, O_RDONLY | O_CLOEXEC);
-	int e = errno;
-	ino_node_fd_put(FS->tbl, j->node);
 	if (fd < 0) {
 		COUNT(ingest_errors);
-		fprintf(stderr, "casfs: ingest: cannot open a file to store it: %s\n", strerror(e));
+		fprintf(stderr, "casfs: ingest: cannot open a file to store it: %s\n", strerror(-fd));
 		return false;
 	}
 	cache_put_opts o = g->opts;
@@ -199,14 +194,6 @@ void ingest_queue(struct ingest *g, ino_node *n, const hasher_digest *d)
 	g->tail = j;
 	g->queued++;
 	COUNT(ingest_queued);
-	pthread_cond_signal(&g->work);
-	pthread_mutex_unlock(&g->lock);
-}
-
-void ingest_maybe_gc(struct ingest *g)
-{
-	pthread_mutex_lock(&g->lock);
-	g->gc_wanted = true;
 	pthread_cond_signal(&g->work);
 	pthread_mutex_unlock(&g->lock);
 }
