@@ -35,8 +35,10 @@ int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret);
  * 1024).  Returns 0, -EINVAL (syntax) or -ERANGE (too large); prints
  * nothing. */
 int cli_parse_size(const char *s, uint64_t *ret);
-/* Parsers for option values; each prints its own error and returns -1. */
+/* ingest=all|none; prints its own error and returns -1. */
 int cli_parse_ingest(const char *s, bool *all);
+/* auto|none|zstd, and a zstd level 1-22: 0 or -EINVAL, printing nothing
+ * (mount and put word their errors differently). */
 int cli_parse_compression(const char *s, cache_put_mode *ret);
 int cli_parse_level(const char *s, int *ret);
 

@@ -117,11 +117,15 @@ static int parse_opts(char *list, struct mount_args *a)
 			if (cli_parse_ingest(val, &a->fo.ingest_all) < 0)
 				return -1;
 		} else if (!strcmp(o, "compression") && val) {
-			if (cli_parse_compression(val, &a->fo.compression) < 0)
+			if (cli_parse_compression(val, &a->fo.compression) < 0) {
+				cli_error("bad value '%s' for compression: give auto, none or zstd", val);
 				return -1;
+			}
 		} else if (!strcmp(o, "zstd_level") && val) {
-			if (cli_parse_level(val, &a->fo.zstd_level) < 0)
+			if (cli_parse_level(val, &a->fo.zstd_level) < 0) {
+				cli_error("bad zstd level '%s': give a zstd level from 1 to 22", val);
 				return -1;
+			}
 		} else if (!strcmp(o, "max_size") && val) {
 			if (cli_parse_size(val, &a->fo.max_size) < 0 || a->fo.max_size == 0) {
 				cli_error("bad value '%s' for -o max_size: give a size like 20G or 500M", val);

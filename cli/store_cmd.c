@@ -391,27 +391,16 @@ int cmd_put(int argc, char **argv)
 		switch (c) {
 		case OPT_STORE: store_arg = optarg; break;
 		case OPT_COMPRESSION:
-			if (!strcmp(optarg, "auto"))
-				opts.mode = CACHE_PUT_AUTO;
-			else if (!strcmp(optarg, "none") || !strcmp(optarg, "raw"))
-				opts.mode = CACHE_PUT_RAW;
-			else if (!strcmp(optarg, "zstd"))
-				opts.mode = CACHE_PUT_ZSTD;
-			else
+			if (cli_parse_compression(optarg, &opts.mode) < 0)
 				return usage_error(put_usage, "put",
 						   "bad value '%s' for --compression: give auto, none or zstd", optarg);
 			break;
-		case OPT_LEVEL: {
-			char *end;
-			errno = 0;
-			long v = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || v < 1 || v > 22)
+		case OPT_LEVEL:
+			if (cli_parse_level(optarg, &opts.zstd_level) < 0)
 				return usage_error(put_usage, "put",
 						   "bad value '%s' for --level: give a zstd level from 1 to 22", optarg);
-			opts.zstd_level = (int)v;
 			have_level = true;
 			break;
-		}
 		case 'h': fputs(put_usage, stdout); return 0;
 		default: return bad_option(put_usage, "put", c, argv);
 		}

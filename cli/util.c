@@ -224,21 +224,18 @@ int cli_parse_compression(const char *s, cache_put_mode *ret)
 		*ret = CACHE_PUT_RAW;
 	else if (!strcmp(s, "zstd"))
 		*ret = CACHE_PUT_ZSTD;
-	else {
-		cli_error("bad value '%s' for compression: give auto, none or zstd", s);
-		return -1;
-	}
+	else
+		return -EINVAL;
 	return 0;
 }
 
 int cli_parse_level(const char *s, int *ret)
 {
 	char *end;
+	errno = 0;
 	long v = strtol(s, &end, 10);
-	if (end == s || *end || v < 1 || v > 22) {
-		cli_error("bad zstd level '%s': give a zstd level from 1 to 22", s);
-		return -1;
-	}
+	if (errno || end == s || *end || v < 1 || v > 22)
+		return -EINVAL;
 	*ret = (int)v;
 	return 0;
 }
