@@ -100,6 +100,11 @@ check "B: content written only in A is read from the store" cmp "$T/only_a.bin" 
 [ "$(counter "$B" cas_opens_blob)" -ge 1 ] && ok "B: served from a blob" || fail "B: no blob open counted"
 check_eq "xattr of a cas file is its digest" "$HS" "$(getfattr --only-values -n user.casfs.xxh128 "$A/.casfs/cas/$HS")"
 check_eq "cas file is read-only 0444" "444" "$(stat -c %a "$A/.casfs/cas/$HS")"
+check_eq "casfs hash of a cas file" "$HS" "$("$CASFS" hash "$A/.casfs/cas/$HS" | cut -d' ' -f1)"
+check_eq "SEEK_DATA/SEEK_HOLE on a cas file" "100 1048576" "$("$PYTHON" -c "
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+print(os.lseek(fd, 100, os.SEEK_DATA), os.lseek(fd, 100, os.SEEK_HOLE))" "$A/.casfs/cas/$HS")"
 check_eq "cas file size" "1048576" "$(stat -c %s "$B/.casfs/cas/$HS")"
 if echo x >>"$A/.casfs/cas/$HS" 2>/dev/null; then fail "wrote to a cas file"; else ok "cas files cannot be written"; fi
 for bad in 0123 "$(echo "$HS" | tr a-f A-F)" "${HS}0" "${HS:0:31}" "${HS}." "${HS:0:31}g" ffffffffffffffffffffffffffffffff; do
