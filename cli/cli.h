@@ -27,7 +27,8 @@ bool cli_is_casfs_mount(const char *abs_mountpoint);
  * user.casfs.* xattrs and ioctls come from casfs. */
 bool cli_dev_is_casfs(dev_t dev);
 
-/* Queries the daemon behind a mount. Returns 0 or -errno (-ENOTCONN: stale). */
+/* Queries the daemon behind a mount. Returns 0 or -errno (-ENOTCONN: stale;
+ * -EPROTO: the daemon is of another casfs version). */
 int cli_ctl_info(const char *mountpoint, struct casfs_ctl_info *ret);
 int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret);
 

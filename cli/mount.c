@@ -518,12 +518,16 @@ static int stats_one(const char *mp, dev_t dev, void *arg)
 	if (r == 0)
 		r = cli_ctl_info(mp, &info);
 	if (r < 0) {
-		cli_error("cannot read counters of %s: %s%s", mp, strerror(-r),
-			  r == -ENOTCONN ? " (stale mount: run casfs umount)" : "");
+		if (r == -EPROTO)
+			cli_error("cannot read counters of %s: its daemon runs another casfs version "
+				  "(unmount and mount it again with this one)", mp);
+		else
+			cli_error("cannot read counters of %s: %s%s", mp, strerror(-r),
+				  r == -ENOTCONN ? " (stale mount: run casfs umount)" : "");
 		c->failed++;
 		return 0;
 	}
-	unsigned n = s.count < CASFS_C_COUNT ? s.count : CASFS_C_COUNT;
+	unsigned n = CASFS_C_COUNT;
 	if (c->json) {
 		printf("%s{\"mountpoint\":\"", c->printed ? "," : "");
 		for (const char *p = mp; *p; p++)

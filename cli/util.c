@@ -146,7 +146,11 @@ int cli_ctl_info(const char *mountpoint, struct casfs_ctl_info *ret)
 
 int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret)
 {
-	return ctl(mountpoint, CASFS_IOC_STATS, ret);
+	int r = ctl(mountpoint, CASFS_IOC_STATS, ret);
+	/* another version's daemon: another ioctl number, or other counters */
+	if (r == -ENOTTY || (r == 0 && (ret->version != CASFS_CTL_VERSION || ret->count != CASFS_C_COUNT)))
+		return -EPROTO;
+	return r;
 }
 
 /* ---- option values ---------------------------------------------------- */

@@ -14,8 +14,9 @@
  * allow_other, a content-addressed read must not bypass the permissions of
  * the file the content came from.
  *
- * Every virtual node has its own id (a struct vnode pointer with the low
- * bit set).  .casfs and cas get one node per parent directory, because the
+ * Every virtual node has its own id: FS_VIRTUAL_BIT | a serial number,
+ * looked up in a table (never a pointer: an id of a forgotten node finds
+ * nothing).  .casfs and cas get one node per parent directory, because the
  * kernel allows a directory only one parent; a content file is one node
  * per digest, like a file with many hard links.
  */
@@ -29,7 +30,8 @@
 #include <unistd.h>
 
 #include "blob.h"
-#include "fs_internal.h"
+#include "casns.h"
+#include "state.h"
 
 enum vkind { VN_CASFS = 1, VN_CAS, VN_FILE };
 
@@ -39,9 +41,10 @@ struct vnode {
 	hasher_digest digest;  /* VN_FILE */
 	uint64_t size;         /* VN_FILE */
 	uint64_t nlookup;
-	uint64_t serial;       /* st_ino (dirs) and generation */
-	struct vnode *next;
-} __attribute__((aligned(16)));
+	uint64_t serial;       /* id, st_ino (dirs) and generation */
+	struct vnode *next;    /* in nodes[] (by kind, key, digest) */
+	struct vnode *id_next; /* in ids[] (by serial) */
+};
 
 struct live {
 	hasher_digest d;
@@ -54,6 +57,7 @@ struct live {
 struct casns {
 	pthread_mutex_t lock; /* a leaf lock: nothing else is taken under it */
 	struct vnode *nodes[NBUCKETS];
+	struct vnode *ids[NBUCKETS];
 	uint64_t serial;
 	struct live **live;
 	size_t live_n, live_cap;
@@ -68,14 +72,41 @@ struct vhandle {
 	uint64_t live_version;
 };
 
-static struct vnode *vnode_of(fuse_ino_t ino)
-{
-	return (struct vnode *)(uintptr_t)(ino & ~(fuse_ino_t)1);
-}
-
 static fuse_ino_t vid_of(const struct vnode *v)
 {
-	return (fuse_ino_t)(uintptr_t)v | 1;
+	return FS_VIRTUAL_BIT | v->serial;
+}
+
+/* The node with id ino (lock held), or NULL. */
+static struct vnode *vnode_find_id(struct casns *ns, fuse_ino_t ino)
+{
+	uint64_t serial = ino & ~FS_VIRTUAL_BIT;
+	for (struct vnode *v = ns->ids[serial % NBUCKETS]; v; v = v->id_next)
+		if (v->serial == serial)
+			return v;
+	return NULL;
+}
+
+/* The node with id ino, which the kernel holds a reference to (so it stays
+ * while the request runs); NULL when no node has that id. */
+static struct vnode *vnode_of(fuse_ino_t ino)
+{
+	struct casns *ns = FS->ns;
+	pthread_mutex_lock(&ns->lock);
+	struct vnode *v = vnode_find_id(ns, ino);
+	pthread_mutex_unlock(&ns->lock);
+	return v;
+}
+
+/* vnode_of, replying ESTALE when there is none. */
+static struct vnode *req_vnode(struct req *q, fuse_ino_t ino)
+{
+	struct vnode *v = vnode_of(ino);
+	if (!v) {
+		COUNT(stale_ids);
+		req_err(q, ESTALE);
+	}
+	return v;
 }
 
 static size_t bucket(enum vkind kind, uint64_t key, const hasher_digest *d)
@@ -139,8 +170,7 @@ static struct vnode *vnode_get(enum vkind kind, uint64_t key, const hasher_diges
 	while (v && !(v->kind == kind && v->key == key &&
 		      (!d || hasher_digest_equal(&v->digest, d))))
 		v = v->next;
-	if (!v && (v = aligned_alloc(16, sizeof(*v)))) {
-		memset(v, 0, sizeof(*v));
+	if (!v && (v = calloc(1, sizeof(*v)))) {
 		v->kind = kind;
 		v->key = key;
 		if (d)
@@ -149,6 +179,8 @@ static struct vnode *vnode_get(enum vkind kind, uint64_t key, const hasher_diges
 		v->serial = ++ns->serial;
 		v->next = ns->nodes[b];
 		ns->nodes[b] = v;
+		v->id_next = ns->ids[v->serial % NBUCKETS];
+		ns->ids[v->serial % NBUCKETS] = v;
 	}
 	if (v)
 		v->nlookup++;
@@ -159,8 +191,13 @@ static struct vnode *vnode_get(enum vkind kind, uint64_t key, const hasher_diges
 void casns_forget(fuse_ino_t ino, uint64_t nlookup)
 {
 	struct casns *ns = FS->ns;
-	struct vnode *v = vnode_of(ino);
 	pthread_mutex_lock(&ns->lock);
+	struct vnode *v = vnode_find_id(ns, ino);
+	if (!v) {
+		pthread_mutex_unlock(&ns->lock);
+		COUNT(stale_ids);
+		return;
+	}
 	if (v->nlookup < nlookup)
 		abort(); /* a kernel/daemon protocol bug, as in ino_table_forget */
 	v->nlookup -= nlookup;
@@ -170,6 +207,11 @@ void casns_forget(fuse_ino_t ino, uint64_t nlookup)
 			pp = &(*pp)->next;
 		if (*pp)
 			*pp = v->next;
+		pp = &ns->ids[v->serial % NBUCKETS];
+		while (*pp && *pp != v)
+			pp = &(*pp)->id_next;
+		if (*pp)
+			*pp = v->id_next;
 		free(v);
 	}
 	pthread_mutex_unlock(&ns->lock);
@@ -195,7 +237,7 @@ static void live_grow(struct casns *ns)
 	ns->live_cap = cap;
 }
 
-void casns_live_add(const hasher_digest *d, uint64_t dev, uint64_t ino)
+static void live_add(const hasher_digest *d, uint64_t dev, uint64_t ino)
 {
 	struct casns *ns = FS->ns;
 	if (!ns)
@@ -218,7 +260,7 @@ void casns_live_add(const hasher_digest *d, uint64_t dev, uint64_t ino)
 	pthread_mutex_unlock(&ns->lock);
 }
 
-void casns_live_del(const hasher_digest *d, uint64_t dev, uint64_t ino)
+static void live_del(const hasher_digest *d, uint64_t dev, uint64_t ino)
 {
 	struct casns *ns = FS->ns;
 	if (!ns)
@@ -235,6 +277,21 @@ void casns_live_del(const hasher_digest *d, uint64_t dev, uint64_t ino)
 	}
 	pthread_mutex_unlock(&ns->lock);
 }
+
+static void on_known(void *arg, ino_node *n, const cache_file_rec *rec, bool written)
+{
+	(void)arg;
+	(void)written;
+	live_add(&rec->digest, n->dev, n->ino);
+}
+
+static void on_gone(void *arg, uint64_t dev, uint64_t ino, const hasher_digest *d)
+{
+	(void)arg;
+	live_del(d, dev, ino);
+}
+
+const digests_subscriber casns_live_subscriber = { .known = on_known, .gone = on_gone };
 
 /* A referenced node of a live file with content d that no one is writing,
  * with its record and digest version; NULL when there is none. */
@@ -299,11 +356,11 @@ static void fill_attr(const struct vnode *v, struct stat *st)
 	}
 }
 
-static void reply_vnode(fuse_req_t req, struct vnode *v)
+static void reply_vnode(struct req *q, struct vnode *v)
 {
 	struct fuse_entry_param e;
 	if (!v) {
-		fuse_reply_err(req, ENOMEM);
+		req_err(q, ENOMEM);
 		return;
 	}
 	memset(&e, 0, sizeof(e));
@@ -312,20 +369,19 @@ static void reply_vnode(fuse_req_t req, struct vnode *v)
 	fill_attr(v, &e.attr);
 	e.attr_timeout = FS->o.timeout;
 	e.entry_timeout = FS->o.timeout;
-	if (fuse_reply_entry(req, &e) == -ENOENT)
+	if (req_entry(q, &e) == -ENOENT)
 		casns_forget(e.ino, 1); /* interrupted: the kernel took no reference */
 }
 
-void casns_lookup_reserved(fuse_req_t req, fuse_ino_t parent)
+void casns_lookup_reserved(struct req *q, fuse_ino_t parent)
 {
-	reply_vnode(req, vnode_get(VN_CASFS, parent, NULL, 0));
+	reply_vnode(q, vnode_get(VN_CASFS, parent, NULL, 0));
 }
 
 /* Only the mount's owner and root read through cas/. */
-static bool may_read_cas(fuse_req_t req)
+static bool may_read_cas(struct req *q)
 {
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	return c->uid == FS->owner_uid || c->uid == 0;
+	return q->uid == FS->owner_uid || q->uid == 0;
 }
 
 /* "<32 lower-case hex>" or "<32 lower-case hex>.<ext>". */
@@ -361,45 +417,76 @@ static int content_size(const hasher_digest *d, uint64_t *size)
 	return r;
 }
 
-void casns_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* LOOKUP of "." or ".." in a virtual directory (file handles only). */
+static void lookup_dot(struct req *q, struct vnode *p, bool dotdot)
 {
-	struct vnode *p = vnode_of(parent);
+	struct casns *ns = FS->ns;
+	if (dotdot && p->kind == VN_CASFS) {
+		/* the real directory it hangs under: answered as the real
+		 * handlers would, through its own "." */
+		req_err(q, ESTALE);
+		return;
+	}
+	pthread_mutex_lock(&ns->lock);
+	struct vnode *v = dotdot ? vnode_find_id(ns, p->key) : p;
+	if (v)
+		v->nlookup++;
+	pthread_mutex_unlock(&ns->lock);
+	if (!v) {
+		req_err(q, ESTALE);
+		return;
+	}
+	reply_vnode(q, v);
+}
+
+void casns_lookup(struct req *q, fuse_ino_t parent, const char *name)
+{
+	struct vnode *p = req_vnode(q, parent);
 	hasher_digest d;
 	uint64_t size = 0;
 	int r;
+	if (!p)
+		return;
+	if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) {
+		lookup_dot(q, p, name[1] == '.');
+		return;
+	}
 	switch (p->kind) {
 	case VN_CASFS:
 		if (strcmp(name, "cas") == 0)
-			reply_vnode(req, vnode_get(VN_CAS, parent, NULL, 0));
+			reply_vnode(q, vnode_get(VN_CAS, parent, NULL, 0));
 		else
-			fuse_reply_err(req, ENOENT);
+			req_err(q, ENOENT);
 		return;
 	case VN_CAS:
 		COUNT(cas_lookups);
-		if (!may_read_cas(req)) {
+		if (!may_read_cas(q)) {
 			COUNT(cas_denied);
-			fuse_reply_err(req, EACCES);
+			req_err(q, EACCES);
 			return;
 		}
 		/* absent contents are not cached: they may arrive any time */
 		if ((r = parse_name(name, &d)) < 0 || (r = content_size(&d, &size)) < 0) {
 			COUNT(cas_misses);
-			fuse_reply_err(req, -r);
+			req_err(q, -r);
 			return;
 		}
-		reply_vnode(req, vnode_get(VN_FILE, 0, &d, size));
+		reply_vnode(q, vnode_get(VN_FILE, 0, &d, size));
 		return;
 	case VN_FILE:
-		fuse_reply_err(req, ENOTDIR);
+		req_err(q, ENOTDIR);
 		return;
 	}
 }
 
-void casns_getattr(fuse_req_t req, fuse_ino_t ino)
+void casns_getattr(struct req *q, fuse_ino_t ino)
 {
 	struct stat st;
-	fill_attr(vnode_of(ino), &st);
-	fuse_reply_attr(req, &st, FS->o.timeout);
+	struct vnode *v = req_vnode(q, ino);
+	if (!v)
+		return;
+	fill_attr(v, &st);
+	req_attr(q, &st, FS->o.timeout);
 }
 
 /* ---- reading contents ------------------------------------------------------ */
@@ -421,25 +508,40 @@ static int open_live(ino_node *n, const cache_file_rec *rec)
 	return fd;
 }
 
-void casns_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void vhandle_free(struct vhandle *h)
 {
-	struct vnode *v = vnode_of(ino);
+	if (!h)
+		return;
+	if (h->live) {
+		close(h->fd);
+		ino_node_unref(FS->tbl, h->live);
+	} else {
+		cache_reader_close(&h->rd);
+	}
+	free(h);
+}
+
+void casns_open(struct req *q, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct vnode *v = req_vnode(q, ino);
+	if (!v)
+		return;
 	if (v->kind != VN_FILE) {
-		fuse_reply_err(req, EISDIR);
+		req_err(q, EISDIR);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
+		req_err(q, EROFS);
 		return;
 	}
-	if (!may_read_cas(req)) {
+	if (!may_read_cas(q)) {
 		COUNT(cas_denied);
-		fuse_reply_err(req, EACCES);
+		req_err(q, EACCES);
 		return;
 	}
 	struct vhandle *h = calloc(1, sizeof(*h));
 	if (!h) {
-		fuse_reply_err(req, ENOMEM);
+		req_err(q, ENOMEM);
 		return;
 	}
 	h->fd = -1;
@@ -468,7 +570,7 @@ void casns_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 				r = -EIO;
 			}
 			free(h);
-			fuse_reply_err(req, -r);
+			req_err(q, -r);
 			return;
 		}
 		h->fd = h->rd.fd;
@@ -479,8 +581,8 @@ void casns_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)h;
 	fi->keep_cache = 1; /* the content of a name never changes */
 	fi->noflush = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT)
-		casns_release(NULL, ino, fi);
+	if (req_open(q, fi) == -ENOENT)
+		vhandle_free(h);
 }
 
 /* True while the live file h reads from still has the content it had at
@@ -492,11 +594,11 @@ static bool live_intact(const struct vhandle *h)
 	return digests_peek(FS->dg, h->live, &rec, &version) == 0 && version == h->live_version;
 }
 
-void casns_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+void casns_read(struct req *q, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
 	if (off < 0 || (uint64_t)off >= h->size) {
-		fuse_reply_buf(req, NULL, 0);
+		req_buf(q, NULL, 0);
 		return;
 	}
 	if ((uint64_t)off + size > h->size)
@@ -507,14 +609,14 @@ void casns_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		buf.buf[0].fd = h->fd;
 		buf.buf[0].pos = (off_t)h->off + off;
-		fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+		req_data(q, &buf, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
 	/* From a live file: read, then check nothing changed it meanwhile
 	 * (a writer opens before it writes, so it cannot slip in unseen). */
 	char *buf = malloc(size);
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		req_err(q, ENOMEM);
 		return;
 	}
 	ssize_t n = pread(h->fd, buf, size, off);
@@ -525,59 +627,51 @@ void casns_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 		e = EIO;
 	}
 	if (n < 0)
-		fuse_reply_err(req, e);
+		req_err(q, e);
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
+		req_buf(q, buf, (size_t)n);
 	free(buf);
 }
 
-void casns_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void casns_release(struct req *q, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
-	if (h) {
-		if (h->live) {
-			close(h->fd);
-			ino_node_unref(FS->tbl, h->live);
-		} else {
-			cache_reader_close(&h->rd);
-		}
-		free(h);
-	}
-	if (req)
-		fuse_reply_err(req, 0);
+	vhandle_free((struct vhandle *)(uintptr_t)fi->fh);
+	req_err(q, 0);
 }
 
-void casns_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+void casns_lseek(struct req *q, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
-		fuse_reply_err(req, EINVAL);
+		req_err(q, EINVAL);
 		return;
 	}
 	if (off < 0 || (uint64_t)off >= h->size)
-		fuse_reply_err(req, ENXIO);
+		req_err(q, ENXIO);
 	else
-		fuse_reply_lseek(req, whence == SEEK_DATA ? off : (off_t)h->size);
+		req_lseek(q, whence == SEEK_DATA ? off : (off_t)h->size);
 }
 
 /* ---- listing, xattrs, access, ioctl ------------------------------------------ */
 
-void casns_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+void casns_readdir(struct req *q, fuse_ino_t ino, size_t size, off_t off, bool plus)
 {
-	struct vnode *v = vnode_of(ino);
+	struct vnode *v = req_vnode(q, ino);
+	if (!v)
+		return;
 	if (v->kind == VN_FILE) {
-		fuse_reply_err(req, ENOTDIR);
+		req_err(q, ENOTDIR);
 		return;
 	}
 	if (v->kind == VN_CAS) {
-		fuse_reply_err(req, EPERM); /* millions of blobs: never listed */
+		req_err(q, EPERM); /* millions of blobs: never listed */
 		return;
 	}
 	static const char *const names[] = { ".", "..", "cas" };
 	char *buf = malloc(size);
 	size_t used = 0;
 	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+		req_err(q, ENOMEM);
 		return;
 	}
 	for (off_t i = off; i < 3; i++) {
@@ -591,58 +685,64 @@ void casns_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
 						      .attr_timeout = FS->o.timeout,
 						      .entry_timeout = FS->o.timeout };
 			fill_attr(c, &e.attr);
-			len = fuse_add_direntry_plus(req, buf + used, size - used, names[i], &e, i + 1);
+			len = fuse_add_direntry_plus(q->r, buf + used, size - used, names[i], &e, i + 1);
 			if (len > size - used)
 				casns_forget(e.ino, 1);
 		} else if (plus) {
 			struct fuse_entry_param e = { .attr = st };
-			len = fuse_add_direntry_plus(req, buf + used, size - used, names[i], &e, i + 1);
+			len = fuse_add_direntry_plus(q->r, buf + used, size - used, names[i], &e, i + 1);
 		} else {
-			len = fuse_add_direntry(req, buf + used, size - used, names[i], &st, i + 1);
+			len = fuse_add_direntry(q->r, buf + used, size - used, names[i], &st, i + 1);
 		}
 		if (len > size - used)
 			break;
 		used += len;
 	}
-	fuse_reply_buf(req, buf, used);
+	req_buf(q, buf, used);
 	free(buf);
 }
 
-void casns_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+void casns_getxattr(struct req *q, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct vnode *v = vnode_of(ino);
+	struct vnode *v = req_vnode(q, ino);
+	if (!v)
+		return;
 	char hex[HASHER_HEX_LEN + 1];
 	if (v->kind != VN_FILE || strcmp(name, CASFS_XATTR_DIGEST) != 0) {
-		fuse_reply_err(req, ENODATA);
+		req_err(q, ENODATA);
 		return;
 	}
 	hasher_digest_to_hex(&v->digest, hex);
-	fs_reply_xattr(req, size, hex, HASHER_HEX_LEN, 0);
+	req_xattr(q, size, hex, HASHER_HEX_LEN, 0);
 }
 
-void casns_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+void casns_listxattr(struct req *q, fuse_ino_t ino, size_t size)
 {
-	struct vnode *v = vnode_of(ino);
+	struct vnode *v = req_vnode(q, ino);
+	if (!v)
+		return;
 	if (v->kind == VN_FILE)
-		fs_reply_xattr(req, size, CASFS_XATTR_DIGEST, sizeof(CASFS_XATTR_DIGEST), 0);
+		req_xattr(q, size, CASFS_XATTR_DIGEST, sizeof(CASFS_XATTR_DIGEST), 0);
 	else
-		fs_reply_xattr(req, size, "", 0, 0);
+		req_xattr(q, size, "", 0, 0);
 }
 
-void casns_access(fuse_req_t req, fuse_ino_t ino, int mask)
+void casns_access(struct req *q, fuse_ino_t ino, int mask)
 {
-	fuse_reply_err(req, (mask & W_OK) ? EROFS : 0);
+	req_err(q, (mask & W_OK) ? EROFS : 0);
 }
 
-void casns_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, size_t out_bufsz)
+void casns_ioctl(struct req *q, fuse_ino_t ino, unsigned int cmd, size_t out_bufsz)
 {
-	struct vnode *v = vnode_of(ino);
+	struct vnode *v = req_vnode(q, ino);
+	if (!v)
+		return;
 	if (cmd == CASFS_IOC_DIGEST && out_bufsz >= sizeof(struct casfs_ctl_digest) && v->kind == VN_FILE) {
 		struct casfs_ctl_digest dg;
 		memset(&dg, 0, sizeof(dg));
 		hasher_digest_to_hex(&v->digest, dg.hex);
-		fuse_reply_ioctl(req, 0, &dg, sizeof(dg));
+		req_ioctl(q, 0, &dg, sizeof(dg));
 		return;
 	}
-	fuse_reply_err(req, ENOTTY);
+	req_err(q, ENOTTY);
 }

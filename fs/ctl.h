@@ -5,7 +5,7 @@
 #include <linux/ioctl.h>
 #include <stdint.h>
 
-#define CASFS_CTL_VERSION 1
+#define CASFS_CTL_VERSION 2
 
 /* X(name): every counter `casfs stats` reports, in order. */
 #define CASFS_COUNTERS(X) \
@@ -24,7 +24,8 @@
 	X(cas_lookups) X(cas_misses) X(cas_denied) X(cas_opens_live) X(cas_opens_blob) \
 	X(cas_bytes_read) X(cas_corrupt) X(cas_live_changed) \
 	X(ingest_queued) X(ingest_stored) X(ingest_existing) X(ingest_skipped) \
-	X(ingest_errors) X(ingest_bytes) X(gc_runs) X(gc_evicted)
+	X(ingest_errors) X(ingest_bytes) X(gc_runs) X(gc_evicted) \
+	X(replies_error) X(stale_ids) X(nodes_revived)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,
@@ -42,12 +43,17 @@ struct casfs_ctl_info {
 	char store[2048];
 };
 
+/* Room for the counters: the ioctl number encodes the struct's size, so
+ * it is fixed; the list must fit (checked when compiling). */
+#define CASFS_CTL_MAX_COUNTERS 256
+
 struct casfs_ctl_stats {
 	uint32_t version;
 	uint32_t count;              /* CASFS_C_COUNT of the daemon */
 	uint64_t uptime_ms;
-	uint64_t counters[96];
+	uint64_t counters[CASFS_CTL_MAX_COUNTERS];
 };
+_Static_assert(CASFS_C_COUNT <= CASFS_CTL_MAX_COUNTERS, "casfs_ctl_stats has no room for every counter");
 
 #define CASFS_IOC_INFO  _IOR('C', 1, struct casfs_ctl_info)
 #define CASFS_IOC_STATS _IOR('C', 2, struct casfs_ctl_stats)

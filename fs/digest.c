@@ -51,12 +51,29 @@ struct digests {
 	pthread_t flusher;
 	bool flusher_started;
 	_Atomic uint64_t c_stream, c_reread, c_demand, c_bytes, c_index_hits, c_index_writes, c_index_errors;
-	digests_known_fn known;
+	digests_subscriber subs[DIGESTS_MAX_SUBSCRIBERS];
+	int nsubs;
 };
 
-/* dstate_free gets only the state: the hook is per process (there is one
- * digests per daemon) and cleared when the digests go. */
-static digests_gone_fn gone_hook;
+/* dstate_free gets only the state: the subscribers of "gone" are per
+ * process (there is one digests per daemon) and cleared when it goes. */
+static digests *gone_owner;
+
+/* A "known" event, taken under the state lock and told after unlocking. */
+struct known_event {
+	bool set;
+	bool written;
+	cache_file_rec rec;
+};
+
+static void tell_known(digests *d, ino_node *n, const struct known_event *ev)
+{
+	if (!ev->set)
+		return;
+	for (int i = 0; i < d->nsubs; i++)
+		if (d->subs[i].known)
+			d->subs[i].known(d->subs[i].arg, n, &ev->rec, ev->written);
+}
 
 #define BUMP(d, field, n) atomic_fetch_add_explicit(&(d)->field, (n), memory_order_relaxed)
 
@@ -70,8 +87,10 @@ static int64_t now_ns(void)
 static void dstate_free(void *p)
 {
 	struct dstate *s = p;
-	if (s->valid && gone_hook)
-		gone_hook(s->dev, s->ino, &s->rec.digest);
+	digests *d = gone_owner;
+	for (int i = 0; s->valid && d && i < d->nsubs; i++)
+		if (d->subs[i].gone)
+			d->subs[i].gone(d->subs[i].arg, s->dev, s->ino, &s->rec.digest);
 	hasher_stream_free(s->stream);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -249,6 +268,7 @@ int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret)
 	pthread_mutex_init(&d->plock, NULL);
 	pthread_cond_init(&d->pcond, NULL);
 	ino_table_set_priv_free(t, dstate_free);
+	gone_owner = d;
 	if (ix) {
 		int r = pthread_create(&d->flusher, NULL, flusher_main, d);
 		if (r) {
@@ -265,7 +285,7 @@ void digests_free(digests *d)
 {
 	if (!d)
 		return;
-	gone_hook = NULL;
+	gone_owner = NULL;
 	if (d->flusher_started) {
 		pthread_mutex_lock(&d->plock);
 		d->stop = true;
@@ -347,6 +367,15 @@ void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t 
 	pthread_mutex_unlock(&s->lock);
 }
 
+void digests_begin_change(digests *d, ino_node *n)
+{
+	struct dstate *s = lock_state(d, n);
+	if (!s)
+		return;
+	changed(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
 void digests_invalidate(digests *d, ino_node *n)
 {
 	struct dstate *s = lock_state(d, n);
@@ -405,8 +434,9 @@ static int hash_file(digests *d, int fd, hasher_digest *ret, uint64_t *ret_size)
 	return r;
 }
 
-/* Computes s->rec from the file's current content.  State lock held. */
-static int finalize(digests *d, ino_node *n, struct dstate *s, int fd, bool from_stream)
+/* Computes s->rec from the file's current content.  State lock held; the
+ * event is told by the caller once it unlocked. */
+static int finalize(digests *d, ino_node *n, struct dstate *s, int fd, bool from_stream, struct known_event *ev)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0)
@@ -434,20 +464,20 @@ static int finalize(digests *d, ino_node *n, struct dstate *s, int fd, bool from
 	s->valid = true;
 	s->version++;
 	enqueue(d, n, s);
-	if (d->known)
-		d->known(n, &s->rec, from_stream);
+	*ev = (struct known_event){ .set = true, .written = from_stream, .rec = s->rec };
 	return 0;
 }
 
 void digests_release_write(digests *d, ino_node *n, int fd)
 {
+	struct known_event ev = { 0 };
 	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
 	if (--s->writers == 0) {
 		/* Opened for writing but never changed: the digest stands (or is
 		 * computed on request, as for any file never written here). */
-		if (s->touched && finalize(d, n, s, fd, true) < 0)
+		if (s->touched && finalize(d, n, s, fd, true, &ev) < 0)
 			changed(s); /* computed on the next request */
 		hasher_stream_free(s->stream);
 		s->stream = NULL;
@@ -455,11 +485,13 @@ void digests_release_write(digests *d, ino_node *n, int fd)
 		s->dirty = false;
 	}
 	pthread_mutex_unlock(&s->lock);
+	tell_known(d, n, &ev);
 }
 
 int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 {
 	struct dstate *s = state_of(d, n);
+	struct known_event ev = { 0 };
 	int r = 0;
 	if (!s)
 		return -ENOMEM;
@@ -482,12 +514,11 @@ int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 			s->valid = true;
 			s->version++;
 			BUMP(d, c_index_hits, 1);
-			if (d->known)
-				d->known(n, &s->rec, false);
+			ev = (struct known_event){ .set = true, .rec = s->rec };
 		}
 	}
 	for (int tries = 0; !s->valid && tries < 3; tries++) {
-		r = finalize(d, n, s, fd, false);
+		r = finalize(d, n, s, fd, false, &ev);
 		if (r != -EAGAIN)
 			break;
 	}
@@ -496,15 +527,18 @@ int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 		r = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
+	tell_known(d, n, &ev);
 	return r;
 }
 
-void digests_set_hooks(digests *d, digests_known_fn known, digests_gone_fn gone)
+int digests_subscribe(digests *d, const digests_subscriber *sub)
 {
 	if (!d)
-		return;
-	d->known = known;
-	gone_hook = gone;
+		return 0;
+	if (d->nsubs == DIGESTS_MAX_SUBSCRIBERS)
+		return -ENOSPC;
+	d->subs[d->nsubs++] = *sub;
+	return 0;
 }
 
 int digests_peek(digests *d, ino_node *n, cache_file_rec *rec, uint64_t *version)

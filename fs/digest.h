@@ -38,27 +38,39 @@ typedef struct digest_counters {
 	uint64_t index_errors;
 } digest_counters;
 
-/* Called when a node's digest becomes known: `written` when its content was
- * just written through this mount (at the last close of a writer), else
- * found in the index or hashed on request.  State lock of the node held: may
- * take the table lock, must not call digests_*. */
-typedef void (*digests_known_fn)(ino_node *n, const cache_file_rec *rec, bool written);
-/* Called when a node whose digest was known is freed, with the table lock
- * held: must not call into the table. */
-typedef void (*digests_gone_fn)(uint64_t dev, uint64_t ino, const hasher_digest *d);
+/* Who hears of digests (the live-file index of .casfs/cas, ingest, the
+ * action cache's tracer):
+ *   known: a node's digest became known: `written` when its content was
+ *          just written through this mount (at the last close of a writer),
+ *          else found in the index or hashed on request.  Called with no
+ *          lock of this module held (it may block, and may call digests_*);
+ *          n stays valid for the call.
+ *   gone:  a node whose digest was known is freed.  Called with the inode
+ *          table's lock held: must not call into the table or block. */
+typedef struct digests_subscriber {
+	void (*known)(void *arg, ino_node *n, const cache_file_rec *rec, bool written);
+	void (*gone)(void *arg, uint64_t dev, uint64_t ino, const hasher_digest *d);
+	void *arg;
+} digests_subscriber;
+#define DIGESTS_MAX_SUBSCRIBERS 4
 
 /* ix may be NULL (no persistence). proc_fd: an fd of /proc/self/fd. */
 int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret);
 /* Writes everything pending to the index, then frees. Accepts NULL. */
 void digests_free(digests *d);
 void digests_counters(digests *d, digest_counters *ret);
-void digests_set_hooks(digests *d, digests_known_fn known, digests_gone_fn gone);
+/* Adds a subscriber (copied) before any event: 0, or -ENOSPC past
+ * DIGESTS_MAX_SUBSCRIBERS. */
+int digests_subscribe(digests *d, const digests_subscriber *s);
 
 /* fd: the file just opened for writing (any access mode that writes). */
 void digests_open_write(digests *d, ino_node *n, int fd);
 /* After `len` bytes were written at `off`; data may be NULL when the bytes
  * were not seen (spliced), which makes the stream dirty. */
 void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t len);
+/* The content is about to change (truncate, fallocate, copy_file_range
+ * into it): the digest stops being served before the backing changes. */
+void digests_begin_change(digests *d, ino_node *n);
 /* Content changed in a way the stream cannot follow. */
 void digests_invalidate(digests *d, ino_node *n);
 /* The file was truncated to size. */

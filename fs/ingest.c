@@ -17,8 +17,9 @@
 #include <unistd.h>
 
 #include "blob.h"
-#include "fs_internal.h"
 #include "gc.h"
+#include "ingest.h"
+#include "state.h"
 
 /* A full queue makes closing writers wait: nothing is dropped. */
 #define QUEUE_MAX 4096
@@ -197,3 +198,12 @@ void ingest_queue(struct ingest *g, ino_node *n, const hasher_digest *d)
 	pthread_cond_signal(&g->work);
 	pthread_mutex_unlock(&g->lock);
 }
+
+static void on_known(void *arg, ino_node *n, const cache_file_rec *rec, bool written)
+{
+	struct ingest *g = arg;
+	if (written && FS->o.ingest_all && g)
+		ingest_queue(g, n, &rec->digest);
+}
+
+const digests_subscriber ingest_subscriber = { .known = on_known };

@@ -3,17 +3,33 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define FD_CAP_DEFAULT 8192u
 #define MAX_MOUNTS 64
+/* Node ids: slot index + 1, slots in chunks allocated on first use and
+ * never freed or moved, so ino_table_get needs no lock. */
+#define SLOT_CHUNK_BITS 12
+#define SLOT_CHUNK (1u << SLOT_CHUNK_BITS)
+#define SLOT_CHUNKS 65536u /* 2^28 nodes at most */
 
 struct mount_fd {
 	int mnt_id;
 	int fd;
+};
+
+/* What a freed slot held (handle mode): enough to bring its node back with
+ * the same id and generation when a file handle names it again. */
+struct tomb {
+	uint64_t generation;
+	int mnt;
+	struct file_handle *handle;
 };
 
 struct ino_table {
@@ -32,6 +48,12 @@ struct ino_table {
 	ino_fallback_open_fn fallback;
 	void *fallback_arg;
 	ino_stats st;
+	/* node ids */
+	_Atomic(ino_node *) *chunks[SLOT_CHUNKS];
+	struct tomb **tombs[SLOT_CHUNKS]; /* handle mode: what a freed slot held */
+	uint32_t slots_used;      /* slots ever handed out (slot 0: the root) */
+	uint32_t *free_slots;     /* FIFO ring of freed slots */
+	size_t free_head, free_n, free_cap;
 };
 
 static size_t key_hash(uint64_t dev, uint64_t ino)
@@ -101,6 +123,176 @@ static int mount_slot(ino_table *t, int mnt_id, int fd)
 	return t->nmounts++;
 }
 
+/* ---- node ids (lock held, except ino_table_get) ---------------------------- */
+
+static _Atomic(ino_node *) *slot_at(ino_table *t, uint32_t slot, bool create)
+{
+	_Atomic(ino_node *) *c = t->chunks[slot >> SLOT_CHUNK_BITS];
+	if (!c && create) {
+		c = calloc(SLOT_CHUNK, sizeof(*c));
+		if (!c)
+			return NULL;
+		t->chunks[slot >> SLOT_CHUNK_BITS] = c;
+	}
+	return c ? &c[slot & (SLOT_CHUNK - 1)] : NULL;
+}
+
+static void tomb_clear(ino_table *t, uint32_t slot);
+
+/* Gives n a slot (id).  Freed slots are reused oldest first, so an id the
+ * kernel forgot stays unused as long as possible.  Returns 0 or -ENOMEM. */
+static int slot_take(ino_table *t, ino_node *n)
+{
+	uint32_t slot;
+	if (t->free_n > t->free_cap / 2 || (t->free_n && t->slots_used >= SLOT_CHUNKS * SLOT_CHUNK)) {
+		slot = t->free_slots[t->free_head];
+		t->free_head = (t->free_head + 1) % t->free_cap;
+		t->free_n--;
+	} else if (t->slots_used < SLOT_CHUNKS * SLOT_CHUNK) {
+		slot = t->slots_used;
+	} else {
+		return -ENOMEM;
+	}
+	_Atomic(ino_node *) *p = slot_at(t, slot, true);
+	if (!p)
+		return -ENOMEM;
+	if (slot == t->slots_used)
+		t->slots_used++;
+	tomb_clear(t, slot);
+	n->id = (uint64_t)slot + 1;
+	atomic_store_explicit(p, n, memory_order_release);
+	return 0;
+}
+
+static struct tomb **tomb_at(ino_table *t, uint32_t slot, bool create)
+{
+	struct tomb **c = t->tombs[slot >> SLOT_CHUNK_BITS];
+	if (!c && create) {
+		c = calloc(SLOT_CHUNK, sizeof(*c));
+		if (!c)
+			return NULL;
+		t->tombs[slot >> SLOT_CHUNK_BITS] = c;
+	}
+	return c ? &c[slot & (SLOT_CHUNK - 1)] : NULL;
+}
+
+static void tomb_clear(ino_table *t, uint32_t slot)
+{
+	struct tomb **tp = tomb_at(t, slot, false);
+	if (tp && *tp) {
+		free((*tp)->handle);
+		free(*tp);
+		*tp = NULL;
+	}
+}
+
+/* Frees n's slot; in handle mode the slot keeps n's handle (which n gives
+ * up) until it is reused. */
+static void slot_release(ino_table *t, ino_node *n)
+{
+	uint32_t slot = (uint32_t)(n->id - 1);
+	atomic_store_explicit(slot_at(t, slot, false), NULL, memory_order_release);
+	tomb_clear(t, slot);
+	struct tomb **tp = n->handle ? tomb_at(t, slot, true) : NULL;
+	struct tomb *tb = tp ? malloc(sizeof(*tb)) : NULL;
+	if (tb) {
+		*tb = (struct tomb){ .generation = n->generation, .mnt = n->mnt, .handle = n->handle };
+		n->handle = NULL;
+		*tp = tb;
+	}
+	if (t->free_n == t->free_cap) {
+		size_t cap = t->free_cap ? t->free_cap * 2 : 1024;
+		uint32_t *ring = malloc(cap * sizeof(*ring));
+		if (!ring)
+			return; /* the slot is lost, not reused: still correct */
+		for (size_t i = 0; i < t->free_n; i++)
+			ring[i] = t->free_slots[(t->free_head + i) % t->free_cap];
+		free(t->free_slots);
+		t->free_slots = ring;
+		t->free_cap = cap;
+		t->free_head = 0;
+	}
+	t->free_slots[(t->free_head + t->free_n) % t->free_cap] = slot;
+	t->free_n++;
+}
+
+ino_node *ino_table_get(ino_table *t, uint64_t id)
+{
+	if (id == 0 || id > SLOT_CHUNKS * (uint64_t)SLOT_CHUNK)
+		return NULL;
+	uint32_t slot = (uint32_t)(id - 1);
+	_Atomic(ino_node *) *c = t->chunks[slot >> SLOT_CHUNK_BITS];
+	return c ? atomic_load_explicit(&c[slot & (SLOT_CHUNK - 1)], memory_order_acquire) : NULL;
+}
+
+static ino_node *bucket_find(ino_table *t, uint64_t dev, uint64_t ino);
+static void bucket_grow(ino_table *t);
+
+/* Brings back the node that held slot `slot` (lock held, returned held):
+ * opens its handle, and re-creates it with its old id and generation unless
+ * the inode is gone or has another node now. */
+static ino_node *revive(ino_table *t, uint32_t slot)
+{
+	struct tomb **tp = tomb_at(t, slot, false);
+	if (!tp || !*tp || t->nmounts == 0)
+		return NULL;
+	struct tomb tb = **tp;
+	int mfd = t->mounts[tb.mnt].fd;
+	ino_table_unlock(t);
+	int fd = open_by_handle_at(mfd, tb.handle, O_PATH | O_CLOEXEC);
+	struct stat st;
+	bool ok = fd >= 0 && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 && st.st_nlink > 0;
+	ino_table_lock(t);
+	ino_node *n = NULL;
+	/* still free, still the same tomb, and no other node has the inode */
+	if (ok && ino_table_get(t, (uint64_t)slot + 1) == NULL && *tp && (*tp)->generation == tb.generation &&
+	    !bucket_find(t, st.st_dev, st.st_ino) && (n = calloc(1, sizeof(*n)))) {
+		n->dev = st.st_dev;
+		n->ino = st.st_ino;
+		n->type = st.st_mode & S_IFMT;
+		n->generation = tb.generation;
+		n->mnt = tb.mnt;
+		n->handle = (*tp)->handle;
+		(*tp)->handle = NULL;
+		tomb_clear(t, slot);
+		n->fd = -1;
+		n->id = (uint64_t)slot + 1;
+		/* take it off the free list: the slot is in use again */
+		for (size_t i = 0; i < t->free_n; i++) {
+			size_t at = (t->free_head + i) % t->free_cap;
+			if (t->free_slots[at] == slot) {
+				t->free_slots[at] = t->free_slots[t->free_head];
+				t->free_head = (t->free_head + 1) % t->free_cap;
+				t->free_n--;
+				break;
+			}
+		}
+		if (t->count >= t->nbuckets)
+			bucket_grow(t);
+		size_t b = key_hash(n->dev, n->ino) & (t->nbuckets - 1);
+		n->hash_next = t->buckets[b];
+		t->buckets[b] = n;
+		t->count++;
+		atomic_store_explicit(slot_at(t, slot, false), n, memory_order_release);
+		t->st.revived++;
+	}
+	if (fd >= 0)
+		close(fd);
+	return n;
+}
+
+ino_node *ino_table_get_lookup(ino_table *t, uint64_t id, uint64_t nlookup)
+{
+	ino_table_lock(t);
+	ino_node *n = ino_table_get(t, id);
+	if (!n && t->handles && id >= 2 && id <= t->slots_used)
+		n = revive(t, (uint32_t)(id - 1));
+	if (n)
+		n->nlookup += nlookup;
+	ino_table_unlock(t);
+	return n;
+}
+
 int ino_table_new(int root_fd, bool use_handles, unsigned fd_cap, ino_table **ret)
 {
 	struct stat st;
@@ -113,7 +305,12 @@ int ino_table_new(int root_fd, bool use_handles, unsigned fd_cap, ino_table **re
 	if (!t->buckets)
 		goto nomem;
 	t->fd_cap = fd_cap ? fd_cap : FD_CAP_DEFAULT;
-	t->next_generation = 1;
+	/* Generations start at a random value per table, so that a file
+	 * handle of an earlier mount whose id is reused does not match. */
+	uint32_t base = 0;
+	if (getrandom(&base, sizeof(base), GRND_NONBLOCK) != sizeof(base))
+		base = (uint32_t)time(NULL) * 2654435761u;
+	t->next_generation = base | 1;
 
 	int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -131,6 +328,12 @@ int ino_table_new(int root_fd, bool use_handles, unsigned fd_cap, ino_table **re
 	t->root.nlookup = 1;
 	t->root.refs = 1;
 	t->root.generation = 0;
+	if (slot_take(t, &t->root) < 0) { /* slot 0: id 1, FUSE_ROOT_ID */
+		close(fd);
+		free(t->buckets);
+		free(t);
+		return -ENOMEM;
+	}
 
 	if (use_handles) {
 		/* Handle mode needs name_to_handle_at on the backing and
@@ -168,19 +371,23 @@ void ino_table_free(ino_table *t)
 {
 	if (!t)
 		return;
-	/* Detached nodes are still referenced by the kernel at unmount;
-	 * they are reachable only from the LRU (if cached) and leak otherwise,
-	 * which is harmless at exit.  Hashed nodes are freed here. */
-	for (size_t i = 0; i < t->nbuckets; i++) {
-		ino_node *n = t->buckets[i];
-		while (n) {
-			ino_node *next = n->hash_next;
-			if (n->fd >= 0)
-				close(n->fd);
-			node_destroy(n);
-			n = next;
-		}
+	/* Every node, hashed or detached, holds a slot. */
+	for (uint32_t slot = 1; slot < t->slots_used; slot++) {
+		_Atomic(ino_node *) *p = slot_at(t, slot, false);
+		ino_node *n = p ? atomic_load(p) : NULL;
+		if (!n)
+			continue;
+		if (n->fd >= 0)
+			close(n->fd);
+		node_destroy(n);
 	}
+	for (uint32_t slot = 0; slot < t->slots_used; slot++)
+		tomb_clear(t, slot);
+	for (uint32_t c = 0; c < SLOT_CHUNKS; c++) {
+		free(t->chunks[c]);
+		free(t->tombs[c]);
+	}
+	free(t->free_slots);
 	for (int i = 0; i < t->nmounts; i++)
 		close(t->mounts[i].fd);
 	close(t->root.fd);
@@ -300,13 +507,24 @@ static void cache_drop(ino_table *t, ino_node *n, int *victims, int *nv)
 	}
 }
 
-/* Frees n and, in path mode, parents that became unreferenced. Lock held.
- * fds to close go to victims (capacity >= depth is not guaranteed, so we
- * close here: close() of an O_PATH fd does not block). */
+/* Forgets n's name; the parent loses the reference the name held, and is
+ * returned for maybe_free (NULL when n had no name). */
+static ino_node *name_drop(ino_node *n)
+{
+	ino_node *parent = n->parent;
+	free(n->name);
+	n->name = NULL;
+	n->parent = NULL;
+	if (parent)
+		parent->refs--;
+	return parent;
+}
+
+/* Frees n and parents that became unreferenced.  Lock held.  close() of an
+ * O_PATH fd does not block, so evicted fds are closed right here. */
 static void maybe_free(ino_table *t, ino_node *n)
 {
 	while (n && n != &t->root && n->nlookup == 0 && n->refs == 0 && n->fd_pins == 0) {
-		ino_node *parent = n->parent;
 		int victims[1], nv = 0;
 		cache_drop(t, n, victims, &nv);
 		if (nv)
@@ -315,33 +533,30 @@ static void maybe_free(ino_table *t, ino_node *n)
 			bucket_remove(t, n);
 		else
 			t->st.detached--;
+		slot_release(t, n);
+		ino_node *parent = name_drop(n);
 		node_destroy(n);
-		if (!parent)
-			break;
-		parent->refs--;
 		n = parent;
 	}
 }
 
 /* ---- public ----------------------------------------------------------- */
 
+/* Remembers name in parent as n's latest name; the name holds a reference
+ * on the parent.  Lock held. */
 static void set_name(ino_table *t, ino_node *n, ino_node *parent, const char *name)
 {
-	/* Path mode: remember the latest name; a child refs its parent. */
-	if (n == &t->root || (n->parent == parent && n->name && strcmp(n->name, name) == 0))
+	if (n == &t->root || n->detached || (n->parent == parent && n->name && strcmp(n->name, name) == 0))
 		return;
 	char *copy = strdup(name);
 	if (!copy)
 		return; /* keep the old name: reopen may then report ESTALE */
-	ino_node *old = n->parent;
 	parent->refs++;
-	free(n->name);
+	ino_node *old = name_drop(n);
 	n->name = copy;
 	n->parent = parent;
-	if (old) {
-		old->refs--;
+	if (old)
 		maybe_free(t, old);
-	}
 }
 
 ino_node *ino_table_find(ino_table *t, ino_node *parent, const char *name,
@@ -351,7 +566,7 @@ ino_node *ino_table_find(ino_table *t, ino_node *parent, const char *name,
 	ino_node *n = bucket_find(t, dev, ino);
 	if (n) {
 		n->nlookup += nlookup;
-		if (!t->handles && parent)
+		if (parent)
 			set_name(t, n, parent, name);
 	}
 	ino_table_unlock(t);
@@ -368,16 +583,87 @@ ino_node *ino_table_find_ref(ino_table *t, dev_t dev, ino_t ino)
 	return n;
 }
 
-void ino_table_detach(ino_table *t, dev_t dev, ino_t ino)
+ino_node *ino_table_detach(ino_table *t, dev_t dev, ino_t ino)
 {
+	int victims[1], nv = 0;
 	ino_table_lock(t);
 	ino_node *n = bucket_find(t, dev, ino);
 	if (n && n != &t->root) {
 		bucket_remove(t, n);
 		n->detached = true;
 		t->st.detached++;
+		ino_node *parent = name_drop(n);
+		if (n->fd_pins == 0 && n->type != S_IFDIR)
+			cache_drop(t, n, victims, &nv);
+		if (parent)
+			maybe_free(t, parent);
+	} else {
+		n = NULL;
 	}
 	ino_table_unlock(t);
+	if (nv)
+		close(victims[0]);
+	return n;
+}
+
+void ino_table_name_removed(ino_table *t, dev_t dev, ino_t ino, ino_node *parent, const char *name)
+{
+	ino_table_lock(t);
+	ino_node *n = bucket_find(t, dev, ino);
+	if (n && n != &t->root && n->parent == parent && n->name && strcmp(n->name, name) == 0) {
+		name_drop(n);
+		maybe_free(t, parent);
+	}
+	ino_table_unlock(t);
+}
+
+bool ino_node_detached(ino_table *t, ino_node *n)
+{
+	ino_table_lock(t);
+	bool d = n->detached;
+	ino_table_unlock(t);
+	return d;
+}
+
+/* Writes the names from top down to n, right-aligned at the end of buf
+ * (so no second pass is needed), and moves them to the front.  Lock held. */
+static int path_locked(ino_table *t, ino_node *top, ino_node *n, char *buf, size_t len)
+{
+	if (len == 0)
+		return -ENAMETOOLONG;
+	size_t pos = len - 1;
+	buf[pos] = '\0';
+	bool first = true;
+	for (ino_node *c = n; c != top; c = c->parent) {
+		if (c == &t->root)
+			return -EXDEV; /* top is not above n */
+		if (!c->name || !c->parent)
+			return -ENOENT;
+		size_t l = strlen(c->name) + (first ? 0 : 1);
+		if (l > pos)
+			return -ENAMETOOLONG;
+		pos -= l;
+		memcpy(buf + pos, c->name, strlen(c->name));
+		if (!first)
+			buf[pos + l - 1] = '/';
+		first = false;
+	}
+	size_t plen = len - 1 - pos;
+	memmove(buf, buf + pos, plen + 1);
+	return (int)plen;
+}
+
+int ino_node_path(ino_table *t, ino_node *n, char *buf, size_t len)
+{
+	return ino_node_path_from(t, &t->root, n, buf, len);
+}
+
+int ino_node_path_from(ino_table *t, ino_node *top, ino_node *n, char *buf, size_t len)
+{
+	ino_table_lock(t);
+	int r = path_locked(t, top, n, buf, len);
+	ino_table_unlock(t);
+	return r;
 }
 
 int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
@@ -407,8 +693,9 @@ int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
 		goto found;
 	}
 	n = calloc(1, sizeof(*n));
-	if (!n) {
+	if (!n || slot_take(t, n) < 0) {
 		ino_table_unlock(t);
+		free(n);
 		free(h);
 		close(fd);
 		return -ENOMEM;
@@ -422,6 +709,7 @@ int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
 	if (h) {
 		n->mnt = mount_slot(t, mnt_id, fd);
 		if (n->mnt < 0) {
+			slot_release(t, n);
 			ino_table_unlock(t);
 			node_destroy(n);
 			close(fd);
@@ -436,7 +724,7 @@ int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
 	t->count++;
 found:
 	n->nlookup += nlookup;
-	if (!t->handles && parent)
+	if (parent)
 		set_name(t, n, parent, name);
 	if (n->fd < 0 && n != &t->root) {
 		nv = cache_adopt(t, n, fd, victims, 4);
@@ -580,16 +868,19 @@ int ino_node_fd_get(ino_table *t, ino_node *n)
 
 void ino_node_fd_put(ino_table *t, ino_node *n)
 {
+	int victims[1], nv = 0;
 	ino_table_lock(t);
 	n->fd_pins--;
+	if (n->detached && n->fd_pins == 0 && n->type != S_IFDIR)
+		cache_drop(t, n, victims, &nv); /* hold nothing of a deleted file */
 	maybe_free(t, n);
 	ino_table_unlock(t);
+	if (nv)
+		close(victims[0]);
 }
 
 void ino_table_renamed(ino_table *t, ino_node *n, ino_node *newparent, const char *newname)
 {
-	if (t->handles)
-		return;
 	ino_table_lock(t);
 	set_name(t, n, newparent, newname);
 	ino_table_unlock(t);

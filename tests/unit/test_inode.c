@@ -264,6 +264,151 @@ static void test_internal_refs_keep_node(void **state)
 	assert_int_equal(stats(f).nodes, 0);
 }
 
+
+/* Node ids are slots, never pointers: a forgotten id resolves to nothing,
+ * and is not handed out again while older freed ids wait. */
+static void test_ids_validated(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *root = ino_table_root(f->t);
+	assert_int_equal(root->id, 1);
+	assert_ptr_equal(ino_table_get(f->t, 1), root);
+	assert_null(ino_table_get(f->t, 0));
+	assert_null(ino_table_get(f->t, UINT64_MAX));
+	assert_null(ino_table_get(f->t, 1ull << 40));
+	touch(f->dirfd, "a");
+	touch(f->dirfd, "b");
+	ino_node *a = lookup(f, root, "a"), *b = lookup(f, root, "b");
+	assert_int_not_equal(a->id, b->id);
+	assert_ptr_equal(ino_table_get(f->t, a->id), a);
+	assert_ptr_equal(ino_table_get(f->t, b->id), b);
+	uint64_t aid = a->id, agen = a->generation;
+	ino_table_forget(f->t, a, 1);
+	assert_null(ino_table_get(f->t, aid));
+	/* a file handle's LOOKUP(id, ".") of a forgotten node: brought back
+	 * with its id and generation in handle mode, nothing in path mode */
+	ino_node *back = ino_table_get_lookup(f->t, aid, 1);
+	if (ino_table_handle_mode(f->t)) {
+		assert_non_null(back);
+		assert_int_equal(back->id, aid);
+		assert_int_equal(back->generation, agen);
+		assert_ptr_equal(lookup(f, root, "a"), back); /* the name finds it */
+		ino_table_forget(f->t, back, 2);
+	} else {
+		assert_null(back);
+	}
+	/* once the file is gone, nothing comes back in either mode */
+	assert_int_equal(unlinkat(f->dirfd, "a", 0), 0);
+	assert_null(ino_table_get_lookup(f->t, aid, 1));
+	touch(f->dirfd, "a");
+	ino_node *a2 = lookup(f, root, "a");
+	assert_int_not_equal(a2->id, aid);
+	assert_int_not_equal(a2->generation, agen);
+	assert_ptr_equal(ino_table_get_lookup(f->t, b->id, 1), b);
+	ino_table_forget(f->t, b, 2);
+	ino_table_forget(f->t, a2, 1);
+	assert_int_equal(stats(f).nodes, 0);
+}
+
+/* Two tables (two mounts) start their generations apart. */
+static void test_generations_differ_between_tables(void **state)
+{
+	struct fixture *f = *state;
+	ino_table *t2;
+	assert_int_equal(ino_table_new(f->dirfd, false, 4, &t2), 0);
+	touch(f->dirfd, "g");
+	ino_node *n1 = lookup(f, ino_table_root(f->t), "g");
+	struct stat st;
+	assert_int_equal(fstatat(f->dirfd, "g", &st, AT_SYMLINK_NOFOLLOW), 0);
+	int fd = openat(f->dirfd, "g", O_PATH | O_CLOEXEC);
+	ino_node *n2;
+	assert_int_equal(ino_table_insert(t2, ino_table_root(t2), "g", fd, &st, 1, &n2), 0);
+	assert_int_equal(n1->id, n2->id); /* same slot in both... */
+	assert_int_not_equal((uint32_t)n1->generation, (uint32_t)n2->generation); /* ...told apart */
+	ino_table_forget(t2, n2, 1);
+	ino_table_free(t2);
+	ino_table_forget(f->t, n1, 1);
+}
+
+/* Paths come from the remembered names, in both modes. */
+static void test_paths(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *root = ino_table_root(f->t);
+	char buf[64];
+	assert_int_equal(mkdirat(f->dirfd, "d", 0755), 0);
+	assert_int_equal(mkdirat(f->dirfd, "d/e", 0755), 0);
+	touch(f->dirfd, "d/e/f.c");
+	ino_node *d = lookup(f, root, "d"), *e = lookup(f, d, "e"), *x = lookup(f, e, "f.c");
+	assert_int_equal(ino_node_path(f->t, root, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "");
+	assert_int_equal(ino_node_path(f->t, x, buf, sizeof(buf)), 7);
+	assert_string_equal(buf, "d/e/f.c");
+	assert_int_equal(ino_node_path_from(f->t, d, x, buf, sizeof(buf)), 5);
+	assert_string_equal(buf, "e/f.c");
+	assert_int_equal(ino_node_path_from(f->t, x, d, buf, sizeof(buf)), -EXDEV);
+	assert_int_equal(ino_node_path(f->t, x, buf, 7), -ENAMETOOLONG);
+	/* renamed: the new name */
+	assert_int_equal(renameat(f->dirfd, "d/e/f.c", f->dirfd, "d/g.c"), 0);
+	ino_table_renamed(f->t, x, d, "g.c");
+	assert_int_equal(ino_node_path(f->t, x, buf, sizeof(buf)), 5);
+	assert_string_equal(buf, "d/g.c");
+	/* a second link, then the remembered name removed: nameless */
+	assert_int_equal(linkat(f->dirfd, "d/g.c", f->dirfd, "h.c", 0), 0);
+	struct stat st;
+	assert_int_equal(fstatat(f->dirfd, "h.c", &st, 0), 0);
+	assert_int_equal(unlinkat(f->dirfd, "d/g.c", 0), 0);
+	ino_table_name_removed(f->t, st.st_dev, st.st_ino, d, "g.c");
+	assert_int_equal(ino_node_path(f->t, x, buf, sizeof(buf)), -ENOENT);
+	/* looked up again by its other name */
+	assert_ptr_equal(lookup(f, root, "h.c"), x);
+	assert_int_equal(ino_node_path(f->t, x, buf, sizeof(buf)), 3);
+	assert_string_equal(buf, "h.c");
+	ino_table_forget(f->t, x, 2);
+	ino_table_forget(f->t, e, 1);
+	ino_table_forget(f->t, d, 1);
+	assert_int_equal(stats(f).nodes, 0);
+}
+
+/* A file that lost its last link: the table drops its cached fd at once,
+ * so the daemon does not keep the deleted file's space; a directory keeps
+ * its fd (a process may still have it open or as its cwd). */
+static void test_detach_drops_fd(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *root = ino_table_root(f->t);
+	struct stat fst, dst;
+	touch(f->dirfd, "big");
+	assert_int_equal(mkdirat(f->dirfd, "dir", 0755), 0);
+	ino_node *n = lookup(f, root, "big"), *dn = lookup(f, root, "dir");
+	assert_int_equal(stats(f).fds_open, 2);
+	assert_int_equal(fstatat(f->dirfd, "big", &fst, 0), 0);
+	assert_int_equal(fstatat(f->dirfd, "dir", &dst, 0), 0);
+	assert_int_equal(unlinkat(f->dirfd, "big", 0), 0);
+	assert_int_equal(unlinkat(f->dirfd, "dir", AT_REMOVEDIR), 0);
+	assert_ptr_equal(ino_table_detach(f->t, fst.st_dev, fst.st_ino), n);
+	assert_ptr_equal(ino_table_detach(f->t, dst.st_dev, dst.st_ino), dn);
+	assert_true(ino_node_detached(f->t, n));
+	assert_int_equal(stats(f).fds_open, 1);
+	char buf[16];
+	assert_int_equal(ino_node_path(f->t, n, buf, sizeof(buf)), -ENOENT);
+	/* a detached node pinned during detach drops its fd at the last put */
+	touch(f->dirfd, "pinned");
+	ino_node *p = lookup(f, root, "pinned");
+	int fd = ino_node_fd_get(f->t, p);
+	assert_true(fd >= 0);
+	assert_int_equal(fstatat(f->dirfd, "pinned", &fst, 0), 0);
+	assert_int_equal(unlinkat(f->dirfd, "pinned", 0), 0);
+	ino_table_detach(f->t, fst.st_dev, fst.st_ino);
+	assert_int_equal(stats(f).fds_open, 2);
+	ino_node_fd_put(f->t, p);
+	assert_int_equal(stats(f).fds_open, 1);
+	ino_table_forget(f->t, p, 1);
+	ino_table_forget(f->t, n, 1);
+	ino_table_forget(f->t, dn, 1);
+	assert_int_equal(stats(f).nodes, 0);
+}
+
 #define BOTH(fn) \
 	cmocka_unit_test_setup_teardown(fn, setup_handles, teardown), \
 	cmocka_unit_test_setup_teardown(fn, setup_paths, teardown)
@@ -278,6 +423,10 @@ int main(void)
 		BOTH(test_nested_reopen),
 		BOTH(test_unlinked_and_detached),
 		BOTH(test_internal_refs_keep_node),
+		BOTH(test_ids_validated),
+		BOTH(test_generations_differ_between_tables),
+		BOTH(test_paths),
+		BOTH(test_detach_drops_fd),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,338 @@
+/* files.c — handlers of open files: open, create, read, write, flush,
+ * release, fsync, fallocate, copy_file_range, lseek.  Writes feed the
+ * node's digest (digest.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "casns.h"
+#include "ops.h"
+#include "req.h"
+
+int fs_files_fallback_open(ino_node *n, void *arg)
+{
+	(void)arg;
+	struct fs_file *f = n->open_files;
+	return f ? fcntl(f->fd, F_DUPFD_CLOEXEC, 3) : -1;
+}
+
+/* Flags of the backing open for a caller's open with `flags`.  O_DIRECT is
+ * the kernel's business (it bypasses its own page cache for the caller), and
+ * libfuse's request buffers are not aligned for it.  With the writeback
+ * cache the kernel handles O_APPEND itself and may read pages to fill
+ * partial writes: `widen` asks for read access on a write-only open. */
+static int open_flags(int flags, bool widen)
+{
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
+	if (FS->o.writeback) {
+		if (widen && (flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND;
+	}
+	return flags | O_CLOEXEC;
+}
+
+/* A new open file of n on the backing fd (opened with `flags`; the caller
+ * asked for `caller_flags`).  NULL on ENOMEM (fd stays the caller's). */
+static struct fs_file *file_new(ino_node *n, int fd, int flags, int caller_flags)
+{
+	struct fs_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->fd = fd;
+	f->node = n;
+	f->writer = (flags & O_ACCMODE) != O_RDONLY && n->type == S_IFREG;
+	f->append = flags & O_APPEND;
+	f->direct = caller_flags & O_DIRECT;
+	ino_table_lock(FS->tbl);
+	n->refs++;
+	f->next = n->open_files;
+	n->open_files = f;
+	ino_table_unlock(FS->tbl);
+	COUNT(open_files);
+	if (f->writer)
+		digests_open_write(FS->dg, n, fd);
+	else if ((flags & O_TRUNC) && n->type == S_IFREG)
+		digests_truncate(FS->dg, n, 0);
+	return f;
+}
+
+static void file_free(struct fs_file *f)
+{
+	ino_node *n = f->node;
+	ino_table_lock(FS->tbl);
+	struct fs_file **pp = (struct fs_file **)&n->open_files;
+	while (*pp && *pp != f)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = f->next;
+	ino_table_unlock(FS->tbl);
+	atomic_fetch_sub_explicit(&FS->counters[CASFS_C_open_files], 1, memory_order_relaxed);
+	if (f->writer)
+		digests_release_write(FS->dg, n, f->fd);
+	close(f->fd);
+	ino_node_unref(FS->tbl, n);
+	free(f);
+}
+
+static void set_open_reply(struct fuse_file_info *fi, int flags)
+{
+	fi->keep_cache = 1; /* every change goes through casfs */
+	fi->noflush = (flags & O_ACCMODE) == O_RDONLY && !FS->o.writeback;
+}
+
+void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_open);
+	if (fs_is_virtual(ino)) {
+		casns_open(&q, ino, fi);
+		return;
+	}
+	ino_node *n;
+	int fd = req_node_fd(&q, ino, &n);
+	if (fd < 0)
+		return;
+	int flags = open_flags(fi->flags, true);
+	int ofd = fs_reopen_fd(fd, flags);
+	if (ofd == -EACCES && flags != open_flags(fi->flags, false)) {
+		/* may write but not read (an unprivileged daemon): no widening */
+		flags = open_flags(fi->flags, false);
+		ofd = fs_reopen_fd(fd, flags);
+	}
+	ino_node_fd_put(FS->tbl, n);
+	if (ofd < 0) {
+		req_err(&q, -ofd);
+		return;
+	}
+	struct fs_file *f = file_new(n, ofd, flags, fi->flags);
+	if (!f) {
+		close(ofd);
+		req_err(&q, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	set_open_reply(fi, fi->flags);
+	if (req_open(&q, fi) == -ENOENT)
+		file_free(f); /* interrupted: the kernel won't send release */
+}
+
+void op_create(fuse_req_t r, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_create);
+	struct fuse_entry_param e;
+	if (fs_is_virtual(parent) || fs_reserved(name)) {
+		req_err(&q, EPERM);
+		return;
+	}
+	ino_node *p;
+	int pfd = req_node_fd(&q, parent, &p);
+	if (pfd < 0)
+		return;
+	req_creds_enter(&q);
+	int flags = open_flags(fi->flags, true) | O_CREAT | (fi->flags & O_EXCL) | O_NOFOLLOW;
+	int fd = openat(pfd, name, flags, mode);
+	int err = errno;
+	req_creds_leave(&q);
+	if (fd < 0) {
+		ino_node_fd_put(FS->tbl, p);
+		req_err(&q, err);
+		return;
+	}
+	int rc = fs_lookup_at(p, pfd, name, &e);
+	ino_node_fd_put(FS->tbl, p);
+	if (rc < 0) {
+		close(fd);
+		req_err(&q, -rc);
+		return;
+	}
+	ino_node *n = ino_table_get(FS->tbl, e.ino);
+	struct fs_file *f = file_new(n, fd, flags, fi->flags);
+	if (!f) {
+		close(fd);
+		ino_table_forget(FS->tbl, n, 1);
+		req_err(&q, ENOMEM);
+		return;
+	}
+	fi->fh = (uintptr_t)f;
+	set_open_reply(fi, fi->flags);
+	if (req_create(&q, &e, fi) == -ENOENT) {
+		file_free(f);
+		ino_table_forget(FS->tbl, n, 1);
+	}
+}
+
+void op_read(fuse_req_t r, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_read);
+	if (fs_is_virtual(ino)) {
+		casns_read(&q, ino, size, off, fi);
+		return;
+	}
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fs_file_of(fi)->fd;
+	buf.buf[0].pos = off;
+	COUNT_N(bytes_read, size);
+	req_data(&q, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+/* Writes size bytes at off, all of them unless an error stops it.  Returns
+ * the bytes written, or -errno when none were. */
+static ssize_t pwrite_all(int fd, const char *data, size_t size, off_t off)
+{
+	size_t done = 0;
+	while (done < size) {
+		ssize_t w = pwrite(fd, data + done, size - done, off + (off_t)done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return done ? (ssize_t)done : -errno;
+		if (w == 0)
+			break;
+		done += (size_t)w;
+	}
+	return done || !size ? (ssize_t)done : -EIO;
+}
+
+void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_write);
+	if (fs_is_virtual(ino)) {
+		req_err(&q, EBADF);
+		return;
+	}
+	struct fs_file *f = fs_file_of(fi);
+	size_t size = fuse_buf_size(in);
+	const struct fuse_buf *b = &in->buf[in->idx];
+	ssize_t n;
+	if (in->count == 1 && !(b->flags & FUSE_BUF_IS_FD)) {
+		/* in memory: write it and feed the digest stream */
+		const char *data = (const char *)b->mem + in->off;
+		n = pwrite_all(f->fd, data, size, off);
+		if (n < 0) {
+			digests_invalidate(FS->dg, f->node);
+			req_err(&q, (int)-n);
+			return;
+		}
+		off_t at = off;
+		if (f->append) { /* O_APPEND writes land at the end, whatever off says */
+			struct stat st;
+			at = fstat(f->fd, &st) == 0 ? st.st_size - (off_t)n : -1;
+		}
+		if (at >= 0)
+			digests_write(FS->dg, f->node, at, data, (size_t)n);
+		else
+			digests_invalidate(FS->dg, f->node);
+	} else {
+		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
+		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		out.buf[0].fd = f->fd;
+		out.buf[0].pos = off;
+		n = fuse_buf_copy(&out, in, 0);
+		digests_write(FS->dg, f->node, off, NULL, 0); /* bytes unseen: dirty */
+		if (n < 0) {
+			req_err(&q, (int)-n);
+			return;
+		}
+	}
+	COUNT_N(bytes_written, (uint64_t)n);
+	req_write(&q, (size_t)n);
+}
+
+void op_flush(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_flush);
+	if (fs_is_virtual(ino)) {
+		req_err(&q, 0);
+		return;
+	}
+	/* close() of a duplicate reports delayed write errors (NFS & co.). */
+	int d = dup(fs_file_of(fi)->fd);
+	int rc = d < 0 ? -1 : close(d);
+	req_err(&q, rc < 0 ? errno : 0);
+}
+
+void op_release(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_release);
+	if (fs_is_virtual(ino)) {
+		casns_release(&q, ino, fi);
+		return;
+	}
+	file_free(fs_file_of(fi));
+	req_err(&q, 0);
+}
+
+void op_fsync(fuse_req_t r, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_fsync);
+	if (fs_is_virtual(ino)) {
+		req_err(&q, 0);
+		return;
+	}
+	int fd = fs_file_of(fi)->fd;
+	int rc = datasync ? fdatasync(fd) : fsync(fd);
+	req_err(&q, rc < 0 ? errno : 0);
+}
+
+void op_fallocate(fuse_req_t r, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_fallocate);
+	if (fs_is_virtual(ino)) {
+		req_err(&q, EBADF);
+		return;
+	}
+	struct fs_file *f = fs_file_of(fi);
+	digests_begin_change(FS->dg, f->node);
+	int rc = fallocate(f->fd, mode, off, len);
+	int e = errno;
+	digests_invalidate(FS->dg, f->node);
+	req_err(&q, rc < 0 ? e : 0);
+}
+
+void op_copy_file_range(fuse_req_t r, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *fi_in,
+			fuse_ino_t ino_out, off_t off_out, struct fuse_file_info *fi_out, size_t len,
+			int flags)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_copy_file_range);
+	if (fs_is_virtual(ino_in) || fs_is_virtual(ino_out)) {
+		req_err(&q, EXDEV); /* the kernel falls back to read + write */
+		return;
+	}
+	struct fs_file *out = fs_file_of(fi_out);
+	digests_begin_change(FS->dg, out->node);
+	ssize_t n = copy_file_range(fs_file_of(fi_in)->fd, &off_in, out->fd, &off_out, len, (unsigned)flags);
+	int e = errno;
+	digests_invalidate(FS->dg, out->node);
+	if (n < 0)
+		req_err(&q, e);
+	else
+		req_write(&q, (size_t)n);
+}
+
+void op_lseek(fuse_req_t r, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	struct req q;
+	req_begin(&q, r, CASFS_C_lseek);
+	if (fs_is_virtual(ino)) {
+		casns_lseek(&q, ino, off, whence, fi);
+		return;
+	}
+	off_t o = lseek(fs_file_of(fi)->fd, off, whence);
+	if (o < 0)
+		req_err(&q, errno);
+	else
+		req_lseek(&q, o);
+}

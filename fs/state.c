@@ -1,0 +1,66 @@
+/* state.c — the daemon's shared state (see state.h). */
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fs *FS;
+
+int fs_reopen_fd(int fd, int flags)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "%d", fd);
+	int r = openat(FS->proc_fd, name, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+int fs_node_open(ino_node *n, int flags)
+{
+	int fd = ino_node_fd_get(FS->tbl, n);
+	if (fd < 0)
+		return fd;
+	int r = fs_reopen_fd(fd, flags);
+	ino_node_fd_put(FS->tbl, n);
+	return r;
+}
+
+int fs_stat_fd(int fd, struct stat *st)
+{
+	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+void fs_fill_entry(struct fuse_entry_param *e, ino_node *n, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = n->id;
+	e->generation = n->generation;
+	e->attr = *st;
+	e->attr_timeout = FS->o.timeout;
+	e->entry_timeout = FS->o.timeout;
+}
+
+int fs_lookup_at(ino_node *parent, int pfd, const char *name, struct fuse_entry_param *e)
+{
+	struct stat st;
+	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	ino_node *n = ino_table_find(FS->tbl, parent, name, st.st_dev, st.st_ino, 1);
+	if (!n) {
+		int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		int r = fs_stat_fd(fd, &st);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+		r = ino_table_insert(FS->tbl, parent, name, fd, &st, 1, &n);
+		if (r < 0)
+			return r;
+	}
+	fs_fill_entry(e, n, &st);
+	return 0;
+}
