@@ -24,11 +24,16 @@
  *   ACTION_SCOPE_ABS    absolute path outside the mount ("/usr/include/x.h",
  *                       stored with its leading '/'), learned from compilers'
  *                       dependency output (inputs only).
+ * ROOT paths move with the root; MOUNT and ABS paths name the same file at
+ * every root.  That is right for names that do not depend on the root, and
+ * the key keeps it so: a key whose cwd or arguments reach outside the root
+ * by a relative name is pinned to its root (action_key_material).
  *
  * Keys persist across casfs versions: ACTION_KEY_VERSION is hashed into
  * every key; change it whenever the key material or its encoding changes.
  *
- * Errors are -errno.  Everything here is reentrant.
+ * Errors are -errno.  Everything here is reentrant; an object (manifest,
+ * record, scanner) is used by one thread at a time.
  */
 #pragma once
 #include <stdbool.h>
@@ -48,34 +53,55 @@
 
 /* ---- paths and the root -------------------------------------------------- */
 
-/* Replaces every occurrence of `root` in s that ends at a path boundary
- * (followed by '/', the end of s, or a byte that cannot be part of a file
- * name component: anything but [A-Za-z0-9._+~@%-]) by the two bytes
- * "\x01R".  root is absolute without a trailing slash, except "/" which
- * never matches (a root of "/" relativizes nothing).  Returns a malloc'd
- * string or NULL (ENOMEM). */
+/* Replaces every occurrence of `root` in s that stands for the root
+ * directory by the two bytes "\x01R", and writes a literal \x01 byte of s
+ * as "\x01\x01", so the result is unambiguous and action_absolutize
+ * inverts it exactly.  An occurrence stands for the root when
+ *   - it ends at a path boundary: the end of s, '/', or a byte that cannot
+ *     continue a file name (anything but [A-Za-z0-9._+~@%-] and bytes
+ *     >= 0x80, which UTF-8 names use): "/a/b" matches in "/a/b/x",
+ *     "-I/a/b", "/a/b:/c", "-ffile-prefix-map=/a/b=." but not in "/a/bc",
+ *     "/a/b.d" or "/a/bé";
+ *   - it is not followed by a ".." component ("/a/b/../x" leaves the root);
+ *   - it does not continue a longer path: it is not preceded by '/', nor by
+ *     a run of name bytes that is preceded by '/' ("/x/a/b", "/x-I/a/b") or
+ *     that starts with anything but '-' or '@' (an option such as "-I",
+ *     "-L", "-isystem", or a response file "@"; "build/a/b" is a relative
+ *     path, not the root).
+ * Replacing an occurrence that is not the root would let two different
+ * commands share a key; leaving one costs only a hit at another root.
+ * root is absolute without a trailing slash, except "/" which never matches
+ * (a root of "/" relativizes nothing).  Returns a malloc'd string, or NULL
+ * with errno ENOMEM, or EINVAL for a root that is not absolute, ends in
+ * '/', or contains \x01. */
 char *action_relativize(const char *s, const char *root);
-/* The inverse: "\x01R" replaced by root.  Returns malloc'd or NULL. */
+/* The inverse: "\x01R" replaced by root, "\x01\x01" by \x01.  Returns a
+ * malloc'd string, or NULL with errno ENOMEM, or EINVAL when s has a \x01
+ * followed by anything else (it did not come from action_relativize). */
 char *action_absolutize(const char *s, const char *root);
 
 /* Checks a manifest path: relative, no "", "." or ".." components, no
- * "//", no trailing '/', at most PATH_MAX bytes ("" alone is allowed for
+ * "//", no trailing '/', shorter than PATH_MAX ("" alone is allowed for
  * the root itself).  ACTION_SCOPE_ABS paths are absolute with the same
- * rules after the leading '/'.  Returns 0 or -EINVAL. */
+ * rules after the leading '/' ("/" alone is allowed).  Returns 0 or
+ * -EINVAL (also for an unknown scope). */
 int action_path_check(int scope, const char *path);
 
-/* True when `needle` (the root path) occurs in the bytes.  The scanner
- * form finds occurrences that straddle chunk boundaries. */
+/* Finds `needle` (the root path) anywhere in a stream of bytes fed in
+ * chunks, also across chunk boundaries (KMP).  Every occurrence counts,
+ * boundaries or not: an output that merely contains the root's text is
+ * treated as embedding it. */
 typedef struct action_scan {
-	const char *needle;
+	char *needle;    /* internal copy */
 	size_t len;
 	size_t matched;  /* internal: bytes of needle matched at the end of the last chunk */
-	bool found;
-	/* internal KMP table, allocated by init */
-	size_t *fail;
+	bool found;      /* the result: set once the needle was seen */
+	size_t *fail;    /* internal KMP table */
 } action_scan;
+/* 0, -EINVAL (empty needle), -ENOMEM.  Free with action_scan_free. */
 int action_scan_init(action_scan *s, const char *needle);
 void action_scan_feed(action_scan *s, const void *data, size_t len);
+/* Accepts a zeroed or freed scanner. */
 void action_scan_free(action_scan *s);
 
 /* ---- keys ---------------------------------------------------------------- */
@@ -97,19 +123,30 @@ typedef struct action_key_in {
 #define ACTION_KF_CACHE_FAILURES 0x1u /* non-zero exits are recorded too */
 #define ACTION_KF_DEPFILE        0x2u /* casfs added -MD -MF to a compile */
 
-/* Serializes the key material into a malloc'd byte string (the cwd and
- * every argument and env value relativized against root; length-prefixed
- * fields, so no two different inputs serialize alike).  The daemon hashes
- * this with the caller's uid into the final key (action_key_final). */
+/* Serializes the key material into a malloc'd byte string (length-prefixed
+ * fields, so no two different inputs serialize alike; env sorted; the cwd
+ * and every argument and env value relativized against root).  The same
+ * action under another root serializes alike, except that the material is
+ * pinned to its root (the root is included literally) when the cwd is not
+ * under the root, or when a relative name in an argument or env value
+ * climbs with ".." above the root from the cwd ("-I../../inc" run one
+ * directory below the root): such names lead to different files at another
+ * root while the manifest would check the old ones.  The daemon hashes this
+ * with the caller's uid into the final key (action_key_final).
+ * Returns 0, -EINVAL (no argv, an env entry without '=', a root or cwd that
+ * is not absolute), -ENOMEM. */
 int action_key_material(const action_key_in *in, uint8_t **ret, size_t *ret_len);
-/* XXH3-128 over ACTION_KEY_VERSION, uid and the material. */
+/* XXH3-128 over a domain string, ACTION_KEY_VERSION, uid and the XXH3-128
+ * of the material (so it needs no allocation). */
 void action_key_final(const uint8_t *material, size_t len, uint32_t uid, hasher_digest *ret);
 
 /* The default allowlist of environment variables that change results
- * (compiler search paths, locale of diagnostics, SOURCE_DATE_EPOCH, PATH,
- * ...): NULL-terminated.  Documented in docs/ACTIONS.md. */
+ * (compiler search paths, locale and time zone, SOURCE_DATE_EPOCH, PATH,
+ * the dynamic linker's, ...): NULL-terminated.  Documented in
+ * docs/ACTIONS.md. */
 extern const char *const action_env_default[];
-/* True when `name` (without '=') is in the list (NULL-terminated). */
+/* True when `name` is in the list (NULL-terminated).  name may be a bare
+ * name or "NAME=VALUE" (compared up to the '='). */
 bool action_env_listed(const char *const *list, const char *name);
 
 /* ---- manifests ------------------------------------------------------------ */
@@ -133,8 +170,8 @@ enum action_digest_kind {
 typedef struct action_input {
 	uint8_t kind;         /* enum action_in_kind */
 	uint8_t scope;        /* enum action_scope */
-	uint8_t digest_kind;  /* enum action_digest_kind (ACTION_IN_FILE) */
-	uint32_t type;        /* S_IFMT bits (ACTION_IN_EXISTS) */
+	uint8_t digest_kind;  /* enum action_digest_kind (ACTION_IN_FILE; else 0) */
+	uint32_t type;        /* S_IFMT bits (ACTION_IN_EXISTS; else 0) */
 	char *path;
 	hasher_digest digest; /* FILE, DIR, SYMLINK */
 } action_input;
@@ -148,18 +185,18 @@ enum action_out_kind {
 
 typedef struct action_output {
 	uint8_t kind;         /* enum action_out_kind */
-	uint32_t mode;        /* permission bits (07777) of FILE and DIR */
-	char *path;           /* ACTION_SCOPE_ROOT */
+	uint32_t mode;        /* permission bits (07777) of FILE and DIR; else 0 */
+	char *path;           /* ACTION_SCOPE_ROOT, not "" */
 	hasher_digest digest; /* FILE */
 	uint64_t size;        /* FILE */
-	char *target;         /* SYMLINK */
+	char *target;         /* SYMLINK (non-empty); else NULL */
 } action_output;
 
 /* A captured stream: inline bytes, or a blob of the store. */
 typedef struct action_stream {
 	uint64_t size;
-	bool inline_data;     /* size <= ACTION_INLINE_MAX */
-	uint8_t *data;        /* inline_data: size bytes (malloc'd) */
+	bool inline_data;     /* exactly when size <= ACTION_INLINE_MAX */
+	uint8_t *data;        /* inline_data: size bytes (malloc'd; NULL when 0) */
 	hasher_digest digest; /* always: XXH3-128 of the bytes */
 } action_stream;
 
@@ -167,36 +204,49 @@ typedef struct action_stream {
 				     only at root_at_record unless relocation
 				     is asked for */
 
+struct action_seen;
+
 typedef struct action_manifest {
 	action_input *in;
 	size_t nin;
 	action_output *out;
 	size_t nout;
 	action_stream out_stdout, out_stderr;
-	int32_t exit_status;  /* as from waitpid's WEXITSTATUS; signals are never cached */
+	int32_t exit_status;  /* 0..255, as from waitpid's WEXITSTATUS; signals are never cached */
 	uint64_t run_ms;      /* wall time of the recorded run */
 	int64_t created_ns;
 	uint32_t flags;       /* ACTION_F_* */
 	char *root_at_record; /* absolute root of the recorded run */
+	struct action_seen *seen; /* internal: the paths added so far */
 } action_manifest;
 
-/* Frees everything a manifest owns (not m itself).  Accepts zeroed. */
+/* Frees everything a manifest owns (not m itself) and zeroes it.  Accepts
+ * zeroed. */
 void action_manifest_clear(action_manifest *m);
 
-/* Appends a copy of an input/output (paths and target strdup'ed); inputs
- * with the same (scope, path) as an earlier one are dropped: the first
- * observation of a path is what the command saw.  0 or -ENOMEM/-EINVAL
- * (bad path: action_path_check). */
+/* Appends a copy of an input (path strdup'ed); an input with the same
+ * (scope, path) as an earlier one is dropped: the first observation of a
+ * path is what the command saw.  0, -EINVAL (bad path: action_path_check;
+ * unknown kind, scope or digest kind; digest_kind or type set where the
+ * kind has none), -ENOMEM.  O(1) per call. */
 int action_manifest_add_input(action_manifest *m, const action_input *in);
+/* Appends a copy of an output (path and target strdup'ed); an output with
+ * the same path as an earlier one replaces it in place: the last state of
+ * a name is what a hit must recreate.  0, -EINVAL (bad path or "", unknown
+ * kind, mode beyond 07777 or set on a kind without one, a symlink without
+ * target or a target elsewhere), -ENOMEM. */
 int action_manifest_add_output(action_manifest *m, const action_output *out);
-/* Sorts inputs and outputs by (scope, path) so that equal runs encode
- * alike, keeping the relative order of nothing else. */
+/* Sorts inputs by (scope, path) and outputs by path (bytewise) so that
+ * equal runs encode alike. */
 void action_manifest_sort(action_manifest *m);
 
 /* Encoding: a grammar at the top of action.c (magic, version, counts,
- * length-prefixed fields, XXH3-64 checksum of everything before it).
- * decode rejects anything malformed with -EBADMSG and a newer version with
- * -EPROTO; it never reads past len. */
+ * length-prefixed fields, a trailing checksum: the first 8 bytes of the
+ * XXH3-128 of everything before it).  encode refuses what decode would
+ * refuse (-EINVAL), so decode(encode(m)) == m and an accepted buffer
+ * re-encodes to the same bytes.  decode rejects anything malformed with
+ * -EBADMSG and a newer version with -EPROTO; it never reads past len;
+ * *ret is written only on success. */
 int action_manifest_encode(const action_manifest *m, uint8_t **ret, size_t *ret_len);
 int action_manifest_decode(const uint8_t *buf, size_t len, action_manifest *ret);
 
@@ -208,12 +258,15 @@ typedef struct action_record {
 } action_record;
 int action_record_encode(const action_record *r, uint8_t **ret, size_t *ret_len);
 int action_record_decode(const uint8_t *buf, size_t len, action_record *ret);
+/* Frees every manifest and zeroes r.  Accepts zeroed. */
 void action_record_clear(action_record *r);
-/* Puts m (ownership moves into r) first; drops an older manifest with the
- * same inputs (same paths, kinds and digests) and the oldest beyond
- * ACTION_MAX_MANIFESTS. */
+/* Sorts m and puts it first; ownership of its contents moves into r and *m
+ * is zeroed.  Drops an older manifest with the same inputs (same scopes,
+ * paths, kinds, types and digests) and the oldest beyond
+ * ACTION_MAX_MANIFESTS.  0, or -ENOMEM with r and m unchanged. */
 int action_record_push(action_record *r, action_manifest *m);
-/* Removes manifest i (its outputs' blobs are gone, say). */
+/* Removes manifest i (its outputs' blobs are gone, say); i >= r->n is a
+ * no-op. */
 void action_record_remove(action_record *r, size_t i);
 
 /* ---- listings ------------------------------------------------------------ */
@@ -222,42 +275,62 @@ typedef struct action_dirent {
 	const char *name;
 	uint8_t type;         /* DT_* */
 } action_dirent;
-/* Digest of a directory's entries, order-independent (sorted by name
- * inside; "." and ".." and the reserved name ".casfs" are ignored). */
+/* Digest of a directory's entries (names and types), order-independent
+ * (sorted by name inside; "." and ".." and the reserved name ".casfs" are
+ * ignored).  0 or -ENOMEM. */
 int action_listing_digest(const action_dirent *e, size_t n, hasher_digest *ret);
 
 /* ---- matching ------------------------------------------------------------- */
 
 /* The probe answers what a recorded input looks like now, in the current
- * root: it fills `have` (kind, type, digest of want->digest_kind, ...) for
- * want->path in want->scope.  Returns 0 (have filled; kind ACTION_IN_ABSENT
- * when the name does not exist), or -errno when it cannot tell (that
- * counts as a difference). */
+ * root.  `have` arrives zeroed; the probe fills kind, type and digest in
+ * the terms of want->kind, for want->path in want->scope:
+ *   absent name                        → ACTION_IN_ABSENT
+ *   FILE: a regular file               → ACTION_IN_FILE, digest of
+ *                                        want->digest_kind (content-aware
+ *                                        digests of a file that is not C
+ *                                        source or not an archive: any
+ *                                        error, which counts as a change)
+ *   DIR: a directory                   → ACTION_IN_DIR, listing digest
+ *   SYMLINK: a symlink                 → ACTION_IN_SYMLINK, digest of target
+ *   anything else that exists          → ACTION_IN_EXISTS with its S_IFMT type
+ * Returns 0 (have filled), or -errno when it cannot tell (that counts as a
+ * difference).  have->path is not used. */
 typedef int (*action_probe_fn)(void *arg, const action_input *want, action_input *have);
 
-/* True when `have` is what `want` recorded. */
+/* True when `have` is what `want` recorded (kind; then digest kind and
+ * digest, or type; scopes and paths are not compared). */
 bool action_input_equal(const action_input *want, const action_input *have);
 
-/* Checks every input in order.  Returns -1 when all match, else the index
- * of the first input that differs. */
+/* Checks every input in order (sorted: by scope, then path).  Returns -1
+ * when all match, else the index of the first input that differs or could
+ * not be probed. */
 ssize_t action_manifest_match(const action_manifest *m, action_probe_fn probe, void *arg);
 
 /* ---- compilers ------------------------------------------------------------ */
 
 /* What casfs knows about a command line. */
 typedef struct action_cc_info {
-	bool is_cc;          /* gcc, g++, cc, c++, clang, clang++ (any -<ver>
-				suffix or <triplet>- prefix) */
-	bool compile_only;   /* -c or -S, no -E/-M/-MM alone, one or more sources */
-	bool has_depfile;    /* -MD/-MMD/-M/-MM/-MF/-MT/-MQ given by the user */
-	bool has_debug;      /* -g* other than -g0 */
+	bool is_cc;          /* the basename of argv[0] is gcc, g++, cc, c++,
+				clang or clang++, with any -<version> suffix
+				and <triplet>- prefix (not gcc-ar, ccache, ...) */
+	bool compile_only;   /* -c or -S, no -E/-M/-MM, one or more sources,
+				no response file (@file: unknown options) */
+	bool has_depfile;    /* -MD/-MMD/-M/-MM/-MF/-MT/-MQ or -Wp,-MD,... given
+				by the user */
+	bool has_debug;      /* -g* (last wins; -g0 turns it off) or a response
+				file: debug info (with columns) may be written */
 	bool has_prefix_map; /* -ffile-prefix-map= or -fdebug-prefix-map= */
-	bool is_cxx;
+	bool is_cxx;         /* a C++ driver (g++, c++, clang++), -x c++, or a
+				C++ source (.cc .cp .cxx .cpp .CPP .c++ .C .ii) */
 } action_cc_info;
 void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret);
 
-/* Parses a make-style dependency file (what gcc -MD writes): calls fn for
- * every prerequisite path, unescaped ("\ " and "$$", line continuations),
- * never for targets.  Returns 0 or -EBADMSG. */
+/* Parses a make-style dependency file (what gcc -MD writes): calls fn once
+ * for every distinct prerequisite path, unescaped ("\ ", "\#", "$$",
+ * backslash-newline continuations), in order of first appearance, never
+ * for targets (also not for the "header:" rules of -MP).  Returns 0,
+ * -EBADMSG (a rule without ':', a lone '$', a NUL byte), -ENOMEM, or the
+ * first non-zero value fn returned (parsing stops there). */
 int action_depfile_parse(const char *buf, size_t len,
 			 int (*fn)(void *arg, const char *path), void *arg);

@@ -684,8 +684,33 @@ int cache_get_at(cache_index *ix, const hasher_digest *d, int dirfd, const char 
 
 /* ---- writing --------------------------------------------------------------------- */
 
-/* Copies src into k, hashing. */
-static int put_raw(int src, struct sink *k, hasher_stream *hs, uint8_t *buf, uint64_t *size)
+/* Where the content bytes a put reads go: the digest, and the caller's
+ * chunk observer during the first pass that reads the whole content (a
+ * put may read it again: zstd that does not pay, then raw). */
+struct feed {
+	hasher_stream *hs;
+	void (*on_chunk)(void *arg, const void *data, size_t len);
+	void *arg;
+	bool observed;  /* a whole pass went to on_chunk already */
+};
+
+static void feed(struct feed *f, const void *data, size_t len)
+{
+	hasher_stream_update(f->hs, data, len);
+	if (f->on_chunk && !f->observed && len)
+		f->on_chunk(f->arg, data, len);
+}
+
+/* Starts a pass over the content, after a whole pass ended (done) or
+ * before any. */
+static void feed_restart(struct feed *f, bool done)
+{
+	hasher_stream_reset(f->hs);
+	f->observed = f->observed || done;
+}
+
+/* Copies src into k (NULL: nowhere), feeding f. */
+static int put_raw(int src, struct sink *k, struct feed *f, uint8_t *buf, uint64_t *size)
 {
 	uint64_t off = 0;
 	for (;;) {
@@ -697,7 +722,7 @@ static int put_raw(int src, struct sink *k, hasher_stream *hs, uint8_t *buf, uin
 		}
 		if (n == 0)
 			break;
-		hasher_stream_update(hs, buf, (size_t)n);
+		feed(f, buf, (size_t)n);
 		int r = sink_write(k, buf, (size_t)n);
 		if (r < 0)
 			return r;
@@ -707,8 +732,8 @@ static int put_raw(int src, struct sink *k, hasher_stream *hs, uint8_t *buf, uin
 	return 0;
 }
 
-/* Compresses src into k as one zstd frame, hashing the input. */
-static int put_zstd(int src, struct sink *k, hasher_stream *hs, int level, uint8_t *buf,
+/* Compresses src into k as one zstd frame, feeding f the input. */
+static int put_zstd(int src, struct sink *k, struct feed *f, int level, uint8_t *buf,
 		    uint64_t *size)
 {
 	struct scratch *sc = scratch();
@@ -735,7 +760,7 @@ static int put_zstd(int src, struct sink *k, hasher_stream *hs, int level, uint8
 			goto done;
 		}
 		end = n == 0;
-		hasher_stream_update(hs, buf, (size_t)n);
+		feed(f, buf, (size_t)n);
 		off += (uint64_t)n;
 		ZSTD_inBuffer ib = { buf, (size_t)n, 0 };
 		size_t left;
@@ -757,9 +782,9 @@ done:
 }
 
 /* Shares src's blocks with the temp file at CACHE_BLOB_ALIGNED_OFF and
- * hashes what the temp file now holds.  -EOPNOTSUPP/-EXDEV/-EINVAL when the
+ * feeds f what the temp file now holds.  -EOPNOTSUPP/-EXDEV/-EINVAL when the
  * filesystem cannot. */
-static int put_reflink(int src, int dst, hasher_stream *hs, uint8_t *buf, uint64_t *size)
+static int put_reflink(int src, int dst, struct feed *f, uint8_t *buf, uint64_t *size)
 {
 	if (ftruncate(dst, CACHE_BLOB_ALIGNED_OFF) < 0)
 		return -errno;
@@ -777,17 +802,19 @@ static int put_reflink(int src, int dst, hasher_stream *hs, uint8_t *buf, uint64
 			return -errno;
 		if (n == 0)
 			break;
-		hasher_stream_update(hs, buf, (size_t)n);
+		feed(f, buf, (size_t)n);
 		off += (uint64_t)n;
 	}
 	*size = off - CACHE_BLOB_ALIGNED_OFF;
 	return 0;
 }
 
-/* Fills the temp file t with the header and payload of src's content. */
-static int write_blob(int src, int dst, const cache_put_opts *o, cache_blob_header *h, bool *reflinked)
+/* Fills the temp file t with the header and payload of src's content;
+ * f->hs is this function's (f->observed may already be set). */
+static int write_blob(int src, int dst, const cache_put_opts *o, struct feed *f, cache_blob_header *h,
+		      bool *reflinked)
 {
-	hasher_stream *hs = hasher_stream_new();
+	hasher_stream *hs = f->hs = hasher_stream_new();
 	struct scratch *sc = scratch();
 	uint8_t *buf = sc ? sc->buf[0] : NULL;
 	struct stat st;
@@ -804,7 +831,7 @@ static int write_blob(int src, int dst, const cache_put_opts *o, cache_blob_head
 	*h = (cache_blob_header){ .version = CACHE_BLOB_VERSION, .payload_off = CACHE_BLOB_HDR };
 	r = -EOPNOTSUPP;
 	if (o->mode != CACHE_PUT_ZSTD && st.st_size > 0) {
-		r = put_reflink(src, dst, hs, buf, &h->size);
+		r = put_reflink(src, dst, f, buf, &h->size);
 		if (r == 0) {
 			*reflinked = true;
 			h->payload_off = CACHE_BLOB_ALIGNED_OFF;
@@ -813,9 +840,9 @@ static int write_blob(int src, int dst, const cache_put_opts *o, cache_blob_head
 		}
 	}
 	if (r < 0 && o->mode != CACHE_PUT_RAW) {
-		hasher_stream_reset(hs);
+		feed_restart(f, false);
 		struct sink k = { dst, CACHE_BLOB_HDR };
-		r = put_zstd(src, &k, hs, o->zstd_level ? o->zstd_level : 1, buf, &h->size);
+		r = put_zstd(src, &k, f, o->zstd_level ? o->zstd_level : 1, buf, &h->size);
 		if (r < 0)
 			goto out;
 		h->compression = CACHE_COMP_ZSTD;
@@ -829,9 +856,9 @@ static int write_blob(int src, int dst, const cache_put_opts *o, cache_blob_head
 			r = -errno;
 			goto out;
 		}
-		hasher_stream_reset(hs);
+		feed_restart(f, h->compression == CACHE_COMP_ZSTD);
 		struct sink k = { dst, CACHE_BLOB_HDR };
-		if ((r = put_raw(src, &k, hs, buf, &h->size)) < 0)
+		if ((r = put_raw(src, &k, f, buf, &h->size)) < 0)
 			goto out;
 		h->compression = CACHE_COMP_NONE;
 	}
@@ -843,6 +870,26 @@ static int write_blob(int src, int dst, const cache_put_opts *o, cache_blob_head
 	r = pwrite_all(dst, hdr, sizeof(hdr), 0);
 out:
 	hasher_stream_free(hs);
+	f->hs = NULL;
+	return r;
+}
+
+/* Reads the whole content of src once for its digest, feeding the
+ * observer.  0 or -errno. */
+static int digest_observed(int src, struct feed *f, hasher_digest *ret)
+{
+	struct scratch *sc = scratch();
+	int r = -ENOMEM;
+	uint64_t size;
+	if (sc && (f->hs = hasher_stream_new())) {
+		r = put_raw(src, NULL, f, sc->buf[0], &size);
+		if (r == 0) {
+			hasher_stream_final(f->hs, ret);
+			f->observed = true;
+		}
+	}
+	hasher_stream_free(f->hs);
+	f->hs = NULL;
 	return r;
 }
 
@@ -868,27 +915,37 @@ int cache_put_fd(cache_index *ix, int src, const cache_put_opts *o, cache_put_re
 	char dir[3], name[HASHER_HEX_LEN + 1];
 	struct tmpf t;
 	int objects = cache_store_objects_fd(cache_index_store(ix)), r, dfd = -1;
+	struct feed f = { 0 };
+	hasher_digest expect;
+	bool has_expect;
 	if (!o)
 		o = &defaults;
 	memset(ret, 0, sizeof(*ret));
-	if (o->has_expect && cache_blob_stat(ix, &o->expect, &old) == 0)
+	f.on_chunk = o->on_chunk;
+	f.arg = o->on_chunk_arg;
+	has_expect = o->has_expect;
+	expect = o->expect;
+	if (has_expect && cache_blob_stat(ix, &expect, &old) == 0)
 		return record_existing(ix, o, &old, ret);
-	if (!o->has_expect) {
+	ret->read = true; /* from here on, the content is read */
+	if (!has_expect) {
 		/* hashing costs far less than compressing: a content already
 		 * stored is found before it is written again */
-		hasher_digest d;
-		if ((r = hasher_digest_fd(src, &d, NULL)) < 0)
+		r = f.on_chunk ? digest_observed(src, &f, &expect) : hasher_digest_fd(src, &expect, NULL);
+		if (r < 0)
 			return r;
-		if (cache_blob_stat(ix, &d, &old) == 0)
+		if (cache_blob_stat(ix, &expect, &old) == 0)
 			return record_existing(ix, o, &old, ret);
+		/* the observer saw this content: what is stored must be it */
+		has_expect = f.on_chunk != NULL;
 	}
 
 	if ((r = tmp_open(objects, 0444, &t)) < 0)
 		return r;
-	if ((r = write_blob(src, t.fd, o, &h, &ret->reflinked)) < 0)
+	if ((r = write_blob(src, t.fd, o, &f, &h, &ret->reflinked)) < 0)
 		goto fail;
-	if (o->has_expect && !hasher_digest_equal(&h.digest, &o->expect)) {
-		r = -ESTALE; /* changed since the caller hashed it */
+	if (has_expect && !hasher_digest_equal(&h.digest, &expect)) {
+		r = -ESTALE; /* changed since the caller (or the observer) saw it */
 		goto fail;
 	}
 	cache_blob_names(&h.digest, dir, name);

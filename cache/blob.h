@@ -59,6 +59,14 @@ typedef struct cache_put_opts {
 	hasher_digest expect;  /* skip the read if stored, -ESTALE if it differs */
 	bool defer_record;     /* record with cache_index_blob_add_later (batches
 				  of puts: one index commit for many) */
+	/* Optional: called with every chunk of the content, in order, exactly
+	 * once over the whole content, whenever the put reads it (all puts but
+	 * has_expect ones whose blob is stored already: see result.read).  It
+	 * runs on the caller's thread, inside cache_put_fd.  When the put
+	 * fails, what it saw is void; in particular -ESTALE means the file
+	 * changed after the observer saw it. */
+	void (*on_chunk)(void *arg, const void *data, size_t len);
+	void *on_chunk_arg;
 } cache_put_opts;
 
 typedef struct cache_put_result {
@@ -68,10 +76,13 @@ typedef struct cache_put_result {
 	uint8_t compression;
 	bool existed;      /* the content was already stored */
 	bool reflinked;
+	bool read;         /* the content was read (on_chunk saw all of it);
+			      false only when has_expect found it stored */
 } cache_put_result;
 
 /* Stores the content of fd (read with pread from 0 to EOF).  -ESTALE when
- * opts->has_expect and the content read has another digest; -ENOSPC when
+ * opts->has_expect and the content read has another digest, or when an
+ * observer saw a content that changed before it was stored; -ENOSPC when
  * the store's disk or index is full (nothing is published). */
 int cache_put_fd(cache_index *ix, int fd, const cache_put_opts *opts, cache_put_result *ret);
 

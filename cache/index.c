@@ -10,6 +10,8 @@
  *              u64 stored, i64 created_ns, i64 last_use_ns, u64 refs (48 bytes)
  *   meta   key "totals"
  *          val u8 version=1, u8 pad[7], then the u64 fields of cache_totals
+ *   actions key u8 namespace, then the caller's key bytes
+ *           val the caller's bytes (versioned by their owner)
  *
  * Map size: LMDB needs a fixed map; ours starts sparse and doubles on
  * MDB_MAP_FULL up to map_max, then the writer gets -ENOSPC.  Resizing is
@@ -645,4 +647,196 @@ int cache_index_set_max_size(cache_index *ix, uint64_t max_size)
 uint64_t cache_totals_max_size(const cache_totals *t)
 {
 	return t->max_size ? t->max_size : CACHE_DEFAULT_MAX_SIZE;
+}
+
+/* ---- key/value records -------------------------------------------------------- */
+
+/* The stored key: namespace byte, then the caller's.  0 or -EINVAL. */
+static int kv_key(char ns, const void *key, size_t klen, uint8_t buf[CACHE_KV_KEY_MAX + 1], MDB_val *ret)
+{
+	if (!klen || klen > CACHE_KV_KEY_MAX)
+		return -EINVAL;
+	buf[0] = (uint8_t)ns;
+	memcpy(buf + 1, key, klen);
+	*ret = (MDB_val){ klen + 1, buf };
+	return 0;
+}
+
+int cache_index_kv_get(cache_index *ix, char ns, const void *key, size_t klen, void **ret_val,
+		       size_t *ret_len)
+{
+	uint8_t kb[CACHE_KV_KEY_MAX + 1];
+	MDB_val k, v;
+	MDB_txn *txn;
+	int rc = kv_key(ns, key, klen, kb, &k);
+	if (rc < 0)
+		return rc;
+	if ((rc = txn_begin(ix, MDB_RDONLY, &txn)))
+		return mdb_to_errno(rc);
+	rc = mdb_get(txn, ix->actions, &k, &v);
+	if (rc == 0) {
+		/* values live only until the transaction ends: copy out */
+		void *copy = malloc(v.mv_size ? v.mv_size : 1);
+		if (!copy) {
+			txn_end(ix, txn);
+			return -ENOMEM;
+		}
+		memcpy(copy, v.mv_data, v.mv_size);
+		*ret_val = copy;
+		*ret_len = v.mv_size;
+	}
+	txn_end(ix, txn);
+	return mdb_to_errno(rc);
+}
+
+struct kv_op {
+	MDB_val key, val;
+	bool del;
+};
+
+static int kv_op_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
+{
+	const struct kv_op *op = varg;
+	MDB_val key = op->key, val = op->val;
+	return op->del ? mdb_del(txn, ix->actions, &key, NULL) : mdb_put(txn, ix->actions, &key, &val, 0);
+}
+
+int cache_index_kv_put(cache_index *ix, char ns, const void *key, size_t klen, const void *val,
+		       size_t vlen)
+{
+	uint8_t kb[CACHE_KV_KEY_MAX + 1];
+	struct kv_op op = { .val = { vlen, (void *)val } };
+	int rc = kv_key(ns, key, klen, kb, &op.key);
+	return rc < 0 ? rc : write_txn(ix, kv_op_fn, &op, 0);
+}
+
+int cache_index_kv_del(cache_index *ix, char ns, const void *key, size_t klen)
+{
+	uint8_t kb[CACHE_KV_KEY_MAX + 1];
+	struct kv_op op = { .del = true };
+	int rc = kv_key(ns, key, klen, kb, &op.key);
+	return rc < 0 ? rc : write_txn(ix, kv_op_fn, &op, 0);
+}
+
+/* Records visited per read transaction (and verdicts per write). */
+#define KV_BATCH 64
+
+struct kv_item {
+	MDB_val key, val;  /* malloc'd copies; key with the namespace byte */
+	int verdict;
+	void *nval;        /* CACHE_KV_REPLACE */
+	size_t nlen;
+};
+
+/* Reads up to KV_BATCH records of ns after `after` (NULL: from the start)
+ * into items.  Returns how many, or -errno. */
+static int kv_read_batch(cache_index *ix, char ns, const MDB_val *after, struct kv_item *items)
+{
+	uint8_t first = (uint8_t)ns;
+	MDB_val k = after ? *after : (MDB_val){ 1, &first }, v;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	int n = 0, rc = txn_begin(ix, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	if ((rc = mdb_cursor_open(txn, ix->actions, &cur))) {
+		txn_end(ix, txn);
+		return mdb_to_errno(rc);
+	}
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && after && k.mv_size == after->mv_size && memcmp(k.mv_data, after->mv_data, k.mv_size) == 0)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	for (; rc == 0 && n < KV_BATCH; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < 2 || ((uint8_t *)k.mv_data)[0] != first) {
+			rc = MDB_NOTFOUND; /* past the namespace */
+			break;
+		}
+		struct kv_item *it = &items[n];
+		*it = (struct kv_item){ .key = { k.mv_size, malloc(k.mv_size) },
+					.val = { v.mv_size, malloc(v.mv_size ? v.mv_size : 1) } };
+		n++;
+		if (!it->key.mv_data || !it->val.mv_data) {
+			rc = ENOMEM;
+			break;
+		}
+		memcpy(it->key.mv_data, k.mv_data, k.mv_size);
+		memcpy(it->val.mv_data, v.mv_data, v.mv_size);
+	}
+	mdb_cursor_close(cur);
+	txn_end(ix, txn);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		for (int i = 0; i < n; i++) {
+			free(items[i].key.mv_data);
+			free(items[i].val.mv_data);
+		}
+		return mdb_to_errno(rc);
+	}
+	return n;
+}
+
+/* Applies the verdicts of n items, each only to a record that still holds
+ * the value its visitor saw. */
+static int kv_apply_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
+{
+	const struct kv_item *items = varg;
+	for (size_t i = 0; i < n; i++) {
+		const struct kv_item *it = &items[i];
+		if (it->verdict != CACHE_KV_DELETE && it->verdict != CACHE_KV_REPLACE)
+			continue;
+		MDB_val k = it->key, cur;
+		int rc = mdb_get(txn, ix->actions, &k, &cur);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc)
+			return rc;
+		if (cur.mv_size != it->val.mv_size || memcmp(cur.mv_data, it->val.mv_data, cur.mv_size) != 0)
+			continue; /* rewritten since: theirs stands */
+		MDB_val nv = { it->nlen, it->nval };
+		rc = it->verdict == CACHE_KV_DELETE ? mdb_del(txn, ix->actions, &k, NULL)
+						    : mdb_put(txn, ix->actions, &k, &nv, 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int cache_index_kv_each(cache_index *ix, char ns, cache_kv_fn fn, void *arg)
+{
+	struct kv_item items[KV_BATCH];
+	uint8_t last[CACHE_KV_KEY_MAX + 1];
+	MDB_val after = { 0, last };
+	bool started = false, stop = false;
+	int err = 0;
+	while (!stop) {
+		int n = kv_read_batch(ix, ns, started ? &after : NULL, items);
+		if (n <= 0)
+			return n;
+		int visited = 0;
+		for (; visited < n && !stop; visited++) {
+			struct kv_item *it = &items[visited];
+			int v = fn(arg, (uint8_t *)it->key.mv_data + 1, it->key.mv_size - 1, it->val.mv_data,
+				   it->val.mv_size, &it->nval, &it->nlen);
+			it->verdict = v;
+			if (v < 0) {
+				err = v;
+				stop = true;
+			} else if (v == CACHE_KV_STOP) {
+				stop = true;
+			}
+		}
+		int r = write_txn(ix, kv_apply_fn, items, (size_t)visited);
+		if (!err && r < 0)
+			err = r;
+		stop = stop || err || n < KV_BATCH;
+		after.mv_size = items[n - 1].key.mv_size;
+		memcpy(last, items[n - 1].key.mv_data, after.mv_size);
+		started = true;
+		for (int i = 0; i < n; i++) {
+			free(items[i].key.mv_data);
+			free(items[i].val.mv_data);
+			if (items[i].verdict == CACHE_KV_REPLACE)
+				free(items[i].nval);
+		}
+	}
+	return err;
 }

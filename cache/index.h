@@ -7,7 +7,13 @@
  *            references (how many times the content was stored).
  *   meta:    store-wide totals and settings (one record, updated in the
  *            same transaction as the blob records it sums).
- *   actions: action key → manifest (the action cache; created empty here).
+ *   actions: namespaced key/value records (cache_index_kv_*): the key is
+ *            one namespace byte and the caller's bytes, the value the
+ *            caller's bytes.  Namespaces in use:
+ *              'A'  action key (16-byte digest) → encoded action_record
+ *                   (cache/action.h);
+ *              'T'  (uid, dev, ino) → the digest of a tool executable, as
+ *                   a cache_file_rec.
  *
  * The blob files under objects/ are the truth and these records an index
  * of them: a blob published by a process killed before it recorded it is
@@ -136,3 +142,39 @@ int cache_index_set_sums(cache_index *ix, uint64_t blobs, uint64_t logical, uint
 /* The store's size limit: 0 = CACHE_DEFAULT_MAX_SIZE. */
 int cache_index_set_max_size(cache_index *ix, uint64_t max_size);
 uint64_t cache_totals_max_size(const cache_totals *t);
+
+/* ---- key/value records (the actions database) ----------------------------- */
+
+/* Longest key the caller may pass (LMDB's limit, less the namespace byte). */
+#define CACHE_KV_KEY_MAX 510
+
+/* Returns 0 with a malloc'd copy of the value in *ret_val (caller frees;
+ * non-NULL also for an empty value) and its length, -ENOENT, -EINVAL (klen
+ * 0 or beyond CACHE_KV_KEY_MAX), or -errno. */
+int cache_index_kv_get(cache_index *ix, char ns, const void *key, size_t klen, void **ret_val,
+		       size_t *ret_len);
+/* Sets the value (replacing any).  0, -EINVAL, -ENOSPC (index full), -errno. */
+int cache_index_kv_put(cache_index *ix, char ns, const void *key, size_t klen, const void *val,
+		       size_t vlen);
+/* 0, -ENOENT (absent), -EINVAL, -errno. */
+int cache_index_kv_del(cache_index *ix, char ns, const void *key, size_t klen);
+
+enum cache_kv_verdict {
+	CACHE_KV_KEEP,    /* leave the record */
+	CACHE_KV_DELETE,  /* remove it */
+	CACHE_KV_REPLACE, /* store *ret_val (malloc'd, ownership passes) instead */
+	CACHE_KV_STOP,    /* leave it and visit no more */
+};
+/* Visits one record (key without the namespace byte).  Returns a verdict,
+ * or -errno to stop cache_index_kv_each with that error. */
+typedef int (*cache_kv_fn)(void *arg, const void *key, size_t klen, const void *val, size_t vlen,
+			   void **ret_val, size_t *ret_len);
+/* Calls fn for every record of namespace ns in key order.  Records are
+ * read in batches and fn runs with no transaction open, so it may take
+ * its time and call other index functions.  Verdicts are applied after
+ * each batch in one write transaction, each only if the record still
+ * holds the value fn saw: a record written meanwhile by someone else is
+ * kept as they wrote it.  Records added during the walk may or may not be
+ * visited.  When fn stops the walk (CACHE_KV_STOP or -errno), the verdicts
+ * it gave before are applied.  Returns 0, fn's -errno, -ENOSPC, -errno. */
+int cache_index_kv_each(cache_index *ix, char ns, cache_kv_fn fn, void *arg);

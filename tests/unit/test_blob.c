@@ -1,7 +1,7 @@
 /* Unit tests for cache/blob.c: the header grammar, put/open/get in every
  * mode, corruption caught before anything is served, concurrent writers,
- * injected and real write failures, the expected-digest fast path and a
- * full index. */
+ * injected and real write failures, the expected-digest fast path, the
+ * chunk observer and a full index. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1186,6 +1186,120 @@ static void test_expect(void **state)
 	free(buf);
 }
 
+
+/* ---- the chunk observer ------------------------------------------------------------ */
+
+struct observed {
+	hasher_stream *hs;
+	uint64_t bytes;
+	int calls;
+	int spoil_fd;   /* >= 0: change the source file at the first chunk */
+};
+
+static void observe(void *arg, const void *data, size_t len)
+{
+	struct observed *ob = arg;
+	assert_true(len > 0);
+	if (ob->spoil_fd >= 0 && ob->calls == 0) {
+		char path[160];
+		snprintf(path, sizeof(path), "%s/src", tmpdir);
+		int w = open(path, O_WRONLY | O_CLOEXEC);
+		assert_true(w >= 0);
+		assert_int_equal(pwrite(w, "changed", 7, 0), 7);
+		close(w);
+	}
+	hasher_stream_update(ob->hs, data, len);
+	ob->bytes += len;
+	ob->calls++;
+}
+
+/* Puts buf with an observer; checks it saw exactly the content, once, in
+ * order, when the result says the content was read (and nothing else). */
+static int put_observed(const uint8_t *buf, size_t len, cache_put_opts *o, cache_put_result *r)
+{
+	struct observed ob = { .hs = hasher_stream_new(), .spoil_fd = -1 };
+	o->on_chunk = observe;
+	o->on_chunk_arg = &ob;
+	int e = put_buf(buf, len, o, r);
+	if (e == 0) {
+		hasher_digest want, got;
+		hasher_digest_buffer(buf, len, &want);
+		hasher_stream_final(ob.hs, &got);
+		if (r->read) {
+			assert_int_equal(ob.bytes, len);
+			assert_true(hasher_digest_equal(&got, &want));
+			assert_true(ob.calls >= (int)(len / MIB)); /* chunks, not one call */
+		} else {
+			assert_int_equal(ob.calls, 0);
+		}
+	}
+	hasher_stream_free(ob.hs);
+	return e;
+}
+
+static void test_chunk_observer(void **state)
+{
+	static const cache_put_mode modes[] = { CACHE_PUT_RAW, CACHE_PUT_ZSTD, CACHE_PUT_AUTO };
+	for (size_t mi = 0; mi < 3; mi++) {
+		char name[32];
+		snprintf(name, sizeof(name), "observer-%zu", mi);
+		switch_store(name);
+		for (enum content c = 0; c < C_NCONTENT; c++) {
+			size_t len, olen;
+			uint8_t *buf = make(c, 100 + c, &len), *other = make(c, 200 + c, &olen);
+			cache_put_result r;
+			cache_put_opts o = { .mode = modes[mi] };
+			/* new content, digest unknown: read once for the digest,
+			 * observed there, then stored */
+			assert_int_equal(put_observed(buf, len, &o, &r), 0);
+			assert_true(r.read);
+			assert_false(r.existed);
+			/* again: read (to learn the digest), found stored */
+			o = (cache_put_opts){ .mode = modes[mi] };
+			assert_int_equal(put_observed(buf, len, &o, &r), 0);
+			assert_true(r.read);
+			assert_true(r.existed);
+			/* digest known and stored: not read, not observed */
+			o = (cache_put_opts){ .mode = modes[mi], .has_expect = true, .expect = r.digest };
+			assert_int_equal(put_observed(buf, len, &o, &r), 0);
+			assert_false(r.read);
+			assert_true(r.existed);
+			/* digest known, not stored: observed in the pass that stores
+			 * it, once even when zstd does not pay and raw follows */
+			if (c != C_EMPTY && c != C_ONE) {
+				o = (cache_put_opts){ .mode = modes[mi], .has_expect = true };
+				hasher_digest_buffer(other, olen, &o.expect);
+				assert_int_equal(put_observed(other, olen, &o, &r), 0);
+				assert_true(r.read);
+				assert_false(r.existed);
+			}
+			free(buf);
+			free(other);
+		}
+	}
+}
+
+/* The observer saw one content, the file then changed: nothing is stored
+ * under a digest the observer did not see. */
+static void test_chunk_observer_stale(void **state)
+{
+	size_t len;
+	uint8_t *buf = make(C_TEXT, 7, &len);
+	struct observed ob = { .hs = hasher_stream_new() };
+	cache_put_opts o = { .on_chunk = observe, .on_chunk_arg = &ob };
+	cache_put_result r;
+	int fd = src_fd("src", buf, len);
+	ob.spoil_fd = fd;
+	assert_int_equal(cache_put_fd(ix, fd, &o, &r), -ESTALE);
+	close(fd);
+	struct scan sc = scan_objects();
+	assert_int_equal(sc.blobs, 0);
+	assert_int_equal(sc.temps, 0);
+	assert_int_equal(totals().blobs, 0);
+	hasher_stream_free(ob.hs);
+	free(buf);
+}
+
 /* ---- a full index -------------------------------------------------------------------- */
 
 static void test_tiny_map(void **state)
@@ -1321,6 +1435,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_put, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_get, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_expect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunk_observer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunk_observer_stale, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tiny_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_real_enospc, setup, teardown_mount),
 	};

@@ -172,6 +172,117 @@ static void test_ar_digest(void **state)
 	assert_int_equal(hasher_ar_digest("!<arch>\n", 8, &d1), 0);     /* empty archive */
 }
 
+/* ---- golden vectors of the content-aware digests ------------------------------
+ * Keys persist across casfs versions, so these digests must never drift: the
+ * values below were computed once (casfs-c-source-v1, casfs-ar-v1; the
+ * empty inputs, "one member" and "plain code" agree with xxh128sum over the
+ * bytes docs/DIGESTS.md says are hashed) and a change of rules needs a new
+ * domain prefix, not new values here. */
+
+static const struct {
+	const char *what, *src, *hex;
+} c_golden[] = {
+	{ "empty", "", "ff9eaff8c688067e8a44bdb4d93a2f14" },
+	{ "plain code", "int main(void) { return 0; }\n", "1ae13d6dac1aceffe5a357c5f1aaf2a3" },
+	{ "comments", "/* block\n comment */ int x; // line\nint y; /* a */ /* b */\n", "48d71c87ac7d267028f31451706aa5b7" },
+	{ "comment-like strings",
+	  "const char *s = \"/* not a comment */ // nor this\";\nchar q = '\"'; char c = '/';\n", "c603ca207705b7a7b8df197d3717d519" },
+	{ "raw strings", "auto r = R\"x(a \" )\" // */ )x\";\nauto u = u8R\"(raw  text)\";\n", "3bd9db461b1382ec1ab8b3a138febaf1" },
+	{ "line splices", "#define M(a) \\\n  ((a) + 1)\nint v = 1 \\\n + 2;\n// comment \\\n continued\n", "1449023cdc39c34209bf35a448825bfb" },
+	{ "whitespace runs", "\t  int   a\t=\v1 ;\f\r\n\n  f( a ,b ) ;  \n  x = a + +b;\n", "8316e5d8dedc19af87416c6f8c948097" },
+	{ "preprocessor lines", "#include <stdio.h> /* kept */\n  #  if X // kept\n#endif\n", "1648ccbbd2c4182b3dcc74551c2207e3" },
+	{ "digit separators, escapes", "n = 1'000'000; c = '\\''; s = \"a\\\"b\";\n", "3ae55f50fa2f517302c766b821607cf6" },
+	{ "unterminated comment", "int a; /* never closed\n", "00d44e3763c899988547349db9533249" },
+	{ "unterminated string", "s = \"open\n", "3841faf76dd8becf4264149a8d951b07" },
+};
+
+static void test_c_source_golden(void **state)
+{
+	for (size_t i = 0; i < sizeof(c_golden) / sizeof(*c_golden); i++) {
+		hasher_digest d;
+		char hex[33];
+		hasher_c_source_digest(c_golden[i].src, strlen(c_golden[i].src), &d);
+		hasher_digest_to_hex(&d, hex);
+		if (strcmp(hex, c_golden[i].hex) != 0)
+			fail_msg("c-source digest of %s is %s, pinned %s", c_golden[i].what, hex, c_golden[i].hex);
+	}
+}
+
+/* An archive: "!<arch>\n", then each member's header (name, mtime, uid,
+ * gid, mode, size) and content, padded to an even length. */
+struct member {
+	const char *name, *mtime, *uid, *gid, *mode, *data;
+	size_t len;
+};
+
+static size_t build_ar(char *out, const struct member *m, size_t n)
+{
+	size_t at = (size_t)sprintf(out, "!<arch>\n");
+	for (size_t i = 0; i < n; i++) {
+		at += (size_t)sprintf(out + at, "%-16s%-12s%-6s%-6s%-8s%-10zu`\n", m[i].name, m[i].mtime,
+				      m[i].uid, m[i].gid, m[i].mode, m[i].len);
+		memcpy(out + at, m[i].data, m[i].len);
+		at += m[i].len;
+		if (m[i].len & 1)
+			out[at++] = '\n';
+	}
+	return at;
+}
+
+static void expect_ar(const char *what, const char *buf, size_t len, const char *pinned)
+{
+	hasher_digest d;
+	char hex[33];
+	assert_int_equal(hasher_ar_digest(buf, len, &d), 0);
+	hasher_digest_to_hex(&d, hex);
+	if (strcmp(hex, pinned) != 0)
+		fail_msg("ar digest of %s is %s, pinned %s", what, hex, pinned);
+}
+
+static void test_ar_golden(void **state)
+{
+	static char buf[4096];
+	size_t n;
+	expect_ar("an empty archive", "!<arch>\n", 8, "ce6fef7bcf6727d40e00cba675785a47");
+
+	const struct member one[] = { { "a.o/", "0", "0", "0", "644", "abc", 3 } };
+	n = build_ar(buf, one, 1);
+	expect_ar("one member", buf, n, "517273a0062d447ac53416ba00ceda50");
+	/* other mtime, uid, gid, mode: the same digest (the same constant) */
+	const struct member one_meta[] = { { "a.o/", "1700000000", "1000", "100", "100755", "abc", 3 } };
+	n = build_ar(buf, one_meta, 1);
+	expect_ar("one member, other metadata", buf, n, "517273a0062d447ac53416ba00ceda50");
+
+	const struct member two[] = { { "a.o/", "0", "0", "0", "644", "abc", 3 },
+				      { "b.o/", "0", "0", "0", "644", "defg", 4 } };
+	n = build_ar(buf, two, 2);
+	expect_ar("two members", buf, n, "4e6f45c168bd6adb814c40a98972f7fd");
+	const struct member swapped[] = { two[1], two[0] };
+	n = build_ar(buf, swapped, 2);
+	expect_ar("two members, other order", buf, n, "2f39cdc664e2ae1d620f6f302a736612");
+
+	/* GNU: symbol table "/", long names "//", a member named "/0" */
+	const struct member gnu[] = { { "/", "0", "0", "0", "0", "\0\0\0\1\0\0\0\x44sym\0", 12 },
+				      { "//", "", "", "", "", "a_very_long_member_name.o/\n", 27 },
+				      { "/0", "0", "0", "0", "644", "\x7f" "ELF", 4 } };
+	n = build_ar(buf, gnu, 3);
+	expect_ar("a GNU archive with a symbol table and long names", buf, n, "348a60e5ca13ad4cb17a907476d7595c");
+
+	/* malformed: refused, never a digest */
+	hasher_digest d;
+	n = build_ar(buf, one, 1);
+	buf[8 + 58] = 'x'; /* the header's end marker */
+	assert_int_equal(hasher_ar_digest(buf, n, &d), -EINVAL);
+	n = build_ar(buf, one, 1);
+	buf[8 + 48] = 'z'; /* a size that is not a number */
+	assert_int_equal(hasher_ar_digest(buf, n, &d), -EINVAL);
+	n = build_ar(buf, one, 1);
+	buf[8 + 48] = '9'; /* a size beyond the end */
+	assert_int_equal(hasher_ar_digest(buf, n, &d), -EINVAL);
+	assert_int_equal(hasher_ar_digest("!<thin>\n", 8, &d), -EINVAL);
+	assert_int_equal(hasher_ar_digest("!<arch>\nshort", 13, &d), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -182,6 +293,8 @@ int main(void)
 		cmocka_unit_test(test_c_source_insignificant),
 		cmocka_unit_test(test_c_source_significant),
 		cmocka_unit_test(test_ar_digest),
+		cmocka_unit_test(test_c_source_golden),
+		cmocka_unit_test(test_ar_golden),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

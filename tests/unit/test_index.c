@@ -1,5 +1,6 @@
 /* Unit tests for cache/index.c: file records, the racy-timestamp rule,
- * persistence across reopen and concurrent writers. */
+ * persistence across reopen and concurrent writers; namespaced key/value
+ * records, their walk with verdicts, and a full map. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -143,12 +144,211 @@ static void test_concurrent_threads_and_processes(void **state)
 	cache_index_close(ix);
 }
 
+
+/* ---- key/value records ------------------------------------------------------- */
+
+static void kv_expect(cache_index *ix, char ns, const char *key, const char *want)
+{
+	void *v = NULL;
+	size_t n = 0;
+	int r = cache_index_kv_get(ix, ns, key, strlen(key), &v, &n);
+	if (!want) {
+		assert_int_equal(r, -ENOENT);
+		return;
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(n, strlen(want));
+	assert_memory_equal(v, want, n);
+	free(v);
+}
+
+static void test_kv_basics(void **state)
+{
+	cache_index *ix;
+	assert_int_equal(cache_index_open(store, &ix), 0);
+	kv_expect(ix, 'A', "k1", NULL);
+	assert_int_equal(cache_index_kv_put(ix, 'A', "k1", 2, "v1", 2), 0);
+	assert_int_equal(cache_index_kv_put(ix, 'T', "k1", 2, "other namespace", 15), 0);
+	kv_expect(ix, 'A', "k1", "v1");
+	kv_expect(ix, 'T', "k1", "other namespace");
+	kv_expect(ix, 'B', "k1", NULL);
+	assert_int_equal(cache_index_kv_put(ix, 'A', "k1", 2, "replaced", 8), 0);
+	kv_expect(ix, 'A', "k1", "replaced");
+	/* an empty value is a value */
+	assert_int_equal(cache_index_kv_put(ix, 'A', "empty", 5, "", 0), 0);
+	void *v = NULL;
+	size_t n = 99;
+	assert_int_equal(cache_index_kv_get(ix, 'A', "empty", 5, &v, &n), 0);
+	assert_non_null(v);
+	assert_int_equal(n, 0);
+	free(v);
+	/* binary keys, the longest key */
+	uint8_t key[CACHE_KV_KEY_MAX + 1];
+	for (size_t i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)i;
+	assert_int_equal(cache_index_kv_put(ix, 'A', key, CACHE_KV_KEY_MAX, "long", 4), 0);
+	assert_int_equal(cache_index_kv_get(ix, 'A', key, CACHE_KV_KEY_MAX, &v, &n), 0);
+	free(v);
+	assert_int_equal(cache_index_kv_put(ix, 'A', key, CACHE_KV_KEY_MAX + 1, "x", 1), -EINVAL);
+	assert_int_equal(cache_index_kv_get(ix, 'A', key, 0, &v, &n), -EINVAL);
+	assert_int_equal(cache_index_kv_del(ix, 'A', key, 0), -EINVAL);
+	/* delete */
+	assert_int_equal(cache_index_kv_del(ix, 'A', "k1", 2), 0);
+	kv_expect(ix, 'A', "k1", NULL);
+	kv_expect(ix, 'T', "k1", "other namespace");
+	assert_int_equal(cache_index_kv_del(ix, 'A', "k1", 2), -ENOENT);
+	cache_index_close(ix);
+	/* persists */
+	assert_int_equal(cache_index_open(store, &ix), 0);
+	kv_expect(ix, 'T', "k1", "other namespace");
+	kv_expect(ix, 'A', "empty", "");
+	cache_index_close(ix);
+}
+
+struct walk {
+	cache_index *ix;
+	size_t visits;
+	char last[32];
+	int stop_after;     /* CACHE_KV_STOP at this visit (1-based); 0: never */
+	int fail_after;     /* -EIO at this visit */
+	bool sabotage;      /* rewrite key 7 while visiting it, then ask to delete it */
+};
+
+static int walk_fn(void *arg, const void *key, size_t klen, const void *val, size_t vlen,
+		   void **ret_val, size_t *ret_len)
+{
+	struct walk *w = arg;
+	char k[32];
+	assert_true(klen < sizeof(k));
+	memcpy(k, key, klen);
+	k[klen] = '\0';
+	assert_true(strcmp(w->last, k) < 0); /* key order, each once */
+	strcpy(w->last, k);
+	w->visits++;
+	if (w->fail_after && (int)w->visits == w->fail_after)
+		return -EIO;
+	if (w->stop_after && (int)w->visits == w->stop_after)
+		return CACHE_KV_STOP;
+	int i = atoi(k + 1);
+	if (w->sabotage && i == 7) {
+		/* another writer gets there first; no transaction is open here */
+		assert_int_equal(cache_index_kv_put(w->ix, 'A', key, klen, "theirs", 6), 0);
+		return CACHE_KV_DELETE;
+	}
+	if (i % 2 == 0)
+		return CACHE_KV_DELETE;
+	if (i % 3 == 0) {
+		char *nv = malloc(vlen + 4);
+		memcpy(nv, val, vlen);
+		memcpy(nv + vlen, "-new", 4);
+		*ret_val = nv;
+		*ret_len = vlen + 4;
+		return CACHE_KV_REPLACE;
+	}
+	return CACHE_KV_KEEP;
+}
+
+static void kv_fill(cache_index *ix, int n)
+{
+	for (int i = 0; i < n; i++) {
+		char k[16], v[16];
+		snprintf(k, sizeof(k), "k%04d", i);
+		snprintf(v, sizeof(v), "v%d", i);
+		assert_int_equal(cache_index_kv_put(ix, 'A', k, strlen(k), v, strlen(v)), 0);
+	}
+}
+
+static void test_kv_each(void **state)
+{
+	cache_index *ix;
+	assert_int_equal(cache_index_open(store, &ix), 0);
+	kv_fill(ix, 300);
+	/* neighbours in other namespaces are never visited */
+	assert_int_equal(cache_index_kv_put(ix, '@', "k0001", 5, "before", 6), 0);
+	assert_int_equal(cache_index_kv_put(ix, 'B', "k0001", 5, "after", 5), 0);
+	struct walk w = { .ix = ix };
+	assert_int_equal(cache_index_kv_each(ix, 'A', walk_fn, &w), 0);
+	assert_int_equal(w.visits, 300);
+	for (int i = 0; i < 300; i++) {
+		char k[16], v[24];
+		snprintf(k, sizeof(k), "k%04d", i);
+		snprintf(v, sizeof(v), i % 3 == 0 ? "v%d-new" : "v%d", i);
+		kv_expect(ix, 'A', k, i % 2 == 0 ? NULL : v);
+	}
+	kv_expect(ix, '@', "k0001", "before");
+	kv_expect(ix, 'B', "k0001", "after");
+	/* an empty namespace */
+	w = (struct walk){ .ix = ix };
+	assert_int_equal(cache_index_kv_each(ix, 'Z', walk_fn, &w), 0);
+	assert_int_equal(w.visits, 0);
+
+	/* stop: verdicts before it are applied, nothing after is visited */
+	kv_fill(ix, 300);
+	w = (struct walk){ .ix = ix, .stop_after = 100 };
+	assert_int_equal(cache_index_kv_each(ix, 'A', walk_fn, &w), 0);
+	assert_int_equal(w.visits, 100);
+	kv_expect(ix, 'A', "k0098", NULL);      /* deleted before the stop */
+	kv_expect(ix, 'A', "k0093", "v93-new"); /* replaced before the stop */
+	kv_expect(ix, 'A', "k0099", "v99");     /* the stop itself leaves it */
+	kv_expect(ix, 'A', "k0100", "v100");    /* not visited */
+	/* an error: returned, earlier verdicts applied */
+	kv_fill(ix, 300);
+	w = (struct walk){ .ix = ix, .fail_after = 70 };
+	assert_int_equal(cache_index_kv_each(ix, 'A', walk_fn, &w), -EIO);
+	assert_int_equal(w.visits, 70);
+	kv_expect(ix, 'A', "k0068", NULL);
+	kv_expect(ix, 'A', "k0063", "v63-new");
+	kv_expect(ix, 'A', "k0069", "v69");     /* the failing visit leaves it */
+	kv_expect(ix, 'A', "k0070", "v70");
+	/* a record rewritten while it was being judged keeps the new value */
+	kv_fill(ix, 300);
+	w = (struct walk){ .ix = ix, .sabotage = true };
+	assert_int_equal(cache_index_kv_each(ix, 'A', walk_fn, &w), 0);
+	kv_expect(ix, 'A', "k0007", "theirs");
+	kv_expect(ix, 'A', "k0008", NULL);
+	cache_index_close(ix);
+}
+
+/* kv writes grow the map like every other write, and report a full one. */
+static void test_kv_full_map(void **state)
+{
+	cache_index *ix;
+	assert_int_equal(cache_index_open_sized(store, 256 << 10, 4 << 20, &ix), 0);
+	char *big = malloc(100000);
+	memset(big, 'x', 100000);
+	int stored = 0, r = 0;
+	for (int i = 0; i < 200 && r == 0; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "big%03d", i);
+		r = cache_index_kv_put(ix, 'A', k, strlen(k), big, 100000);
+		if (r == 0)
+			stored++;
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_true(stored > 10);        /* more than the first 256 KiB map held */
+	assert_true(stored < 45);        /* but within 4 MiB */
+	void *v;
+	size_t n;
+	assert_int_equal(cache_index_kv_get(ix, 'A', "big000", 6, &v, &n), 0);
+	assert_int_equal(n, 100000);
+	free(v);
+	/* deleting makes room again */
+	assert_int_equal(cache_index_kv_del(ix, 'A', "big000", 6), 0);
+	assert_int_equal(cache_index_kv_del(ix, 'A', "big001", 6), 0);
+	assert_int_equal(cache_index_kv_put(ix, 'A', "again", 5, big, 100000), 0);
+	free(big);
+	cache_index_close(ix);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_get_reopen, setup, teardown),
 		cmocka_unit_test(test_valid_rule),
 		cmocka_unit_test_setup_teardown(test_concurrent_threads_and_processes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kv_basics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kv_each, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kv_full_map, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
