@@ -242,6 +242,17 @@ void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t of
 			return;
 		}
 	}
+	if (f->direct && !fi->writepage && n > 0) {
+		/* The kernel's direct write may race a buffered read that
+		 * refills its page cache with the old bytes (asynchronous
+		 * O_DIRECT writes are not invalidated after completion).  The
+		 * backing has the new bytes now: drop the cached range before
+		 * the write completes; a read still in flight holds its page
+		 * locked, so the invalidation waits for it and removes it.
+		 * Never for the page cache's own writeback (writepage): its
+		 * folio waits for this very reply. */
+		fuse_lowlevel_notify_inval_inode(FS->se, ino, off, n);
+	}
 	COUNT_N(bytes_written, (uint64_t)n);
 	req_write(&q, (size_t)n);
 }

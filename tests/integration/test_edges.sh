@@ -5,7 +5,7 @@ CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-300}
 . "$(dirname "$0")/lib.sh"
 
 casfs_setup
-HANDLES=${CASFS_HANDLES:?CASFS_HANDLES is not set (the handles helper binary)}
+PROBE=${CASFS_PROBE:?CASFS_PROBE is not set (the fsprobe helper binary)}
 
 daemon_alive() {
     local pid
@@ -17,14 +17,14 @@ daemon_alive() {
 # (xfstests generic/426 & co.: open_by_handle -c DIR; drop caches; open)
 casfs_mount
 mkdir "$MNT/h"
-if "$HANDLES" save "$MNT/h" 300 "$T/handles" >"$T/h.out" 2>&1; then
+if "$PROBE" handles-save "$MNT/h" 300 "$T/handles" >"$T/h.out" 2>&1; then
     ok "handles: 300 handles taken"
 else
     fail "handles: save: $(cat "$T/h.out")"
 fi
 sync
 echo 3 >/proc/sys/vm/drop_caches
-out=$("$HANDLES" open "$MNT/h" "$T/handles" 2>&1)
+out=$("$PROBE" handles-open "$MNT/h" "$T/handles" 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && daemon_alive; then
     ok "handles: opened after drop_caches, daemon alive ($out)"
@@ -38,7 +38,7 @@ esac
 # forgotten and gone: the files removed, caches dropped; ESTALE, no crash
 rm -f "$MNT"/h/f1*
 echo 3 >/proc/sys/vm/drop_caches
-out=$("$HANDLES" open "$MNT/h" "$T/handles" 2>&1)
+out=$("$PROBE" handles-open "$MNT/h" "$T/handles" 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && daemon_alive && [ "$out" = "ok 189 stale 111" ]; then
     ok "handles: the 111 removed files give ESTALE, the other 189 open"
@@ -48,7 +48,7 @@ fi
 # handles of an earlier mount of the same directory: never a wrong file
 casfs_umount "$MNT" || fail "handles: umount"
 casfs_mount
-out=$("$HANDLES" open "$MNT/h" "$T/handles" 2>&1)
+out=$("$PROBE" handles-open "$MNT/h" "$T/handles" 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && daemon_alive; then
     ok "handles: handles of the earlier mount are refused or right ($out)"
@@ -58,9 +58,9 @@ fi
 casfs_umount "$MNT" || fail "umount"
 # path mode (no file handles of its own): handles are refused, never crash
 casfs_mount -o no_handles
-"$HANDLES" save "$MNT/h" 50 "$T/handles2" >/dev/null 2>&1 || fail "handles: save (no_handles)"
+"$PROBE" handles-save "$MNT/h" 50 "$T/handles2" >/dev/null 2>&1 || fail "handles: save (no_handles)"
 echo 3 >/proc/sys/vm/drop_caches
-out=$("$HANDLES" open "$MNT/h" "$T/handles2" 2>&1)
+out=$("$PROBE" handles-open "$MNT/h" "$T/handles2" 2>&1)
 rc=$?
 if [ $rc -eq 0 ] && daemon_alive; then
     ok "handles: no_handles mode answers without crashing ($out)"
@@ -68,5 +68,19 @@ else
     fail "handles: no_handles rc=$rc: $out; daemon alive: $(daemon_alive && echo yes || echo no)"
 fi
 casfs_umount "$MNT" || fail "umount"
+
+# ---- asynchronous O_DIRECT writes racing buffered reads (generic/451) ------
+for opts in "" "-o writeback"; do
+    # shellcheck disable=SC2086
+    casfs_mount $opts
+    out=$(timeout 120 "$PROBE" dio-race "$MNT/dio" 3000 2>&1)
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        ok "dio-race${opts:+ ($opts)}: $out"
+    else
+        fail "dio-race${opts:+ ($opts)}: rc=$rc: $out"
+    fi
+    casfs_umount "$MNT" || fail "umount"
+done
 
 casfs_finish
