@@ -55,6 +55,10 @@ int cmd_get(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_store(int argc, char **argv);
+/* exec.c: the action cache's client. */
+int cmd_exec(int argc, char **argv);
+int cmd_exec_launcher(int argc, char **argv); /* argv[0] casfs-exec */
+int cmd_exec_shell(int argc, char **argv);    /* argv[0] casfs-sh */
 
 /* Prints the totals of the store at store_path (NULL: the default store):
  * path, blobs, logical and stored bytes, compression ratio, dedup savings,

@@ -36,6 +36,10 @@ static const char usage[] =
 	"                     verify the stored contents and the index (exit 1: problems)\n"
 	"  store [--store DIR] [--json]\n"
 	"                     the store's contents, sizes, compression, dedup, limit\n"
+	"  exec [--root DIR] [--explain] [--cache-failures] [--relocate] -- CMD [ARGS...]\n"
+	"                     run CMD under the action cache: a recorded run whose\n"
+	"                     inputs are unchanged is replayed instead (also as the\n"
+	"                     compiler launcher casfs-exec, and make's SHELL=casfs-sh)\n"
 	"  help               this text; 'casfs COMMAND --help' for one command\n"
 	"  version            print the version\n"
 	"\n"
@@ -47,6 +51,10 @@ int main(int argc, char **argv)
 	const char *self = basename(argv[0]);
 	if (!strcmp(self, "mount.casfs") || !strcmp(self, "mount.fuse.casfs"))
 		return cmd_mount_helper(argc, argv);
+	if (!strcmp(self, "casfs-exec"))
+		return cmd_exec_launcher(argc, argv);
+	if (!strcmp(self, "casfs-sh"))
+		return cmd_exec_shell(argc, argv);
 	if (argc < 2) {
 		fputs(usage, stderr);
 		return 2;
@@ -74,6 +82,8 @@ int main(int argc, char **argv)
 		return cmd_fsck(argc, argv);
 	if (!strcmp(cmd, "store"))
 		return cmd_store(argc, argv);
+	if (!strcmp(cmd, "exec"))
+		return cmd_exec(argc, argv);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
 		fputs(usage, stdout);
 		return 0;

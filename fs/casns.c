@@ -2,6 +2,8 @@
  *
  *   <dir>/.casfs                    dr-xr-xr-x  answers lookup, never listed
  *   <dir>/.casfs/cas                d--x------  (owner) cannot be listed
+ *   <dir>/.casfs/ctl                -r--r--r--  the control file of `casfs
+ *                                               exec` (actions.h)
  *   <dir>/.casfs/cas/<hex>[.<ext>]  -r--r--r--  the content whose XXH3-128
  *                                               is <hex> (32 lower-case
  *                                               hex digits)
@@ -29,15 +31,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "actions.h"
 #include "blob.h"
 #include "casns.h"
 #include "state.h"
 
-enum vkind { VN_CASFS = 1, VN_CAS, VN_FILE };
+enum vkind { VN_CASFS = 1, VN_CAS, VN_FILE, VN_CTL };
 
 struct vnode {
 	enum vkind kind;
-	uint64_t key;          /* VN_CASFS: parent id; VN_CAS: the .casfs node id */
+	uint64_t key;          /* VN_CASFS, VN_CTL: the real directory's id;
+				  VN_CAS: the .casfs node id */
 	hasher_digest digest;  /* VN_FILE */
 	uint64_t size;         /* VN_FILE */
 	uint64_t nlookup;
@@ -70,6 +74,7 @@ struct vhandle {
 	cache_reader rd;       /* from a blob (rd.fd == fd) */
 	ino_node *live;        /* from a live file (referenced) */
 	uint64_t live_version;
+	struct ctlfile *ctl;   /* .casfs/ctl */
 };
 
 static fuse_ino_t vid_of(const struct vnode *v)
@@ -343,6 +348,11 @@ static void fill_attr(const struct vnode *v, struct stat *st)
 		st->st_nlink = 2;
 		st->st_ino = (1ull << 62) | v->serial;
 		break;
+	case VN_CTL:
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		st->st_ino = (1ull << 62) | v->serial;
+		break;
 	case VN_FILE: {
 		uint64_t low;
 		memcpy(&low, v->digest.bytes + 8, sizeof(low));
@@ -455,6 +465,8 @@ void casns_lookup(struct req *q, fuse_ino_t parent, const char *name)
 	case VN_CASFS:
 		if (strcmp(name, "cas") == 0)
 			reply_vnode(q, vnode_get(VN_CAS, parent, NULL, 0));
+		else if (strcmp(name, "ctl") == 0)
+			reply_vnode(q, vnode_get(VN_CTL, p->key, NULL, 0));
 		else
 			req_err(q, ENOENT);
 		return;
@@ -474,6 +486,7 @@ void casns_lookup(struct req *q, fuse_ino_t parent, const char *name)
 		reply_vnode(q, vnode_get(VN_FILE, 0, &d, size));
 		return;
 	case VN_FILE:
+	case VN_CTL:
 		req_err(q, ENOTDIR);
 		return;
 	}
@@ -512,7 +525,9 @@ static void vhandle_free(struct vhandle *h)
 {
 	if (!h)
 		return;
-	if (h->live) {
+	if (h->ctl) {
+		actions_ctl_release(h->ctl);
+	} else if (h->live) {
 		close(h->fd);
 		ino_node_unref(FS->tbl, h->live);
 	} else {
@@ -526,12 +541,28 @@ void casns_open(struct req *q, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct vnode *v = req_vnode(q, ino);
 	if (!v)
 		return;
-	if (v->kind != VN_FILE) {
+	if (v->kind != VN_FILE && v->kind != VN_CTL) {
 		req_err(q, EISDIR);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		req_err(q, EROFS);
+		return;
+	}
+	if (v->kind == VN_CTL) {
+		/* anyone may ask; sessions and results are per user */
+		struct vhandle *h = calloc(1, sizeof(*h));
+		if (!h || !(h->ctl = actions_ctl_open(v->key))) {
+			free(h);
+			req_err(q, ENOMEM);
+			return;
+		}
+		h->fd = -1;
+		h->rd.fd = -1;
+		fi->fh = (uintptr_t)h;
+		fi->direct_io = 1; /* every read is of the latest response */
+		if (req_open(q, fi) == -ENOENT)
+			vhandle_free(h);
 		return;
 	}
 	if (!may_read_cas(q)) {
@@ -597,6 +628,16 @@ static bool live_intact(const struct vhandle *h)
 void casns_read(struct req *q, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct vhandle *h = (struct vhandle *)(uintptr_t)fi->fh;
+	if (h->ctl) {
+		char *buf = malloc(size ? size : 1);
+		ssize_t n = buf ? actions_ctl_read(h->ctl, buf, size, off) : -ENOMEM;
+		if (n < 0)
+			req_err(q, (int)-n);
+		else
+			req_buf(q, buf, (size_t)n);
+		free(buf);
+		return;
+	}
 	if (off < 0 || (uint64_t)off >= h->size) {
 		req_buf(q, NULL, 0);
 		return;
@@ -659,7 +700,7 @@ void casns_readdir(struct req *q, fuse_ino_t ino, size_t size, off_t off, bool p
 	struct vnode *v = req_vnode(q, ino);
 	if (!v)
 		return;
-	if (v->kind == VN_FILE) {
+	if (v->kind == VN_FILE || v->kind == VN_CTL) {
 		req_err(q, ENOTDIR);
 		return;
 	}
@@ -667,18 +708,18 @@ void casns_readdir(struct req *q, fuse_ino_t ino, size_t size, off_t off, bool p
 		req_err(q, EPERM); /* millions of blobs: never listed */
 		return;
 	}
-	static const char *const names[] = { ".", "..", "cas" };
+	static const char *const names[] = { ".", "..", "cas", "ctl" };
 	char *buf = malloc(size);
 	size_t used = 0;
 	if (!buf) {
 		req_err(q, ENOMEM);
 		return;
 	}
-	for (off_t i = off; i < 3; i++) {
-		struct stat st = { .st_ino = 1, .st_mode = S_IFDIR };
+	for (off_t i = off; i < 4; i++) {
+		struct stat st = { .st_ino = 1, .st_mode = i == 3 ? S_IFREG : S_IFDIR };
 		size_t len;
-		if (i == 2 && plus) {
-			struct vnode *c = vnode_get(VN_CAS, ino, NULL, 0);
+		if (i >= 2 && plus) {
+			struct vnode *c = i == 2 ? vnode_get(VN_CAS, ino, NULL, 0) : vnode_get(VN_CTL, v->key, NULL, 0);
 			if (!c)
 				break;
 			struct fuse_entry_param e = { .ino = vid_of(c), .generation = c->serial,
@@ -730,6 +771,13 @@ void casns_listxattr(struct req *q, fuse_ino_t ino, size_t size)
 void casns_access(struct req *q, fuse_ino_t ino, int mask)
 {
 	req_err(q, (mask & W_OK) ? EROFS : 0);
+}
+
+struct ctlfile *casns_ctlfile(fuse_ino_t ino, const struct fuse_file_info *fi)
+{
+	struct vnode *v = vnode_of(ino);
+	struct vhandle *h = fi ? (struct vhandle *)(uintptr_t)fi->fh : NULL;
+	return v && v->kind == VN_CTL && h ? h->ctl : NULL;
 }
 
 void casns_ioctl(struct req *q, fuse_ino_t ino, unsigned int cmd, size_t out_bufsz)

@@ -29,6 +29,9 @@ void casns_getxattr(struct req *q, fuse_ino_t ino, const char *name, size_t size
 void casns_listxattr(struct req *q, fuse_ino_t ino, size_t size);
 void casns_access(struct req *q, fuse_ino_t ino, int mask);
 void casns_ioctl(struct req *q, fuse_ino_t ino, unsigned int cmd, size_t out_bufsz);
+/* The control file behind an open .casfs/ctl (fi of its open), or NULL
+ * when ino is not one. */
+struct ctlfile *casns_ctlfile(fuse_ino_t ino, const struct fuse_file_info *fi);
 
 /* The live-file index (digest → a file of this mount with that content)
  * learns from digest events: subscribe this to the digests. */

@@ -6,9 +6,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actions.h"
 #include "casns.h"
 #include "ops.h"
 #include "req.h"
+#include "session.h"
+#include "trace.h"
 
 void op_access(fuse_req_t r, fuse_ino_t ino, int mask)
 {
@@ -27,6 +30,8 @@ void op_access(fuse_req_t r, fuse_ino_t ino, int mask)
 	int rc = faccessat(FS->proc_fd, name, mask, AT_EACCESS);
 	int e = errno;
 	ino_node_fd_put(FS->tbl, n);
+	if (q.sess)
+		trace_exists(session_trace(q.sess), n);
 	req_err(&q, rc < 0 ? e : 0);
 }
 
@@ -92,7 +97,11 @@ void op_ioctl(fuse_req_t r, fuse_ino_t ino, unsigned int cmd, void *arg, struct 
 		return;
 	}
 	if (fs_is_virtual(ino)) {
-		casns_ioctl(&q, ino, cmd, out_bufsz);
+		struct ctlfile *cf = cmd == CASFS_IOC_CALL ? casns_ctlfile(ino, fi) : NULL;
+		if (cf && in_bufsz >= sizeof(struct casfs_ctl_call) && out_bufsz >= sizeof(struct casfs_ctl_call))
+			actions_call(&q, cf, in_buf);
+		else
+			casns_ioctl(&q, ino, cmd, out_bufsz);
 		return;
 	}
 	if (ino == FUSE_ROOT_ID && cmd == CASFS_IOC_INFO && out_bufsz >= sizeof(struct casfs_ctl_info)) {

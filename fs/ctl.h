@@ -25,7 +25,19 @@
 	X(cas_bytes_read) X(cas_corrupt) X(cas_live_changed) \
 	X(ingest_queued) X(ingest_stored) X(ingest_existing) X(ingest_skipped) \
 	X(ingest_errors) X(ingest_bytes) X(gc_runs) X(gc_evicted) \
-	X(replies_error) X(stale_ids) X(nodes_revived)
+	X(replies_error) X(stale_ids) X(nodes_revived) X(unlink_open_files) \
+	X(sessions) X(action_lookups) X(action_hits) X(action_misses) X(action_relocated_hits) \
+	X(action_time_saved_ms) X(action_outputs_restored) X(action_recorded) X(action_uncacheable) \
+	X(action_blob_missing) X(action_restore_errors) X(exec_uncached) \
+	CASFS_UNCACHEABLE_COUNTERS(X)
+
+/* Why a run was not recorded: uncacheable_<reason>. */
+#define CASFS_UNCACHEABLE_COUNTERS(X) \
+	X(uncacheable_failed) X(uncacheable_interrupted) X(uncacheable_outputs_open) \
+	X(uncacheable_unknown_path) X(uncacheable_input_changed) X(uncacheable_input_being_written) \
+	X(uncacheable_too_big) X(uncacheable_out_of_memory) X(uncacheable_writes_outside_root) \
+	X(uncacheable_output_changed) X(uncacheable_special_output) X(uncacheable_unknown_input) \
+	X(uncacheable_store_full) X(uncacheable_store_error) X(uncacheable_outlived)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,
@@ -67,3 +79,89 @@ struct casfs_ctl_digest {
 
 #define CASFS_XATTR_DIGEST "user.casfs.xxh128"
 #define CASFS_XATTR_PREFIX "user.casfs."
+
+/* ---- casfs exec: the action cache's protocol ------------------------------
+ *
+ * `casfs exec` opens DIR/.casfs/ctl read-only (it exists in every directory
+ * of a mount and needs nothing writable: an ioctl on a read-only open works
+ * on a read-only bind mount) and makes CASFS_IOC_CALL ioctls on it.  A call
+ * carries at most CASFS_CTL_CHUNK bytes; longer requests are sent as APPEND
+ * calls first.  A call's response longer than the struct is left in the
+ * open file and read with pread from offset 0.
+ *
+ * Requests and responses are lists of fields: u32 tag, u32 length, bytes
+ * (little-endian, as the machine is).
+ */
+#define CASFS_EXEC_PROTO 1
+#define CASFS_CTL_CHUNK 8192
+
+enum casfs_exec_op {
+	CASFS_OP_APPEND = 1, /* data: more of the request */
+	CASFS_OP_WHERE,      /* -> status: 0; response: the mount-relative path
+				of the directory .casfs/ctl was opened in */
+	CASFS_OP_LOOKUP,     /* request: the action; -> status CASFS_LOOKUP_*,
+				response: fields (explain text, replay) */
+	CASFS_OP_BEGIN,      /* request: the action; starts tracing the
+				caller's descendants -> value: session id */
+	CASFS_OP_END,        /* request: how it ended; records it -> status
+				CASFS_END_*, response: fields */
+	CASFS_OP_TOOL,       /* request: PATH (outside the mount) and STAT as
+				the caller sees it; -> response: DIGEST, from
+				the daemon's cache or hashed by it; -EXDEV when
+				the daemon sees another file at that path */
+	CASFS_OP_KV_GET,     /* request: KVKEY -> response: KVVAL (-ENOENT) */
+	CASFS_OP_KV_PUT,     /* request: KVKEY, KVVAL (the caller's own, small) */
+};
+
+enum casfs_lookup_status {
+	CASFS_LOOKUP_HIT = 1,      /* outputs restored: replay stdout/stderr/exit */
+	CASFS_LOOKUP_MISS,         /* run it (BEGIN/END) */
+	CASFS_LOOKUP_UNCACHEABLE,  /* run it without tracing */
+};
+
+enum casfs_end_status {
+	CASFS_END_RECORDED = 1,
+	CASFS_END_UNCACHEABLE,     /* response: the reason */
+};
+
+enum casfs_exec_tag {
+	CASFS_T_KEY = 1,      /* action_key_material bytes */
+	CASFS_T_ROOT,         /* the root, relative to the mount ("" = mount) */
+	CASFS_T_ROOT_ABS,     /* the root as the caller sees it (absolute) */
+	CASFS_T_FLAGS,        /* u32 CASFS_EXEC_F_* */
+	CASFS_T_EXIT,         /* i32 exit status */
+	CASFS_T_RUN_MS,       /* u64 */
+	CASFS_T_STDOUT,       /* bytes */
+	CASFS_T_STDERR,       /* bytes */
+	CASFS_T_DEP_ABS,      /* an input outside the mount (absolute path) */
+	CASFS_T_EXPLAIN,      /* response: text for --explain / CASFS_LOG=debug */
+	CASFS_T_REASON,       /* response: why not cached (one word) */
+	CASFS_T_OUTLIVED,     /* END: processes of the run outlived it */
+	CASFS_T_PATH,         /* an absolute path */
+	CASFS_T_STAT,         /* struct casfs_exec_stat */
+	CASFS_T_DIGEST,       /* 16 bytes */
+	CASFS_T_KVKEY,        /* at most 256 bytes */
+	CASFS_T_KVVAL,        /* at most 4096 bytes */
+};
+
+/* A file as its stat describes it (to tell the same file apart). */
+struct casfs_exec_stat {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns, ctime_ns;
+};
+
+#define CASFS_EXEC_F_EXPLAIN        0x1u /* LOOKUP: decide only, restore nothing */
+#define CASFS_EXEC_F_RELOCATE       0x2u /* reuse results that embed another root */
+#define CASFS_EXEC_F_CACHE_FAILURES 0x4u /* record non-zero exits too */
+
+struct casfs_ctl_call {
+	uint32_t proto;       /* CASFS_EXEC_PROTO (EPROTO otherwise) */
+	uint32_t op;          /* enum casfs_exec_op */
+	uint32_t len;         /* in: bytes of data; out: bytes of the response */
+	int32_t result;       /* out: 0 or -errno */
+	uint32_t status;      /* out: per op */
+	uint32_t pad;
+	uint64_t value;       /* out: per op */
+	uint8_t data[CASFS_CTL_CHUNK];
+};
+#define CASFS_IOC_CALL _IOWR('C', 4, struct casfs_ctl_call)

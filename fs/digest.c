@@ -53,6 +53,20 @@ struct digests {
 	_Atomic uint64_t c_stream, c_reread, c_demand, c_bytes, c_index_hits, c_index_writes, c_index_errors;
 	digests_subscriber subs[DIGESTS_MAX_SUBSCRIBERS];
 	int nsubs;
+	/* the rehash worker: files written out of order, hashed after their
+	 * last close, off every request's path */
+	pthread_mutex_t wlock;
+	pthread_cond_t wcond;
+	struct job *jobs, *jobs_tail;
+	bool wstop;
+	pthread_t worker;
+	bool worker_started;
+};
+
+struct job {
+	ino_node *node; /* referenced */
+	uint64_t version;
+	struct job *next;
 };
 
 /* dstate_free gets only the state: the subscribers of "gone" are per
@@ -95,6 +109,8 @@ static void dstate_free(void *p)
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }
+
+static void *worker_main(void *arg);
 
 /* Returns n's state, creating it. NULL only on ENOMEM. */
 static struct dstate *state_of(digests *d, ino_node *n)
@@ -182,7 +198,7 @@ static void flush(digests *d, bool final)
 		list = p->next;
 		struct dstate *s = p->node->priv;
 		bool keep = false;
-		if (s) {
+		if (s && !__atomic_load_n(&p->node->detached, __ATOMIC_RELAXED)) {
 			pthread_mutex_lock(&s->lock);
 			if (s->valid && s->version == p->version && s->writers == 0) {
 				if (s->rec.ctime_ns + CACHE_RACY_NS <= now) {
@@ -267,12 +283,20 @@ int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret)
 	d->proc_fd = proc_fd;
 	pthread_mutex_init(&d->plock, NULL);
 	pthread_cond_init(&d->pcond, NULL);
+	pthread_mutex_init(&d->wlock, NULL);
+	pthread_cond_init(&d->wcond, NULL);
+	int r = pthread_create(&d->worker, NULL, worker_main, d);
+	if (r) {
+		free(d);
+		return -r;
+	}
+	d->worker_started = true;
 	ino_table_set_priv_free(t, dstate_free);
 	gone_owner = d;
 	if (ix) {
-		int r = pthread_create(&d->flusher, NULL, flusher_main, d);
+		r = pthread_create(&d->flusher, NULL, flusher_main, d);
 		if (r) {
-			free(d);
+			digests_free(d);
 			return -r;
 		}
 		d->flusher_started = true;
@@ -286,6 +310,15 @@ void digests_free(digests *d)
 	if (!d)
 		return;
 	gone_owner = NULL;
+	if (d->worker_started) {
+		/* Hashes in progress are abandoned (their files get digests on
+		 * request after the next mount); the queue is dropped. */
+		pthread_mutex_lock(&d->wlock);
+		__atomic_store_n(&d->wstop, true, __ATOMIC_RELAXED);
+		pthread_cond_signal(&d->wcond);
+		pthread_mutex_unlock(&d->wlock);
+		pthread_join(d->worker, NULL);
+	}
 	if (d->flusher_started) {
 		pthread_mutex_lock(&d->plock);
 		d->stop = true;
@@ -299,6 +332,8 @@ void digests_free(digests *d)
 	}
 	pthread_cond_destroy(&d->pcond);
 	pthread_mutex_destroy(&d->plock);
+	pthread_cond_destroy(&d->wcond);
+	pthread_mutex_destroy(&d->wlock);
 	free(d);
 }
 
@@ -419,66 +454,172 @@ void digests_meta_changed(digests *d, ino_node *n, const struct stat *st)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Hashes the file behind fd (any fd, O_PATH included). */
-static int hash_file(digests *d, int fd, hasher_digest *ret, uint64_t *ret_size)
+/* What a hash of a node's file may be abandoned for: the content changed
+ * (version), the file lost its last link, the daemon stops. */
+struct hash_watch {
+	digests *d;
+	ino_node *n;
+	struct dstate *s;
+	uint64_t version;
+};
+
+static bool hash_abandon(void *arg)
+{
+	struct hash_watch *w = arg;
+	return __atomic_load_n(&w->s->version, __ATOMIC_RELAXED) != w->version ||
+	       __atomic_load_n(&w->n->detached, __ATOMIC_RELAXED) || __atomic_load_n(&w->d->wstop, __ATOMIC_RELAXED);
+}
+
+/* Hashes the file behind fd (any fd, O_PATH included) with no lock held;
+ * the file's stat after the read is in *st.  -EAGAIN when it changed while
+ * read, -ECANCELED when abandoned (w may be NULL: never). */
+static int hash_file(digests *d, int fd, struct hash_watch *w, hasher_digest *ret, struct stat *st)
 {
 	char name[16];
+	uint64_t size;
 	snprintf(name, sizeof(name), "%d", fd);
 	int rfd = openat(d->proc_fd, name, O_RDONLY | O_CLOEXEC);
 	if (rfd < 0)
 		return -errno;
-	int r = hasher_digest_fd(rfd, ret, ret_size);
+	hasher_cancel c = { hash_abandon, w };
+	int r = hasher_digest_fd_sparse(rfd, w ? &c : NULL, ret, &size);
+	if (r == 0 && fstat(rfd, st) < 0)
+		r = -errno;
 	close(rfd);
-	if (r == 0)
-		BUMP(d, c_bytes, *ret_size);
-	return r;
+	if (r < 0)
+		return r;
+	BUMP(d, c_bytes, size);
+	return size == (uint64_t)st->st_size ? 0 : -EAGAIN;
 }
 
-/* Computes s->rec from the file's current content.  State lock held; the
- * event is told by the caller once it unlocked. */
-static int finalize(digests *d, ino_node *n, struct dstate *s, int fd, bool from_stream, struct known_event *ev)
+/* Makes digest (of the file as st describes it) n's current one.  State
+ * lock held; the event is told by the caller once it unlocked. */
+static void set_digest(digests *d, ino_node *n, struct dstate *s, const hasher_digest *digest,
+		       const struct stat *st, int64_t at, bool written, struct known_event *ev)
 {
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	int64_t at = now_ns();
-	if (from_stream && s->stream && !s->dirty && (uint64_t)st.st_size == s->hashed) {
-		hasher_stream_final(s->stream, &s->rec.digest);
-		BUMP(d, c_stream, 1);
-	} else {
-		uint64_t size;
-		int r = hash_file(d, fd, &s->rec.digest, &size);
-		if (r < 0)
-			return r;
-		if (fstat(fd, &st) < 0)
-			return -errno;
-		if (size != (uint64_t)st.st_size)
-			return -EAGAIN; /* changed while we read */
-		if (from_stream)
-			BUMP(d, c_reread, 1);
-		else
-			BUMP(d, c_demand, 1);
-	}
-	fill_rec_stat(&s->rec, &st);
+	s->rec.digest = *digest;
+	fill_rec_stat(&s->rec, st);
 	s->rec.hashed_at_ns = at;
 	s->valid = true;
 	s->version++;
 	enqueue(d, n, s);
-	*ev = (struct known_event){ .set = true, .written = from_stream, .rec = s->rec };
+	*ev = (struct known_event){ .set = true, .written = written, .rec = s->rec };
+}
+
+/* Hashes n's file (fd: any fd of it) without holding its state lock and
+ * records the digest if nothing changed meanwhile.  The state lock is held
+ * on entry and on return.  0 (s->valid), -EAGAIN (changed: try again),
+ * -ECANCELED, -errno. */
+static int hash_unlocked(digests *d, ino_node *n, struct dstate *s, int fd, bool written,
+			 struct known_event *ev)
+{
+	struct hash_watch w = { d, n, s, s->version };
+	hasher_digest digest;
+	struct stat st;
+	int64_t at = now_ns();
+	pthread_mutex_unlock(&s->lock);
+	int r = hash_file(d, fd, &w, &digest, &st);
+	pthread_mutex_lock(&s->lock);
+	if (r < 0)
+		return r;
+	if (s->version != w.version || s->writers > 0)
+		return -EAGAIN;
+	if (!s->valid) {
+		set_digest(d, n, s, &digest, &st, at, written, ev);
+		if (written)
+			BUMP(d, c_reread, 1);
+		else
+			BUMP(d, c_demand, 1);
+	}
 	return 0;
+}
+
+/* ---- the rehash worker ---------------------------------------------------- */
+
+static void rehash_one(digests *d, struct job *j)
+{
+	struct known_event ev = { 0 };
+	ino_node *n = j->node;
+	if (__atomic_load_n(&n->detached, __ATOMIC_RELAXED))
+		return; /* deleted: no digest anyone can ask for */
+	int fd = ino_node_fd_get(d->tbl, n);
+	if (fd < 0)
+		return;
+	struct dstate *s = lock_state(d, n);
+	if (s) {
+		if (!s->valid && s->writers == 0 && s->version == j->version)
+			hash_unlocked(d, n, s, fd, true, &ev);
+		pthread_mutex_unlock(&s->lock);
+	}
+	ino_node_fd_put(d->tbl, n);
+	tell_known(d, n, &ev);
+}
+
+static void *worker_main(void *arg)
+{
+	digests *d = arg;
+	pthread_mutex_lock(&d->wlock);
+	for (;;) {
+		while (!d->jobs && !d->wstop)
+			pthread_cond_wait(&d->wcond, &d->wlock);
+		struct job *j = d->jobs;
+		if (!j)
+			break; /* stopped */
+		d->jobs = j->next;
+		if (!d->jobs)
+			d->jobs_tail = NULL;
+		pthread_mutex_unlock(&d->wlock);
+		if (!__atomic_load_n(&d->wstop, __ATOMIC_RELAXED))
+			rehash_one(d, j);
+		ino_node_unref(d->tbl, j->node);
+		free(j);
+		pthread_mutex_lock(&d->wlock);
+	}
+	pthread_mutex_unlock(&d->wlock);
+	return NULL;
+}
+
+/* Queues n for the worker.  State lock held (the version is read there). */
+static void rehash_later(digests *d, ino_node *n, struct dstate *s)
+{
+	struct job *j = malloc(sizeof(*j));
+	if (!j)
+		return; /* computed on the next request instead */
+	ino_node_ref(d->tbl, n);
+	j->node = n;
+	j->version = s->version;
+	j->next = NULL;
+	pthread_mutex_lock(&d->wlock);
+	if (d->jobs_tail)
+		d->jobs_tail->next = j;
+	else
+		d->jobs = j;
+	d->jobs_tail = j;
+	pthread_cond_signal(&d->wcond);
+	pthread_mutex_unlock(&d->wlock);
 }
 
 void digests_release_write(digests *d, ino_node *n, int fd)
 {
 	struct known_event ev = { 0 };
+	struct stat st;
 	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
 	if (--s->writers == 0) {
 		/* Opened for writing but never changed: the digest stands (or is
-		 * computed on request, as for any file never written here). */
-		if (s->touched && finalize(d, n, s, fd, true, &ev) < 0)
-			changed(s); /* computed on the next request */
+		 * computed on request, as for any file never written here).  A
+		 * file whose last link is gone gets no digest at all. */
+		if (s->touched && !__atomic_load_n(&n->detached, __ATOMIC_RELAXED)) {
+			if (s->stream && !s->dirty && fstat(fd, &st) == 0 && (uint64_t)st.st_size == s->hashed) {
+				hasher_digest digest;
+				hasher_stream_final(s->stream, &digest);
+				set_digest(d, n, s, &digest, &st, now_ns(), true, &ev);
+				BUMP(d, c_stream, 1);
+			} else {
+				rehash_later(d, n, s); /* never on a request's path */
+			}
+		}
 		hasher_stream_free(s->stream);
 		s->stream = NULL;
 		s->hashed = 0;
@@ -490,19 +631,30 @@ void digests_release_write(digests *d, ino_node *n, int fd)
 
 int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 {
+	return digests_get_versioned(d, n, fd, ret, NULL);
+}
+
+int digests_get_versioned(digests *d, ino_node *n, int fd, hasher_digest *ret, uint64_t *ret_version)
+{
 	struct dstate *s = state_of(d, n);
 	struct known_event ev = { 0 };
 	int r = 0;
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_lock(&s->lock);
+	if (s->writers > 0 && !(s->valid && !s->touched) && ret_version) {
+		pthread_mutex_unlock(&s->lock);
+		return -EBUSY;
+	}
 	if (s->writers > 0 && !(s->valid && !s->touched)) {
 		/* being written: hash what is there now, remember nothing */
-		uint64_t size;
-		r = hash_file(d, fd, ret, &size);
+		struct stat st;
+		pthread_mutex_unlock(&s->lock);
+		r = hash_file(d, fd, NULL, ret, &st);
+		if (r == -EAGAIN)
+			r = hash_file(d, fd, NULL, ret, &st);
 		if (r == 0)
 			BUMP(d, c_demand, 1);
-		pthread_mutex_unlock(&s->lock);
 		return r;
 	}
 	if (!s->valid && d->ix) {
@@ -518,17 +670,31 @@ int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 		}
 	}
 	for (int tries = 0; !s->valid && tries < 3; tries++) {
-		r = finalize(d, n, s, fd, false, &ev);
+		r = hash_unlocked(d, n, s, fd, false, &ev);
 		if (r != -EAGAIN)
 			break;
 	}
 	if (s->valid) {
 		*ret = s->rec.digest;
+		if (ret_version)
+			*ret_version = s->version;
 		r = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
 	tell_known(d, n, &ev);
 	return r;
+}
+
+void digests_seed(digests *d, ino_node *n, const hasher_digest *digest, const struct stat *st)
+{
+	struct known_event ev = { 0 };
+	struct dstate *s = lock_state(d, n);
+	if (!s)
+		return;
+	if (s->writers == 0)
+		set_digest(d, n, s, digest, st, now_ns(), false, &ev);
+	pthread_mutex_unlock(&s->lock);
+	tell_known(d, n, &ev);
 }
 
 int digests_subscribe(digests *d, const digests_subscriber *sub)

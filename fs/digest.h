@@ -84,6 +84,14 @@ void digests_release_write(digests *d, ino_node *n, int fd);
  * Returns 0 or -errno. */
 int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret);
 
+/* digests_get, with the version the digest belongs to (see digests_peek).
+ * -EBUSY instead of hashing when a writer has the file open. */
+int digests_get_versioned(digests *d, ino_node *n, int fd, hasher_digest *ret, uint64_t *ret_version);
+
+/* n's content is known to have digest d (restored from the store): st is
+ * the file's stat.  Nothing reads it to learn its digest. */
+void digests_seed(digests *d, ino_node *n, const hasher_digest *digest, const struct stat *st);
+
 /* The known digest of n without computing anything: 0 and *rec, *version
  * when it is valid and no writer has the file open, else -EAGAIN.  The
  * version changes with every change of the content. */

@@ -11,6 +11,8 @@
 #include "casns.h"
 #include "ops.h"
 #include "req.h"
+#include "session.h"
+#include "trace.h"
 
 void op_opendir(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -46,6 +48,8 @@ static void do_readdir(struct req *q, fuse_ino_t ino, size_t size, off_t off, bo
 		err = -dfd;
 		goto out;
 	}
+	if (q->sess)
+		trace_listed(session_trace(q->sess), n, dfd);
 	if (off && lseek(dfd, off, SEEK_SET) < 0) {
 		err = errno;
 		goto out;

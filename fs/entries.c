@@ -16,6 +16,8 @@
 #include "casns.h"
 #include "ops.h"
 #include "req.h"
+#include "session.h"
+#include "trace.h"
 
 /* ---- lookup ------------------------------------------------------------- */
 
@@ -95,6 +97,12 @@ void op_lookup(fuse_req_t r, fuse_ino_t parent, const char *name)
 		return;
 	int rc = fs_lookup_at(p, pfd, name, &e);
 	ino_node_fd_put(FS->tbl, p);
+	if (q.sess) {
+		if (rc == -ENOENT)
+			trace_absent(session_trace(q.sess), p, name);
+		else if (rc == 0)
+			trace_exists(session_trace(q.sess), ino_table_get(FS->tbl, e.ino));
+	}
 	if (rc == -ENOENT && FS->o.timeout > 0) {
 		/* A negative entry: the kernel caches the absence. */
 		COUNT(lookup_negative);
@@ -165,6 +173,8 @@ void op_getattr(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 			return;
 		rc = fs_stat_fd(fd, &st);
 		ino_node_fd_put(FS->tbl, n);
+		if (q.sess && rc == 0)
+			trace_exists(session_trace(q.sess), n);
 	}
 	if (rc < 0)
 		req_err(&q, -rc);
@@ -205,6 +215,9 @@ void op_setattr(fuse_req_t r, fuse_ino_t ino, struct stat *attr, int valid, stru
 	struct stat st;
 	char name[16];
 	snprintf(name, sizeof(name), "%d", fd);
+	if (q.sess) /* its old content matters unless all of it goes */
+		trace_write_open(session_trace(q.sess), n, fd,
+				 !(valid & FUSE_SET_ATTR_SIZE) || attr->st_size == 0 || n->type != S_IFREG);
 	if ((valid & FUSE_SET_ATTR_MODE) &&
 	    (ffd >= 0 ? fchmod(ffd, attr->st_mode) : fchmodat(FS->proc_fd, name, attr->st_mode, 0)) < 0)
 		goto fail_errno;
@@ -268,6 +281,8 @@ void op_readlink(fuse_req_t r, fuse_ino_t ino)
 		req_err(&q, ENAMETOOLONG);
 	} else {
 		buf[len] = '\0';
+		if (q.sess)
+			trace_readlink(session_trace(q.sess), n, buf);
 		req_readlink(&q, buf);
 	}
 }
@@ -315,10 +330,13 @@ static void make_entry(struct req *q, fuse_ino_t parent, const char *name, enum 
 		rc = mknodat(pfd, name, mode, rdev);
 	int e = errno;
 	req_creds_leave(q);
-	if (rc < 0)
+	if (rc < 0) {
 		req_err(q, e);
-	else
+	} else {
+		if (q->sess)
+			trace_created(session_trace(q->sess), p, name);
 		reply_new_entry(q, p, pfd, name);
+	}
 	ino_node_fd_put(FS->tbl, p);
 }
 
@@ -359,16 +377,33 @@ static void victim_probe(int pfd, const char *name, struct victim *v)
 	v->fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 }
 
+/* How long an unlink waits for the daemon to let go of the file it
+ * removed: the RELEASE of a file the caller already closed (the kernel
+ * sends it asynchronously, and until it arrives the daemon's open fd keeps
+ * the deleted file's blocks allocated), or the background hasher, which
+ * notices within a MiB of hashing. */
+#define RELEASE_WAIT_MS 100
+
 static void victim_done(struct victim *v, bool removed, ino_node *parent, const char *name)
 {
 	struct stat st;
 	if (v->fd < 0)
 		return;
 	if (removed && fstat(v->fd, &st) == 0) {
-		if (st.st_nlink == 0)
+		if (st.st_nlink == 0) {
+			ino_node *n = ino_table_find_ref(FS->tbl, st.st_dev, st.st_ino);
 			ino_table_detach(FS->tbl, st.st_dev, st.st_ino);
-		else
+			if (n) {
+				/* nothing of the deleted file stays allocated
+				 * by us once the unlink returns (unless a process
+				 * still has it open, as on any filesystem) */
+				if (S_ISREG(st.st_mode) && !fs_node_wait_released(n, RELEASE_WAIT_MS))
+					COUNT(unlink_open_files);
+				ino_node_unref(FS->tbl, n);
+			}
+		} else {
 			ino_table_name_removed(FS->tbl, st.st_dev, st.st_ino, parent, name);
+		}
 	}
 	close(v->fd);
 	v->fd = -1;
@@ -384,6 +419,8 @@ static void remove_entry(struct req *q, fuse_ino_t parent, const char *name, int
 	victim_probe(pfd, name, &v);
 	int rc = unlinkat(pfd, name, flags);
 	int e = errno;
+	if (rc == 0 && q->sess)
+		trace_removed(session_trace(q->sess), p, name);
 	victim_done(&v, rc == 0, p, name);
 	ino_node_fd_put(FS->tbl, p);
 	req_err(q, rc < 0 ? e : 0);
@@ -438,6 +475,8 @@ void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t new
 		victim_probe(npfd, newname, &v);
 	int rc = (int)syscall(SYS_renameat2, pfd, name, npfd, newname, flags);
 	int e = errno;
+	if (rc == 0 && q.sess)
+		trace_renamed(session_trace(q.sess), p, name, np, newname, v.fd >= 0 || (flags & RENAME_EXCHANGE));
 	victim_done(&v, rc == 0, np, newname);
 	if (rc == 0) {
 		renamed_at(np, npfd, newname);
@@ -481,6 +520,8 @@ void op_link(fuse_req_t r, fuse_ino_t ino, fuse_ino_t newparent, const char *new
 		return;
 	}
 	digests_meta_changed(FS->dg, n, &ent.attr); /* ctime changed, content not */
+	if (q.sess)
+		trace_created(session_trace(q.sess), np, newname);
 	if (req_entry(&q, &ent) == -ENOENT)
 		ino_table_forget(FS->tbl, n, 1);
 }

@@ -3,14 +3,18 @@
  * node's digest (digest.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "casns.h"
 #include "ops.h"
 #include "req.h"
+#include "session.h"
+#include "trace.h"
 
 int fs_files_fallback_open(ino_node *n, void *arg)
 {
@@ -36,8 +40,9 @@ static int open_flags(int flags, bool widen)
 }
 
 /* A new open file of n on the backing fd (opened with `flags`; the caller
- * asked for `caller_flags`).  NULL on ENOMEM (fd stays the caller's). */
-static struct fs_file *file_new(ino_node *n, int fd, int flags, int caller_flags)
+ * asked for `caller_flags`).  A writer opened by a session is counted in
+ * its trace until released.  NULL on ENOMEM (fd stays the caller's). */
+static struct fs_file *file_new(struct req *q, ino_node *n, int fd, int flags, int caller_flags)
 {
 	struct fs_file *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -47,6 +52,11 @@ static struct fs_file *file_new(ino_node *n, int fd, int flags, int caller_flags
 	f->writer = (flags & O_ACCMODE) != O_RDONLY && n->type == S_IFREG;
 	f->append = flags & O_APPEND;
 	f->direct = caller_flags & O_DIRECT;
+	if (q->sess && (caller_flags & O_ACCMODE) != O_RDONLY) {
+		f->sess = q->sess;
+		session_ref(f->sess);
+		trace_writer_opened(session_trace(f->sess));
+	}
 	ino_table_lock(FS->tbl);
 	n->refs++;
 	f->next = n->open_files;
@@ -60,6 +70,42 @@ static struct fs_file *file_new(ino_node *n, int fd, int flags, int caller_flags
 	return f;
 }
 
+/* Closing files wake fs_files_wait_closed. */
+static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t closed_cond = PTHREAD_COND_INITIALIZER;
+
+/* True while the daemon holds n's backing inode: an open file, or a
+ * caller using its fd (the background hasher, a request). */
+static bool held(ino_node *n)
+{
+	ino_table_lock(FS->tbl);
+	bool h = n->open_files != NULL || n->fd_pins > 0;
+	ino_table_unlock(FS->tbl);
+	return h;
+}
+
+bool fs_node_wait_released(ino_node *n, int ms)
+{
+	struct timespec now, step;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t end = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec + (int64_t)ms * 1000000LL;
+	pthread_mutex_lock(&closed_lock);
+	bool h;
+	while ((h = held(n))) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		int64_t t = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+		if (t >= end)
+			break;
+		/* closes wake us; pins are short, so look again each ms */
+		t += 1000000LL;
+		step.tv_sec = t / 1000000000LL;
+		step.tv_nsec = t % 1000000000LL;
+		pthread_cond_timedwait(&closed_cond, &closed_lock, &step);
+	}
+	pthread_mutex_unlock(&closed_lock);
+	return !h;
+}
+
 static void file_free(struct fs_file *f)
 {
 	ino_node *n = f->node;
@@ -69,11 +115,21 @@ static void file_free(struct fs_file *f)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = f->next;
+	bool last = n->open_files == NULL;
 	ino_table_unlock(FS->tbl);
 	atomic_fetch_sub_explicit(&FS->counters[CASFS_C_open_files], 1, memory_order_relaxed);
 	if (f->writer)
 		digests_release_write(FS->dg, n, f->fd);
 	close(f->fd);
+	if (f->sess) {
+		trace_writer_closed(session_trace(f->sess));
+		session_put(f->sess);
+	}
+	if (last) {
+		pthread_mutex_lock(&closed_lock);
+		pthread_cond_broadcast(&closed_cond);
+		pthread_mutex_unlock(&closed_lock);
+	}
 	ino_node_unref(FS->tbl, n);
 	free(f);
 }
@@ -108,7 +164,14 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		req_err(&q, -ofd);
 		return;
 	}
-	struct fs_file *f = file_new(n, ofd, flags, fi->flags);
+	if (q.sess && n->type == S_IFREG) {
+		struct trace *tr = session_trace(q.sess);
+		if ((fi->flags & O_ACCMODE) == O_RDONLY)
+			trace_read(tr, n, ofd);
+		else
+			trace_write_open(tr, n, ofd, fi->flags & O_TRUNC);
+	}
+	struct fs_file *f = file_new(&q, n, ofd, flags, fi->flags);
 	if (!f) {
 		close(ofd);
 		req_err(&q, ENOMEM);
@@ -151,7 +214,9 @@ void op_create(fuse_req_t r, fuse_ino_t parent, const char *name, mode_t mode, s
 		return;
 	}
 	ino_node *n = ino_table_get(FS->tbl, e.ino);
-	struct fs_file *f = file_new(n, fd, flags, fi->flags);
+	if (q.sess)
+		trace_created(session_trace(q.sess), p, name);
+	struct fs_file *f = file_new(&q, n, fd, flags, fi->flags);
 	if (!f) {
 		close(fd);
 		ino_table_forget(FS->tbl, n, 1);

@@ -27,9 +27,12 @@ struct mount_fd {
 /* What a freed slot held (handle mode): enough to bring its node back with
  * the same id and generation when a file handle names it again. */
 struct tomb {
+	uint64_t dev, ino;
+	uint32_t slot;
 	uint64_t generation;
 	int mnt;
 	struct file_handle *handle;
+	struct tomb *hash_next; /* in tomb_buckets, by (dev, ino) */
 };
 
 struct ino_table {
@@ -51,6 +54,8 @@ struct ino_table {
 	/* node ids */
 	_Atomic(ino_node *) *chunks[SLOT_CHUNKS];
 	struct tomb **tombs[SLOT_CHUNKS]; /* handle mode: what a freed slot held */
+	struct tomb **tomb_buckets;       /* the same tombs by (dev, ino) */
+	size_t tomb_nbuckets, tomb_count;
 	uint32_t slots_used;      /* slots ever handed out (slot 0: the root) */
 	uint32_t *free_slots;     /* FIFO ring of freed slots */
 	size_t free_head, free_n, free_cap;
@@ -140,18 +145,25 @@ static _Atomic(ino_node *) *slot_at(ino_table *t, uint32_t slot, bool create)
 static void tomb_clear(ino_table *t, uint32_t slot);
 
 /* Gives n a slot (id).  Freed slots are reused oldest first, so an id the
- * kernel forgot stays unused as long as possible.  Returns 0 or -ENOMEM. */
+ * kernel forgot stays unused as long as possible.  The free ring may hold
+ * slots that were taken back since (a node re-created under its old id):
+ * those are skipped.  Returns 0 or -ENOMEM. */
 static int slot_take(ino_table *t, ino_node *n)
 {
 	uint32_t slot;
-	if (t->free_n > t->free_cap / 2 || (t->free_n && t->slots_used >= SLOT_CHUNKS * SLOT_CHUNK)) {
-		slot = t->free_slots[t->free_head];
-		t->free_head = (t->free_head + 1) % t->free_cap;
-		t->free_n--;
-	} else if (t->slots_used < SLOT_CHUNKS * SLOT_CHUNK) {
-		slot = t->slots_used;
-	} else {
-		return -ENOMEM;
+	for (;;) {
+		if (t->free_n > t->free_cap / 2 || (t->free_n && t->slots_used >= SLOT_CHUNKS * SLOT_CHUNK)) {
+			slot = t->free_slots[t->free_head];
+			t->free_head = (t->free_head + 1) % t->free_cap;
+			t->free_n--;
+			if (atomic_load_explicit(slot_at(t, slot, false), memory_order_relaxed))
+				continue; /* in use again */
+		} else if (t->slots_used < SLOT_CHUNKS * SLOT_CHUNK) {
+			slot = t->slots_used;
+		} else {
+			return -ENOMEM;
+		}
+		break;
 	}
 	_Atomic(ino_node *) *p = slot_at(t, slot, true);
 	if (!p)
@@ -176,29 +188,89 @@ static struct tomb **tomb_at(ino_table *t, uint32_t slot, bool create)
 	return c ? &c[slot & (SLOT_CHUNK - 1)] : NULL;
 }
 
+static struct tomb **tomb_bucket(ino_table *t, uint64_t dev, uint64_t ino)
+{
+	return &t->tomb_buckets[key_hash(dev, ino) & (t->tomb_nbuckets - 1)];
+}
+
 static void tomb_clear(ino_table *t, uint32_t slot)
 {
 	struct tomb **tp = tomb_at(t, slot, false);
-	if (tp && *tp) {
-		free((*tp)->handle);
-		free(*tp);
-		*tp = NULL;
-	}
+	if (!tp || !*tp)
+		return;
+	struct tomb **pp = tomb_bucket(t, (*tp)->dev, (*tp)->ino);
+	while (*pp && *pp != *tp)
+		pp = &(*pp)->hash_next;
+	if (*pp)
+		*pp = (*tp)->hash_next;
+	t->tomb_count--;
+	free((*tp)->handle);
+	free(*tp);
+	*tp = NULL;
 }
 
-/* Frees n's slot; in handle mode the slot keeps n's handle (which n gives
- * up) until it is reused. */
+static void tomb_grow(ino_table *t)
+{
+	size_t nb = t->tomb_nbuckets ? t->tomb_nbuckets * 2 : 1024;
+	struct tomb **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return;
+	for (size_t i = 0; i < t->tomb_nbuckets; i++)
+		for (struct tomb *tb = t->tomb_buckets[i], *next; tb; tb = next) {
+			next = tb->hash_next;
+			size_t j = key_hash(tb->dev, tb->ino) & (nb - 1);
+			tb->hash_next = b[j];
+			b[j] = tb;
+		}
+	free(t->tomb_buckets);
+	t->tomb_buckets = b;
+	t->tomb_nbuckets = nb;
+}
+
+/* The same file handle: the same inode, not just its number (handles of
+ * ext4, xfs, btrfs and tmpfs hold the inode's generation). */
+static bool handle_equal(const struct file_handle *a, const struct file_handle *b)
+{
+	return a && b && a->handle_type == b->handle_type && a->handle_bytes == b->handle_bytes &&
+	       memcmp(a->f_handle, b->f_handle, a->handle_bytes) == 0;
+}
+
+/* The tomb of inode (dev, ino), or NULL. */
+static struct tomb *tomb_find(ino_table *t, uint64_t dev, uint64_t ino)
+{
+	if (!t->tomb_nbuckets)
+		return NULL;
+	for (struct tomb *tb = *tomb_bucket(t, dev, ino); tb; tb = tb->hash_next)
+		if (tb->dev == dev && tb->ino == ino)
+			return tb;
+	return NULL;
+}
+
+/* Frees n's slot; in handle mode the slot keeps n's identity and handle
+ * (which n gives up) until it is reused, so that a file handle naming it,
+ * or a new lookup of the same inode, gets the same id back. */
 static void slot_release(ino_table *t, ino_node *n)
 {
 	uint32_t slot = (uint32_t)(n->id - 1);
 	atomic_store_explicit(slot_at(t, slot, false), NULL, memory_order_release);
 	tomb_clear(t, slot);
-	struct tomb **tp = n->handle ? tomb_at(t, slot, true) : NULL;
-	struct tomb *tb = tp ? malloc(sizeof(*tb)) : NULL;
-	if (tb) {
-		*tb = (struct tomb){ .generation = n->generation, .mnt = n->mnt, .handle = n->handle };
-		n->handle = NULL;
-		*tp = tb;
+	if (n->handle && !n->detached) {
+		struct tomb **tp = tomb_at(t, slot, true);
+		struct tomb *tb = tp ? malloc(sizeof(*tb)) : NULL;
+		if (tb && t->tomb_count >= t->tomb_nbuckets)
+			tomb_grow(t);
+		if (tb && t->tomb_nbuckets) {
+			*tb = (struct tomb){ .dev = n->dev, .ino = n->ino, .slot = slot, .generation = n->generation,
+					     .mnt = n->mnt, .handle = n->handle };
+			n->handle = NULL;
+			struct tomb **b = tomb_bucket(t, n->dev, n->ino);
+			tb->hash_next = *b;
+			*b = tb;
+			t->tomb_count++;
+			*tp = tb;
+		} else {
+			free(tb);
+		}
 	}
 	if (t->free_n == t->free_cap) {
 		size_t cap = t->free_cap ? t->free_cap * 2 : 1024;
@@ -214,6 +286,18 @@ static void slot_release(ino_table *t, ino_node *n)
 	}
 	t->free_slots[(t->free_head + t->free_n) % t->free_cap] = slot;
 	t->free_n++;
+}
+
+/* Takes back the slot of tomb tb for n (the same inode): n gets its old id
+ * and generation.  Lock held. */
+static void slot_take_back(ino_table *t, ino_node *n, struct tomb *tb)
+{
+	uint32_t slot = tb->slot;
+	n->generation = tb->generation;
+	n->id = (uint64_t)slot + 1;
+	tomb_clear(t, slot);
+	atomic_store_explicit(slot_at(t, slot, false), n, memory_order_release);
+	t->st.revived++;
 }
 
 ino_node *ino_table_get(ino_table *t, uint64_t id)
@@ -250,31 +334,17 @@ static ino_node *revive(ino_table *t, uint32_t slot)
 		n->dev = st.st_dev;
 		n->ino = st.st_ino;
 		n->type = st.st_mode & S_IFMT;
-		n->generation = tb.generation;
 		n->mnt = tb.mnt;
 		n->handle = (*tp)->handle;
 		(*tp)->handle = NULL;
-		tomb_clear(t, slot);
 		n->fd = -1;
-		n->id = (uint64_t)slot + 1;
-		/* take it off the free list: the slot is in use again */
-		for (size_t i = 0; i < t->free_n; i++) {
-			size_t at = (t->free_head + i) % t->free_cap;
-			if (t->free_slots[at] == slot) {
-				t->free_slots[at] = t->free_slots[t->free_head];
-				t->free_head = (t->free_head + 1) % t->free_cap;
-				t->free_n--;
-				break;
-			}
-		}
+		slot_take_back(t, n, *tp);
 		if (t->count >= t->nbuckets)
 			bucket_grow(t);
 		size_t b = key_hash(n->dev, n->ino) & (t->nbuckets - 1);
 		n->hash_next = t->buckets[b];
 		t->buckets[b] = n;
 		t->count++;
-		atomic_store_explicit(slot_at(t, slot, false), n, memory_order_release);
-		t->st.revived++;
 	}
 	if (fd >= 0)
 		close(fd);
@@ -388,6 +458,7 @@ void ino_table_free(ino_table *t)
 		free(t->tombs[c]);
 	}
 	free(t->free_slots);
+	free(t->tomb_buckets);
 	for (int i = 0; i < t->nmounts; i++)
 		close(t->mounts[i].fd);
 	close(t->root.fd);
@@ -587,6 +658,9 @@ ino_node *ino_table_detach(ino_table *t, dev_t dev, ino_t ino)
 {
 	int victims[1], nv = 0;
 	ino_table_lock(t);
+	struct tomb *tb = tomb_find(t, dev, ino);
+	if (tb)
+		tomb_clear(t, tb->slot); /* gone for good: its id is not kept */
 	ino_node *n = bucket_find(t, dev, ino);
 	if (n && n != &t->root) {
 		bucket_remove(t, n);
@@ -693,7 +767,12 @@ int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
 		goto found;
 	}
 	n = calloc(1, sizeof(*n));
-	if (!n || slot_take(t, n) < 0) {
+	struct tomb *tb = n ? tomb_find(t, st->st_dev, st->st_ino) : NULL;
+	if (tb && !handle_equal(tb->handle, h)) {
+		tomb_clear(t, tb->slot); /* the number of an inode since deleted */
+		tb = NULL;
+	}
+	if (!n || (!tb && slot_take(t, n) < 0)) {
 		ino_table_unlock(t);
 		free(n);
 		free(h);
@@ -703,7 +782,10 @@ int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
 	n->dev = st->st_dev;
 	n->ino = st->st_ino;
 	n->type = st->st_mode & S_IFMT;
-	n->generation = t->next_generation++;
+	if (tb)
+		slot_take_back(t, n, tb); /* the inode's old id: its file handles stay valid */
+	else
+		n->generation = t->next_generation++;
 	n->fd = -1;
 	n->handle = h;
 	if (h) {

@@ -11,6 +11,7 @@ struct fs_file {
 	bool writer;  /* opened for writing: feeds the node's digest */
 	bool append;  /* O_APPEND on the backing fd */
 	bool direct;  /* the caller opened with O_DIRECT */
+	struct session *sess; /* opened for writing by a session (referenced) */
 	ino_node *node;
 	struct fs_file *next; /* node->open_files, under the table lock */
 };
@@ -52,6 +53,10 @@ void op_lseek(fuse_req_t r, fuse_ino_t ino, off_t off, int whence, struct fuse_f
 /* The table's fallback when a node cannot be reopened (an unlinked file):
  * an fd borrowed from one of its open files, or -1.  Table lock held. */
 int fs_files_fallback_open(ino_node *n, void *arg);
+/* Waits up to ms milliseconds until the daemon holds nothing of n's
+ * backing inode (no open file, no caller using its fd).  True when it
+ * holds nothing. */
+bool fs_node_wait_released(ino_node *n, int ms);
 
 /* dirs.c */
 void op_opendir(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi);

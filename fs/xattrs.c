@@ -10,6 +10,8 @@
 #include "casns.h"
 #include "ops.h"
 #include "req.h"
+#include "session.h"
+#include "trace.h"
 
 int fs_file_digest_hex(ino_node *n, int fd, char hex[HASHER_HEX_LEN + 1])
 {
@@ -59,6 +61,8 @@ void op_getxattr(fuse_req_t r, fuse_ino_t ino, const char *name, size_t size)
 		return;
 	if (strcmp(name, CASFS_XATTR_DIGEST) == 0) {
 		char hex[HASHER_HEX_LEN + 1];
+		if (q.sess && n->type == S_IFREG)
+			trace_read(session_trace(q.sess), n, fd); /* the digest tells the content */
 		int rc = n->type == S_IFREG ? fs_file_digest_hex(n, fd, hex) : -ENODATA;
 		ino_node_fd_put(FS->tbl, n);
 		req_xattr(&q, size, hex, rc < 0 ? -1 : HASHER_HEX_LEN, -rc);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -67,39 +68,114 @@ void hasher_digest_buffer(const void *data, size_t len, hasher_digest *ret)
 	canonical(XXH3_128bits(data, len), ret);
 }
 
-int hasher_digest_fd(int fd, hasher_digest *ret, uint64_t *ret_size)
+/* Feeds len zero bytes (a hole: no I/O, only the hashing). */
+static int feed_zeros(hasher_stream *s, uint64_t len, const hasher_cancel *c)
+{
+	static const char zeros[1 << 16];
+	uint64_t since_check = 0;
+	while (len) {
+		size_t n = len < sizeof(zeros) ? (size_t)len : sizeof(zeros);
+		hasher_stream_update(s, zeros, n);
+		len -= n;
+		if ((since_check += n) >= HASHER_CANCEL_EVERY) {
+			since_check = 0;
+			if (c && c->fn(c->arg))
+				return -ECANCELED;
+		}
+	}
+	return 0;
+}
+
+/* Feeds the bytes of [off, end) read with pread; stops early at EOF.
+ * Returns the new offset or -errno. */
+static int64_t feed_data(hasher_stream *s, int fd, char *buf, size_t bufsz, off_t off, off_t end,
+			 const hasher_cancel *c)
+{
+	uint64_t since_check = 0;
+	while (off < end) {
+		size_t want = (uint64_t)(end - off) < bufsz ? (size_t)(end - off) : bufsz;
+		ssize_t n = pread(fd, buf, want, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		hasher_stream_update(s, buf, (size_t)n);
+		off += n;
+		if ((since_check += (uint64_t)n) >= HASHER_CANCEL_EVERY) {
+			since_check = 0;
+			if (c && c->fn(c->arg))
+				return -ECANCELED;
+		}
+	}
+	return off;
+}
+
+int hasher_digest_fd_sparse(int fd, const hasher_cancel *cancel, hasher_digest *ret, uint64_t *ret_size)
 {
 	/* On the stack: a heap buffer this size is mmapped and faulted in
 	 * afresh on every call, which costs more than hashing small files. */
 	enum { BUF = 1 << 16 };
 	char buf[BUF];
 	hasher_stream *s = hasher_stream_new();
+	int64_t off = 0;
 	int r = 0;
-	off_t off = 0;
+	struct stat st;
 
-	if (!s) {
-		r = -ENOMEM;
+	if (!s)
+		return -ENOMEM;
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = pread(fd, buf, BUF, off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
+		off_t data = lseek(fd, off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO) {
+			/* no data past off: the rest up to the size is a hole
+			 * (or the file ended) */
+			if (fstat(fd, &st) < 0) {
+				r = -errno;
+				goto out;
+			}
+			if (st.st_size > off && (r = feed_zeros(s, (uint64_t)(st.st_size - off), cancel)) < 0)
+				goto out;
+			off = st.st_size > off ? st.st_size : off;
+			break;
+		}
+		off_t hole;
+		if (data < 0 || (hole = lseek(fd, data, SEEK_HOLE)) < 0) {
+			/* no SEEK_DATA here (EINVAL): read everything */
+			off = feed_data(s, fd, buf, BUF, off, INT64_MAX, cancel);
+			if (off < 0)
+				r = (int)off;
+			break;
+		}
+		if (data > off && (r = feed_zeros(s, (uint64_t)(data - off), cancel)) < 0)
+			goto out;
+		int64_t end = feed_data(s, fd, buf, BUF, data, hole, cancel);
+		if (end < 0) {
+			r = (int)end;
 			goto out;
 		}
-		if (n == 0)
-			break;
-		hasher_stream_update(s, buf, (size_t)n);
-		off += n;
+		off = end;
+		if (end < hole)
+			break; /* shrank under us: the caller's size check sees it */
 	}
-	hasher_stream_final(s, ret);
-	if (ret_size)
-		*ret_size = (uint64_t)off;
+	if (r == 0) {
+		hasher_stream_final(s, ret);
+		if (ret_size)
+			*ret_size = (uint64_t)off;
+	}
 out:
 	hasher_stream_free(s);
 	return r;
+}
+
+int hasher_digest_fd(int fd, hasher_digest *ret, uint64_t *ret_size)
+{
+	return hasher_digest_fd_sparse(fd, NULL, ret, ret_size);
 }
 
 void hasher_digest_to_hex(const hasher_digest *d, char out[HASHER_HEX_LEN + 1])

@@ -34,8 +34,20 @@ uint64_t hasher_stream_length(const hasher_stream *s);
 
 void hasher_digest_buffer(const void *data, size_t len, hasher_digest *ret);
 /* Hashes the whole file open at fd with pread (the offset is untouched).
- * Returns 0, or -errno; *ret_size gets the byte count when non-NULL. */
+ * Holes (SEEK_DATA/SEEK_HOLE, where the filesystem has them) are hashed as
+ * the zeros they read as, without reading them.  Returns 0, or -errno;
+ * *ret_size gets the byte count when non-NULL. */
 int hasher_digest_fd(int fd, hasher_digest *ret, uint64_t *ret_size);
+
+/* Asked every HASHER_CANCEL_EVERY bytes hashed: true stops the hashing
+ * with -ECANCELED (the file changed, was deleted, the daemon stops...). */
+#define HASHER_CANCEL_EVERY (1ull << 20)
+typedef struct hasher_cancel {
+	bool (*fn)(void *arg);
+	void *arg;
+} hasher_cancel;
+/* hasher_digest_fd that can be cancelled (cancel may be NULL). */
+int hasher_digest_fd_sparse(int fd, const hasher_cancel *cancel, hasher_digest *ret, uint64_t *ret_size);
 
 /* Writes 32 lower-case hex chars and a NUL into out (33 bytes). */
 void hasher_digest_to_hex(const hasher_digest *d, char out[HASHER_HEX_LEN + 1]);

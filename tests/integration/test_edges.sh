@@ -4,6 +4,13 @@
 CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-300}
 . "$(dirname "$0")/lib.sh"
 
+SMALLFS=""
+casfs_extra_cleanup() {
+    # the small filesystem under a casfs mount: detached lazily, the casfs
+    # mount above it is unmounted by the common cleanup
+    [ -n "$SMALLFS" ] && umount -l "$SMALLFS" 2>/dev/null
+}
+
 casfs_setup
 PROBE=${CASFS_PROBE:?CASFS_PROBE is not set (the fsprobe helper binary)}
 
@@ -82,5 +89,122 @@ for opts in "" "-o writeback"; do
     fi
     casfs_umount "$MNT" || fail "umount"
 done
+
+# ---- hashing never blocks a request (generic/308) ---------------------------
+# A 4 KiB write at 200 GiB leaves a file that is almost all hole; its digest
+# needs ~200 GiB of zeros hashed.  That happens after the close, in the
+# background: opening and reading the file must not wait for it.
+daemon_cpu() { # utime + stime of the daemon, in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$(casfs_recorded_pid "$MNT")/stat"
+}
+casfs_mount
+if xfs_io -f -c "pwrite 200g 4096" "$MNT/huge" >/dev/null; then
+    start=$(date +%s%N)
+    if timeout 20 xfs_io -r -c "pread 0 4096" -c "pread 200g 4096" "$MNT/huge" >/dev/null; then
+        ms=$((($(date +%s%N) - start) / 1000000))
+        if [ $ms -lt 3000 ]; then
+            ok "huge sparse file: open and read while it is hashed took ${ms} ms"
+        else
+            fail "huge sparse file: open and read took ${ms} ms: they waited for hashing"
+        fi
+    else
+        fail "huge sparse file: open+read did not finish in 20 s (waited for hashing)"
+    fi
+    sleep 1
+    c1=$(daemon_cpu)
+    sleep 1
+    c2=$(daemon_cpu)
+    [ $((c2 - c1)) -gt 10 ] && ok "huge sparse file: hashed in the background ($((c2 - c1)) ticks/s)" ||
+        fail "huge sparse file: no background hashing seen ($((c2 - c1)) ticks/s)"
+    # deleted: the hash is abandoned at once, nothing more is spent on it
+    rm "$MNT/huge"
+    sleep 0.5
+    c1=$(daemon_cpu)
+    sleep 1
+    c2=$(daemon_cpu)
+    [ $((c2 - c1)) -lt 5 ] && ok "huge sparse file: deleted, its hashing stopped ($((c2 - c1)) ticks in 1 s)" ||
+        fail "huge sparse file: still hashing after it was deleted ($((c2 - c1)) ticks in 1 s)"
+else
+    fail "xfs_io pwrite at 200g failed"
+fi
+casfs_umount "$MNT" || fail "umount"
+
+# ---- space of deleted files is released at once (generic/103, 213) --------
+# A 48 MiB filesystem: a 32 MiB file written (out of order, so it must be
+# re-read for its digest) and closed, removed at once, then 32 MiB written
+# again: on ext4 this always succeeds.
+SMALLFS=$T/small
+mkdir -p "$SMALLFS" "$T/smnt"
+mount -t tmpfs -o size=48m tmpfs "$SMALLFS" || fail "tmpfs"
+casfs_mount_at "$T/smnt" --backing "$SMALLFS"
+for round in 1 2 3; do
+    "$PYTHON" - "$T/smnt/a" <<'PY' || fail "deleted space: round $round: writing a failed"
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+chunk = os.urandom(1 << 20)
+for i in reversed(range(32)):          # back to front: not a stream
+    os.pwrite(fd, chunk, i << 20)
+os.close(fd)
+PY
+    rm "$T/smnt/a"
+    if dd if=/dev/zero of="$T/smnt/b" bs=1M count=32 conv=fsync status=none 2>"$T/dd.err"; then
+        ok "deleted space: round $round: 32 MiB written right after removing 32 MiB"
+    else
+        fail "deleted space: round $round: $(cat "$T/dd.err")"
+    fi
+    rm -f "$T/smnt/b"
+done
+casfs_umount "$T/smnt" || fail "umount small"
+
+# ---- -o writeback on a full disk: the error reaches fsync, or close -------
+# With the writeback cache, write(2) returns once the bytes are in the page
+# cache; the backing's ENOSPC comes later and must reach the program at its
+# fsync, or at its close when it does not fsync.  What the backing holds is
+# exactly a prefix of what was written.
+casfs_mount_at "$T/smnt" --backing "$SMALLFS" -o writeback
+for how in fsync close; do
+    "$PYTHON" - "$T/smnt/full" "$how" <<'PY' >"$T/full.out" 2>&1
+import errno, os, sys
+path, how = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+chunk = b"x" * (1 << 20)
+errs = {"write": None, "fsync": None, "close": None}
+for i in range(80):                    # 80 MiB into 48 MiB
+    try:
+        os.write(fd, chunk)
+    except OSError as e:
+        errs["write"] = e.errno
+        break
+if how == "fsync":
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        errs["fsync"] = e.errno
+try:
+    os.close(fd)
+except OSError as e:
+    errs["close"] = e.errno
+print(" ".join("%s=%s" % (k, errno.errorcode.get(v, v)) for k, v in errs.items()))
+sys.exit(0 if errno.ENOSPC in errs.values() else 1)
+PY
+    rc=$?
+    if [ $rc -eq 0 ]; then
+        ok "writeback full disk ($how): ENOSPC reported: $(cat "$T/full.out")"
+    else
+        fail "writeback full disk ($how): no ENOSPC at write, fsync or close: $(cat "$T/full.out")"
+    fi
+    if [ -z "$(tr -d x <"$SMALLFS/full" | head -c 1)" ]; then
+        ok "writeback full disk ($how): the backing holds a prefix of what was written ($(stat -c %s "$SMALLFS/full") bytes)"
+    else
+        fail "writeback full disk ($how): the backing holds bytes that were never written"
+    fi
+    rm -f "$T/smnt/full"
+done
+# space again: a small write lands whole
+echo hello >"$T/smnt/small"
+[ "$(cat "$SMALLFS/small")" = hello ] && ok "writeback: after the full disk, a small write reaches the backing" ||
+    fail "writeback: after the full disk, the backing holds '$(cat "$SMALLFS/small")'"
+casfs_umount "$T/smnt" || fail "umount small"
+umount "$SMALLFS" && SMALLFS=""
 
 casfs_finish

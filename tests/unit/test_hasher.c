@@ -283,6 +283,71 @@ static void test_ar_golden(void **state)
 	assert_int_equal(hasher_ar_digest("!<arch>\nshort", 13, &d), -EINVAL);
 }
 
+/* Sparse files: holes are hashed as the zeros they read as, whatever the
+ * layout (leading hole, holes between data, trailing hole, no data). */
+static void test_digest_fd_sparse(void **state)
+{
+	(void)state;
+	static const struct { long long data_at[3]; long long size; } cases[] = {
+		{ { -1, -1, -1 }, 0 },
+		{ { -1, -1, -1 }, 5 << 20 },              /* only a hole */
+		{ { 0, -1, -1 }, 3 << 20 },               /* data, then a trailing hole */
+		{ { 2 << 20, -1, -1 }, (2 << 20) + 100 }, /* leading hole */
+		{ { 4096, 1 << 20, 3 << 20 }, 4 << 20 },  /* holes between */
+		{ { 0, 70000, 200000 }, 200007 },         /* unaligned */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[] = "/tmp/casfs-sparse-XXXXXX";
+		int fd = mkstemp(path);
+		assert_true(fd >= 0);
+		unlink(path);
+		size_t size = (size_t)cases[i].size;
+		char *expect = calloc(1, size + 1);
+		for (int k = 0; k < 3; k++) {
+			long long at = cases[i].data_at[k];
+			if (at < 0)
+				continue;
+			char chunk[7] = "casfs!";
+			size_t n = at + 7 <= (long long)size ? 7 : size - (size_t)at;
+			assert_int_equal(pwrite(fd, chunk, n, at), (ssize_t)n);
+			memcpy(expect + at, chunk, n);
+		}
+		assert_int_equal(ftruncate(fd, (off_t)size), 0);
+		hasher_digest want, got;
+		uint64_t got_size = 7;
+		hasher_digest_buffer(expect, size, &want);
+		assert_int_equal(hasher_digest_fd(fd, &got, &got_size), 0);
+		assert_int_equal(got_size, size);
+		assert_true(hasher_digest_equal(&want, &got));
+		free(expect);
+		close(fd);
+	}
+}
+
+static int cancel_calls;
+static bool cancel_now(void *arg)
+{
+	(void)arg;
+	return ++cancel_calls >= 2;
+}
+
+/* A long hash stops when asked, and says so. */
+static void test_digest_fd_cancel(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/casfs-cancel-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(ftruncate(fd, 1ll << 30), 0); /* 1 GiB hole */
+	hasher_digest d;
+	hasher_cancel c = { cancel_now, NULL };
+	cancel_calls = 0;
+	assert_int_equal(hasher_digest_fd_sparse(fd, &c, &d, NULL), -ECANCELED);
+	assert_int_equal(cancel_calls, 2);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +360,8 @@ int main(void)
 		cmocka_unit_test(test_ar_digest),
 		cmocka_unit_test(test_c_source_golden),
 		cmocka_unit_test(test_ar_golden),
+		cmocka_unit_test(test_digest_fd_sparse),
+		cmocka_unit_test(test_digest_fd_cancel),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,866 @@
+/* exec.c — `casfs exec`: runs a command under the action cache.
+ *
+ *   casfs exec [--root DIR] [--explain] [--cache-failures] [--relocate]
+ *              [--env NAME]... -- CMD ARGS...
+ *   casfs-exec CMD ARGS...        (a compiler launcher)
+ *   casfs-sh -c 'recipe'          (make SHELL=casfs-sh: each recipe line)
+ *
+ * The client builds the action's key material (cache/action.h), asks the
+ * daemon of the mount holding the working directory through .casfs/ctl
+ * (fs/ctl.h) and either replays a recorded run (outputs restored by the
+ * daemon, stdout/stderr/exit status here) or runs CMD while the daemon
+ * traces its process tree, then reports how it ended.  It needs nothing
+ * writable: the daemon writes the store.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "action.h"
+#include "cli.h"
+#include "index.h"
+
+extern char **environ;
+
+#define STREAM_MAX (256u << 20) /* captured bytes per stream, at most */
+
+static const char exec_usage[] =
+	"usage: casfs exec [--root DIR] [--explain] [--cache-failures] [--relocate]\n"
+	"                  [--env NAME]... -- CMD [ARGS...]\n"
+	"\n"
+	"Runs CMD under casfs's action cache.  When the same action (the same\n"
+	"program, arguments, working directory and relevant environment, with every\n"
+	"path under the root made relative) ran before and everything it could\n"
+	"observe on the mount is as it was, its outputs are restored and its stdout,\n"
+	"stderr and exit status replayed: CMD does not run.  Otherwise CMD runs while\n"
+	"casfs records what it reads and writes.\n"
+	"\n"
+	"  --root DIR        paths are recorded relative to DIR (default: the Bazel\n"
+	"                    sandbox execroot holding the working directory, else the\n"
+	"                    mount point)\n"
+	"  --explain         print the decision (and for a miss the first path that\n"
+	"                    differs) and run nothing\n"
+	"  --cache-failures  record runs with a non-zero exit status too\n"
+	"  --relocate        reuse results whose outputs hold another root's path\n"
+	"  --env NAME        NAME is relevant too (besides the default list; the\n"
+	"                    variable CASFS_EXEC_ENV='A B C' replaces the default list)\n"
+	"\n"
+	"As a compiler launcher: casfs-exec CMD ARGS...; as make's shell:\n"
+	"make SHELL=casfs-sh.  CASFS_LOG=debug prints every decision on stderr.\n"
+	"Exit status: CMD's (127: not found, 126: not executable; 2: usage).\n";
+
+/* ---- a growing buffer of fields --------------------------------------------- */
+
+struct fields {
+	uint8_t *b;
+	size_t len, cap;
+	bool oom;
+};
+
+static void field_add(struct fields *f, uint32_t tag, const void *data, size_t len)
+{
+	if (f->len + 8 + len > f->cap) {
+		size_t cap = f->cap ? f->cap : 4096;
+		while (cap < f->len + 8 + len)
+			cap *= 2;
+		uint8_t *b = realloc(f->b, cap);
+		if (!b) {
+			f->oom = true;
+			return;
+		}
+		f->b = b;
+		f->cap = cap;
+	}
+	uint32_t h[2] = { tag, (uint32_t)len };
+	memcpy(f->b + f->len, h, 8);
+	if (len)
+		memcpy(f->b + f->len + 8, data, len);
+	f->len += 8 + len;
+}
+
+static void field_str(struct fields *f, uint32_t tag, const char *s)
+{
+	field_add(f, tag, s, strlen(s));
+}
+
+/* Finds the first field with tag in buf; NULL if none. */
+static const uint8_t *field_find(const uint8_t *buf, size_t len, uint32_t tag, size_t *ret_len)
+{
+	size_t pos = 0;
+	while (len - pos >= 8) {
+		uint32_t h[2];
+		memcpy(h, buf + pos, 8);
+		pos += 8;
+		if (h[1] > len - pos)
+			return NULL;
+		if (h[0] == tag) {
+			*ret_len = h[1];
+			return buf + pos;
+		}
+		pos += h[1];
+	}
+	return NULL;
+}
+
+/* ---- talking to the daemon --------------------------------------------------- */
+
+struct ctl {
+	int fd;
+	struct casfs_ctl_call *call;
+	uint8_t *resp;
+	size_t resp_len;
+};
+
+/* Sends the fields (APPEND chunks) then op; reads the response.  Returns
+ * the call's result (0 or -errno); the status and value are in c->call. */
+static int ctl_call(struct ctl *c, uint32_t op, const struct fields *f)
+{
+	size_t sent = 0, flen = f ? f->len : 0;
+	c->resp_len = 0;
+	do {
+		size_t n = flen - sent > CASFS_CTL_CHUNK ? CASFS_CTL_CHUNK : flen - sent;
+		memset(c->call, 0, offsetof(struct casfs_ctl_call, data));
+		c->call->proto = CASFS_EXEC_PROTO;
+		c->call->op = CASFS_OP_APPEND;
+		c->call->len = (uint32_t)n;
+		if (n)
+			memcpy(c->call->data, f->b + sent, n);
+		sent += n;
+		if (n && ioctl(c->fd, CASFS_IOC_CALL, c->call) < 0)
+			return -errno;
+		if (n && c->call->result < 0)
+			return c->call->result;
+	} while (sent < flen);
+	memset(c->call, 0, offsetof(struct casfs_ctl_call, data));
+	c->call->proto = CASFS_EXEC_PROTO;
+	c->call->op = op;
+	if (ioctl(c->fd, CASFS_IOC_CALL, c->call) < 0)
+		return -errno;
+	uint32_t rlen = c->call->len;
+	if (rlen) {
+		uint8_t *b = realloc(c->resp, rlen);
+		if (!b)
+			return -ENOMEM;
+		c->resp = b;
+		size_t got = 0;
+		while (got < rlen) {
+			ssize_t n = pread(c->fd, b + got, rlen - got, (off_t)got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+			got += (size_t)n;
+		}
+		c->resp_len = rlen;
+	}
+	return c->call->result;
+}
+
+static const char *resp_text(struct ctl *c, uint32_t tag, char *buf, size_t size)
+{
+	size_t l;
+	const uint8_t *v = field_find(c->resp, c->resp_len, tag, &l);
+	if (!v)
+		return NULL;
+	if (l >= size)
+		l = size - 1;
+	memcpy(buf, v, l);
+	buf[l] = '\0';
+	return buf;
+}
+
+/* ---- the action ------------------------------------------------------------ */
+
+struct opts {
+	const char *root;
+	bool explain, cache_failures, relocate;
+	const char **env_extra;
+	size_t nenv_extra;
+	bool debug;
+};
+
+static void debug(const struct opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void debug(const struct opts *o, const char *fmt, ...)
+{
+	if (!o->debug)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("casfs: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* Finds prog on PATH (or takes it as a path).  0, -ENOENT, -EACCES. */
+static int find_program(const char *prog, char *out, size_t size)
+{
+	if (strchr(prog, '/')) {
+		if (access(prog, F_OK) < 0)
+			return -ENOENT;
+		if (access(prog, X_OK) < 0)
+			return -EACCES;
+		return realpath(prog, out) ? 0 : -errno;
+	}
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	bool denied = false;
+	while (*path) {
+		const char *end = strchrnul(path, ':');
+		char cand[PATH_MAX];
+		int l = snprintf(cand, sizeof(cand), "%.*s/%s", (int)(end - path), end == path ? "." : path, prog);
+		struct stat st;
+		if (l > 0 && (size_t)l < sizeof(cand) && stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(cand, X_OK) == 0)
+				return realpath(cand, out) ? 0 : -errno;
+			denied = true;
+		}
+		path = *end ? end + 1 : end;
+	}
+	return denied ? -EACCES : -ENOENT;
+}
+
+/* The digest of a program outside the mount: the daemon's cached answer,
+ * else hashed here. */
+static int tool_digest(struct ctl *c, const char *path, hasher_digest *ret)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -errno;
+	}
+	struct casfs_exec_stat es = { st.st_dev, st.st_ino, (uint64_t)st.st_size, cache_timespec_ns(&st.st_mtim),
+				      cache_timespec_ns(&st.st_ctim) };
+	struct fields f = { 0 };
+	field_str(&f, CASFS_T_PATH, path);
+	field_add(&f, CASFS_T_STAT, &es, sizeof(es));
+	int r = f.oom ? -ENOMEM : ctl_call(c, CASFS_OP_TOOL, &f);
+	free(f.b);
+	size_t l;
+	const uint8_t *d = r == 0 ? field_find(c->resp, c->resp_len, CASFS_T_DIGEST, &l) : NULL;
+	if (d && l == sizeof(ret->bytes)) {
+		memcpy(ret->bytes, d, l);
+		close(fd);
+		return 0;
+	}
+	r = hasher_digest_fd(fd, ret, NULL); /* another view of the files than the daemon's */
+	close(fd);
+	return r;
+}
+
+/* Output of `cc -print-prog-name=NAME` (which cc1, as the driver runs),
+ * remembered per driver digest by the daemon for this user. */
+static int prog_name(struct ctl *c, const char *cc, const hasher_digest *ccd, const char *name, char *out,
+		     size_t size)
+{
+	char key[128], hex[HASHER_HEX_LEN + 1];
+	hasher_digest_to_hex(ccd, hex);
+	snprintf(key, sizeof(key), "prog-name:%s:%s", name, hex);
+	struct fields f = { 0 };
+	field_str(&f, CASFS_T_KVKEY, key);
+	if (!f.oom && ctl_call(c, CASFS_OP_KV_GET, &f) == 0 && resp_text(c, CASFS_T_KVVAL, out, size)) {
+		free(f.b);
+		return 0;
+	}
+	free(f.b);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	char arg[64];
+	snprintf(arg, sizeof(arg), "-print-prog-name=%s", name);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		int dn = open("/dev/null", O_WRONLY);
+		if (dn >= 0)
+			dup2(dn, 2);
+		execl(cc, cc, arg, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	size_t got = 0;
+	ssize_t n;
+	while (got < size - 1 && (n = read(p[0], out + got, size - 1 - got)) > 0)
+		got += (size_t)n;
+	close(p[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	while (got && isspace((unsigned char)out[got - 1]))
+		got--;
+	out[got] = '\0';
+	if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || got == 0)
+		return -ENOENT;
+	struct fields g = { 0 };
+	field_str(&g, CASFS_T_KVKEY, key);
+	field_str(&g, CASFS_T_KVVAL, out);
+	if (!g.oom)
+		ctl_call(c, CASFS_OP_KV_PUT, &g);
+	free(g.b);
+	return 0;
+}
+
+/* The root: --root, else a Bazel sandbox execroot holding cwd
+ * (.../sandbox/<strategy>/<N>/execroot/<workspace>), else the mount. */
+static int find_root(const struct opts *o, const char *cwd, const char *mnt, char *out, size_t size)
+{
+	if (o->root) {
+		char r[PATH_MAX];
+		struct stat st;
+		if (!realpath(o->root, r) || stat(r, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			cli_error("--root %s: not a directory", o->root);
+			return -EINVAL;
+		}
+		size_t ml = strlen(mnt);
+		if (strncmp(r, mnt, ml) != 0 || (r[ml] != '/' && r[ml] != '\0')) {
+			cli_error("--root %s is not on the casfs mount %s", o->root, mnt);
+			return -EINVAL;
+		}
+		snprintf(out, size, "%s", r);
+		return 0;
+	}
+	/* the last ".../<N>/execroot/<workspace>" (N: digits) in cwd below the
+	 * mount: Bazel's <base>/sandbox/<strategy>/<N>/execroot/<ws> */
+	size_t ml = strlen(mnt);
+	const char *best = NULL;
+	for (const char *s = strstr(cwd + ml, "/execroot/"); s; s = strstr(s + 1, "/execroot/")) {
+		const char *n = s;
+		while (n > cwd + ml && n[-1] != '/')
+			n--;
+		bool digits = n < s;
+		for (const char *d = n; d < s; d++)
+			digits &= *d >= '0' && *d <= '9';
+		const char *ws = s + strlen("/execroot/");
+		const char *ws_end = strchrnul(ws, '/');
+		if (digits && n > cwd + ml && ws_end > ws)
+			best = ws_end;
+	}
+	if (best && (size_t)(best - cwd) < size) {
+		memcpy(out, cwd, (size_t)(best - cwd));
+		out[best - cwd] = '\0';
+		return 0;
+	}
+	snprintf(out, size, "%s", mnt);
+	return 0;
+}
+
+static bool env_relevant(const struct opts *o, const char *name, char **list_buf, const char ***list)
+{
+	for (size_t i = 0; i < o->nenv_extra; i++)
+		if (strcmp(o->env_extra[i], name) == 0)
+			return true;
+	if (!*list) {
+		const char *over = getenv("CASFS_EXEC_ENV");
+		if (over) {
+			size_t n = 1;
+			*list_buf = strdup(over);
+			for (const char *p = over; *p; p++)
+				n += *p == ' ' || *p == ',' || *p == ':';
+			const char **l = calloc(n + 1, sizeof(*l));
+			size_t k = 0;
+			for (char *t = strtok(*list_buf, " ,:"); t && k < n; t = strtok(NULL, " ,:"))
+				l[k++] = t;
+			*list = l;
+		} else {
+			*list = (const char **)action_env_default;
+		}
+	}
+	return action_env_listed(*list, name);
+}
+
+struct capture {
+	uint8_t *b;
+	size_t len, cap;
+	bool over;
+};
+
+static void capture_add(struct capture *c, const void *data, size_t n)
+{
+	if (c->over || c->len + n > STREAM_MAX) {
+		c->over = true;
+		return;
+	}
+	if (c->len + n > c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 65536;
+		while (cap < c->len + n)
+			cap *= 2;
+		uint8_t *b = realloc(c->b, cap);
+		if (!b) {
+			c->over = true;
+			return;
+		}
+		c->b = b;
+		c->cap = cap;
+	}
+	memcpy(c->b + c->len, data, n);
+	c->len += n;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static volatile sig_atomic_t child_pid;
+
+static void forward_signal(int sig)
+{
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
+/* Runs argv (prog resolved) with stdout/stderr captured and passed on;
+ * waits for it and, as child subreaper, for what it left behind (up to a
+ * moment).  Returns the wait status; *outlived when processes remain. */
+static int run(const char *prog, char **argv, struct capture *out, struct capture *err, bool capture,
+	       bool *outlived)
+{
+	int po[2] = { -1, -1 }, pe[2] = { -1, -1 };
+	*outlived = false;
+	if (capture && (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0))
+		capture = false;
+	pid_t pid = fork();
+	if (pid < 0) {
+		cli_error("cannot start %s: %s", argv[0], strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		if (capture) {
+			dup2(po[1], 1);
+			dup2(pe[1], 2);
+		}
+		execv(prog, argv);
+		int e = errno;
+		fprintf(stderr, "casfs: cannot run %s: %s\n", argv[0], strerror(e));
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	child_pid = pid;
+	struct sigaction sa = { .sa_handler = forward_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+	if (capture) {
+		close(po[1]);
+		close(pe[1]);
+		struct pollfd pf[2] = { { .fd = po[0], .events = POLLIN }, { .fd = pe[0], .events = POLLIN } };
+		int open_n = 2;
+		char buf[65536];
+		while (open_n) {
+			if (poll(pf, 2, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				break;
+			}
+			for (int i = 0; i < 2; i++) {
+				if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+					continue;
+				ssize_t n = read(pf[i].fd, buf, sizeof(buf));
+				if (n < 0 && errno == EINTR)
+					continue;
+				if (n <= 0) {
+					close(pf[i].fd);
+					pf[i].fd = -1;
+					open_n--;
+					continue;
+				}
+				write_all(i ? 2 : 1, buf, (size_t)n);
+				capture_add(i ? err : out, buf, (size_t)n);
+			}
+		}
+	}
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	child_pid = 0;
+	/* orphans of the run were reparented to us: give them a moment */
+	for (int i = 0; i < 50; i++) {
+		pid_t w = waitpid(-1, NULL, WNOHANG);
+		if (w < 0 && errno == ECHILD)
+			return status;
+		if (w == 0)
+			usleep(2000);
+	}
+	*outlived = true;
+	return status;
+}
+
+/* Collects the dependency file's paths outside the mount. */
+struct dep_ctx {
+	struct fields *f;
+	const char *cwd, *mnt;
+};
+
+static int dep_cb(void *arg, const char *path)
+{
+	struct dep_ctx *d = arg;
+	char abs[PATH_MAX], real[PATH_MAX];
+	if (path[0] == '/')
+		snprintf(abs, sizeof(abs), "%s", path);
+	else if (snprintf(abs, sizeof(abs), "%s/%s", d->cwd, path) >= (int)sizeof(abs))
+		return 0;
+	if (!realpath(abs, real))
+		return 0; /* gone: the daemon would see it as changed */
+	size_t ml = strlen(d->mnt);
+	if (strncmp(real, d->mnt, ml) == 0 && (real[ml] == '/' || real[ml] == '\0'))
+		return 0; /* on the mount: traced already */
+	field_str(d->f, CASFS_T_DEP_ABS, real);
+	return 0;
+}
+
+static void add_deps(struct fields *f, const char *depfile, const char *cwd, const char *mnt)
+{
+	int fd = open(depfile, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat st;
+	char *buf = NULL;
+	if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (64 << 20) && (buf = malloc((size_t)st.st_size)) &&
+	    read(fd, buf, (size_t)st.st_size) == st.st_size) {
+		struct dep_ctx d = { f, cwd, mnt };
+		action_depfile_parse(buf, (size_t)st.st_size, dep_cb, &d);
+	}
+	free(buf);
+	close(fd);
+}
+
+/* The depfile a user's -MD/-MMD writes (-MF FILE, or -MFFILE). */
+static const char *user_depfile(char **argv)
+{
+	for (int i = 0; argv[i]; i++) {
+		if (strcmp(argv[i], "-MF") == 0 && argv[i + 1])
+			return argv[i + 1];
+		if (strncmp(argv[i], "-MF", 3) == 0 && argv[i][3])
+			return argv[i] + 3;
+	}
+	return NULL;
+}
+
+static int exec_action(const struct opts *o, char **argv)
+{
+	char prog[PATH_MAX], cwd[PATH_MAX], mnt[PATH_MAX], root[PATH_MAX];
+	int r = find_program(argv[0], prog, sizeof(prog));
+	if (r < 0) {
+		cli_error("%s: %s", argv[0], r == -ENOENT ? "command not found" : "permission denied");
+		return r == -ENOENT ? 127 : 126;
+	}
+	struct capture out = { 0 }, err = { 0 };
+	bool outlived;
+	struct ctl c = { .fd = -1 };
+	const char *why = NULL;
+	if (!getcwd(cwd, sizeof(cwd)))
+		why = "the working directory is unreachable";
+	else if ((c.fd = open(".casfs/ctl", O_RDONLY | O_CLOEXEC)) < 0)
+		why = "the working directory is not on a casfs mount";
+	else if (!(c.call = malloc(sizeof(*c.call))))
+		why = "out of memory";
+	if (!why) {
+		char where[PATH_MAX];
+		r = ctl_call(&c, CASFS_OP_WHERE, NULL);
+		if (r == -ENOTTY || r == -EPROTO || r == -EINVAL)
+			why = "the mount's daemon runs another casfs version (remount it to cache actions)";
+		else if (r < 0 || !resp_text(&c, CASFS_T_ROOT, where, sizeof(where)))
+			why = "the mount's daemon did not answer";
+		else {
+			/* the mount point as this process sees it */
+			size_t cl = strlen(cwd), wl = strlen(where);
+			if (wl == 0)
+				snprintf(mnt, sizeof(mnt), "%s", cwd);
+			else if (cl > wl && cwd[cl - wl - 1] == '/' && strcmp(cwd + cl - wl, where) == 0)
+				snprintf(mnt, sizeof(mnt), "%.*s", (int)(cl - wl - 1), cwd);
+			else
+				why = "the working directory's path does not match the mount's";
+		}
+	}
+	if (!why && find_root(o, cwd, mnt, root, sizeof(root)) < 0) {
+		free(c.call);
+		close(c.fd);
+		return 2;
+	}
+	if (why) {
+		if (o->explain) {
+			printf("uncached: %s\n", why);
+			return 0;
+		}
+		fprintf(stderr, "casfs: warning: %s: running %s uncached\n", why, argv[0]);
+		if (c.fd >= 0)
+			close(c.fd);
+		free(c.call);
+		execv(prog, argv);
+		cli_error("cannot run %s: %s", argv[0], strerror(errno));
+		return 126;
+	}
+
+	/* ---- the key */
+	action_cc_info cc;
+	size_t argc = 0;
+	while (argv[argc])
+		argc++;
+	action_cc_analyze((const char *const *)argv, argc, &cc);
+	hasher_digest tools[3];
+	size_t ntools = 0;
+	if ((r = tool_digest(&c, prog, &tools[ntools++])) < 0) {
+		cli_error("cannot read %s: %s", prog, strerror(-r));
+		return 126;
+	}
+	if (cc.is_cc) {
+		static const char *const progs[2][2] = { { "cc1", "as" }, { "cc1plus", "as" } };
+		for (int i = 0; i < 2; i++) {
+			char p[PATH_MAX], real[PATH_MAX];
+			if (prog_name(&c, prog, &tools[0], progs[cc.is_cxx][i], p, sizeof(p)) == 0 &&
+			    (p[0] == '/' ? realpath(p, real) != NULL : find_program(p, real, sizeof(real)) == 0) &&
+			    tool_digest(&c, real, &tools[ntools]) == 0)
+				ntools++;
+		}
+	}
+	char depfile[64] = "";
+	bool inject = cc.is_cc && cc.compile_only && !cc.has_depfile;
+	if (inject) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(depfile, sizeof(depfile), "%s/casfs-dep.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+		int dfd = mkstemp(depfile);
+		if (dfd < 0) {
+			inject = false;
+			depfile[0] = '\0';
+		} else {
+			close(dfd);
+		}
+	}
+	char *list_buf = NULL;
+	const char **list = NULL;
+	size_t nenv = 0, cap_env = 16;
+	const char **env = malloc(cap_env * sizeof(*env));
+	for (char **e = environ; env && *e; e++) {
+		char name[256];
+		const char *eq = strchr(*e, '=');
+		if (!eq || (size_t)(eq - *e) >= sizeof(name))
+			continue;
+		memcpy(name, *e, (size_t)(eq - *e));
+		name[eq - *e] = '\0';
+		if (!env_relevant(o, name, &list_buf, &list))
+			continue;
+		if (nenv == cap_env) {
+			const char **ne = realloc(env, (cap_env *= 2) * sizeof(*env));
+			if (!ne)
+				break;
+			env = ne;
+		}
+		env[nenv++] = *e;
+	}
+	mode_t um = umask(0);
+	umask(um);
+	action_key_in kin = {
+		.tools = tools, .ntools = ntools, .root = root, .cwd = cwd,
+		.argv = (const char *const *)argv, .argc = argc, .env = env, .nenv = nenv,
+		.umask = um, .flags = (o->cache_failures ? ACTION_KF_CACHE_FAILURES : 0) | (inject ? ACTION_KF_DEPFILE : 0),
+	};
+	uint8_t *material = NULL;
+	size_t mlen = 0;
+	r = env ? action_key_material(&kin, &material, &mlen) : -ENOMEM;
+	free(env);
+	if (list != (const char **)action_env_default)
+		free(list);
+	free(list_buf);
+	if (r < 0) {
+		cli_error("cannot build the action key: %s", strerror(-r));
+		return 126;
+	}
+	struct fields f = { 0 };
+	uint32_t flags = (o->explain ? CASFS_EXEC_F_EXPLAIN : 0) | (o->relocate ? CASFS_EXEC_F_RELOCATE : 0) |
+			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0);
+	field_add(&f, CASFS_T_KEY, material, mlen);
+	field_str(&f, CASFS_T_ROOT, root[strlen(mnt)] ? root + strlen(mnt) + 1 : "");
+	field_str(&f, CASFS_T_ROOT_ABS, root);
+	field_add(&f, CASFS_T_FLAGS, &flags, sizeof(flags));
+	free(material);
+
+	/* ---- lookup */
+	char text[PATH_MAX + 256];
+	r = f.oom ? -ENOMEM : ctl_call(&c, CASFS_OP_LOOKUP, &f);
+	if (r == 0 && c.call->status == CASFS_LOOKUP_HIT && !o->explain) {
+		size_t l;
+		const uint8_t *v;
+		int32_t ex = 0;
+		debug(o, "%s", resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "hit");
+		if ((v = field_find(c.resp, c.resp_len, CASFS_T_STDOUT, &l)))
+			write_all(1, v, l);
+		if ((v = field_find(c.resp, c.resp_len, CASFS_T_STDERR, &l)))
+			write_all(2, v, l);
+		if ((v = field_find(c.resp, c.resp_len, CASFS_T_EXIT, &l)) && l == 4)
+			memcpy(&ex, v, 4);
+		if (depfile[0])
+			unlink(depfile);
+		free(f.b);
+		return ex;
+	}
+	if (o->explain) {
+		if (r < 0)
+			printf("uncached: the daemon refused the lookup (%s)\n", strerror(-r));
+		else
+			printf("%s\n", resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "miss");
+		if (depfile[0])
+			unlink(depfile);
+		free(f.b);
+		return 0;
+	}
+	if (r == 0)
+		debug(o, "%s: %s", argv[0], resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "miss");
+
+	/* ---- run it, traced */
+	bool traced = r == 0 && ctl_call(&c, CASFS_OP_BEGIN, &f) == 0;
+	free(f.b);
+	if (!traced)
+		fprintf(stderr, "casfs: warning: the daemon could not trace %s (%s): running it uncached\n", argv[0],
+			r < 0 ? strerror(-r) : "registration refused");
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	char **run_argv = argv;
+	char *extra[argc + 4];
+	if (inject && traced) {
+		for (size_t i = 0; i < argc; i++)
+			extra[i] = argv[i];
+		extra[argc] = "-MD";
+		extra[argc + 1] = "-MF";
+		extra[argc + 2] = depfile;
+		extra[argc + 3] = NULL;
+		run_argv = extra;
+	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int status = run(prog, run_argv, &out, &err, traced, &outlived);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (status < 0) {
+		if (depfile[0])
+			unlink(depfile);
+		return 126;
+	}
+	if (traced && WIFEXITED(status) && !out.over && !err.over) {
+		struct fields g = { 0 };
+		int32_t ex = WEXITSTATUS(status);
+		uint64_t ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
+		field_add(&g, CASFS_T_EXIT, &ex, sizeof(ex));
+		field_add(&g, CASFS_T_RUN_MS, &ms, sizeof(ms));
+		field_add(&g, CASFS_T_STDOUT, out.b, out.len);
+		field_add(&g, CASFS_T_STDERR, err.b, err.len);
+		if (outlived)
+			field_add(&g, CASFS_T_OUTLIVED, NULL, 0);
+		const char *dep = inject ? depfile : cc.has_depfile ? user_depfile(argv) : NULL;
+		if (dep)
+			add_deps(&g, dep, cwd, mnt);
+		r = g.oom ? -ENOMEM : ctl_call(&c, CASFS_OP_END, &g);
+		if (r < 0)
+			debug(o, "%s: not recorded: %s", argv[0], strerror(-r));
+		else if (c.call->status == CASFS_END_RECORDED)
+			debug(o, "%s: recorded", argv[0]);
+		else
+			debug(o, "%s: not cacheable: %s", argv[0],
+			      resp_text(&c, CASFS_T_REASON, text, sizeof(text)) ? text : "?");
+		free(g.b);
+	}
+	/* (a run killed by a signal is not reported: closing ends it unrecorded) */
+	close(c.fd);
+	free(c.call);
+	free(c.resp);
+	free(out.b);
+	free(err.b);
+	if (depfile[0])
+		unlink(depfile);
+	if (WIFSIGNALED(status)) {
+		signal(WTERMSIG(status), SIG_DFL);
+		raise(WTERMSIG(status));
+		return 128 + WTERMSIG(status);
+	}
+	return WEXITSTATUS(status);
+}
+
+int cmd_exec(int argc, char **argv)
+{
+	struct opts o = { .debug = getenv("CASFS_LOG") && strcmp(getenv("CASFS_LOG"), "debug") == 0 };
+	const char *extra[64];
+	int i = 1;
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			fputs(exec_usage, stdout);
+			return 0;
+		}
+		if (!strcmp(a, "--explain"))
+			o.explain = true;
+		else if (!strcmp(a, "--cache-failures"))
+			o.cache_failures = true;
+		else if (!strcmp(a, "--relocate"))
+			o.relocate = true;
+		else if ((!strcmp(a, "--root") || !strcmp(a, "--env")) && i + 1 < argc) {
+			if (a[2] == 'r')
+				o.root = argv[++i];
+			else if (o.nenv_extra < 64)
+				extra[o.nenv_extra++] = argv[++i];
+		} else if (!strncmp(a, "--root=", 7))
+			o.root = a + 7;
+		else if (!strncmp(a, "--env=", 6) && o.nenv_extra < 64)
+			extra[o.nenv_extra++] = a + 6;
+		else if (a[0] == '-') {
+			cli_error("exec: unknown option '%s' (see 'casfs exec --help')", a);
+			return 2;
+		} else {
+			break; /* the command, without "--" */
+		}
+	}
+	o.env_extra = extra;
+	if (i >= argc || !argv[i][0]) {
+		cli_error("exec: no command given (usage: casfs exec [OPTIONS] -- CMD [ARGS...])");
+		return 2;
+	}
+	return exec_action(&o, argv + i);
+}
+
+int cmd_exec_launcher(int argc, char **argv)
+{
+	struct opts o = { .debug = getenv("CASFS_LOG") && strcmp(getenv("CASFS_LOG"), "debug") == 0 };
+	if (argc < 2 || !argv[1][0]) {
+		cli_error("casfs-exec: no command given (usage: casfs-exec CMD [ARGS...])");
+		return 2;
+	}
+	return exec_action(&o, argv + 1);
+}
+
+int cmd_exec_shell(int argc, char **argv)
+{
+	struct opts o = { .debug = getenv("CASFS_LOG") && strcmp(getenv("CASFS_LOG"), "debug") == 0 };
+	char *sh_argv[argc + 1];
+	sh_argv[0] = "/bin/sh";
+	for (int i = 1; i < argc; i++)
+		sh_argv[i] = argv[i];
+	sh_argv[argc] = NULL;
+	return exec_action(&o, sh_argv);
+}

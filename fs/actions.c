@@ -1,0 +1,1250 @@
+/* actions.c — the daemon's side of `casfs exec` (see actions.h).
+ *
+ * LOOKUP   key = the client's key material + its uid.  Each manifest of the
+ *          key, newest first, is checked against the tree as it is now:
+ *          every recorded path is resolved again against the current root
+ *          (never against the root it was recorded at), every digest is the
+ *          one the daemon holds or computes now.  The first manifest whose
+ *          inputs all match, whose outputs are all still stored, and which
+ *          embeds no other root (unless relocation is asked for) is a hit:
+ *          its outputs are restored as the caller, the kernel's caches of
+ *          those names dropped, their digests seeded, and stdout, stderr and
+ *          the exit status go back to the client to replay.
+ * BEGIN    the caller's descendants are traced (session.h, trace.h).
+ * END      once the run's write handles are closed, the trace becomes a
+ *          manifest: inputs, outputs stored in the store as they ended,
+ *          the streams, the exit status; unless something makes the run
+ *          unsafe to reuse, which is counted by reason.
+ *
+ * Every path is resolved beneath the backing directory with openat2
+ * (RESOLVE_BENEATH, no symlinks on the way): a manifest cannot lead
+ * outside it.
+ */
+#include "actions.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <linux/openat2.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "action.h"
+#include "blob.h"
+#include "session.h"
+#include "trace.h"
+
+/* How long END waits for the run's write handles to be released. */
+#define WRITERS_WAIT_MS 5000
+
+struct ctlfile {
+	pthread_mutex_t lock;      /* one call at a time */
+	fuse_ino_t dir;            /* where .casfs/ctl was opened */
+	uint8_t *req;
+	size_t req_len, req_cap;
+	uint8_t *resp;
+	size_t resp_len, resp_cap;
+	/* between BEGIN and END */
+	struct session *sess;
+	hasher_digest key;
+	char *root, *root_abs;
+	uint32_t flags;
+	int64_t begun_ns;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- the ctl file ---------------------------------------------------------- */
+
+struct ctlfile *actions_ctl_open(fuse_ino_t dir)
+{
+	struct ctlfile *cf = calloc(1, sizeof(*cf));
+	if (!cf)
+		return NULL;
+	pthread_mutex_init(&cf->lock, NULL);
+	cf->dir = dir;
+	return cf;
+}
+
+static void end_unrecorded(struct ctlfile *cf)
+{
+	if (!cf->sess)
+		return;
+	session_end(FS->ss, cf->sess);
+	session_put(cf->sess);
+	cf->sess = NULL;
+}
+
+void actions_ctl_release(struct ctlfile *cf)
+{
+	if (!cf)
+		return;
+	if (cf->sess)
+		COUNT(uncacheable_interrupted);
+	end_unrecorded(cf);
+	free(cf->req);
+	free(cf->resp);
+	free(cf->root);
+	free(cf->root_abs);
+	pthread_mutex_destroy(&cf->lock);
+	free(cf);
+}
+
+ssize_t actions_ctl_read(struct ctlfile *cf, void *buf, size_t size, off_t off)
+{
+	pthread_mutex_lock(&cf->lock);
+	size_t n = 0;
+	if (off >= 0 && (size_t)off < cf->resp_len) {
+		n = cf->resp_len - (size_t)off;
+		if (n > size)
+			n = size;
+		memcpy(buf, cf->resp + off, n);
+	}
+	pthread_mutex_unlock(&cf->lock);
+	return (ssize_t)n;
+}
+
+/* ---- fields ---------------------------------------------------------------- */
+
+static int resp_field(struct ctlfile *cf, uint32_t tag, const void *data, size_t len)
+{
+	size_t need = cf->resp_len + 8 + len;
+	if (len > UINT32_MAX)
+		return -E2BIG;
+	if (need > cf->resp_cap) {
+		size_t cap = cf->resp_cap ? cf->resp_cap : 4096;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *b = realloc(cf->resp, cap);
+		if (!b)
+			return -ENOMEM;
+		cf->resp = b;
+		cf->resp_cap = cap;
+	}
+	uint32_t h[2] = { tag, (uint32_t)len };
+	memcpy(cf->resp + cf->resp_len, h, 8);
+	if (len)
+		memcpy(cf->resp + cf->resp_len + 8, data, len);
+	cf->resp_len = need;
+	return 0;
+}
+
+static int resp_text(struct ctlfile *cf, uint32_t tag, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int resp_text(struct ctlfile *cf, uint32_t tag, const char *fmt, ...)
+{
+	char buf[PATH_MAX + 256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	return resp_field(cf, tag, buf, strlen(buf));
+}
+
+/* Calls fn for every field of the request.  0, -EBADMSG, or fn's error. */
+static int fields_each(const uint8_t *buf, size_t len, int (*fn)(void *arg, uint32_t tag, const uint8_t *v, size_t vl),
+		       void *arg)
+{
+	size_t pos = 0;
+	while (pos < len) {
+		uint32_t h[2];
+		if (len - pos < 8)
+			return -EBADMSG;
+		memcpy(h, buf + pos, 8);
+		pos += 8;
+		if (h[1] > len - pos)
+			return -EBADMSG;
+		int r = fn(arg, h[0], buf + pos, h[1]);
+		if (r < 0)
+			return r;
+		pos += h[1];
+	}
+	return 0;
+}
+
+static char *strndup_field(const uint8_t *v, size_t len)
+{
+	if (memchr(v, '\0', len))
+		return NULL;
+	return strndup((const char *)v, len);
+}
+
+/* What a LOOKUP or BEGIN carries. */
+struct action_req {
+	const uint8_t *key;
+	size_t key_len;
+	char *root, *root_abs;
+	uint32_t flags;
+};
+
+static int action_req_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
+{
+	struct action_req *a = arg;
+	switch (tag) {
+	case CASFS_T_KEY:
+		a->key = v;
+		a->key_len = len;
+		return 0;
+	case CASFS_T_ROOT:
+		free(a->root);
+		return (a->root = strndup_field(v, len)) ? 0 : -EBADMSG;
+	case CASFS_T_ROOT_ABS:
+		free(a->root_abs);
+		return (a->root_abs = strndup_field(v, len)) ? 0 : -EBADMSG;
+	case CASFS_T_FLAGS:
+		if (len != 4)
+			return -EBADMSG;
+		memcpy(&a->flags, v, 4);
+		return 0;
+	default:
+		return 0; /* fields of newer clients are ignored */
+	}
+}
+
+static int action_req_parse(const struct ctlfile *cf, struct action_req *a)
+{
+	memset(a, 0, sizeof(*a));
+	int r = fields_each(cf->req, cf->req_len, action_req_field, a);
+	if (r == 0 && (!a->key || !a->root || !a->root_abs || a->root_abs[0] != '/' ||
+		       action_path_check(ACTION_SCOPE_ROOT, a->root) < 0))
+		r = -EBADMSG;
+	return r;
+}
+
+static void action_req_clear(struct action_req *a)
+{
+	free(a->root);
+	free(a->root_abs);
+}
+
+/* ---- resolving paths beneath the backing ------------------------------------ */
+
+/* Opens rel ("" = dirfd itself) beneath dirfd, following no symlink on the
+ * way (the last component too with O_NOFOLLOW).  fd or -errno. */
+static int open_beneath(int dirfd, const char *rel, int flags)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = (int)syscall(SYS_openat2, dirfd, rel[0] ? rel : ".", &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+/* The backing root (mount-relative "") as a pinned fd: release with
+ * ino_node_fd_put(FS->tbl, ino_table_root(FS->tbl)). */
+static int mount_fd(void)
+{
+	return ino_node_fd_get(FS->tbl, ino_table_root(FS->tbl));
+}
+
+/* The digest of the regular file open (O_PATH is fine) as fd, st its stat:
+ * from the node's state, the index, or by reading it.  0 or -errno. */
+static int file_digest(int fd, const struct stat *st, hasher_digest *ret)
+{
+	ino_node *n = ino_table_find_ref(FS->tbl, st->st_dev, st->st_ino);
+	int r;
+	if (n) {
+		r = FS->dg ? digests_get(FS->dg, n, fd, ret) : -ENODATA;
+		ino_node_unref(FS->tbl, n);
+		return r;
+	}
+	cache_file_rec rec;
+	if (cache_index_file_get(FS->ix, st->st_dev, st->st_ino, &rec) == 0 && cache_file_rec_valid(&rec, st)) {
+		*ret = rec.digest;
+		return 0;
+	}
+	int rfd = fs_reopen_fd(fd, O_RDONLY);
+	if (rfd < 0)
+		return rfd;
+	uint64_t size;
+	r = hasher_digest_fd(rfd, ret, &size);
+	close(rfd);
+	return r;
+}
+
+/* Reads the entries of the directory open (O_PATH is fine) as fd into a
+ * listing digest. */
+static int dir_digest(int fd, hasher_digest *ret)
+{
+	int dfd = fs_reopen_fd(fd, O_RDONLY | O_DIRECTORY);
+	if (dfd < 0)
+		return dfd;
+	int r = trace_listing_digest(dfd, ret);
+	close(dfd);
+	return r;
+}
+
+struct probe_ctx {
+	int root_fd;   /* the current root */
+	int mount_fd;  /* the backing root */
+};
+
+static int probe(void *arg, const action_input *want, action_input *have)
+{
+	struct probe_ctx *p = arg;
+	struct stat st;
+	int fd;
+	if (want->scope == ACTION_SCOPE_ABS) {
+		fd = open(want->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
+	} else {
+		fd = open_beneath(want->scope == ACTION_SCOPE_ROOT ? p->root_fd : p->mount_fd, want->path,
+				  O_PATH | O_NOFOLLOW);
+	}
+	if (fd == -ENOENT || fd == -ENOTDIR) {
+		have->kind = ACTION_IN_ABSENT;
+		return 0;
+	}
+	if (fd < 0)
+		return fd;
+	int r = fs_stat_fd(fd, &st);
+	if (r < 0)
+		goto out;
+	if (want->kind == ACTION_IN_FILE && S_ISREG(st.st_mode)) {
+		have->kind = ACTION_IN_FILE;
+		have->digest_kind = want->digest_kind;
+		r = want->digest_kind == ACTION_DIGEST_PLAIN ? file_digest(fd, &st, &have->digest) : -ENOTSUP;
+	} else if (want->kind == ACTION_IN_DIR && S_ISDIR(st.st_mode)) {
+		have->kind = ACTION_IN_DIR;
+		r = dir_digest(fd, &have->digest);
+	} else if (want->kind == ACTION_IN_SYMLINK && S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t l = readlinkat(fd, "", target, sizeof(target));
+		if (l < 0 || l == (ssize_t)sizeof(target)) {
+			r = l < 0 ? -errno : -ENAMETOOLONG;
+		} else {
+			have->kind = ACTION_IN_SYMLINK;
+			hasher_digest_buffer(target, (size_t)l, &have->digest);
+		}
+	} else {
+		have->kind = ACTION_IN_EXISTS;
+		have->type = st.st_mode & S_IFMT;
+	}
+out:
+	close(fd);
+	return r;
+}
+
+/* ---- restoring outputs ------------------------------------------------------ */
+
+/* Drops the kernel's cached entry for name in the directory open as pdfd,
+ * and the node of a file it replaced (st of the old file, if any). */
+static void forget_name(int pdfd, const char *name, const struct stat *old)
+{
+	struct stat pst;
+	if (old && old->st_nlink <= 1)
+		ino_table_detach(FS->tbl, old->st_dev, old->st_ino);
+	if (fs_stat_fd(pdfd, &pst) < 0)
+		return;
+	ino_node *p = ino_table_find(FS->tbl, NULL, NULL, pst.st_dev, pst.st_ino, 0);
+	if (p)
+		fuse_lowlevel_notify_inval_entry(FS->se, p->id, name, strlen(name));
+}
+
+/* The directory of rel beneath root_fd (rel's last '/' splits it), made
+ * (0755, as the caller) where missing.  Writes the last component's offset
+ * in rel to *name_at.  fd (O_PATH) or -errno. */
+static int parent_dir(int root_fd, const char *rel, size_t *name_at)
+{
+	const char *slash = strrchr(rel, '/');
+	*name_at = slash ? (size_t)(slash - rel) + 1 : 0;
+	if (!slash)
+		return fcntl(root_fd, F_DUPFD_CLOEXEC, 3) < 0 ? -errno : fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+	char dir[PATH_MAX];
+	size_t dl = (size_t)(slash - rel);
+	if (dl >= sizeof(dir))
+		return -ENAMETOOLONG;
+	memcpy(dir, rel, dl);
+	dir[dl] = '\0';
+	int fd = open_beneath(root_fd, dir, O_PATH | O_DIRECTORY);
+	if (fd != -ENOENT)
+		return fd;
+	/* make the missing ones, top down */
+	for (size_t i = 0; i <= dl; i++) {
+		if (dir[i] != '/' && dir[i] != '\0')
+			continue;
+		char c = dir[i];
+		dir[i] = '\0';
+		size_t at;
+		int pfd = parent_dir(root_fd, dir, &at);
+		if (pfd < 0)
+			return pfd;
+		if (mkdirat(pfd, dir + at, 0755) < 0 && errno != EEXIST) {
+			int e = -errno;
+			close(pfd);
+			return e;
+		}
+		forget_name(pfd, dir + at, NULL);
+		close(pfd);
+		dir[i] = c;
+	}
+	return open_beneath(root_fd, dir, O_PATH | O_DIRECTORY);
+}
+
+/* Seeds the digest of the file just restored as name in pdfd: the content
+ * is known, so nothing reads it again. */
+static void seed_digest(int pdfd, const char *name, const hasher_digest *d)
+{
+	struct stat st;
+	if (!FS->dg || fstatat(pdfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	int fd = openat(pdfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat pst;
+	ino_node *p = fs_stat_fd(pdfd, &pst) == 0 ? ino_table_find(FS->tbl, NULL, NULL, pst.st_dev, pst.st_ino, 0) : NULL;
+	ino_node *n;
+	if (ino_table_insert(FS->tbl, p, name, fd, &st, 0, &n) == 0) {
+		digests_seed(FS->dg, n, d, &st);
+		ino_table_forget(FS->tbl, n, 0); /* freed once nothing holds it */
+	}
+}
+
+static int restore_one(int root_fd, const action_output *o, const char *root_abs)
+{
+	size_t at;
+	int pfd = parent_dir(root_fd, o->path, &at);
+	if (pfd < 0)
+		return pfd;
+	const char *name = o->path + at;
+	struct stat old;
+	bool had = fstatat(pfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0;
+	int r = 0;
+	switch (o->kind) {
+	case ACTION_OUT_FILE: {
+		bool reflinked;
+		if (had && S_ISDIR(old.st_mode)) {
+			r = -EISDIR;
+			break;
+		}
+		r = cache_get_at(FS->ix, &o->digest, pfd, name, (mode_t)o->mode, &reflinked);
+		if (r == 0) {
+			forget_name(pfd, name, had ? &old : NULL);
+			seed_digest(pfd, name, &o->digest);
+		}
+		break;
+	}
+	case ACTION_OUT_DIR:
+		if (!had)
+			r = mkdirat(pfd, name, (mode_t)o->mode) < 0 ? -errno : 0;
+		else if (!S_ISDIR(old.st_mode))
+			r = -ENOTDIR;
+		else if ((old.st_mode & 07777) != o->mode)
+			r = fchmodat(pfd, name, (mode_t)o->mode, 0) < 0 ? -errno : 0;
+		if (r == 0)
+			forget_name(pfd, name, NULL);
+		break;
+	case ACTION_OUT_SYMLINK: {
+		char *target = action_absolutize(o->target, root_abs);
+		if (!target) {
+			r = -ENOMEM;
+			break;
+		}
+		if (had && !S_ISDIR(old.st_mode) && unlinkat(pfd, name, 0) < 0)
+			r = -errno;
+		if (r == 0 && symlinkat(target, pfd, name) < 0)
+			r = -errno;
+		free(target);
+		if (r == 0)
+			forget_name(pfd, name, had ? &old : NULL);
+		break;
+	}
+	case ACTION_OUT_REMOVED:
+		if (had && unlinkat(pfd, name, S_ISDIR(old.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
+			r = -errno;
+		if (r == 0 && had)
+			forget_name(pfd, name, &old);
+		break;
+	default:
+		r = -EINVAL;
+	}
+	close(pfd);
+	return r;
+}
+
+/* ---- LOOKUP ----------------------------------------------------------------- */
+
+/* True when every stored output of m is still in the store (gc may have
+ * evicted some: then m is of no use). */
+static bool outputs_stored(const action_manifest *m)
+{
+	cache_blob_header h;
+	for (size_t i = 0; i < m->nout; i++)
+		if (m->out[i].kind == ACTION_OUT_FILE && cache_blob_stat(FS->ix, &m->out[i].digest, &h) < 0)
+			return false;
+	for (int s = 0; s < 2; s++) {
+		const action_stream *st = s ? &m->out_stderr : &m->out_stdout;
+		if (!st->inline_data && st->size && cache_blob_stat(FS->ix, &st->digest, &h) < 0)
+			return false;
+	}
+	return true;
+}
+
+static const char *in_kind_name(int kind)
+{
+	switch (kind) {
+	case ACTION_IN_FILE: return "file";
+	case ACTION_IN_ABSENT: return "absent";
+	case ACTION_IN_DIR: return "directory listing";
+	case ACTION_IN_SYMLINK: return "symlink";
+	case ACTION_IN_EXISTS: return "existing name";
+	default: return "?";
+	}
+}
+
+/* A replayed stream into the response: inline bytes, or the blob's. */
+static int resp_stream(struct ctlfile *cf, uint32_t tag, const action_stream *s)
+{
+	if (s->inline_data || s->size == 0)
+		return resp_field(cf, tag, s->data, (size_t)s->size);
+	cache_reader rd;
+	int r = cache_blob_open(FS->ix, &s->digest, &rd);
+	if (r < 0)
+		return r;
+	uint8_t *buf = malloc(rd.size ? rd.size : 1);
+	r = buf ? 0 : -ENOMEM;
+	if (r == 0 && pread(rd.fd, buf, rd.size, (off_t)rd.off) != (ssize_t)rd.size)
+		r = -EIO;
+	if (r == 0)
+		r = resp_field(cf, tag, buf, rd.size);
+	free(buf);
+	cache_reader_close(&rd);
+	return r;
+}
+
+static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
+{
+	struct action_req a;
+	action_record rec = { 0 };
+	void *val = NULL;
+	size_t vlen = 0;
+	int root_fd = -1, mfd = -1, r;
+	bool dropped = false;
+	hasher_digest key;
+	COUNT(action_lookups);
+	out->status = CASFS_LOOKUP_MISS;
+	if ((r = action_req_parse(cf, &a)) < 0) {
+		out->result = r;
+		return;
+	}
+	action_key_final(a.key, a.key_len, q->uid, &key);
+	r = cache_index_kv_get(FS->ix, 'A', key.bytes, sizeof(key.bytes), &val, &vlen);
+	if (r == -ENOENT) {
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: no run of this action is recorded");
+		COUNT(action_misses);
+		goto out;
+	}
+	if (r < 0 || (r = action_record_decode(val, vlen, &rec)) < 0) {
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: the recorded runs could not be read (%s)", strerror(-r));
+		COUNT(action_misses);
+		goto out;
+	}
+	if ((mfd = mount_fd()) < 0 || (root_fd = open_beneath(mfd, a.root, O_PATH | O_DIRECTORY)) < 0) {
+		out->result = mfd < 0 ? mfd : root_fd;
+		goto out;
+	}
+	struct probe_ctx pc = { root_fd, mfd };
+	ssize_t first_diff = -2;
+	size_t first_m = 0;
+	bool relocation_needed = false;
+	for (size_t i = 0; i < rec.n; i++) {
+		action_manifest *m = &rec.m[i];
+		ssize_t d = action_manifest_match(m, probe, &pc);
+		if (d >= 0) {
+			if (first_diff == -2) {
+				first_diff = d;
+				first_m = i;
+			}
+			continue;
+		}
+		bool relocated = strcmp(m->root_at_record, a.root_abs) != 0;
+		if ((m->flags & ACTION_F_EMBEDS_ROOT) && relocated && !(a.flags & CASFS_EXEC_F_RELOCATE)) {
+			relocation_needed = true;
+			continue;
+		}
+		if (!outputs_stored(m)) {
+			action_record_remove(&rec, i--);
+			dropped = true;
+			COUNT(action_blob_missing);
+			continue;
+		}
+		/* a hit */
+		out->status = CASFS_LOOKUP_HIT;
+		if (a.flags & CASFS_EXEC_F_EXPLAIN) {
+			resp_text(cf, CASFS_T_EXPLAIN, "hit: %zu outputs would be restored (recorded run took %llu ms)%s",
+				  m->nout, (unsigned long long)m->run_ms,
+				  (m->flags & ACTION_F_EMBEDS_ROOT) && relocated ? " at another root (--relocate)" : "");
+			goto out;
+		}
+		req_creds_enter(q);
+		for (size_t k = 0; r == 0 && k < m->nout; k++)
+			r = restore_one(root_fd, &m->out[k], a.root_abs);
+		req_creds_leave(q);
+		if (r < 0) {
+			/* what was restored stays; the command runs and writes
+			 * its outputs anyway */
+			out->status = CASFS_LOOKUP_MISS;
+			resp_text(cf, CASFS_T_EXPLAIN, "miss: restoring the outputs failed (%s)", strerror(-r));
+			COUNT(action_restore_errors);
+			goto out;
+		}
+		int32_t ex = m->exit_status;
+		resp_field(cf, CASFS_T_EXIT, &ex, sizeof(ex));
+		if ((r = resp_stream(cf, CASFS_T_STDOUT, &m->out_stdout)) < 0 ||
+		    (r = resp_stream(cf, CASFS_T_STDERR, &m->out_stderr)) < 0) {
+			out->status = CASFS_LOOKUP_MISS;
+			cf->resp_len = 0;
+			resp_text(cf, CASFS_T_EXPLAIN, "miss: the recorded output streams are unreadable (%s)",
+				  strerror(-r));
+			goto out;
+		}
+		resp_text(cf, CASFS_T_EXPLAIN, "hit: %zu outputs restored, %llu ms saved%s", m->nout,
+			  (unsigned long long)m->run_ms, (m->flags & ACTION_F_EMBEDS_ROOT) && relocated ? " (relocated)" : "");
+		COUNT(action_hits);
+		COUNT_N(action_time_saved_ms, m->run_ms);
+		COUNT_N(action_outputs_restored, m->nout);
+		if (relocated && (m->flags & ACTION_F_EMBEDS_ROOT))
+			COUNT(action_relocated_hits);
+		goto out;
+	}
+	COUNT(action_misses);
+	if (relocation_needed)
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its outputs hold the path of "
+			  "its root (%s); reuse them here with --relocate, or build with -ffile-prefix-map",
+			  rec.n ? rec.m[0].root_at_record : "?");
+	else if (first_diff >= 0) {
+		const action_input *in = &rec.m[first_m].in[first_diff];
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: %s%s%s (%s) differs from the recorded run",
+			  in->scope == ACTION_SCOPE_MOUNT ? "<mount>/" : "", in->path[0] ? in->path : ".",
+			  "", in_kind_name(in->kind));
+	} else {
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: no recorded run has all its outputs still stored");
+	}
+out:
+	if (dropped) {
+		uint8_t *enc;
+		size_t elen;
+		if (rec.n == 0)
+			cache_index_kv_del(FS->ix, 'A', key.bytes, sizeof(key.bytes));
+		else if (action_record_encode(&rec, &enc, &elen) == 0) {
+			cache_index_kv_put(FS->ix, 'A', key.bytes, sizeof(key.bytes), enc, elen);
+			free(enc);
+		}
+	}
+	if (root_fd >= 0)
+		close(root_fd);
+	if (mfd >= 0)
+		ino_node_fd_put(FS->tbl, ino_table_root(FS->tbl));
+	action_record_clear(&rec);
+	free(val);
+	action_req_clear(&a);
+}
+
+/* ---- BEGIN ------------------------------------------------------------------ */
+
+static void begin(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
+{
+	struct action_req a;
+	struct trace *tr;
+	int r = action_req_parse(cf, &a);
+	if (r < 0) {
+		out->result = r;
+		return;
+	}
+	end_unrecorded(cf);
+	action_key_final(a.key, a.key_len, q->uid, &cf->key);
+	tr = NULL;
+	if ((r = trace_new(&tr)) < 0 || (r = session_begin(FS->ss, q->tid, q->uid, tr, &cf->sess)) < 0) {
+		trace_free(tr);
+		COUNT(exec_uncached);
+		out->result = r;
+		action_req_clear(&a);
+		return;
+	}
+	free(cf->root);
+	free(cf->root_abs);
+	cf->root = a.root;
+	cf->root_abs = a.root_abs;
+	cf->flags = a.flags;
+	cf->begun_ns = now_ns();
+	out->value = session_id(cf->sess);
+	COUNT(sessions);
+}
+
+/* ---- END -------------------------------------------------------------------- */
+
+/* Counts a reason not to cache a run (the names are the counters'). */
+static void count_reason(const char *reason)
+{
+	static const struct {
+		const char *name;
+		enum casfs_counter c;
+	} reasons[] = {
+#define REASON(n) { #n, CASFS_C_##n },
+		CASFS_UNCACHEABLE_COUNTERS(REASON)
+#undef REASON
+	};
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (strcmp(reasons[i].name + strlen("uncacheable_"), reason) == 0)
+			atomic_fetch_add_explicit(&FS->counters[reasons[i].c], 1, memory_order_relaxed);
+}
+
+struct end_req {
+	int32_t exit;
+	bool has_exit;
+	bool outlived;
+	uint64_t run_ms;
+	const uint8_t *out, *err;
+	size_t out_len, err_len;
+	const uint8_t *fields;  /* for the DEP_ABS walk */
+	size_t fields_len;
+};
+
+static int end_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
+{
+	struct end_req *e = arg;
+	switch (tag) {
+	case CASFS_T_EXIT:
+		if (len != 4)
+			return -EBADMSG;
+		memcpy(&e->exit, v, 4);
+		e->has_exit = true;
+		return 0;
+	case CASFS_T_RUN_MS:
+		if (len != 8)
+			return -EBADMSG;
+		memcpy(&e->run_ms, v, 8);
+		return 0;
+	case CASFS_T_STDOUT:
+		e->out = v;
+		e->out_len = len;
+		return 0;
+	case CASFS_T_STDERR:
+		e->err = v;
+		e->err_len = len;
+		return 0;
+	case CASFS_T_OUTLIVED:
+		e->outlived = true;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+struct rec_ctx {
+	action_manifest *m;
+	int root_fd;
+	const char *root_abs;
+	action_scan scan;
+	bool scanning;
+	const char *reason;   /* set when the run cannot be cached */
+};
+
+static void scan_chunk(void *arg, const void *data, size_t len)
+{
+	struct rec_ctx *c = arg;
+	if (c->scanning)
+		action_scan_feed(&c->scan, data, len);
+}
+
+/* Stores the regular file open (O_PATH) as fd: its digest (known, or read
+ * once with the store) and whether it holds the root's path. */
+static int store_file(struct rec_ctx *c, int fd, const struct stat *st, action_output *o)
+{
+	int rfd = fs_reopen_fd(fd, O_RDONLY);
+	if (rfd < 0)
+		return rfd;
+	cache_put_opts opts = { .mode = FS->o.compression, .zstd_level = FS->o.zstd_level,
+				.on_chunk = scan_chunk, .on_chunk_arg = c };
+	ino_node *n = ino_table_find_ref(FS->tbl, st->st_dev, st->st_ino);
+	cache_file_rec rec;
+	uint64_t version;
+	if (n && FS->dg && digests_peek(FS->dg, n, &rec, &version) == 0 && rec.size == (uint64_t)st->st_size) {
+		opts.has_expect = true;
+		opts.expect = rec.digest;
+	}
+	if (n)
+		ino_node_unref(FS->tbl, n);
+	cache_put_result res;
+	bool before = c->scan.found;
+	c->scan.found = false;
+	int r = cache_put_fd(FS->ix, rfd, &opts, &res);
+	if (r == 0 && c->scanning && !res.read) {
+		/* stored before, so not read now: read it for the root */
+		char buf[65536];
+		ssize_t got;
+		off_t off = 0;
+		c->scan.matched = 0;
+		while ((got = pread(rfd, buf, sizeof(buf), off)) > 0) {
+			action_scan_feed(&c->scan, buf, (size_t)got);
+			off += got;
+		}
+	}
+	c->scan.found |= before;
+	close(rfd);
+	if (r < 0)
+		return r;
+	o->kind = ACTION_OUT_FILE;
+	o->digest = res.digest;
+	o->size = res.size;
+	o->mode = st->st_mode & 07777;
+	return 0;
+}
+
+static int add_output_at(struct rec_ctx *c, const char *rel, bool existed);
+
+/* The entries of a directory the run made: outputs too. */
+static int add_dir_entries(struct rec_ctx *c, int fd, const char *rel)
+{
+	int dfd = fs_reopen_fd(fd, O_RDONLY | O_DIRECTORY);
+	if (dfd < 0)
+		return dfd;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return -errno;
+	}
+	int r = 0;
+	struct dirent *e;
+	while (r == 0 && (e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char child[PATH_MAX];
+		if (snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= (int)sizeof(child))
+			r = -ENAMETOOLONG;
+		else
+			r = add_output_at(c, child, false);
+	}
+	closedir(d);
+	return r;
+}
+
+static int add_output_at(struct rec_ctx *c, const char *rel, bool existed)
+{
+	action_output o = { .path = (char *)rel };
+	struct stat st;
+	if (c->reason)
+		return 0;
+	if (rel[0] == '\0') {
+		c->reason = "writes_outside_root"; /* the root itself changed */
+		return 0;
+	}
+	int fd = open_beneath(c->root_fd, rel, O_PATH | O_NOFOLLOW);
+	if (fd == -ENOENT || fd == -ENOTDIR) {
+		if (!existed)
+			return 0; /* made and removed by the run: a temporary */
+		o.kind = ACTION_OUT_REMOVED;
+		return action_manifest_add_output(c->m, &o);
+	}
+	if (fd < 0)
+		return fd;
+	int r = fs_stat_fd(fd, &st);
+	if (r < 0)
+		goto out;
+	if (S_ISREG(st.st_mode)) {
+		r = store_file(c, fd, &st, &o);
+		if (r == -ESTALE) {
+			c->reason = "output_changed";
+			r = 0;
+			goto out;
+		}
+	} else if (S_ISDIR(st.st_mode)) {
+		o.kind = ACTION_OUT_DIR;
+		o.mode = st.st_mode & 07777;
+		r = action_manifest_add_output(c->m, &o);
+		if (r == 0 && !existed)
+			r = add_dir_entries(c, fd, rel);
+		goto out;
+	} else if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t l = readlinkat(fd, "", target, sizeof(target) - 1);
+		if (l < 0) {
+			r = -errno;
+			goto out;
+		}
+		target[l] = '\0';
+		o.kind = ACTION_OUT_SYMLINK;
+		o.target = action_relativize(target, c->root_abs);
+		r = o.target ? 0 : -ENOMEM;
+	} else {
+		c->reason = "special_output";
+		goto out;
+	}
+	if (r == 0)
+		r = action_manifest_add_output(c->m, &o);
+	free(o.target);
+out:
+	close(fd);
+	return r;
+}
+
+static int change_cb(void *arg, const char *rel, bool existed)
+{
+	return add_output_at(arg, rel, existed);
+}
+
+/* A captured stream: inline, or stored as a blob (through a memfd). */
+static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, action_stream *s)
+{
+	s->size = len;
+	hasher_digest_buffer(data, len, &s->digest);
+	if (c->scanning)
+		action_scan_feed(&c->scan, data, len);
+	if (len <= ACTION_INLINE_MAX) {
+		s->inline_data = true;
+		s->data = len ? malloc(len) : NULL;
+		if (len && !s->data)
+			return -ENOMEM;
+		if (len)
+			memcpy(s->data, data, len);
+		return 0;
+	}
+	int fd = memfd_create("casfs-stream", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = write(fd, data, len) == (ssize_t)len ? 0 : -EIO;
+	cache_put_result res;
+	cache_put_opts opts = { .mode = FS->o.compression, .has_expect = true, .expect = s->digest };
+	if (r == 0)
+		r = cache_put_fd(FS->ix, fd, &opts, &res);
+	close(fd);
+	return r;
+}
+
+/* Adds the inputs outside the mount named by the run's dependency output:
+ * the daemon digests them as it sees them. */
+static int dep_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
+{
+	struct rec_ctx *c = arg;
+	if (tag != CASFS_T_DEP_ABS || c->reason)
+		return 0;
+	char *path = strndup_field(v, len);
+	if (!path || path[0] != '/') {
+		free(path);
+		return -EBADMSG;
+	}
+	action_input in = { .kind = ACTION_IN_FILE, .scope = ACTION_SCOPE_ABS, .path = path };
+	struct stat st;
+	int fd = open(path, O_PATH | O_CLOEXEC);
+	int r = 0;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		c->reason = "input_changed"; /* gone or replaced since it was read */
+	} else if ((r = file_digest(fd, &st, &in.digest)) == 0) {
+		r = action_manifest_add_input(c->m, &in);
+		if (r == -EINVAL) { /* a path the manifest cannot hold ("..") */
+			c->reason = "unknown_input";
+			r = 0;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
+
+static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
+{
+	struct end_req e = { 0 };
+	action_manifest m = { 0 };
+	struct rec_ctx c = { .m = &m, .root_fd = -1, .root_abs = cf->root_abs };
+	int r, mfd = -1;
+	if (!cf->sess) {
+		out->result = -EINVAL; /* END without BEGIN */
+		return;
+	}
+	struct session *s = cf->sess;
+	struct trace *tr = session_trace(s);
+	out->status = CASFS_END_UNCACHEABLE;
+	if ((r = fields_each(cf->req, cf->req_len, end_field, &e)) < 0 || !e.has_exit) {
+		end_unrecorded(cf);
+		out->result = r < 0 ? r : -EBADMSG;
+		return;
+	}
+	if (e.outlived)
+		c.reason = "outlived";
+	else if (!trace_wait_writers(tr, WRITERS_WAIT_MS))
+		c.reason = "outputs_open";
+	session_end(FS->ss, s);
+	if (!c.reason && e.exit != 0 && !(cf->flags & CASFS_EXEC_F_CACHE_FAILURES))
+		c.reason = "failed";
+	if (!c.reason) {
+		switch (trace_check(tr, FS->dg)) {
+		case TRACE_OK: break;
+		case TRACE_NO_PATH: c.reason = "unknown_path"; break;
+		case TRACE_INPUT_CHANGED: c.reason = "input_changed"; break;
+		case TRACE_INPUT_WRITTEN: c.reason = "input_being_written"; break;
+		case TRACE_TOO_BIG: c.reason = "too_big"; break;
+		case TRACE_NOMEM: c.reason = "out_of_memory"; break;
+		}
+	}
+	if (!c.reason) {
+		c.scanning = strlen(cf->root_abs) > 1 && action_scan_init(&c.scan, cf->root_abs) == 0;
+		if ((mfd = mount_fd()) < 0 || (c.root_fd = open_beneath(mfd, cf->root, O_PATH | O_DIRECTORY)) < 0)
+			r = mfd < 0 ? mfd : c.root_fd;
+		if (r == 0)
+			r = trace_inputs(tr, cf->root, &m);
+		if (r == 0)
+			r = fields_each(cf->req, cf->req_len, dep_field, &c);
+		if (r == 0 && !c.reason) {
+			r = trace_changes(tr, cf->root, change_cb, &c);
+			if (r == -EXDEV) {
+				c.reason = "writes_outside_root";
+				r = 0;
+			}
+		}
+		if (r == 0 && !c.reason && (r = make_stream(&c, e.out, e.out_len, &m.out_stdout)) == 0)
+			r = make_stream(&c, e.err, e.err_len, &m.out_stderr);
+		if (r < 0 && !c.reason)
+			c.reason = r == -ENOSPC ? "store_full" : "store_error";
+	}
+	if (!c.reason) {
+		m.exit_status = e.exit;
+		m.run_ms = e.run_ms;
+		m.created_ns = now_ns();
+		m.flags = c.scanning && c.scan.found ? ACTION_F_EMBEDS_ROOT : 0;
+		m.root_at_record = strdup(cf->root_abs);
+		action_record rec = { 0 };
+		void *val = NULL;
+		size_t vlen;
+		uint8_t *enc = NULL;
+		size_t elen;
+		r = m.root_at_record ? 0 : -ENOMEM;
+		if (r == 0 && cache_index_kv_get(FS->ix, 'A', cf->key.bytes, sizeof(cf->key.bytes), &val, &vlen) == 0 &&
+		    action_record_decode(val, vlen, &rec) < 0)
+			memset(&rec, 0, sizeof(rec)); /* unreadable: start over */
+		if (r == 0)
+			r = action_record_push(&rec, &m);
+		if (r == 0)
+			r = action_record_encode(&rec, &enc, &elen);
+		if (r == 0)
+			r = cache_index_kv_put(FS->ix, 'A', cf->key.bytes, sizeof(cf->key.bytes), enc, elen);
+		free(enc);
+		free(val);
+		action_record_clear(&rec);
+		if (r < 0)
+			c.reason = r == -ENOSPC ? "store_full" : "store_error";
+	}
+	if (c.reason) {
+		COUNT(action_uncacheable);
+		count_reason(c.reason);
+		resp_field(cf, CASFS_T_REASON, c.reason, strlen(c.reason));
+	} else {
+		out->status = CASFS_END_RECORDED;
+		COUNT(action_recorded);
+	}
+	if (c.scanning)
+		action_scan_free(&c.scan);
+	if (c.root_fd >= 0)
+		close(c.root_fd);
+	if (mfd >= 0)
+		ino_node_fd_put(FS->tbl, ino_table_root(FS->tbl));
+	action_manifest_clear(&m);
+	session_put(cf->sess);
+	cf->sess = NULL;
+	(void)q;
+}
+
+/* ---- TOOL, KV ------------------------------------------------------------------ */
+
+struct small_req {
+	char *path;
+	struct casfs_exec_stat st;
+	bool has_st;
+	const uint8_t *kkey, *kval;
+	size_t kkey_len, kval_len;
+};
+
+static int small_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
+{
+	struct small_req *s = arg;
+	switch (tag) {
+	case CASFS_T_PATH:
+		free(s->path);
+		return (s->path = strndup_field(v, len)) ? 0 : -EBADMSG;
+	case CASFS_T_STAT:
+		if (len != sizeof(s->st))
+			return -EBADMSG;
+		memcpy(&s->st, v, len);
+		s->has_st = true;
+		return 0;
+	case CASFS_T_KVKEY:
+		s->kkey = v;
+		s->kkey_len = len;
+		return len <= 256 ? 0 : -EBADMSG;
+	case CASFS_T_KVVAL:
+		s->kval = v;
+		s->kval_len = len;
+		return len <= 4096 ? 0 : -EBADMSG;
+	default:
+		return 0;
+	}
+}
+
+/* The digest of a file outside the mount (a compiler, say), as the daemon
+ * sees it at the path the caller gives: cached by (dev, ino) with size,
+ * mtime and ctime, as the index does for the mount's files. */
+static int tool(struct ctlfile *cf, const struct small_req *s)
+{
+	struct stat st;
+	if (!s->path || s->path[0] != '/' || !s->has_st)
+		return -EBADMSG;
+	int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = fstat(fd, &st) < 0 ? -errno : 0;
+	if (r == 0 && (!S_ISREG(st.st_mode) || (uint64_t)st.st_dev != s->st.dev || (uint64_t)st.st_ino != s->st.ino ||
+		       (uint64_t)st.st_size != s->st.size || cache_timespec_ns(&st.st_mtim) != s->st.mtime_ns ||
+		       cache_timespec_ns(&st.st_ctim) != s->st.ctime_ns))
+		r = -EXDEV; /* not the caller's file: another mount namespace */
+	cache_file_rec rec;
+	uint64_t k[2] = { (uint64_t)st.st_dev, (uint64_t)st.st_ino };
+	void *val = NULL;
+	size_t vlen = 0;
+	if (r == 0 && cache_index_kv_get(FS->ix, 'T', k, sizeof(k), &val, &vlen) == 0 && vlen == sizeof(rec)) {
+		memcpy(&rec, val, sizeof(rec));
+		if (!cache_file_rec_valid(&rec, &st))
+			vlen = 0;
+	} else {
+		vlen = 0;
+	}
+	free(val);
+	if (r == 0 && vlen == 0) {
+		int64_t at = now_ns();
+		uint64_t size;
+		r = hasher_digest_fd(fd, &rec.digest, &size);
+		rec.size = size;
+		rec.mtime_ns = cache_timespec_ns(&st.st_mtim);
+		rec.ctime_ns = cache_timespec_ns(&st.st_ctim);
+		rec.hashed_at_ns = at;
+		if (r == 0 && size == (uint64_t)st.st_size && rec.ctime_ns + CACHE_RACY_NS <= at)
+			cache_index_kv_put(FS->ix, 'T', k, sizeof(k), &rec, sizeof(rec));
+	}
+	close(fd);
+	if (r == 0)
+		r = resp_field(cf, CASFS_T_DIGEST, rec.digest.bytes, sizeof(rec.digest.bytes));
+	return r;
+}
+
+/* A client's own small records ("which cc1 does this gcc run"), per user:
+ * key 'U' + uid + the caller's key. */
+static int kv(struct req *q, struct ctlfile *cf, const struct small_req *s, bool put)
+{
+	uint8_t key[4 + 256];
+	if (!s->kkey || (put && !s->kval))
+		return -EBADMSG;
+	uint32_t uid = q->uid;
+	memcpy(key, &uid, 4);
+	memcpy(key + 4, s->kkey, s->kkey_len);
+	if (put)
+		return cache_index_kv_put(FS->ix, 'U', key, 4 + s->kkey_len, s->kval, s->kval_len);
+	void *val = NULL;
+	size_t vlen;
+	int r = cache_index_kv_get(FS->ix, 'U', key, 4 + s->kkey_len, &val, &vlen);
+	if (r == 0)
+		r = resp_field(cf, CASFS_T_KVVAL, val, vlen);
+	free(val);
+	return r;
+}
+
+static void small_op(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
+{
+	struct small_req s = { 0 };
+	int r = fields_each(cf->req, cf->req_len, small_field, &s);
+	if (r == 0)
+		r = out->op == CASFS_OP_TOOL ? tool(cf, &s) : kv(q, cf, &s, out->op == CASFS_OP_KV_PUT);
+	out->result = r;
+	free(s.path);
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call *in)
+{
+	if (in->proto != CASFS_EXEC_PROTO) {
+		req_err(q, EPROTO);
+		return;
+	}
+	if (in->len > CASFS_CTL_CHUNK) {
+		req_err(q, EINVAL);
+		return;
+	}
+	pthread_mutex_lock(&cf->lock);
+	struct casfs_ctl_call *o = calloc(1, sizeof(*o));
+	if (!o) {
+		pthread_mutex_unlock(&cf->lock);
+		req_err(q, ENOMEM);
+		return;
+	}
+	o->proto = CASFS_EXEC_PROTO;
+	o->op = in->op;
+	if (in->op == CASFS_OP_APPEND) {
+		if (cf->req_len + in->len > cf->req_cap) {
+			size_t cap = cf->req_cap ? cf->req_cap : 16384;
+			while (cap < cf->req_len + in->len)
+				cap *= 2;
+			uint8_t *b = cap <= (64u << 20) ? realloc(cf->req, cap) : NULL;
+			if (!b) {
+				o->result = -ENOMEM;
+				goto reply;
+			}
+			cf->req = b;
+			cf->req_cap = cap;
+		}
+		memcpy(cf->req + cf->req_len, in->data, in->len);
+		cf->req_len += in->len;
+		goto reply;
+	}
+	/* every other op works on what was appended; its response is new */
+	cf->resp_len = 0;
+	switch (in->op) {
+	case CASFS_OP_WHERE: {
+		char path[PATH_MAX];
+		ino_node *d = ino_table_get(FS->tbl, cf->dir);
+		int r = d ? ino_node_path(FS->tbl, d, path, sizeof(path)) : -ESTALE;
+		if (r < 0)
+			o->result = r;
+		else
+			resp_field(cf, CASFS_T_ROOT, path, (size_t)r);
+		break;
+	}
+	case CASFS_OP_LOOKUP:
+		lookup(q, cf, o);
+		break;
+	case CASFS_OP_BEGIN:
+		begin(q, cf, o);
+		break;
+	case CASFS_OP_END:
+		end(q, cf, o);
+		break;
+	case CASFS_OP_TOOL:
+	case CASFS_OP_KV_GET:
+	case CASFS_OP_KV_PUT:
+		small_op(q, cf, o);
+		break;
+	default:
+		o->result = -EINVAL;
+	}
+	cf->req_len = 0;
+reply:
+	o->len = (uint32_t)(cf->resp_len < UINT32_MAX ? cf->resp_len : UINT32_MAX);
+	pthread_mutex_unlock(&cf->lock);
+	/* the response struct's data is not sent back: only the header */
+	req_ioctl(q, 0, o, sizeof(*o));
+	free(o);
+}

@@ -1,0 +1,469 @@
+/* trace.c — see trace.h. */
+#include "trace.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "state.h"
+
+#define BUCKETS 4096
+/* A run that touches more paths is not cached (and stops recording). */
+#define MAX_PATHS (1u << 20)
+
+enum { P_SEEN = 1, P_CHANGED = 2, P_EXISTED = 4 };
+
+struct pentry {
+	char *path;            /* mount-relative */
+	uint8_t flags;
+	struct pentry *next;
+};
+
+struct tin {
+	action_input in;       /* in.path points to the pentry's path */
+	struct pentry *pe;
+	ino_node *node;        /* ACTION_IN_FILE: referenced */
+	uint64_t version;
+};
+
+struct trace {
+	pthread_mutex_t lock;
+	pthread_cond_t wcond;
+	struct pentry *buckets[BUCKETS];
+	size_t npaths;
+	struct tin *ins;
+	size_t nin, capin;
+	struct pentry **changed; /* in order of first change */
+	size_t nch, capch;
+	enum trace_problem problem;
+	int writers;
+};
+
+int trace_new(struct trace **ret)
+{
+	struct trace *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->wcond, NULL);
+	*ret = t;
+	return 0;
+}
+
+void trace_free(struct trace *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nin; i++)
+		if (t->ins[i].node)
+			ino_node_unref(FS->tbl, t->ins[i].node);
+	for (size_t b = 0; b < BUCKETS; b++)
+		for (struct pentry *p = t->buckets[b], *nx; p; p = nx) {
+			nx = p->next;
+			free(p->path);
+			free(p);
+		}
+	free(t->ins);
+	free(t->changed);
+	pthread_cond_destroy(&t->wcond);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static void problem(struct trace *t, enum trace_problem p)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->problem == TRACE_OK)
+		t->problem = p;
+	pthread_mutex_unlock(&t->lock);
+}
+
+static size_t path_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (size_t)(h % BUCKETS);
+}
+
+/* The entry of path, created when absent (lock held).  NULL on ENOMEM or
+ * past MAX_PATHS (the problem is set). */
+static struct pentry *pentry_get(struct trace *t, const char *path)
+{
+	size_t b = path_hash(path);
+	for (struct pentry *p = t->buckets[b]; p; p = p->next)
+		if (strcmp(p->path, path) == 0)
+			return p;
+	if (t->npaths >= MAX_PATHS) {
+		if (t->problem == TRACE_OK)
+			t->problem = TRACE_TOO_BIG;
+		return NULL;
+	}
+	struct pentry *p = calloc(1, sizeof(*p));
+	if (!p || !(p->path = strdup(path))) {
+		free(p);
+		if (t->problem == TRACE_OK)
+			t->problem = TRACE_NOMEM;
+		return NULL;
+	}
+	p->next = t->buckets[b];
+	t->buckets[b] = p;
+	t->npaths++;
+	return p;
+}
+
+/* n's mount-relative path into buf; sets TRACE_NO_PATH when unknown. */
+static bool node_path(struct trace *t, ino_node *n, char *buf, size_t len)
+{
+	if (ino_node_path(FS->tbl, n, buf, len) >= 0)
+		return true;
+	problem(t, TRACE_NO_PATH);
+	return false;
+}
+
+/* parent's path + "/" + name into buf. */
+static bool child_path(struct trace *t, ino_node *parent, const char *name, char *buf, size_t len)
+{
+	if (!node_path(t, parent, buf, len))
+		return false;
+	size_t l = strlen(buf);
+	int w = snprintf(buf + l, len - l, "%s%s", l ? "/" : "", name);
+	if (w < 0 || (size_t)w >= len - l) {
+		problem(t, TRACE_NO_PATH);
+		return false;
+	}
+	return true;
+}
+
+/* Appends an input observed at path unless the path was observed or
+ * changed before.  node (FILE) gets a reference.  Lock taken here. */
+static void add_input(struct trace *t, const char *path, const action_input *in, ino_node *node, uint64_t version)
+{
+	pthread_mutex_lock(&t->lock);
+	struct pentry *p = pentry_get(t, path);
+	if (!p || (p->flags & (P_SEEN | P_CHANGED))) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	if (t->nin == t->capin) {
+		size_t cap = t->capin ? t->capin * 2 : 64;
+		struct tin *a = realloc(t->ins, cap * sizeof(*a));
+		if (!a) {
+			if (t->problem == TRACE_OK)
+				t->problem = TRACE_NOMEM;
+			pthread_mutex_unlock(&t->lock);
+			return;
+		}
+		t->ins = a;
+		t->capin = cap;
+	}
+	p->flags |= P_SEEN;
+	struct tin *ti = &t->ins[t->nin++];
+	ti->in = *in;
+	ti->in.path = p->path;
+	ti->pe = p;
+	ti->node = node;
+	ti->version = version;
+	if (node)
+		ino_node_ref(FS->tbl, node);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Notes a change of path; the first change says whether it existed. */
+static void add_change(struct trace *t, const char *path, bool existed)
+{
+	pthread_mutex_lock(&t->lock);
+	struct pentry *p = pentry_get(t, path);
+	if (p && !(p->flags & P_CHANGED)) {
+		if (t->nch == t->capch) {
+			size_t cap = t->capch ? t->capch * 2 : 64;
+			struct pentry **a = realloc(t->changed, cap * sizeof(*a));
+			if (!a) {
+				if (t->problem == TRACE_OK)
+					t->problem = TRACE_NOMEM;
+				pthread_mutex_unlock(&t->lock);
+				return;
+			}
+			t->changed = a;
+			t->capch = cap;
+		}
+		p->flags |= P_CHANGED | (existed ? P_EXISTED : 0);
+		t->changed[t->nch++] = p;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static bool already(struct trace *t, const char *path)
+{
+	pthread_mutex_lock(&t->lock);
+	size_t b = path_hash(path);
+	bool seen = false;
+	for (struct pentry *p = t->buckets[b]; p; p = p->next)
+		if (strcmp(p->path, path) == 0) {
+			seen = (p->flags & (P_SEEN | P_CHANGED)) != 0;
+			break;
+		}
+	pthread_mutex_unlock(&t->lock);
+	return seen;
+}
+
+void trace_read(struct trace *t, ino_node *n, int fd)
+{
+	char path[PATH_MAX];
+	if (!node_path(t, n, path, sizeof(path)) || already(t, path))
+		return;
+	action_input in = { .kind = ACTION_IN_FILE, .digest_kind = ACTION_DIGEST_PLAIN };
+	uint64_t version = 0;
+	int r = FS->dg ? digests_get_versioned(FS->dg, n, fd, &in.digest, &version) : -ENODATA;
+	if (r < 0) {
+		problem(t, r == -EBUSY ? TRACE_INPUT_WRITTEN : TRACE_NOMEM);
+		return;
+	}
+	add_input(t, path, &in, n, version);
+}
+
+void trace_write_open(struct trace *t, ino_node *n, int fd, bool trunc)
+{
+	char path[PATH_MAX];
+	if (!node_path(t, n, path, sizeof(path)))
+		return;
+	if (!trunc)
+		trace_read(t, n, fd); /* what it appends to or patches is read */
+	add_change(t, path, true);
+}
+
+void trace_created(struct trace *t, ino_node *parent, const char *name)
+{
+	char path[PATH_MAX];
+	if (child_path(t, parent, name, path, sizeof(path)))
+		add_change(t, path, false);
+}
+
+void trace_removed(struct trace *t, ino_node *parent, const char *name)
+{
+	char path[PATH_MAX];
+	if (child_path(t, parent, name, path, sizeof(path)))
+		add_change(t, path, true);
+}
+
+void trace_renamed(struct trace *t, ino_node *p, const char *name, ino_node *np, const char *newname,
+		   bool replaced)
+{
+	char path[PATH_MAX];
+	if (child_path(t, p, name, path, sizeof(path)))
+		add_change(t, path, true);
+	if (child_path(t, np, newname, path, sizeof(path)))
+		add_change(t, path, replaced);
+}
+
+void trace_absent(struct trace *t, ino_node *parent, const char *name)
+{
+	char path[PATH_MAX];
+	action_input in = { .kind = ACTION_IN_ABSENT };
+	if (child_path(t, parent, name, path, sizeof(path)))
+		add_input(t, path, &in, NULL, 0);
+}
+
+void trace_exists(struct trace *t, ino_node *n)
+{
+	char path[PATH_MAX];
+	action_input in = { .kind = ACTION_IN_EXISTS, .type = n->type };
+	if (node_path(t, n, path, sizeof(path)))
+		add_input(t, path, &in, NULL, 0);
+}
+
+struct dirent64_raw {
+	ino64_t d_ino;
+	off64_t d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+int trace_listing_digest(int dfd, hasher_digest *ret)
+{
+	char buf[32768];
+	action_dirent *e = NULL;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int r = 0;
+	if (lseek(dfd, 0, SEEK_SET) < 0)
+		return -errno;
+	for (;;) {
+		long got = syscall(SYS_getdents64, dfd, buf, sizeof(buf));
+		if (got < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (got == 0)
+			break;
+		for (long pos = 0; pos < got;) {
+			struct dirent64_raw *d = (struct dirent64_raw *)(buf + pos);
+			pos += d->d_reclen;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				action_dirent *ne = realloc(e, cap * sizeof(*ne));
+				char **nn = realloc(names, cap * sizeof(*nn));
+				if (ne)
+					e = ne;
+				if (nn)
+					names = nn;
+				if (!ne || !nn) {
+					r = -ENOMEM;
+					goto out;
+				}
+			}
+			if (!(names[n] = strdup(d->d_name))) {
+				r = -ENOMEM;
+				goto out;
+			}
+			e[n].name = names[n];
+			e[n].type = d->d_type;
+			n++;
+		}
+	}
+	r = action_listing_digest(e, n, ret);
+out:
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(e);
+	return r;
+}
+
+void trace_listed(struct trace *t, ino_node *n, int dfd)
+{
+	char path[PATH_MAX];
+	action_input in = { .kind = ACTION_IN_DIR };
+	if (!node_path(t, n, path, sizeof(path)) || already(t, path))
+		return;
+	if (trace_listing_digest(dfd, &in.digest) < 0) {
+		problem(t, TRACE_NOMEM);
+		return;
+	}
+	add_input(t, path, &in, NULL, 0);
+}
+
+void trace_readlink(struct trace *t, ino_node *n, const char *target)
+{
+	char path[PATH_MAX];
+	action_input in = { .kind = ACTION_IN_SYMLINK };
+	hasher_digest_buffer(target, strlen(target), &in.digest);
+	if (node_path(t, n, path, sizeof(path)))
+		add_input(t, path, &in, NULL, 0);
+}
+
+void trace_writer_opened(struct trace *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->writers++;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void trace_writer_closed(struct trace *t)
+{
+	pthread_mutex_lock(&t->lock);
+	if (--t->writers == 0)
+		pthread_cond_broadcast(&t->wcond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool trace_wait_writers(struct trace *t, int ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&t->lock);
+	while (t->writers > 0 && pthread_cond_timedwait(&t->wcond, &t->lock, &until) == 0)
+		;
+	bool done = t->writers == 0;
+	pthread_mutex_unlock(&t->lock);
+	return done;
+}
+
+enum trace_problem trace_check(struct trace *t, digests *dg)
+{
+	pthread_mutex_lock(&t->lock);
+	enum trace_problem p = t->problem;
+	for (size_t i = 0; p == TRACE_OK && i < t->nin; i++) {
+		struct tin *ti = &t->ins[i];
+		cache_file_rec rec;
+		uint64_t version;
+		if (!ti->node)
+			continue;
+		bool same = digests_peek(dg, ti->node, &rec, &version) == 0 && version == ti->version;
+		/* changed by the run itself after it read it: its output */
+		bool own = (ti->pe->flags & P_CHANGED) != 0;
+		if (!same && !own)
+			p = TRACE_INPUT_CHANGED;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return p;
+}
+
+/* path relative to root: 0 and *rel, or -EXDEV when not below root. */
+static int below(const char *root, const char *path, const char **rel)
+{
+	size_t l = strlen(root);
+	if (l == 0) {
+		*rel = path;
+		return 0;
+	}
+	if (strncmp(path, root, l) != 0 || (path[l] != '/' && path[l] != '\0'))
+		return -EXDEV;
+	*rel = path[l] ? path + l + 1 : path + l;
+	return 0;
+}
+
+int trace_inputs(struct trace *t, const char *root, action_manifest *m)
+{
+	int r = 0;
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; r == 0 && i < t->nin; i++) {
+		action_input in = t->ins[i].in;
+		const char *rel;
+		/* whether its own outputs existed before is not what a run
+		 * depends on: tools replace them (docs/ACTIONS.md) */
+		if ((t->ins[i].pe->flags & P_CHANGED) && (in.kind == ACTION_IN_ABSENT || in.kind == ACTION_IN_EXISTS))
+			continue;
+		if (below(root, in.path, &rel) == 0) {
+			in.scope = ACTION_SCOPE_ROOT;
+			in.path = (char *)rel;
+		} else {
+			in.scope = ACTION_SCOPE_MOUNT;
+		}
+		r = action_manifest_add_input(m, &in);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+int trace_changes(struct trace *t, const char *root,
+		  int (*fn)(void *arg, const char *rel, bool existed_before), void *arg)
+{
+	int r = 0;
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; r == 0 && i < t->nch; i++) {
+		const char *rel;
+		if (below(root, t->changed[i]->path, &rel) < 0) {
+			r = -EXDEV;
+			break;
+		}
+		r = fn(arg, rel, (t->changed[i]->flags & P_EXISTED) != 0);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}

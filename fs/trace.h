@@ -1,0 +1,94 @@
+/* trace.h — what one action-cache session observed and changed on the
+ * mount, recorded by the handlers while they serve its processes.
+ *
+ * Observations (inputs): regular files opened for reading (with the digest
+ * and digest version of what they held), names looked up that did not
+ * exist, directories opened or listed (with the digest of their entries),
+ * symlinks read, stat-only probes that reached the daemon.  Changes
+ * (outputs): every name created, opened for writing, removed or renamed;
+ * what each holds is read at the end (trace_outputs), so a file written
+ * several times is recorded once, as it ended.
+ *
+ * Paths are recorded relative to the mount, from the nodes' remembered
+ * names (inode.h): a hard link is recorded under the name it was last
+ * reached by.  A name whose path cannot be told (a node reached only by
+ * file handle) makes the trace incomplete: the action is then not cached.
+ *
+ * The first observation of a path is what the command saw: a file read
+ * after the command itself wrote it is its own output, not an input.
+ *
+ * Thread-safety: every function may be called from any FUSE worker.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "action.h"
+#include "digest.h"
+#include "inode.h"
+
+struct trace;
+
+/* Why a recorded run cannot be cached (each counted in stats). */
+enum trace_problem {
+	TRACE_OK = 0,
+	TRACE_NO_PATH,          /* a node without a known path was touched */
+	TRACE_INPUT_CHANGED,    /* an input changed during the run, not by it */
+	TRACE_INPUT_WRITTEN,    /* an input was being written by someone else */
+	TRACE_TOO_BIG,          /* more events than a trace holds */
+	TRACE_NOMEM,
+};
+
+int trace_new(struct trace **ret);
+/* Releases the nodes it holds.  Accepts NULL. */
+void trace_free(struct trace *t);
+
+/* n (regular file) opened for reading; fd: any fd of it. */
+void trace_read(struct trace *t, ino_node *n, int fd);
+/* n opened for writing (existing file); `trunc`: its old content does not
+ * matter (O_TRUNC), else it is an input too.  fd: any fd of it. */
+void trace_write_open(struct trace *t, ino_node *n, int fd, bool trunc);
+/* `name` in parent was created (create, mkdir, mknod, symlink, link). */
+void trace_created(struct trace *t, ino_node *parent, const char *name);
+/* `name` in parent was removed (unlink, rmdir). */
+void trace_removed(struct trace *t, ino_node *parent, const char *name);
+/* `name` in p renamed to `newname` in np; `replaced`: a name existed at
+ * the destination. */
+void trace_renamed(struct trace *t, ino_node *p, const char *name, ino_node *np, const char *newname,
+		   bool replaced);
+/* `name` in parent did not exist. */
+void trace_absent(struct trace *t, ino_node *parent, const char *name);
+/* n exists (a lookup, getattr or access that reached the daemon). */
+void trace_exists(struct trace *t, ino_node *n);
+/* the directory n (open as dfd, O_RDONLY) was opened or listed */
+void trace_listed(struct trace *t, ino_node *n, int dfd);
+/* The listing digest (action_listing_digest) of the directory open as dfd
+ * (O_RDONLY), read from its start.  0 or -errno. */
+int trace_listing_digest(int dfd, hasher_digest *ret);
+/* the symlink n was read: its target */
+void trace_readlink(struct trace *t, ino_node *n, const char *target);
+
+/* A write handle of the session was opened / closed. */
+void trace_writer_opened(struct trace *t);
+void trace_writer_closed(struct trace *t);
+/* Waits up to ms for the session's write handles to be closed (the kernel
+ * releases them asynchronously after the processes exit).  True when all
+ * are closed. */
+bool trace_wait_writers(struct trace *t, int ms);
+
+/* The problem that keeps the run from being cached, or TRACE_OK, checked
+ * now (inputs changed since they were read). */
+enum trace_problem trace_check(struct trace *t, digests *dg);
+
+/* Adds the inputs to m, with paths relative to the root `root` (a
+ * mount-relative path, "" for the mount) in ACTION_SCOPE_ROOT, or in
+ * ACTION_SCOPE_MOUNT when outside it.  0 or -errno. */
+int trace_inputs(struct trace *t, const char *root, action_manifest *m);
+
+/* The changed paths below root (mount-relative, without the root prefix
+ * and its '/'), each with whether it existed before the run; calls fn for
+ * each.  A changed path outside the root returns -EXDEV.  0, -EXDEV or
+ * fn's error. */
+int trace_changes(struct trace *t, const char *root,
+		  int (*fn)(void *arg, const char *rel, bool existed_before), void *arg);
