@@ -272,7 +272,7 @@ done
 if timeout 30 "$CASFS" mount --store "$STORE" --ingest=maybe "$T/d" 2>"$T/err"; then
     fail "--ingest=maybe accepted"; timeout 30 "$CASFS" umount "$T/d"
 else
-    grep -q "bad value 'maybe' for ingest" "$T/err" && ok "--ingest=maybe refused" || fail "--ingest=maybe: $(cat "$T/err")"
+    grep -q "bad value 'maybe' for --ingest" "$T/err" && ok "--ingest=maybe refused" || fail "--ingest=maybe: $(cat "$T/err")"
 fi
 
 # ---- kill -9 of a daemon while it ingests: fsck has nothing to repair ------
