@@ -66,9 +66,10 @@ static int read_format(int dirfd, int *ret_version)
 	if (fd < 0)
 		return -errno;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int e = errno;
 	close(fd);
 	if (n < 0)
-		return -errno;
+		return -e;
 	if (sscanf(buf, "casfs-store %d", ret_version) != 1)
 		return -EINVAL;
 	return 0;
@@ -119,29 +120,40 @@ static int write_format(int dirfd)
 	return 0;
 }
 
-int cache_store_open(const char *path, cache_store **ret, const char **errmsg)
+/* Opens the store at path; with create, makes it (and its parents) when
+ * missing, else refuses what is not already a store. */
+static int store_open(const char *path, bool create, cache_store **ret, const char **errmsg)
 {
 	struct stat st;
-	int r, version;
-	cache_store *s;
+	int r, version, e;
+	int dirfd = -1, objects_fd = -1, tmp_fd = -1;
+	cache_store *s = NULL;
+	char *abs = NULL;
 
 	*errmsg = NULL;
 	if (stat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
 		*errmsg = "is not a directory";
 		return -ENOTDIR;
 	}
-	r = mkdir_parents(path);
-	if (r < 0) {
-		*errmsg = "cannot be created";
+	if (create) {
+		r = mkdir_parents(path);
+		if (r < 0) {
+			*errmsg = "cannot be created";
+			return r;
+		}
+	}
+	dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		r = -errno;
+		*errmsg = r == -ENOENT ? "does not exist" : "cannot be opened";
 		return r;
 	}
-	int dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0) {
-		*errmsg = "cannot be opened";
-		return -errno;
-	}
 	r = read_format(dirfd, &version);
-	if (r == -ENOENT) {
+	if (r == -ENOENT && !create) {
+		r = -EINVAL;
+		*errmsg = "is not a casfs store (it has no FORMAT file)";
+		goto fail;
+	} else if (r == -ENOENT) {
 		/* new store, or an empty directory to adopt */
 		if (!adoptable(dirfd)) {
 			r = -EINVAL;
@@ -167,31 +179,28 @@ int cache_store_open(const char *path, cache_store **ret, const char **errmsg)
 		goto fail;
 	}
 	if (mkdirat(dirfd, "objects", 0755) < 0 && errno != EEXIST) {
-		r = -errno;
-		*errmsg = errno == EACCES || errno == EROFS ? "is not writable" : "cannot be initialised";
+		e = errno;
+		r = -e;
+		*errmsg = e == EACCES || e == EROFS ? "is not writable" : "cannot be initialised";
 		goto fail;
 	}
 	mkdirat(dirfd, "tmp", 0755);
 	mkdirat(dirfd, "quarantine", 0755);
-	int objects_fd = openat(dirfd, "objects", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	int tmp_fd = openat(dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (objects_fd < 0 || tmp_fd < 0) {
+	objects_fd = openat(dirfd, "objects", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (objects_fd < 0) {
 		r = -errno;
-		*errmsg = "has unusable objects/ or tmp/ directories";
-		if (objects_fd >= 0)
-			close(objects_fd);
-		if (tmp_fd >= 0)
-			close(tmp_fd);
+		*errmsg = "has an unusable objects/ directory";
 		goto fail;
 	}
-
+	tmp_fd = openat(dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (tmp_fd < 0) {
+		r = -errno;
+		*errmsg = "has an unusable tmp/ directory";
+		goto fail;
+	}
 	s = calloc(1, sizeof(*s));
-	char *abs = realpath(path, NULL);
+	abs = realpath(path, NULL);
 	if (!s || !abs) {
-		free(s);
-		free(abs);
-		close(objects_fd);
-		close(tmp_fd);
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -202,8 +211,24 @@ int cache_store_open(const char *path, cache_store **ret, const char **errmsg)
 	*ret = s;
 	return 0;
 fail:
+	free(s);
+	free(abs);
+	if (tmp_fd >= 0)
+		close(tmp_fd);
+	if (objects_fd >= 0)
+		close(objects_fd);
 	close(dirfd);
 	return r;
+}
+
+int cache_store_open(const char *path, cache_store **ret, const char **errmsg)
+{
+	return store_open(path, true, ret, errmsg);
+}
+
+int cache_store_open_existing(const char *path, cache_store **ret, const char **errmsg)
+{
+	return store_open(path, false, ret, errmsg);
 }
 
 void cache_store_close(cache_store *s)

@@ -22,6 +22,11 @@ int cache_store_default_path(char *buf, size_t len);
  * that is not a store), other -errno.  On failure, *errmsg (static string)
  * says what is wrong. */
 int cache_store_open(const char *path, cache_store **ret, const char **errmsg);
+/* Opens the store at path only when it is one already: creates nothing
+ * (commands that only read or check a store must not leave an empty store
+ * behind a mistyped path).  Errors as cache_store_open, and -ENOENT (path
+ * does not exist), -EINVAL (a directory without a FORMAT file). */
+int cache_store_open_existing(const char *path, cache_store **ret, const char **errmsg);
 void cache_store_close(cache_store *s);
 /* Absolute path of the store (owned by s). */
 const char *cache_store_path(const cache_store *s);

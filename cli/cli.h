@@ -11,8 +11,19 @@
 
 #define CASFS_FUSE_FSTYPE "fuse.casfs"
 
+/* Exit status of every casfs command (and of mount.casfs), as `casfs help`
+ * documents it. */
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAILURE = 1, /* a runtime failure; fsck: problems remain */
+	CLI_EXIT_USAGE = 2,   /* a bad command, option or argument */
+};
+
 /* Prints "casfs: <message>\n" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A usage error: prints one line "casfs: <message> (see 'casfs CMD --help')"
+ * to stderr (CMD NULL: 'casfs help') and returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Makes path absolute without resolving symlinks of the last component (a
  * stale mount cannot be stat'ed).  Returns 0 or -errno. */
@@ -36,10 +47,10 @@ int cli_ctl_stats(const char *mountpoint, struct casfs_ctl_stats *ret);
  * 1024).  Returns 0, -EINVAL (syntax) or -ERANGE (too large); prints
  * nothing. */
 int cli_parse_size(const char *s, uint64_t *ret);
-/* ingest=all|none; prints its own error and returns -1. */
-int cli_parse_ingest(const char *s, bool *all);
-/* auto|none|zstd, and a zstd level 1-22: 0 or -EINVAL, printing nothing
- * (mount and put word their errors differently). */
+/* Option values: all|none (ingest), auto|none|zstd (compression), a zstd
+ * level 1-22.  Each returns 0, or -EINVAL leaving *ret untouched; none
+ * prints (mount and put word their errors differently). */
+int cli_parse_ingest(const char *s, bool *ret_all);
 int cli_parse_compression(const char *s, cache_put_mode *ret);
 int cli_parse_level(const char *s, int *ret);
 

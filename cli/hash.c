@@ -36,10 +36,14 @@ static int hash_one(const char *path, enum hash_kind kind, char hex[HASHER_HEX_L
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		int e = errno == 0 || S_ISREG(st.st_mode) ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
 		close(fd);
-		return e;
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
 	if (kind == HASH_PLAIN && cli_dev_is_casfs(st.st_dev)) {
 		/* On casfs the digest is already known: ask, don't read.  Only
@@ -107,23 +111,23 @@ int cmd_hash(int argc, char **argv)
 			     "  --c-source  C/C++ source digest: comments and insignificant whitespace\n"
 			     "              ignored (rules: docs/DIGESTS.md)\n"
 			     "  --archive   ar archive digest: member mtime, uid, gid, mode ignored\n"
-			     "  -v          say on stderr where each digest came from");
-			return 0;
+			     "  -v          say on stderr where each digest came from\n"
+			     "\n"
+			     "Exit status: 0 every FILE hashed, 1 some FILE could not be (its own\n"
+			     "'casfs: ' line; the others are still printed), 2 usage error.");
+			return CLI_EXIT_OK;
 		} else if (!strcmp(argv[i], "--")) {
 			first = i + 1;
 			break;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
-			cli_error("unknown option '%s' for hash (see casfs hash --help)", argv[i]);
-			return 1;
+			return cli_usage_error("hash", "unknown option '%s' for hash", argv[i]);
 		} else if (!first) {
 			first = i;
 			break;
 		}
 	}
-	if (!first || first >= argc) {
-		cli_error("hash needs at least one FILE (see casfs hash --help)");
-		return 1;
-	}
+	if (!first || first >= argc)
+		return cli_usage_error("hash", "hash needs at least one FILE");
 	for (int i = first; i < argc; i++) {
 		char hex[HASHER_HEX_LEN + 1];
 		const char *how = "";
@@ -144,5 +148,5 @@ int cmd_hash(int argc, char **argv)
 		if (verbose)
 			fprintf(stderr, "casfs: hash: %s: from %s\n", argv[i], how);
 	}
-	return failed ? 1 : 0;
+	return failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }

@@ -1,4 +1,6 @@
-/* main.c — the casfs command: dispatches subcommands. */
+/* main.c — the casfs command: dispatches subcommands, and serves as the
+ * mount(8) helper (mount.casfs, mount.fuse.casfs, or mount.fuse3's
+ * `casfs SOURCE MOUNTPOINT -o OPTS`). */
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,7 +25,7 @@ static const char usage[] =
 	"  status             list casfs mounts, their backing directory, store, pid\n"
 	"  stats [--json] [MOUNTPOINT...]\n"
 	"                     request and cache counters of the mounts, store totals\n"
-	"  hash [--c-source | --archive] FILE...\n"
+	"  hash [--c-source | --archive] [-v] FILE...\n"
 	"                     digests in xxh128sum format (from casfs without reading)\n"
 	"  put [--store DIR] [--compression auto|none|zstd] [--level N] FILE...\n"
 	"                     store files' contents; prints digests as xxh128sum does\n"
@@ -33,7 +35,7 @@ static const char usage[] =
 	"                     evict least recently used contents down to the store's\n"
 	"                     limit (--max-size sets it: 5G, 500M...; default 5 GiB)\n"
 	"  fsck [--store DIR] [--repair]\n"
-	"                     verify the stored contents and the index (exit 1: problems)\n"
+	"                     verify the stored contents and the index\n"
 	"  store [--store DIR] [--json]\n"
 	"                     the store's contents, sizes, compression, dedup, limit\n"
 	"  exec [--root DIR] [--explain] [--cache-failures] [--relocate] -- CMD [ARGS...]\n"
@@ -43,8 +45,44 @@ static const char usage[] =
 	"  help               this text; 'casfs COMMAND --help' for one command\n"
 	"  version            print the version\n"
 	"\n"
-	"mount.casfs (and mount.fuse.casfs) is the helper that makes\n"
-	"'mount -t fuse.casfs SRC DIR' and /etc/fstab lines work.\n";
+	"Only put and mount create a store; get, gc, fsck and store refuse a path\n"
+	"that is not one.\n"
+	"\n"
+	"mount.casfs (installed also as mount.fuse.casfs) is the mount(8) helper:\n"
+	"  mount -t fuse.casfs /abs/backing /mountpoint -o store=DIR\n"
+	"  fstab: /abs/backing  /mountpoint  fuse.casfs  defaults,store=DIR  0 0\n"
+	"The source is the backing directory's absolute path (the mount point\n"
+	"itself to serve its own contents).  'casfs SOURCE MOUNTPOINT -o OPTS', as\n"
+	"mount.fuse3 calls it, works the same.  See 'casfs mount --help'.\n"
+	"\n"
+	"Exit status of every command (and of mount.casfs):\n"
+	"  0  success\n"
+	"  1  failure: one 'casfs: ' line on stderr per problem says what and how\n"
+	"     to fix it (fsck: problems remain; hash, put: some FILE failed)\n"
+	"  2  usage error: a bad command, option or argument (one 'casfs: ' line)\n";
+
+typedef int (*cmd_fn)(int argc, char **argv);
+
+static const struct {
+	const char *name;
+	cmd_fn fn;
+} commands[] = {
+	{ "mount", cmd_mount },   { "umount", cmd_umount }, { "unmount", cmd_umount },
+	{ "status", cmd_status }, { "stats", cmd_stats },   { "hash", cmd_hash },
+	{ "put", cmd_put },       { "get", cmd_get },       { "gc", cmd_gc },
+	{ "fsck", cmd_fsck },     { "store", cmd_store },   { "exec", cmd_exec },
+};
+
+/* mount.fuse3 (Debian's fallback for a type fuse.casfs without its own
+ * helper) runs `casfs SOURCE MOUNTPOINT -o OPTS`: SOURCE is an absolute
+ * path, or a word that mount(8) left alone because nothing of that name was
+ * in its current directory (the helper refuses it with the reason). */
+static bool is_helper_call(int argc, char **argv)
+{
+	if (argv[1][0] == '/')
+		return true;
+	return argc >= 3 && argv[2][0] == '/' && (!strcmp(argv[1], "casfs") || !strcmp(argv[1], "none"));
+}
 
 int main(int argc, char **argv)
 {
@@ -55,43 +93,26 @@ int main(int argc, char **argv)
 		return cmd_exec_launcher(argc, argv);
 	if (!strcmp(self, "casfs-sh"))
 		return cmd_exec_shell(argc, argv);
-	if (argc < 2) {
-		fputs(usage, stderr);
-		return 2;
-	}
+	if (argc < 2)
+		return cli_usage_error(NULL, "give a COMMAND");
 	const char *cmd = argv[1];
-	argc--;
-	argv++;
-	if (!strcmp(cmd, "mount"))
-		return cmd_mount(argc, argv);
-	if (!strcmp(cmd, "umount") || !strcmp(cmd, "unmount"))
-		return cmd_umount(argc, argv);
-	if (!strcmp(cmd, "status"))
-		return cmd_status(argc, argv);
-	if (!strcmp(cmd, "stats"))
-		return cmd_stats(argc, argv);
-	if (!strcmp(cmd, "hash"))
-		return cmd_hash(argc, argv);
-	if (!strcmp(cmd, "put"))
-		return cmd_put(argc, argv);
-	if (!strcmp(cmd, "get"))
-		return cmd_get(argc, argv);
-	if (!strcmp(cmd, "gc"))
-		return cmd_gc(argc, argv);
-	if (!strcmp(cmd, "fsck"))
-		return cmd_fsck(argc, argv);
-	if (!strcmp(cmd, "store"))
-		return cmd_store(argc, argv);
-	if (!strcmp(cmd, "exec"))
-		return cmd_exec(argc, argv);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
 	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		if (argc > 2)
+			return cli_usage_error(NULL, "help takes no argument; for one command: casfs %s --help",
+					       argv[2]);
 		fputs(usage, stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		if (argc > 2)
+			return cli_usage_error(NULL, "version takes no argument");
 		printf("casfs %s\n", CASFS_VERSION);
-		return 0;
+		return CLI_EXIT_OK;
 	}
-	cli_error("unknown command '%s' (see casfs help)", cmd);
-	return 2;
+	if (is_helper_call(argc, argv))
+		return cmd_mount_helper(argc, argv);
+	return cli_usage_error(NULL, "unknown command '%s'", cmd);
 }

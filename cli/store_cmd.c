@@ -1,12 +1,12 @@
 /* store_cmd.c — casfs put / get / gc / fsck / store: the content store from
  * the command line (no mount needed).
  *
- * Exit status of every command: 0 success, 1 failure (a file that could not
- * be stored or restored, problems that remain), 2 usage error.  Each
- * command opens the store's index once (LMDB allows one environment per
- * process).
+ * Exit status of every command (enum cli_exit): 0 success, 1 failure (a
+ * file that could not be stored or restored, problems that remain), 2 usage
+ * error.  Each command opens the store's index once (LMDB allows one
+ * environment per process).  Only put creates a store; get, gc, fsck and
+ * store refuse a path that is not one.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -30,6 +30,11 @@
 	"  --store DIR        store directory (default $CASFS_STORE, else\n" \
 	"                     $XDG_CACHE_HOME/casfs, else ~/.cache/casfs)\n"
 
+/* For the commands that only read or check a store. */
+#define STORE_EXISTING_OPT_HELP \
+	STORE_OPT_HELP \
+	"                     (an existing store: a path that is not one is refused)\n"
+
 #define EXIT_HELP \
 	"\nExit status: 0 success, 1 failure, 2 usage error.\n"
 
@@ -44,6 +49,7 @@ static const char put_usage[] =
 	"are evicted (as 'casfs gc' does).\n"
 	"\n"
 	STORE_OPT_HELP
+	"                     (created when missing)\n"
 	"  --compression MODE auto (default): share the file's blocks (reflink)\n"
 	"                     where the store's filesystem can, else zstd when that\n"
 	"                     saves at least 3%, else as is; none: never compress\n"
@@ -61,7 +67,7 @@ static const char get_usage[] =
 	"Content that fails verification is moved to the store's quarantine/ and\n"
 	"nothing is written.\n"
 	"\n"
-	STORE_OPT_HELP
+	STORE_EXISTING_OPT_HELP
 	EXIT_HELP;
 
 static const char gc_usage[] =
@@ -72,7 +78,7 @@ static const char gc_usage[] =
 	"read are skipped.  Prints the limit, the stored bytes before and after\n"
 	"and what was evicted.\n"
 	"\n"
-	STORE_OPT_HELP
+	STORE_EXISTING_OPT_HELP
 	"  --max-size SIZE    set the store's limit (kept in the store, as ccache -M\n"
 	"                     does) and collect down to it.  SIZE: bytes, or a\n"
 	"                     number with K, M, G or T (powers of 1024; 'iB' or 'B'\n"
@@ -89,7 +95,7 @@ static const char fsck_usage[] =
 	"Temp files left by killed writers are removed (reported, not a problem);\n"
 	"content stored by a writer killed before it was recorded is recorded.\n"
 	"\n"
-	STORE_OPT_HELP
+	STORE_EXISTING_OPT_HELP
 	"  --repair           move corrupt contents and unknown files to quarantine/,\n"
 	"                     drop records without content, recount the totals\n"
 	"\nExit status: 0 no problem remains, 1 problems remain (run\n"
@@ -102,9 +108,10 @@ static const char store_usage[] =
 	"(logical) and what they take on disk (stored), the compression ratio,\n"
 	"what deduplication saved, evictions, corrupt contents found and the\n"
 	"limit.  --json prints one object with exact byte counts.  A store that\n"
-	"does not exist yet is reported empty and not created.\n"
+	"does not exist yet is reported empty and not created when it is the\n"
+	"default one (no --store, no $CASFS_STORE).\n"
 	"\n"
-	STORE_OPT_HELP
+	STORE_EXISTING_OPT_HELP
 	"  --json             JSON output\n"
 	EXIT_HELP;
 
@@ -112,38 +119,107 @@ enum { OPT_STORE = 0x100, OPT_COMPRESSION, OPT_LEVEL, OPT_MAX_SIZE, OPT_REPAIR, 
 
 /* ---- shared helpers -------------------------------------------------------- */
 
-/* Usage error: message, then the command's usage, on stderr.  Returns 2. */
-static int usage_error(const char *usage, const char *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int usage_error(const char *usage, const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-	fputs("casfs: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, " (see casfs %s --help)\n\n", cmd);
-	fputs(usage, stderr);
-	return 2;
-}
+/* The options of the store commands: --store and --help for all, the rest
+ * where a command accepts them. */
+struct store_args {
+	const char *store;       /* --store, or NULL: the default store */
+	cache_put_mode mode;     /* --compression */
+	int level;               /* --level, 0: not given */
+	uint64_t max_size;       /* --max-size, 0: not given */
+	bool repair;             /* --repair */
+	bool json;               /* --json */
+	int first;               /* index of the first operand in argv */
+};
 
-/* Handles getopt_long's '?' and ':' returns.  Returns 2. */
-static int bad_option(const char *usage, const char *cmd, int c, char **argv)
+static const struct option store_longopts[] = {
+	{ "store", required_argument, NULL, OPT_STORE },
+	{ "compression", required_argument, NULL, OPT_COMPRESSION },
+	{ "level", required_argument, NULL, OPT_LEVEL },
+	{ "max-size", required_argument, NULL, OPT_MAX_SIZE },
+	{ "repair", no_argument, NULL, OPT_REPAIR },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+};
+
+#define STORE_ARGS_CONTINUE (-1)
+#define ACCEPTS(opt) (1u << ((opt) - OPT_STORE))
+
+/* Parses the options of store command cmd, which accepts --store, --help
+ * and the options in the bit set accepted (1 << (OPT_x - OPT_STORE)).
+ * Returns STORE_ARGS_CONTINUE with *ret filled, or the exit status to
+ * return at once: CLI_EXIT_OK after printing usage for --help,
+ * CLI_EXIT_USAGE after one error line. */
+static int store_args_parse(const char *cmd, const char *usage, unsigned accepted, int argc, char **argv,
+			    struct store_args *ret)
 {
-	char shortopt[3] = { '-', (char)optopt, '\0' };
-	const char *opt = optopt && optopt < 0x100 ? shortopt : argv[optind - 1];
-	if (c == ':')
-		return usage_error(usage, cmd, "option '%s' needs a value", opt);
-	return usage_error(usage, cmd, "unknown option '%s'", opt);
+	struct option longopts[sizeof(store_longopts) / sizeof(store_longopts[0]) + 1];
+	size_t n = 0;
+	accepted |= ACCEPTS(OPT_STORE);
+	for (size_t i = 0; i < sizeof(store_longopts) / sizeof(store_longopts[0]); i++)
+		if (store_longopts[i].val == 'h' || accepted & ACCEPTS(store_longopts[i].val))
+			longopts[n++] = store_longopts[i];
+	memset(&longopts[n], 0, sizeof(longopts[n]));
+
+	struct store_args a = { .mode = CACHE_PUT_AUTO };
+	int c, r;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_STORE:
+			if (!*optarg)
+				return cli_usage_error(cmd, "--store needs a directory (an empty path was given)");
+			a.store = optarg;
+			break;
+		case OPT_COMPRESSION:
+			if (cli_parse_compression(optarg, &a.mode) < 0)
+				return cli_usage_error(cmd, "bad value '%s' for --compression: give auto, none or zstd",
+						       optarg);
+			break;
+		case OPT_LEVEL:
+			if (cli_parse_level(optarg, &a.level) < 0)
+				return cli_usage_error(cmd, "bad value '%s' for --level: give a zstd level from 1 to 22",
+						       optarg);
+			break;
+		case OPT_MAX_SIZE:
+			r = cli_parse_size(optarg, &a.max_size);
+			if (r == -ERANGE)
+				return cli_usage_error(cmd, "size '%s' for --max-size is too large", optarg);
+			if (r < 0)
+				return cli_usage_error(cmd,
+						       "bad size '%s' for --max-size: give bytes or a number with K, M, "
+						       "G or T (powers of 1024), e.g. 5G, 500M, 1.5GiB", optarg);
+			if (a.max_size == 0)
+				return cli_usage_error(cmd, "size '%s' for --max-size: the limit must be more than 0 bytes",
+						       optarg);
+			break;
+		case OPT_REPAIR: a.repair = true; break;
+		case OPT_JSON: a.json = true; break;
+		case 'h': fputs(usage, stdout); return CLI_EXIT_OK;
+		default: { /* '?' or ':' */
+			char shortopt[3] = { '-', (char)optopt, '\0' };
+			const char *opt = optopt && optopt < 0x100 ? shortopt : argv[optind - 1];
+			if (c == ':')
+				return cli_usage_error(cmd, "option '%s' needs a value", opt);
+			return cli_usage_error(cmd, "unknown option '%s' for %s", opt, cmd);
+		}
+		}
+	}
+	a.first = optind;
+	*ret = a;
+	return STORE_ARGS_CONTINUE;
 }
 
 /* Exit status rc, or 1 when stdout could not be written (a digest that
  * never reached the reader is a failure). */
 static int finish_stdout(int rc)
 {
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		cli_error("cannot write the output: %s", strerror(errno));
-		return 1;
+	int r = fflush(stdout);
+	int e = errno;
+	if (r != 0 || ferror(stdout)) {
+		/* an earlier write that failed left only the error flag */
+		cli_error("cannot write the output: %s", strerror(r != 0 ? e : EIO));
+		return CLI_EXIT_FAILURE;
 	}
 	return rc;
 }
@@ -183,10 +259,6 @@ static void json_string(const char *s)
 static int store_path_of(const char *arg, char *buf, size_t len)
 {
 	if (arg) {
-		if (!*arg) {
-			cli_error("--store needs a directory (an empty path was given)");
-			return -1;
-		}
 		if ((size_t)snprintf(buf, len, "%s", arg) >= len) {
 			cli_error("store path %s is too long", arg);
 			return -1;
@@ -205,24 +277,33 @@ static int store_path_of(const char *arg, char *buf, size_t len)
 	return 0;
 }
 
+/* What may happen to a store path that holds no store yet. */
+enum store_open_mode {
+	STORE_CREATE,   /* put: make the store */
+	STORE_EXISTING, /* get, gc, fsck, store: refuse the path */
+};
+
 static void store_open_error(const char *path, int r, const char *errmsg)
 {
 	if (r == -EPROTO)
 		/* the message names the fix */
 		cli_error("store %s %s", path, errmsg ? errmsg : "was written by a newer casfs: upgrade casfs");
+	else if (r == -ENOENT)
+		cli_error("store %s does not exist: check --store or $CASFS_STORE (only 'casfs put' and "
+			  "'casfs mount' create a store)", path);
 	else if (r == -ENOTDIR || r == -EINVAL)
 		/* the message says what is wrong; errno adds nothing */
-		cli_error("store %s %s: pass --store DIR to use another", path, errmsg ? errmsg : "cannot be used");
+		cli_error("store %s %s: check --store or $CASFS_STORE", path, errmsg ? errmsg : "cannot be used");
 	else
 		cli_error("store %s %s (%s): pass --store DIR to use another", path,
 			  errmsg ? errmsg : "cannot be used", strerror(-r));
 }
 
 /* Opens the store at path and its index.  0, or -1 after an error. */
-static int open_store_path(const char *path, cache_store **s, cache_index **ix)
+static int open_store_path(const char *path, enum store_open_mode mode, cache_store **s, cache_index **ix)
 {
 	const char *errmsg = NULL;
-	int r = cache_store_open(path, s, &errmsg);
+	int r = mode == STORE_CREATE ? cache_store_open(path, s, &errmsg) : cache_store_open_existing(path, s, &errmsg);
 	if (r < 0) {
 		store_open_error(path, r, errmsg);
 		return -1;
@@ -246,12 +327,12 @@ static int open_store_path(const char *path, cache_store **s, cache_index **ix)
 	return 0;
 }
 
-static int open_store(const char *arg, cache_store **s, cache_index **ix)
+static int open_store(const char *arg, enum store_open_mode mode, cache_store **s, cache_index **ix)
 {
 	char path[PATH_MAX];
 	if (store_path_of(arg, path, sizeof(path)) < 0)
 		return -1;
-	return open_store_path(path, s, ix);
+	return open_store_path(path, mode, s, ix);
 }
 
 static void close_store(cache_store *s, cache_index *ix)
@@ -373,51 +454,25 @@ static void put_error(const char *path, const char *store, int r)
 
 int cmd_put(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "store", required_argument, NULL, OPT_STORE },
-		{ "compression", required_argument, NULL, OPT_COMPRESSION },
-		{ "level", required_argument, NULL, OPT_LEVEL },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *store_arg = NULL;
+	struct store_args a;
+	int r = store_args_parse("put", put_usage, ACCEPTS(OPT_COMPRESSION) | ACCEPTS(OPT_LEVEL), argc, argv, &a);
+	if (r != STORE_ARGS_CONTINUE)
+		return r;
+	if (a.level && a.mode == CACHE_PUT_RAW)
+		return cli_usage_error("put", "--level has no effect with --compression none: drop one of them");
+	if (a.first >= argc)
+		return cli_usage_error("put", "put needs at least one FILE");
 	/* records are committed in batches: one index fsync for many files */
-	cache_put_opts opts = { .mode = CACHE_PUT_AUTO, .defer_record = true };
-	bool have_level = false;
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_STORE: store_arg = optarg; break;
-		case OPT_COMPRESSION:
-			if (cli_parse_compression(optarg, &opts.mode) < 0)
-				return usage_error(put_usage, "put",
-						   "bad value '%s' for --compression: give auto, none or zstd", optarg);
-			break;
-		case OPT_LEVEL:
-			if (cli_parse_level(optarg, &opts.zstd_level) < 0)
-				return usage_error(put_usage, "put",
-						   "bad value '%s' for --level: give a zstd level from 1 to 22", optarg);
-			have_level = true;
-			break;
-		case 'h': fputs(put_usage, stdout); return 0;
-		default: return bad_option(put_usage, "put", c, argv);
-		}
-	}
-	if (have_level && opts.mode == CACHE_PUT_RAW)
-		return usage_error(put_usage, "put", "%s", "--level has no effect with --compression none: drop one of them");
-	if (optind >= argc)
-		return usage_error(put_usage, "put", "%s", "put needs at least one FILE");
+	cache_put_opts opts = { .mode = a.mode, .zstd_level = a.level, .defer_record = true };
 
 	cache_store *s;
 	cache_index *ix;
-	if (open_store(store_arg, &s, &ix) < 0)
-		return 1;
+	if (open_store(a.store, STORE_CREATE, &s, &ix) < 0)
+		return CLI_EXIT_FAILURE;
 	int failed = 0;
-	for (int i = optind; i < argc; i++) {
+	for (int i = a.first; i < argc; i++) {
 		cache_put_result res;
-		int r = put_one(ix, argv[i], &opts, &res);
+		r = put_one(ix, argv[i], &opts, &res);
 		if (r < 0) {
 			fflush(stdout);
 			put_error(argv[i], cache_store_path(s), r);
@@ -441,60 +496,34 @@ int cmd_put(int argc, char **argv)
 	cache_totals t;
 	if (cache_index_totals(ix, &t) == 0 && t.stored > cache_totals_max_size(&t)) {
 		cache_gc_result gr;
-		int r = cache_gc(ix, 0, false, NULL, NULL, &gr);
+		r = cache_gc(ix, 0, false, NULL, NULL, &gr);
 		if (r < 0 && r != -EBUSY)
 			cli_error("put: the store %s is over its limit and could not be collected (%s): run casfs gc",
 				  cache_store_path(s), strerror(-r));
 	}
 	close_store(s, ix);
-	return finish_stdout(failed ? 1 : 0);
+	return finish_stdout(failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK);
 }
 
 /* ---- get --------------------------------------------------------------------- */
 
-static bool is_hex_digest(const char *s)
-{
-	if (strlen(s) != HASHER_HEX_LEN)
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!isxdigit((unsigned char)*p))
-			return false;
-	return true;
-}
-
 int cmd_get(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "store", required_argument, NULL, OPT_STORE },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *store_arg = NULL;
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_STORE: store_arg = optarg; break;
-		case 'h': fputs(get_usage, stdout); return 0;
-		default: return bad_option(get_usage, "get", c, argv);
-		}
-	}
-	if (argc - optind != 2)
-		return usage_error(get_usage, "get", "%s",
-				   argc - optind < 2 ? "get needs HEX and DEST" : "get takes exactly HEX and DEST");
-	const char *hexarg = argv[optind], *dest = argv[optind + 1];
+	struct store_args a;
+	int r = store_args_parse("get", get_usage, 0, argc, argv, &a);
+	if (r != STORE_ARGS_CONTINUE)
+		return r;
+	if (argc - a.first != 2)
+		return cli_usage_error("get", argc - a.first < 2 ? "get needs HEX and DEST" : "get takes exactly HEX and DEST");
+	const char *hexarg = argv[a.first], *dest = argv[a.first + 1];
 	hasher_digest d;
-	if (!is_hex_digest(hexarg) || hasher_digest_from_hex(hexarg, HASHER_HEX_LEN, &d) < 0) {
-		cli_error("get: '%s' is not a digest: give the 32 hex characters 'casfs put' printed", hexarg);
-		return 1;
-	}
+	if (hasher_digest_from_hex(hexarg, strlen(hexarg), &d) < 0)
+		return cli_usage_error("get", "'%s' is not a digest: give the 32 hex characters 'casfs put' printed",
+				       hexarg);
 	char hex[HASHER_HEX_LEN + 1];
 	hasher_digest_to_hex(&d, hex);
-	if (!*dest) {
-		cli_error("get: DEST is empty: give a file or directory to write");
-		return 1;
-	}
+	if (!*dest)
+		return cli_usage_error("get", "DEST is empty: give a file or directory to write");
 
 	/* DEST, or DEST/HEX when DEST is a directory: split into parent + name */
 	char target[PATH_MAX], parent[PATH_MAX];
@@ -505,7 +534,7 @@ int cmd_get(int argc, char **argv)
 		if (snprintf(target, sizeof(target), "%s%s%s", dest, dest[dlen - 1] == '/' ? "" : "/", hex) >=
 		    (int)sizeof(target)) {
 			cli_error("get: %s: path too long", dest);
-			return 1;
+			return CLI_EXIT_FAILURE;
 		}
 		snprintf(parent, sizeof(parent), "%s", dest);
 		name = hex;
@@ -515,11 +544,11 @@ int cmd_get(int argc, char **argv)
 				cli_error("get: directory %s does not exist: create it first", dest);
 			else
 				cli_error("get: %s is not a directory", dest);
-			return 1;
+			return CLI_EXIT_FAILURE;
 		}
 		if (snprintf(target, sizeof(target), "%s", dest) >= (int)sizeof(target)) {
 			cli_error("get: %s: path too long", dest);
-			return 1;
+			return CLI_EXIT_FAILURE;
 		}
 		char *slash = strrchr(target, '/');
 		if (!slash) {
@@ -544,16 +573,16 @@ int cmd_get(int argc, char **argv)
 			cli_error("get: cannot write %s: %s is not a directory", target, parent);
 		else
 			cli_error("get: cannot write %s: %s: %s", target, parent, strerror(errno));
-		return 1;
+		return CLI_EXIT_FAILURE;
 	}
 
 	cache_store *s;
 	cache_index *ix;
-	if (open_store(store_arg, &s, &ix) < 0) {
+	if (open_store(a.store, STORE_EXISTING, &s, &ix) < 0) {
 		close(dirfd);
-		return 1;
+		return CLI_EXIT_FAILURE;
 	}
-	int r = cache_get_at(ix, &d, dirfd, name, 0666, NULL);
+	r = cache_get_at(ix, &d, dirfd, name, 0666, NULL);
 	close(dirfd);
 	if (r < 0) {
 		switch (-r) {
@@ -585,64 +614,35 @@ int cmd_get(int argc, char **argv)
 		}
 	}
 	close_store(s, ix);
-	return r < 0 ? 1 : 0;
+	return r < 0 ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 }
 
 /* ---- gc ----------------------------------------------------------------------- */
 
 int cmd_gc(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "store", required_argument, NULL, OPT_STORE },
-		{ "max-size", required_argument, NULL, OPT_MAX_SIZE },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *store_arg = NULL;
-	uint64_t max_size = 0;
-	bool set_max = false;
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_STORE: store_arg = optarg; break;
-		case OPT_MAX_SIZE: {
-			int r = cli_parse_size(optarg, &max_size);
-			if (r == -ERANGE)
-				return usage_error(gc_usage, "gc", "size '%s' for --max-size is too large", optarg);
-			if (r < 0)
-				return usage_error(gc_usage, "gc",
-						   "bad size '%s' for --max-size: give bytes or a number with K, M, G "
-						   "or T (powers of 1024), e.g. 5G, 500M, 1.5GiB", optarg);
-			if (max_size == 0)
-				return usage_error(gc_usage, "gc", "size '%s' for --max-size: the limit must be more than 0 bytes",
-						   optarg);
-			set_max = true;
-			break;
-		}
-		case 'h': fputs(gc_usage, stdout); return 0;
-		default: return bad_option(gc_usage, "gc", c, argv);
-		}
-	}
-	if (optind < argc)
-		return usage_error(gc_usage, "gc", "unexpected argument '%s' (gc takes options only)", argv[optind]);
+	struct store_args a;
+	int r = store_args_parse("gc", gc_usage, ACCEPTS(OPT_MAX_SIZE), argc, argv, &a);
+	if (r != STORE_ARGS_CONTINUE)
+		return r;
+	if (a.first < argc)
+		return cli_usage_error("gc", "unexpected argument '%s' (gc takes options only)", argv[a.first]);
+	bool set_max = a.max_size != 0;
 
 	cache_store *s;
 	cache_index *ix;
-	if (open_store(store_arg, &s, &ix) < 0)
-		return 1;
-	int r;
-	if (set_max && (r = cache_index_set_max_size(ix, max_size)) < 0) {
+	if (open_store(a.store, STORE_EXISTING, &s, &ix) < 0)
+		return CLI_EXIT_FAILURE;
+	if (set_max && (r = cache_index_set_max_size(ix, a.max_size)) < 0) {
 		cli_error("gc: cannot set the limit of the store %s: %s", cache_store_path(s), strerror(-r));
 		close_store(s, ix);
-		return 1;
+		return CLI_EXIT_FAILURE;
 	}
 	cache_totals before, after;
 	if ((r = cache_index_totals(ix, &before)) < 0) {
 		cli_error("gc: cannot read the totals of the store %s: %s", cache_store_path(s), strerror(-r));
 		close_store(s, ix);
-		return 1;
+		return CLI_EXIT_FAILURE;
 	}
 	struct progress p;
 	progress_init(&p, "gc", true);
@@ -652,27 +652,27 @@ int cmd_gc(int argc, char **argv)
 	if (r < 0) {
 		cli_error("gc: collecting the store %s failed: %s", cache_store_path(s), strerror(-r));
 		close_store(s, ix);
-		return 1;
+		return CLI_EXIT_FAILURE;
 	}
 	if (cache_index_totals(ix, &after) < 0)
 		after = before;
-	char a[32], b[32];
+	char h1[32], h2[32];
 	printf("store    %s\n", cache_store_path(s));
-	printf("limit    %s (%llu bytes)%s\n", human(res.limit, a), (unsigned long long)res.limit,
+	printf("limit    %s (%llu bytes)%s\n", human(res.limit, h1), (unsigned long long)res.limit,
 	       set_max ? ", set now" : before.max_size ? "" : ", the default");
-	printf("before   %s in %llu blob%s\n", human(res.before, a), (unsigned long long)before.blobs,
+	printf("before   %s in %llu blob%s\n", human(res.before, h1), (unsigned long long)before.blobs,
 	       before.blobs == 1 ? "" : "s");
-	printf("after    %s in %llu blob%s\n", human(res.after, a), (unsigned long long)after.blobs,
+	printf("after    %s in %llu blob%s\n", human(res.after, h1), (unsigned long long)after.blobs,
 	       after.blobs == 1 ? "" : "s");
 	printf("evicted  %llu blob%s (%s)\n", (unsigned long long)res.evicted, res.evicted == 1 ? "" : "s",
-	       human(res.evicted_bytes, b));
+	       human(res.evicted_bytes, h2));
 	printf("skipped  %llu busy (in use)\n", (unsigned long long)res.busy);
 	if (res.before <= res.limit)
 		printf("the store is within its limit: nothing to evict\n");
 	else if (res.after > res.limit)
 		printf("the store is still over its limit: contents in use could not be evicted; run casfs gc again later\n");
 	close_store(s, ix);
-	return finish_stdout(0);
+	return finish_stdout(CLI_EXIT_OK);
 }
 
 /* ---- fsck --------------------------------------------------------------------- */
@@ -691,41 +691,27 @@ static void fsck_report(const char *kind, const char *path, const char *why, voi
 
 int cmd_fsck(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "store", required_argument, NULL, OPT_STORE },
-		{ "repair", no_argument, NULL, OPT_REPAIR },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *store_arg = NULL;
-	bool repair = false;
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_STORE: store_arg = optarg; break;
-		case OPT_REPAIR: repair = true; break;
-		case 'h': fputs(fsck_usage, stdout); return 0;
-		default: return bad_option(fsck_usage, "fsck", c, argv);
-		}
-	}
-	if (optind < argc)
-		return usage_error(fsck_usage, "fsck", "unexpected argument '%s' (fsck takes options only)", argv[optind]);
+	struct store_args a;
+	int r = store_args_parse("fsck", fsck_usage, ACCEPTS(OPT_REPAIR), argc, argv, &a);
+	if (r != STORE_ARGS_CONTINUE)
+		return r;
+	if (a.first < argc)
+		return cli_usage_error("fsck", "unexpected argument '%s' (fsck takes options only)", argv[a.first]);
+	bool repair = a.repair;
 
 	cache_store *s;
 	cache_index *ix;
-	if (open_store(store_arg, &s, &ix) < 0)
-		return 1;
+	if (open_store(a.store, STORE_EXISTING, &s, &ix) < 0)
+		return CLI_EXIT_FAILURE;
 	struct fsck_ctx ctx;
 	progress_init(&ctx.p, "fsck", false);
 	cache_fsck_result res;
-	int r = cache_fsck(ix, repair, fsck_report, progress_draw, &ctx, &res);
+	r = cache_fsck(ix, repair, fsck_report, progress_draw, &ctx, &res);
 	progress_clear(&ctx.p);
 	if (r < 0) {
 		cli_error("fsck: cannot check the store %s: %s", cache_store_path(s), strerror(-r));
 		close_store(s, ix);
-		return 1;
+		return CLI_EXIT_FAILURE;
 	}
 	uint64_t found = res.corrupt + res.unknown + res.missing + res.mismatched + res.totals_wrong;
 	uint64_t left = cache_fsck_problems(&res);
@@ -763,7 +749,7 @@ int cmd_fsck(int argc, char **argv)
 				  left == 1 ? "" : "s");
 	}
 	close_store(s, ix);
-	return finish_stdout(left ? 1 : 0);
+	return finish_stdout(left ? CLI_EXIT_FAILURE : CLI_EXIT_OK);
 }
 
 /* ---- store statistics ---------------------------------------------------------- */
@@ -812,55 +798,44 @@ int cli_print_store_stats(const char *store_path, bool json, bool json_comma)
 	char path[PATH_MAX];
 	struct stat st;
 	if (store_path_of(store_path, path, sizeof(path)) < 0)
-		return 1;
-	if (stat(path, &st) < 0 && errno == ENOENT) {
-		/* not created for a look */
+		return CLI_EXIT_FAILURE;
+	const char *env = getenv("CASFS_STORE");
+	bool builtin_default = !store_path && !(env && *env);
+	if (builtin_default && stat(path, &st) < 0 && errno == ENOENT) {
+		/* a user's default store before its first use: not created for a
+		 * look (a path someone gave is checked below instead) */
 		cache_totals t = { 0 };
 		char abs[PATH_MAX];
 		print_totals(cli_abspath(path, abs, sizeof(abs)) == 0 ? abs : path, false, &t, json, json_comma);
-		return 0;
+		return CLI_EXIT_OK;
 	}
 	cache_store *s;
 	cache_index *ix;
-	if (open_store_path(path, &s, &ix) < 0)
-		return 1;
+	if (open_store_path(path, STORE_EXISTING, &s, &ix) < 0)
+		return CLI_EXIT_FAILURE;
 	cache_totals t;
 	int r = cache_index_totals(ix, &t);
 	if (r < 0) {
 		cli_error("store %s: cannot read its totals: %s", cache_store_path(s), strerror(-r));
 		close_store(s, ix);
-		return 1;
+		return CLI_EXIT_FAILURE;
 	}
 	print_totals(cache_store_path(s), true, &t, json, json_comma);
 	close_store(s, ix);
-	return 0;
+	return CLI_EXIT_OK;
 }
 
 int cmd_store(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "store", required_argument, NULL, OPT_STORE },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	const char *store_arg = NULL;
-	bool json = false;
-	int c;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_STORE: store_arg = optarg; break;
-		case OPT_JSON: json = true; break;
-		case 'h': fputs(store_usage, stdout); return 0;
-		default: return bad_option(store_usage, "store", c, argv);
-		}
-	}
-	if (optind < argc)
-		return usage_error(store_usage, "store", "unexpected argument '%s' (give the store with --store DIR)",
-				   argv[optind]);
-	int r = cli_print_store_stats(store_arg, json, false);
+	struct store_args a;
+	int r = store_args_parse("store", store_usage, ACCEPTS(OPT_JSON), argc, argv, &a);
+	if (r != STORE_ARGS_CONTINUE)
+		return r;
+	if (a.first < argc)
+		return cli_usage_error("store", "unexpected argument '%s' (give the store with --store DIR)",
+				       argv[a.first]);
+	bool json = a.json;
+	r = cli_print_store_stats(a.store, json, false);
 	if (r == 0 && json)
 		putchar('\n');
 	return finish_stdout(r);

@@ -23,6 +23,20 @@ void cli_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("casfs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, " (see 'casfs %s --help')\n", cmd);
+	else
+		fputs(" (see 'casfs help')\n", stderr);
+	return CLI_EXIT_USAGE;
+}
+
 int cli_abspath(const char *path, char *buf, size_t len)
 {
 	char cwd[PATH_MAX], tmp[PATH_MAX];
@@ -200,23 +214,20 @@ int cli_parse_size(const char *s, uint64_t *ret)
 		return -EINVAL; /* trailing junk, or a fraction of a byte */
 	if (whole > (UINT64_MAX >> shift))
 		return -ERANGE;
-	uint64_t v = whole << shift, f = (frac << shift) / fdiv;
-	if (v + f < v)
-		return -ERANGE;
-	*ret = v + f;
+	/* the fraction adds less than one unit, which whole << shift leaves
+	 * room for: no overflow */
+	*ret = (whole << shift) + (frac << shift) / fdiv;
 	return 0;
 }
 
-int cli_parse_ingest(const char *s, bool *all)
+int cli_parse_ingest(const char *s, bool *ret_all)
 {
 	if (!strcmp(s, "all"))
-		*all = true;
+		*ret_all = true;
 	else if (!strcmp(s, "none"))
-		*all = false;
-	else {
-		cli_error("bad value '%s' for ingest: give all or none", s);
-		return -1;
-	}
+		*ret_all = false;
+	else
+		return -EINVAL;
 	return 0;
 }
 
@@ -236,9 +247,11 @@ int cli_parse_compression(const char *s, cache_put_mode *ret)
 int cli_parse_level(const char *s, int *ret)
 {
 	char *end;
+	if (!isdigit((unsigned char)s[0]))
+		return -EINVAL; /* strtol would take " 3" and "+3" */
 	errno = 0;
 	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 22)
+	if (errno || *end || v < 1 || v > 22)
 		return -EINVAL;
 	*ret = (int)v;
 	return 0;

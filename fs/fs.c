@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <limits.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -143,6 +144,7 @@ int fs_run(const struct fs_options *o, int ready_fd)
 	struct fs fs = { .o = *o, .proc_fd = -1 };
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *lc = NULL;
+	char *mount_opts = NULL;
 	int ret = 1, r;
 
 	FS = &fs;
@@ -212,10 +214,18 @@ int fs_run(const struct fs_options *o, int ready_fd)
 	digests_subscribe(fs.dg, &ingest_sub);
 #endif
 
-	char fsname[64];
-	snprintf(fsname, sizeof(fsname), "-ofsname=casfs,subtype=casfs,default_permissions%s%s",
-		 o->allow_other ? ",allow_other" : "", o->read_only ? ",ro" : "");
-	if (fuse_opt_add_arg(&args, "casfs") || fuse_opt_add_arg(&args, fsname)) {
+	/* The source shown in /proc/mounts is the backing directory, as for
+	 * other loopbacks (findmnt -S, umount BACKING); libfuse's option list
+	 * needs its commas and backslashes escaped. */
+	char fsname[PATH_MAX + 8];
+	snprintf(fsname, sizeof(fsname), "fsname=%s", o->backing_path);
+	if (fuse_opt_add_opt_escaped(&mount_opts, fsname) ||
+	    fuse_opt_add_opt(&mount_opts, "subtype=casfs,default_permissions") ||
+	    (o->allow_other && fuse_opt_add_opt(&mount_opts, "allow_other")) ||
+	    (o->read_only && fuse_opt_add_opt(&mount_opts, "ro")) ||
+	    (o->mount_opts && *o->mount_opts && fuse_opt_add_opt(&mount_opts, o->mount_opts)) ||
+	    fuse_opt_add_arg(&args, "casfs") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, mount_opts)) {
 		send_ready("ERR out of memory\n");
 		goto out;
 	}
@@ -263,6 +273,7 @@ out_session:
 	fuse_session_destroy(fs.se);
 out:
 	fuse_opt_free_args(&args);
+	free(mount_opts);
 	digests_free(fs.dg); /* writes pending digests to the index */
 	ingest_free(fs.ing); /* stores what is queued */
 	fs.ing = NULL;

@@ -26,9 +26,13 @@ struct fs_options {
 	cache_put_mode compression; /* how ingested contents are stored */
 	int zstd_level;           /* 0: default */
 	uint64_t max_size;        /* sets the store's limit; 0: leave it */
+	const char *mount_opts;   /* more options for libfuse's mount, comma-separated
+				   * (generic flags it passes: suid, dev, noexec, sync,
+				   * dirsync, noatime), or NULL */
 };
 
-/* Mounts and serves until unmounted or signalled.  When ready_fd >= 0, writes
- * "OK\n" to it once the mount is up, or "ERR <message>\n" when mounting
- * fails, and closes it.  Returns 0, or 1 after printing/sending an error. */
+/* Mounts and serves until unmounted or signalled.  The mount's source (in
+ * /proc/mounts, findmnt, df) is backing_path, its type fuse.casfs.  When
+ * ready_fd >= 0, writes "OK\n" to it once the mount is up, or
+ * "ERR <message>\n" when mounting fails, and closes it.  Returns 0, or 1 after printing/sending an error. */
 int fs_run(const struct fs_options *o, int ready_fd);

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 mnt, back, nops, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+print(f"# seed {seed}", flush=True)
 rng = random.Random(seed)
 libc = ctypes.CDLL(None, use_errno=True)
 libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]

@@ -6,7 +6,18 @@
 #     casfs_setup                 # -> $T (temp dir), $MNT, $STORE, $NATIVE
 #     casfs_mount [-o OPTS ...]   # mounts $MNT (backing = $MNT itself)
 #     ok "name" / fail "name: detail" / check "name" cmd args...
-#     casfs_finish                # cleanup, prints "N passed, N failed", exits
+#     skip "name" "why"           # a required check that could not run here
+#     skip_optional "name" "why"  # a check the suite may lack (e.g. no loop devices)
+#     wait_for "what" cmd args... # polls until cmd succeeds (bounded by the timeout)
+#     casfs_finish                # cleanup, prints "N passed, N failed, N skipped", exits
+#
+# A script that mounts casfs as an unprivileged user sets
+# CASFS_USER_FUSE=1 before sourcing: where /dev/fuse is not open to other
+# users (mode 0600, as in containers without udev), the script then runs in
+# a private mount namespace whose /dev/fuse is the same device at Debian's
+# mode 0666; the host's device is not touched.  CASFS_MOUNT_NS=1 runs a
+# script in a private mount namespace in any case (to lay files over /sbin
+# or /etc/fstab there, say).
 #
 # Environment: CASFS (absolute path of the casfs binary, required),
 # CASFS_SRC (source root; defaults to ../.. of this file).
@@ -14,8 +25,12 @@
 # Whatever happens (failure, `exit`, SIGINT/SIGTERM, the overall timeout), the
 # EXIT/INT/TERM trap runs casfs_extra_cleanup (if the test defines it),
 # unmounts every mount this script made, kills only the
-# daemons this script started (pids recorded from `casfs status`) and removes
-# the temp dir.
+# daemons this script started (pids recorded from `casfs status`), removes
+# the users casfs_add_user made and the temp dir.
+#
+# Skips: every skip is printed ("SKIP NAME: why") and counted in the closing
+# line.  With CASFS_REQUIRE_CHECKS=1 (tools/test and CI set it) a script
+# that skipped a required check fails.
 
 # ---------------------------------------------------------------- timeout ---
 # Re-exec the calling script under timeout(1) once.  Without --foreground,
@@ -26,8 +41,18 @@ if [ -z "${_CASFS_UNDER_TIMEOUT:-}" ]; then
     export _CASFS_UNDER_TIMEOUT=1
     _fg=()
     if [ -t 0 ] || [ -t 1 ]; then _fg=(--foreground); fi   # keep ^C working
-    exec timeout "${_fg[@]}" -k 60 "${CASFS_TEST_TIMEOUT:-300}" bash "$0" "$@"
+    _ns=()
+    if [ "${CASFS_USER_FUSE:-}" = 1 ] && [ -c /dev/fuse ] &&
+        [ "$(( $(stat -c '0%a' /dev/fuse) & 6 ))" -ne 6 ] && [ "$(id -u)" = 0 ]; then
+        export _CASFS_FUSE_NS=1
+        _ns=(unshare --mount --propagation private)
+    elif [ "${CASFS_MOUNT_NS:-}" = 1 ]; then
+        _ns=(unshare --mount --propagation private)
+    fi
+    exec timeout "${_fg[@]}" -k 60 "${CASFS_TEST_TIMEOUT:-300}" "${_ns[@]}" bash "$0" "$@"
 fi
+# seconds since the script started (under timeout): wait_for's bound
+_CASFS_DEADLINE=$(( ${CASFS_TEST_TIMEOUT:-300} - 30 ))
 
 set -u
 set -o pipefail
@@ -52,6 +77,8 @@ if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; fi
 
 PASS=0
 FAILS=0
+SKIPS=0
+SKIPS_REQUIRED=0
 T=""
 MNT=""
 STORE=""
@@ -62,11 +89,39 @@ _CASFS_MNTS=()
 _CASFS_PIDS=()
 _CASFS_USERS=()
 _CASFS_CLEANED=0
+_CASFS_USERS_MADE=()
+_CASFS_FUSE_DEV=""
 
 log() { echo "# $*"; }
 # CASFS_NAME_PREFIX (e.g. "writeback/") is put before every check name.
 ok() { echo "ok ${CASFS_NAME_PREFIX:-}$*"; PASS=$((PASS + 1)); }
 fail() { echo "FAIL ${CASFS_NAME_PREFIX:-}$*"; FAILS=$((FAILS + 1)); }
+# skip NAME WHY: a check the suite needs could not run here.
+skip() {
+    echo "SKIP ${CASFS_NAME_PREFIX:-}$1: $2"
+    SKIPS=$((SKIPS + 1))
+    SKIPS_REQUIRED=$((SKIPS_REQUIRED + 1))
+}
+# skip_optional NAME WHY: a check that needs what a machine may lack.
+skip_optional() {
+    echo "SKIP (optional) ${CASFS_NAME_PREFIX:-}$1: $2"
+    SKIPS=$((SKIPS + 1))
+}
+
+# wait_for WHAT CMD [ARGS...]: runs CMD every 0.1 s until it succeeds.
+# Returns 1 (after a comment naming WHAT) only when the script's own
+# timeout is 30 s away: a slow machine gets all the time the suite allows.
+wait_for() {
+    local what=$1
+    shift
+    until "$@"; do
+        if [ "$SECONDS" -ge "$_CASFS_DEADLINE" ]; then
+            log "gave up waiting for $what (the script's timeout is near)"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
 
 # check NAME CMD [ARGS...]: ok if the command succeeds, FAIL otherwise.
 check() {
@@ -87,14 +142,21 @@ check_eq() {
     if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: expected '$2', got '$3'"; fi
 }
 
+# The mount points in /proc/self/mountinfo, one a line, with the kernel's
+# escapes of space, tab, newline and backslash undone.
+mount_points() {
+    awk '{ p = $5; gsub(/\\040/, " ", p); gsub(/\\011/, "\t", p); gsub(/\\134/, "\\", p); print p }' \
+        /proc/self/mountinfo
+}
+
 # Is $1 (absolute, canonical path) a mount point right now?
 is_mounted() {
-    awk -v m="$1" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo
+    mount_points | grep -qxF -- "$1"
 }
 
 # Number of mount entries on exactly path $1.
 mount_count() {
-    awk -v m="$1" '$5 == m { n++ } END { print n + 0 }' /proc/self/mountinfo
+    mount_points | grep -cxF -- "$1"
 }
 
 # Run a command as user $1 ("" = as ourselves).
@@ -138,6 +200,23 @@ casfs_setup() {
     trap 'fail "killed by SIGTERM (overall timeout of ${CASFS_TEST_TIMEOUT:-300}s?)"; casfs_finish' TERM
     trap '_casfs_cleanup' EXIT
     log "temp dir $T"
+    if [ -n "${_CASFS_FUSE_NS:-}" ]; then
+        # in our private mount namespace: the same device, open to users
+        local mode major minor
+        mode=$(stat -c %a /dev/fuse)
+        major=$((16#$(stat -c %t /dev/fuse)))
+        minor=$((16#$(stat -c %T /dev/fuse)))
+        _CASFS_FUSE_DEV=$T/.fusedev
+        mkdir -p "$_CASFS_FUSE_DEV"
+        if mount -t tmpfs -o mode=755,size=64k casfs-fusedev "$_CASFS_FUSE_DEV" &&
+            mknod -m 0666 "$_CASFS_FUSE_DEV/fuse" c "$major" "$minor" &&
+            mount --bind "$_CASFS_FUSE_DEV/fuse" /dev/fuse; then
+            log "/dev/fuse is mode $mode here (no udev), closed to users: this script runs in a private" \
+                "mount namespace whose /dev/fuse is the same device ($major,$minor) at mode 0666, Debian's default"
+        else
+            fail "setup: cannot give this script's mount namespace a /dev/fuse open to users"
+        fi
+    fi
 }
 
 # Record a mount made by this script (mountpoint, user) and its daemon pid.
@@ -203,17 +282,65 @@ casfs_umount() {
     return $rc
 }
 
-# Wait up to $2 seconds (default 10) for pid $1 to exit.
+# Has process $1 exited, every thread of it?  A zombie counts as gone once
+# its threads are gone too (the leader of a dying multi-threaded daemon is
+# a zombie while other threads still hold the /dev/fuse descriptors).
+pid_gone() {
+    local pid=$1
+    [ -d "/proc/$pid" ] || return 0
+    [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] &&
+        [ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -le 1 ]
+}
+
+# wait_pid_gone PID [SECS]: waits for PID to exit, SECS at most (cleanup
+# paths), else as long as the script's timeout allows.
 wait_pid_gone() {
-    local pid=$1 n=$((${2:-10} * 10))
+    local pid=$1 n
+    if [ -z "${2:-}" ]; then
+        wait_for "pid $pid to exit" pid_gone "$pid"
+        return
+    fi
+    n=$(($2 * 10))
     while [ $n -gt 0 ]; do
-        [ -d "/proc/$pid" ] || return 0
-        # a zombie child of ours counts as gone
-        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && return 0
+        pid_gone "$pid" && return 0
         sleep 0.1
         n=$((n - 1))
     done
     return 1
+}
+
+# casfs_add_user [GROUP...]: creates a throwaway system user for this run
+# in CASFS_NEW_USER (no home directory; its own group, and the given groups,
+# created when missing, as supplementary groups), removed with the groups
+# by the cleanup.  Returns non-zero when useradd fails.
+casfs_add_user() {
+    local u="casfst$$-${#_CASFS_USERS_MADE[@]}" g groups=""
+    CASFS_NEW_USER=""
+    for g in "$@"; do
+        if ! getent group "$g" >/dev/null; then
+            groupadd -r "$g" >/dev/null || return 1
+            _CASFS_USERS_MADE+=("group:$g")
+        fi
+        groups="${groups:+$groups,}$g"
+    done
+    useradd -r -M -d /nonexistent -s /bin/sh -U ${groups:+-G "$groups"} "$u" >/dev/null || return 1
+    _CASFS_USERS_MADE+=("$u")
+    CASFS_NEW_USER=$u
+}
+
+# casfs_for_user USER: a path of the casfs binary USER can execute (a copy
+# below $T when the build directory is closed to USER).
+casfs_for_user() {
+    if runuser -u "$1" -- test -x "$CASFS"; then
+        echo "$CASFS"
+        return
+    fi
+    if [ ! -x "$T/bin/casfs" ]; then
+        mkdir -p "$T/bin"
+        cp "$CASFS" "$T/bin/casfs"
+        chmod 755 "$T" "$T/bin" "$T/bin/casfs"
+    fi
+    echo "$T/bin/casfs"
 }
 
 # Force-unmount MNT and kill its daemon (pid $2, may be empty; user $3).
@@ -257,11 +384,30 @@ _casfs_cleanup() {
     done
     # any other casfs mount below our temp dir (e.g. made by a test step that
     # failed before registering it)
+    if [ -n "$_CASFS_FUSE_DEV" ]; then
+        umount /dev/fuse 2>/dev/null
+        umount "$_CASFS_FUSE_DEV" 2>/dev/null || umount -l "$_CASFS_FUSE_DEV" 2>/dev/null
+    fi
     if [ -n "$T" ]; then
         local m
-        for m in $(awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort -r); do
+        while IFS= read -r m; do
             _casfs_force_down "$m" "" ""
-        done
+        done < <(mount_points | grep -F -- "$T/" | sort -r)
+    fi
+    # the users this run made (their daemons are gone by now)
+    local u
+    for u in "${_CASFS_USERS_MADE[@]}"; do
+        case "$u" in
+            group:*) ;;
+            *) userdel "$u" >/dev/null 2>&1 || echo "# cleanup: could not remove user $u" >&2 ;;
+        esac
+    done
+    for u in "${_CASFS_USERS_MADE[@]}"; do
+        case "$u" in
+            group:*) groupdel "${u#group:}" >/dev/null 2>&1 || echo "# cleanup: could not remove group ${u#group:}" >&2 ;;
+        esac
+    done
+    if [ -n "$T" ]; then
         if [ -n "${CASFS_KEEP_TMP:-}" ]; then
             echo "# keeping $T" >&2
         else
@@ -277,13 +423,16 @@ run_sub() {
     local name=$1
     shift
     local out=$T/.sub.$$.out rc p f
-    "$@" 2>&1 | sed -u -e "s|^\([0-9][0-9]* passed, [0-9][0-9]* failed\)\$|# $name: \1|" | tee "$out"
+    "$@" 2>&1 | sed -u -e "s|^\([0-9][0-9]* passed, [0-9][0-9]* failed\(, [0-9][0-9]* skipped\)\{0,1\}\)\$|# $name: \1|" |
+        tee "$out"
     rc=${PIPESTATUS[0]}
     p=$(grep -c '^ok ' "$out")
     f=$(grep -c '^FAIL ' "$out")
     PASS=$((PASS + p))
     FAILS=$((FAILS + f))
-    if ! grep -q "^# $name: [0-9]* passed, [0-9]* failed\$" "$out"; then
+    SKIPS=$((SKIPS + $(grep -c '^SKIP ' "$out")))
+    SKIPS_REQUIRED=$((SKIPS_REQUIRED + $(grep '^SKIP ' "$out" | grep -vc '^SKIP (optional) ')))
+    if ! grep -q "^# $name: [0-9]* passed, [0-9]* failed\(, [0-9]* skipped\)\{0,1\}\$" "$out"; then
         fail "$name: did not finish (exit status $rc, no summary line)"
     elif [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         fail "$name: exited $rc without a FAIL line"
@@ -294,10 +443,13 @@ run_sub() {
 casfs_finish() {
     _casfs_cleanup
     # nothing of ours may stay mounted
-    if [ -n "$T" ] && awk -v t="$T/" 'index($5, t) == 1 { f = 1 } END { exit !f }' /proc/self/mountinfo; then
+    if [ -n "$T" ] && mount_points | grep -qF -- "$T/"; then
         fail "cleanup: a mount below $T survived the cleanup"
     fi
-    echo "$PASS passed, $FAILS failed"
+    if [ "${CASFS_REQUIRE_CHECKS:-}" = 1 ] && [ "$SKIPS_REQUIRED" -gt 0 ]; then
+        fail "required checks skipped: $SKIPS_REQUIRED (CASFS_REQUIRE_CHECKS=1; see the SKIP lines)"
+    fi
+    echo "$PASS passed, $FAILS failed, $SKIPS skipped"
     [ "$FAILS" -eq 0 ] && [ "$PASS" -gt 0 ]
     exit $?
 }

@@ -11,12 +11,15 @@ counter() { "$CASFS" stats --json "$MNT" | "$PYTHON" -c "import json,sys; print(
 xattr() { getfattr --only-values -n user.casfs.xxh128 "$1" 2>/dev/null; }
 sum_of() { xxh128sum "$1" 2>/dev/null | cut -d" " -f1; }
 
+# The randomized runs print their seed; CASFS_SEED=N replays one.
 for opts in no_writeback writeback; do
     casfs_mount --backing "$BACK" -o "$opts" || { fail "mount -o $opts"; casfs_finish; }
-    out=$("$PYTHON" "$TESTDIR/hashing.py" "$MNT" "$BACK" 1500 "$RANDOM" 2>&1)
+    seed=${CASFS_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+    log "randomized ops ($opts): seed $seed (replay with CASFS_SEED=$seed)"
+    out=$("$PYTHON" "$TESTDIR/hashing.py" "$MNT" "$BACK" 1500 "$seed" 2>&1)
     rc=$?
-    echo "$out" | grep -E '^(FAIL|# ops)' | head -5
-    if [ $rc -eq 0 ]; then ok "randomized ops ($opts): $(echo "$out" | tail -n 1)"; else fail "randomized ops ($opts): $(echo "$out" | tail -n 1)"; fi
+    echo "$out" | grep -E '^(FAIL|# ops|# seed)' | head -5
+    if [ $rc -eq 0 ]; then ok "randomized ops ($opts, seed $seed): $(echo "$out" | tail -n 1)"; else fail "randomized ops ($opts, seed $seed): $(echo "$out" | tail -n 1)"; fi
     casfs_umount "$MNT"
     rm -rf "${BACK:?}"/*
 done
@@ -105,6 +108,15 @@ check_eq "casfs hash: the good paths are still printed" 2 "$(echo "$out" | grep 
 grep -q "missing: No such file or directory" "$T/hash.err" && grep -q "is a directory" "$T/hash.err" &&
     ok "casfs hash: one message per bad path" || fail "casfs hash messages: $(cat "$T/hash.err")"
 "$CASFS" hash --archive "$W/a.c" 2>/dev/null && fail "--archive accepted a non-archive" || ok "--archive refuses a non-archive"
+# a directory or a device as the only (first) argument: no earlier failure
+# leaves an errno behind, so each must be recognised on its own
+for bad in "$W:is a directory (give regular files)" "/dev/null:not a regular file"; do
+    p=${bad%%:*}
+    out=$("$CASFS" hash "$p" 2>"$T/hash1.err"); rc=$?
+    check_eq "casfs hash $p alone: exit 1" 1 "$rc"
+    check_eq "casfs hash $p alone: nothing on stdout" "" "$out"
+    check_eq "casfs hash $p alone: one message" "casfs: hash: $p: ${bad#*:}" "$(cat "$T/hash1.err")"
+done
 
 # Remount: digests come from the index; a file changed while unmounted gets a fresh digest.
 for i in $(seq 1 20); do head -c $((i * 1000)) /dev/urandom > "$MNT/keep$i"; done

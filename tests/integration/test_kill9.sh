@@ -128,13 +128,17 @@ open(sys.argv[1] + ".ready", "w").close()
 time.sleep(600)
 PY
     HOLDER=$!
-    for _ in $(seq 100); do [ -e "$MNT/more/fsynced_open.ready" ] && break; sleep 0.1; done
+    wait_for "the fsync'd writer" test -e "$MNT/more/fsynced_open.ready"
     if [ -e "$MNT/more/fsynced_open.ready" ]; then ok "$v/fsync_open_file_written"; else fail "$v/fsync_open_file_written: the writer did not get ready"; fi
 
     # ---- kill -9
+    # Deterministic: wait until every thread of the daemon is gone (its
+    # /dev/fuse descriptors closed, the connection aborted), so no request
+    # of ours is in flight when the kernel aborts it: a request caught in
+    # flight fails with ECONNABORTED, every later one with ENOTCONN.
     if [ -n "$PID" ]; then
         kill -KILL "$PID"
-        if wait_pid_gone "$PID" 10; then ok "$v/daemon_killed"; else fail "$v/daemon_killed: pid $PID still alive"; fi
+        if wait_pid_gone "$PID"; then ok "$v/daemon_killed"; else fail "$v/daemon_killed: pid $PID still alive"; fi
     fi
     local err st out rc
     err=$(stat "$MNT/data" 2>&1)

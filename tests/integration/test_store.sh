@@ -18,19 +18,16 @@ mkdir -p "$A" "$B"
 counter() {  # counter MOUNT NAME
     "$CASFS" stats --json "$1" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters'].get('$2', 0))"
 }
-# Waits until MOUNT's ingest queue is empty (every queued file handled).
-ingest_settle() {
-    local m=$1 n=0 q done_
-    while [ $n -lt 100 ]; do
-        q=$(counter "$m" ingest_queued)
-        done_=$(( $(counter "$m" ingest_stored) + $(counter "$m" ingest_existing) + \
-                  $(counter "$m" ingest_skipped) + $(counter "$m" ingest_errors) ))
-        [ "$q" -eq "$done_" ] && return 0
-        sleep 0.1
-        n=$((n + 1))
-    done
-    return 1
+# Is MOUNT's ingest queue empty (every queued file handled)?
+ingest_idle() {
+    local m=$1 q done_
+    q=$(counter "$m" ingest_queued)
+    done_=$(( $(counter "$m" ingest_stored) + $(counter "$m" ingest_existing) + \
+              $(counter "$m" ingest_skipped) + $(counter "$m" ingest_errors) ))
+    [ "$q" -eq "$done_" ]
 }
+# Waits until MOUNT's ingest queue is empty (bounded by the test's timeout).
+ingest_settle() { wait_for "the ingest queue of $1" ingest_idle "$1"; }
 blob_path() { echo "$STORE/objects/${1:0:2}/$1"; }
 digest_of() { xxh128sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
@@ -65,15 +62,10 @@ store_field() {  # store_field MOUNT FIELD: from casfs stats --json
 }
 # wait_field MOUNT FIELD EXPECTED: the daemons commit records in batches,
 # just after their queue runs dry
+field_is() { [ "$(store_field "$1" "$2")" = "$3" ]; }
 wait_field() {
-    local n=0 v
-    while [ $n -lt 50 ]; do
-        v=$(store_field "$1" "$2")
-        [ "$v" = "$3" ] && break
-        sleep 0.1
-        n=$((n + 1))
-    done
-    echo "$v"
+    wait_for "store field $2 = $3" field_is "$1" "$2" "$3" >&2
+    store_field "$1" "$2"
 }
 check_eq "stats: store blob count = blob files" "$(find "$STORE/objects" -type f | wc -l)" \
     "$(wait_field "$B" blobs "$(find "$STORE/objects" -type f | wc -l)")"
@@ -218,13 +210,10 @@ RPID=$!
 casfs_extra_cleanup() { kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null; }
 for f in "$T"/gc-*.bin; do cp "$f" "$A/$(basename "$f")"; done
 check "A: ingest settles (gc)" ingest_settle "$A"
-n=0
-while [ $n -lt 100 ]; do
-    used=$(find "$STORE/objects" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-    [ "$used" -le 2097152 ] && break
-    sleep 0.1
-    n=$((n + 1))
-done
+store_used() { find "$STORE/objects" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
+under_2m() { [ "$(store_used)" -le 2097152 ]; }
+wait_for "background gc to bring the store under 2 MiB" under_2m
+used=$(store_used)
 [ "$used" -le 2097152 ] && ok "background gc brought the store under 2 MiB ($used bytes)" ||
     fail "store still holds $used bytes over a 2 MiB limit"
 [ "$(counter "$A" gc_runs)" -ge 1 ] && ok "gc ran in the daemon" || fail "no gc run counted"
@@ -283,7 +272,7 @@ done
 if timeout 30 "$CASFS" mount --store "$STORE" --ingest=maybe "$T/d" 2>"$T/err"; then
     fail "--ingest=maybe accepted"; timeout 30 "$CASFS" umount "$T/d"
 else
-    grep -q "bad value 'maybe' for ingest" "$T/err" && ok "--ingest=maybe refused" || fail "--ingest=maybe: $(cat "$T/err")"
+    grep -q "bad value 'maybe' for --ingest" "$T/err" && ok "--ingest=maybe refused" || fail "--ingest=maybe: $(cat "$T/err")"
 fi
 
 # ---- kill -9 of a daemon while it ingests: fsck has nothing to repair ------

@@ -1,43 +1,40 @@
 #!/bin/bash
-# Unprivileged use of casfs:
-#  1. casfs-test mounts casfs itself (through fusermount3), runs posix.py on
-#     it, files it creates are its own, it unmounts.
-#  2. a root daemon with -o allow_other serves casfs-test: what the user
+# Unprivileged use of casfs, by a user made for this run (removed at the end
+# with its group):
+#  1. the user mounts casfs itself (through fusermount3), runs posix.py on
+#     it, files it creates are its own, it unmounts; generic options that
+#     fusermount3 cannot honour are refused, the others work; where
+#     /dev/fuse is closed to users the mount is refused with the fix.
+#  2. a root daemon with -o allow_other serves the user: what the user
 #     creates is owned by its uid/gid, permissions are enforced (EACCES on
 #     root's 0644 file, sticky directories, set-group-ID directories,
 #     supplementary groups), compared with the same steps natively.
+# Where /dev/fuse is mode 0600 (containers without udev) the script runs in
+# a private mount namespace whose /dev/fuse is open to users (lib.sh).
 CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-540}
+CASFS_USER_FUSE=1
 . "$(dirname "$0")/lib.sh"
-
-TUSER=casfs-test
-TGROUP=casfs-test-grp
 
 casfs_setup
 chmod 755 "$T"
 
-# ---- the test user and a supplementary group
-if ! id "$TUSER" >/dev/null 2>&1; then
-    if useradd -r -m -s /bin/bash "$TUSER"; then ok "useradd $TUSER"; else fail "useradd $TUSER failed"; casfs_finish; fi
+# ---- the test user and a supplementary group (both made for this run)
+TGROUP="casfst$$-grp"
+if casfs_add_user "$TGROUP"; then
+    TUSER=$CASFS_NEW_USER
+    ok "useradd $TUSER (supplementary group $TGROUP)"
+else
+    fail "useradd failed"
+    casfs_finish
 fi
-if ! getent group "$TGROUP" >/dev/null; then
-    groupadd -r "$TGROUP" || fail "groupadd $TGROUP"
-fi
-id -nG "$TUSER" | tr ' ' '\n' | grep -qx "$TGROUP" || usermod -a -G "$TGROUP" "$TUSER"
 TUID=$(id -u "$TUSER")
 TGID=$(id -g "$TUSER")
 GRPGID=$(getent group "$TGROUP" | cut -d: -f3)
 log "user $TUSER uid=$TUID gid=$TGID, supplementary group $TGROUP=$GRPGID"
 
 ROOT_CASFS=$CASFS
-USER_CASFS=$CASFS
-if ! runuser -u "$TUSER" -- test -x "$CASFS"; then
-    # e.g. a checkout below /root: give the user a copy of the binary
-    mkdir -p "$T/bin"
-    cp "$CASFS" "$T/bin/casfs"
-    chmod 755 "$T/bin" "$T/bin/casfs"
-    USER_CASFS=$T/bin/casfs
-    log "$TUSER cannot execute $CASFS; using a copy at $USER_CASFS"
-fi
+USER_CASFS=$(casfs_for_user "$TUSER")
+[ "$USER_CASFS" = "$CASFS" ] || log "$TUSER cannot execute $CASFS; using a copy at $USER_CASFS"
 if runuser -u "$TUSER" -- "$USER_CASFS" status >/dev/null 2>&1; then
     ok "binary_usable_by_$TUSER"
 else
@@ -54,6 +51,38 @@ mkdir -p "$U/mnt" "$U/store" "$U/native"
 chown -R "$TUSER:" "$U"
 echo "made by root before mounting" >"$U/mnt/preexisting"
 chown "$TUSER:" "$U/mnt/preexisting"
+
+# /dev/fuse closed to users (mode 0600): the mount is refused with the fix
+# (a 0600 node over /dev/fuse in a throwaway mount namespace)
+mknod -m 0600 "$T/fuse0600" c "$((16#$(stat -c %t /dev/fuse)))" "$((16#$(stat -c %T /dev/fuse)))"
+out=$(unshare --mount --propagation private sh -c 'mount --bind "$1" /dev/fuse && shift && exec "$@"' sh \
+    "$T/fuse0600" runuser -u "$TUSER" -- env HOME=/tmp "$CASFS" mount --store "$U/store" "$U/mnt" 2>&1)
+rc=$?
+if [ $rc -eq 1 ] && [ "$(echo "$out" | wc -l)" = 1 ] && [[ "$out" == "casfs: /dev/fuse is not readable and writable for you"*"chmod 0666 /dev/fuse"* ]]; then
+    ok "user_mount_refused_on_0600_dev_fuse ($out)"
+else
+    fail "user_mount_refused_on_0600_dev_fuse: rc=$rc: $out"
+fi
+is_mounted "$U/mnt" && fail "user_mount_0600_mounted_nothing: $U/mnt is mounted"
+
+# generic options fusermount3 cannot honour are refused; an fstab-style
+# list with the ones it can (noatime implies nodiratime) mounts
+for o in dev suid strictatime lazytime nodiratime; do
+    out=$(runuser -u "$TUSER" -- env HOME=/tmp "$CASFS" mount --store "$U/store" -o "$o" "$U/mnt" 2>&1)
+    rc=$?
+    if [ $rc -eq 1 ] && [[ "$out" == "casfs: -o $o cannot be honoured on a mount by an unprivileged user"* ]]; then
+        ok "user_refuses_$o"
+    else
+        fail "user_refuses_$o: rc=$rc: $out"
+    fi
+done
+if CASFS_AS_USER=$TUSER casfs_mount_at "$U/mnt" --store "$U/store" -o defaults,noatime,nodiratime,sync,noexec; then
+    opts=$(awk -v m="$U/mnt" '$5 == m { print $6 }' /proc/self/mountinfo)
+    case ",$opts," in *,noatime,*noexec,*|*,noexec,*noatime,*) ok "user_generic_options ($opts)" ;; *) fail "user_generic_options: $opts" ;; esac
+    runuser -u "$TUSER" -- timeout 60 "$CASFS" umount "$U/mnt" && casfs_forget "$U/mnt" || fail "user_generic_umount"
+else
+    fail "user_generic_options: casfs mount -o defaults,noatime,nodiratime,sync,noexec as $TUSER failed"
+fi
 
 if CASFS_AS_USER=$TUSER casfs_mount_at "$U/mnt" --store "$U/store"; then
     ok "user_mount"
@@ -98,7 +127,7 @@ if CASFS_AS_USER=$TUSER casfs_mount_at "$U/mnt" --store "$U/store"; then
     else
         ok "user_unmounted"
         casfs_forget "$U/mnt"
-        if [ -n "$UPID" ] && wait_pid_gone "$UPID" 10; then ok "user_daemon_exited"; else fail "user_daemon_exited: pid $UPID"; fi
+        if [ -n "$UPID" ] && wait_pid_gone "$UPID"; then ok "user_daemon_exited"; else fail "user_daemon_exited: pid $UPID"; fi
         for n in f d l p; do
             check_eq "backing_owned_by_user_$n" "$TUID:$TGID" "$(stat -c %u:%g "$U/mnt/$n" 2>&1)"
         done
@@ -185,5 +214,36 @@ PY
 else
     fail "root_mount_allow_other: casfs mount -o allow_other failed"
 fi
+
+# ================================== 3. tools/demo by two users ===
+# Its default workspace is per user: two users run it one after the other
+# (with the same TMPDIR, this test's) and both succeed.
+DEMO_SRC=$T/demo-src
+DEMO_TMP=$T/demo-tmp
+mkdir -p "$DEMO_SRC/tools" "$DEMO_SRC/tests" "$DEMO_TMP"
+cp "$CASFS_SRC/tools/demo" "$CASFS_SRC/tools/install-deps" "$DEMO_SRC/tools/"
+cp -r "$CASFS_SRC/tests/sample" "$DEMO_SRC/tests/"
+chmod -R a+rX "$DEMO_SRC"
+chmod 1777 "$DEMO_TMP"
+for n in 1 2; do
+    if ! casfs_add_user; then
+        fail "demo_user_$n: useradd failed"
+        continue
+    fi
+    du=$CASFS_NEW_USER
+    mkdir -p "$T/home-$du"
+    chown "$du:" "$T/home-$du"
+    runuser -u "$du" -- env HOME="$T/home-$du" TMPDIR="$DEMO_TMP" PATH="$PATH" CASFS="$(casfs_for_user "$du")" \
+        timeout 300 bash "$DEMO_SRC/tools/demo" >"$T/demo-$du.out" 2>&1
+    rc=$?
+    if [ $rc -eq 0 ] && grep -qxF "The build outputs stay in $DEMO_TMP/casfs-demo-$du/sample (the backing directory)." \
+        "$T/demo-$du.out" && grep -q "(same bytes)" "$T/demo-$du.out"; then
+        ok "demo_as_user_$n ($du: its own workspace $DEMO_TMP/casfs-demo-$du)"
+    else
+        fail "demo_as_user_$n: $du: exit $rc: $(tail -n 5 "$T/demo-$du.out" | tr '\n' '|')"
+    fi
+    check_eq "demo_user_${n}_unmounted" 0 "$(mount_count "$DEMO_TMP/casfs-demo-$du")"
+    check_eq "demo_user_${n}_owns_outputs" "$du" "$(stat -c %U "$DEMO_TMP/casfs-demo-$du/sample/Makefile" 2>&1)"
+done
 
 casfs_finish

@@ -94,12 +94,52 @@ static void test_refusals(void **state)
 	assert_int_equal(cache_store_open(path, &s, &msg), -EINVAL);
 }
 
+/* Commands that only read a store open it with cache_store_open_existing:
+ * a mistyped path is refused and nothing is created there. */
+static void test_open_existing(void **state)
+{
+	char path[PATH_MAX], sub[PATH_MAX + 16];
+	const char *msg;
+	cache_store *s = NULL;
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/missing/store", tmpdir);
+	assert_int_equal(cache_store_open_existing(path, &s, &msg), -ENOENT);
+	assert_null(s);
+	assert_string_equal(msg, "does not exist");
+	snprintf(sub, sizeof(sub), "%s/missing", tmpdir);
+	assert_int_equal(stat(sub, &st), -1); /* no parent made either */
+	/* an empty directory is not adopted */
+	snprintf(path, sizeof(path), "%s/empty", tmpdir);
+	assert_int_equal(mkdir(path, 0755), 0);
+	assert_int_equal(cache_store_open_existing(path, &s, &msg), -EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(msg, "not a casfs store"));
+	snprintf(sub, sizeof(sub), "%s/FORMAT", path);
+	assert_int_equal(stat(sub, &st), -1);
+	snprintf(sub, sizeof(sub), "%s/objects", path);
+	assert_int_equal(stat(sub, &st), -1);
+	/* a file */
+	snprintf(path, sizeof(path), "%s/file", tmpdir);
+	close(open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+	assert_int_equal(cache_store_open_existing(path, &s, &msg), -ENOTDIR);
+	/* a store made by cache_store_open opens */
+	snprintf(path, sizeof(path), "%s/real", tmpdir);
+	assert_int_equal(cache_store_open(path, &s, &msg), 0);
+	cache_store_close(s);
+	s = NULL;
+	assert_int_equal(cache_store_open_existing(path, &s, &msg), 0);
+	assert_non_null(s);
+	assert_int_equal(fstatat(cache_store_dirfd(s), "objects", &st, 0), 0);
+	cache_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_default_path),
 		cmocka_unit_test_setup_teardown(test_create_and_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_existing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
