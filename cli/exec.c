@@ -602,7 +602,7 @@ static int exec_action(const struct opts *o, char **argv)
 	if (!why && find_root(o, cwd, mnt, root, sizeof(root)) < 0) {
 		free(c.call);
 		close(c.fd);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
 	if (why) {
 		if (o->explain) {
@@ -820,7 +820,9 @@ int cmd_exec(int argc, char **argv)
 			o.cache_failures = true;
 		else if (!strcmp(a, "--relocate"))
 			o.relocate = true;
-		else if ((!strcmp(a, "--root") || !strcmp(a, "--env")) && i + 1 < argc) {
+		else if ((!strcmp(a, "--root") || !strcmp(a, "--env")) && i + 1 >= argc)
+			return cli_usage_error("exec", "%s needs a value", a);
+		else if (!strcmp(a, "--root") || !strcmp(a, "--env")) {
 			if (a[2] == 'r')
 				o.root = argv[++i];
 			else if (o.nenv_extra < 64)
@@ -830,17 +832,14 @@ int cmd_exec(int argc, char **argv)
 		else if (!strncmp(a, "--env=", 6) && o.nenv_extra < 64)
 			extra[o.nenv_extra++] = a + 6;
 		else if (a[0] == '-') {
-			cli_error("exec: unknown option '%s' (see 'casfs exec --help')", a);
-			return 2;
+			return cli_usage_error("exec", "unknown option '%s'", a);
 		} else {
 			break; /* the command, without "--" */
 		}
 	}
 	o.env_extra = extra;
-	if (i >= argc || !argv[i][0]) {
-		cli_error("exec: no command given (usage: casfs exec [OPTIONS] -- CMD [ARGS...])");
-		return 2;
-	}
+	if (i >= argc || !argv[i][0])
+		return cli_usage_error("exec", "give a command: casfs exec [OPTIONS] -- CMD [ARGS...]");
 	return exec_action(&o, argv + i);
 }
 
@@ -848,8 +847,8 @@ int cmd_exec_launcher(int argc, char **argv)
 {
 	struct opts o = { .debug = getenv("CASFS_LOG") && strcmp(getenv("CASFS_LOG"), "debug") == 0 };
 	if (argc < 2 || !argv[1][0]) {
-		cli_error("casfs-exec: no command given (usage: casfs-exec CMD [ARGS...])");
-		return 2;
+		cli_error("casfs-exec: give a command: casfs-exec CMD [ARGS...]");
+		return CLI_EXIT_USAGE;
 	}
 	return exec_action(&o, argv + 1);
 }

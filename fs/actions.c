@@ -40,6 +40,7 @@
 
 #include "action.h"
 #include "blob.h"
+#include "kcache.h"
 #include "session.h"
 #include "trace.h"
 
@@ -658,6 +659,18 @@ out:
 
 /* ---- BEGIN ------------------------------------------------------------------ */
 
+struct begin_args {
+	struct req *q;
+	struct trace *tr;
+	struct session **ret;
+};
+
+static int begin_session(void *arg)
+{
+	struct begin_args *b = arg;
+	return session_begin(FS->ss, b->q->tid, b->q->uid, b->tr, b->ret);
+}
+
 static void begin(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 {
 	struct action_req a;
@@ -670,7 +683,12 @@ static void begin(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 	end_unrecorded(cf);
 	action_key_final(a.key, a.key_len, q->uid, &cf->key);
 	tr = NULL;
-	if ((r = trace_new(&tr)) < 0 || (r = session_begin(FS->ss, q->tid, q->uid, tr, &cf->sess)) < 0) {
+	struct begin_args b = { q, NULL, &cf->sess };
+	if ((r = trace_new(&tr)) == 0) {
+		b.tr = tr;
+		r = kcache_begin_session(FS->kc, begin_session, &b);
+	}
+	if (r < 0) {
 		trace_free(tr);
 		COUNT(exec_uncached);
 		out->result = r;

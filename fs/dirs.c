@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "casns.h"
+#include "kcache.h"
 #include "ops.h"
 #include "req.h"
 #include "session.h"
@@ -122,10 +123,13 @@ out:
 		close(dfd);
 	ino_node_fd_put(FS->tbl, n);
 	/* After a partial fill, return what we have, never an error. */
-	if (err && used == 0)
+	if (err && used == 0) {
 		req_err(q, err);
-	else
+	} else {
+		if (used == 0) /* the end: the kernel now holds the whole listing */
+			kcache_listed(FS->kc, FS->ss, ino);
 		req_buf(q, reply, used);
+	}
 	free(reply);
 	free(dbuf);
 }

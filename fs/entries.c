@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "casns.h"
+#include "kcache.h"
 #include "ops.h"
 #include "req.h"
 #include "session.h"
@@ -103,7 +104,7 @@ void op_lookup(fuse_req_t r, fuse_ino_t parent, const char *name)
 		else if (rc == 0)
 			trace_exists(session_trace(q.sess), ino_table_get(FS->tbl, e.ino));
 	}
-	if (rc == -ENOENT && FS->o.timeout > 0) {
+	if (rc == -ENOENT && FS->o.timeout > 0 && kcache_negative(FS->kc, FS->ss, parent, name)) {
 		/* A negative entry: the kernel caches the absence. */
 		COUNT(lookup_negative);
 		memset(&e, 0, sizeof(e));

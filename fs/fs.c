@@ -28,6 +28,7 @@
 #include "casfs_config.h"
 #include "casns.h"
 #include "ingest.h"
+#include "kcache.h"
 #include "ops.h"
 #include "session.h"
 #include "state.h"
@@ -235,6 +236,10 @@ int fs_run(const struct fs_options *o, int ready_fd)
 		send_ready("ERR cannot create the FUSE session: %s\n", fuse_last_error);
 		goto out;
 	}
+	if ((r = kcache_new(fs.se, &fs.kc)) < 0) {
+		send_ready("ERR cannot start: %s\n", strerror(-r));
+		goto out_session;
+	}
 	if (fuse_set_signal_handlers(fs.se) != 0) {
 		send_ready("ERR cannot install signal handlers\n");
 		goto out_session;
@@ -270,6 +275,8 @@ int fs_run(const struct fs_options *o, int ready_fd)
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
 out_session:
+	kcache_free(fs.kc);
+	fs.kc = NULL;
 	fuse_session_destroy(fs.se);
 out:
 	fuse_opt_free_args(&args);

@@ -35,6 +35,7 @@
 struct casns;
 struct ingest;
 struct sessions;
+struct kcache;
 
 struct fs {
 	ino_table *tbl;
@@ -43,6 +44,7 @@ struct fs {
 	struct casns *ns;
 	struct ingest *ing;
 	struct sessions *ss;
+	struct kcache *kc;
 	int proc_fd;            /* /proc/self/fd */
 	bool root_daemon;       /* euid 0: act as the caller when creating */
 	uid_t owner_uid;        /* who mounted: the only user who may read .casfs/cas */

@@ -24,6 +24,7 @@ enum { P_SEEN = 1, P_CHANGED = 2, P_EXISTED = 4 };
 struct pentry {
 	char *path;            /* mount-relative */
 	uint8_t flags;
+	size_t in;             /* P_SEEN: its input's index */
 	struct pentry *next;
 };
 
@@ -143,12 +144,33 @@ static bool child_path(struct trace *t, ino_node *parent, const char *name, char
 	return true;
 }
 
-/* Appends an input observed at path unless the path was observed or
- * changed before.  node (FILE) gets a reference.  Lock taken here. */
+/* A stat-only probe says less than a read, a listing or a readlink of the
+ * same path that follows: those replace it.  Anything else observed first
+ * stands. */
+static bool replaces(const struct trace *t, const struct pentry *p, int kind)
+{
+	return (p->flags & P_SEEN) && !(p->flags & P_CHANGED) && t->ins[p->in].in.kind == ACTION_IN_EXISTS &&
+	       (kind == ACTION_IN_FILE || kind == ACTION_IN_DIR || kind == ACTION_IN_SYMLINK);
+}
+
+/* Appends an input observed at path unless the path was observed (more
+ * than probed) or changed before.  node (FILE) gets a reference.  Lock
+ * taken here. */
 static void add_input(struct trace *t, const char *path, const action_input *in, ino_node *node, uint64_t version)
 {
 	pthread_mutex_lock(&t->lock);
 	struct pentry *p = pentry_get(t, path);
+	if (p && replaces(t, p, in->kind)) {
+		struct tin *ti = &t->ins[p->in];
+		ti->in = *in;
+		ti->in.path = p->path;
+		ti->node = node;
+		ti->version = version;
+		if (node)
+			ino_node_ref(FS->tbl, node);
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
 	if (!p || (p->flags & (P_SEEN | P_CHANGED))) {
 		pthread_mutex_unlock(&t->lock);
 		return;
@@ -166,6 +188,7 @@ static void add_input(struct trace *t, const char *path, const action_input *in,
 		t->capin = cap;
 	}
 	p->flags |= P_SEEN;
+	p->in = t->nin;
 	struct tin *ti = &t->ins[t->nin++];
 	ti->in = *in;
 	ti->in.path = p->path;
@@ -201,14 +224,16 @@ static void add_change(struct trace *t, const char *path, bool existed)
 	pthread_mutex_unlock(&t->lock);
 }
 
-static bool already(struct trace *t, const char *path)
+/* True when an observation of kind at path would be dropped (the path
+ * was observed, more than probed, or changed before). */
+static bool already(struct trace *t, const char *path, int kind)
 {
 	pthread_mutex_lock(&t->lock);
 	size_t b = path_hash(path);
 	bool seen = false;
 	for (struct pentry *p = t->buckets[b]; p; p = p->next)
 		if (strcmp(p->path, path) == 0) {
-			seen = (p->flags & (P_SEEN | P_CHANGED)) != 0;
+			seen = (p->flags & (P_SEEN | P_CHANGED)) != 0 && !replaces(t, p, kind);
 			break;
 		}
 	pthread_mutex_unlock(&t->lock);
@@ -218,7 +243,7 @@ static bool already(struct trace *t, const char *path)
 void trace_read(struct trace *t, ino_node *n, int fd)
 {
 	char path[PATH_MAX];
-	if (!node_path(t, n, path, sizeof(path)) || already(t, path))
+	if (!node_path(t, n, path, sizeof(path)) || already(t, path, ACTION_IN_FILE))
 		return;
 	action_input in = { .kind = ACTION_IN_FILE, .digest_kind = ACTION_DIGEST_PLAIN };
 	uint64_t version = 0;
@@ -343,9 +368,14 @@ void trace_listed(struct trace *t, ino_node *n, int dfd)
 {
 	char path[PATH_MAX];
 	action_input in = { .kind = ACTION_IN_DIR };
-	if (!node_path(t, n, path, sizeof(path)) || already(t, path))
+	if (!node_path(t, n, path, sizeof(path)) || already(t, path, ACTION_IN_DIR))
 		return;
-	if (trace_listing_digest(dfd, &in.digest) < 0) {
+	/* its own open: the caller's offset in dfd stays where it is */
+	int own = fs_reopen_fd(dfd, O_RDONLY | O_DIRECTORY);
+	int r = own < 0 ? own : trace_listing_digest(own, &in.digest);
+	if (own >= 0)
+		close(own);
+	if (r < 0) {
 		problem(t, TRACE_NOMEM);
 		return;
 	}

@@ -61,7 +61,8 @@ void trace_renamed(struct trace *t, ino_node *p, const char *name, ino_node *np,
 void trace_absent(struct trace *t, ino_node *parent, const char *name);
 /* n exists (a lookup, getattr or access that reached the daemon). */
 void trace_exists(struct trace *t, ino_node *n);
-/* the directory n (open as dfd, O_RDONLY) was opened or listed */
+/* the directory n (dfd: any fd of it, whose offset is left alone) was
+ * opened or listed */
 void trace_listed(struct trace *t, ino_node *n, int dfd);
 /* The listing digest (action_listing_digest) of the directory open as dfd
  * (O_RDONLY), read from its start.  0 or -errno. */
