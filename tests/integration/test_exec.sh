@@ -1,0 +1,255 @@
+#!/bin/bash
+# casfs exec, the action cache, with real gcc and make on a real mount:
+# relocated builds that hit, misses for every change a compile can observe
+# (a shadowing header, removed and changed headers, an environment variable,
+# another compiler, a system header outside the mount), a listed directory,
+# make -j2 SHELL=casfs-sh, exact replay of stdout/stderr/exit, parallel
+# sessions, gc'd outputs, bad input.
+CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-600}
+. "$(dirname "$0")/lib.sh"
+
+casfs_setup
+X=$CASFS
+SH=$CASFS_BINDIR/casfs-sh
+LAUNCH=$CASFS_BINDIR/casfs-exec
+SAMPLE=$CASFS_SRC/tests/sample
+casfs_mount || { fail "mount"; casfs_finish; }
+
+# counter NAME: the mount's counter
+counter() {
+    "$X" stats --json "$MNT" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters']['$1'])"
+}
+# cx DIR ARGS...: casfs exec in DIR, stderr of casfs itself in $T/cx.err
+cx() {
+    local d=$1
+    shift
+    (cd "$d" && "$X" exec "$@")
+}
+explain() {
+    local d=$1
+    shift
+    (cd "$d" && "$X" exec --explain "$@")
+}
+
+# ---- relocation: a project built in one sandbox, then in another -------------
+R1=$MNT/sb/1/execroot/proj
+R2=$MNT/sb/2/execroot/proj
+R3=$MNT/sb/3/execroot/proj
+mkdir -p "$MNT/sb/1/execroot" "$MNT/sb/2/execroot" "$MNT/sb/3/execroot" "$NATIVE/ref"
+for d in "$R1" "$R2" "$R3" "$NATIVE/ref/proj"; do
+    cp -a "$SAMPLE" "$d" && rm -rf "$d/build"
+done
+SRCS=$(cd "$R1" && ls lib/*.c src/*.c)
+NSRC=$(echo "$SRCS" | wc -w)
+compile_all() { # DIR FLAGS...: every source through casfs exec
+    local d=$1 s rc=0
+    shift
+    for s in $SRCS; do
+        cx "$d" -- gcc -std=c11 -O2 -Iinclude -Igen "$@" -c "$s" -o "${s%.c}.o" || rc=1
+    done
+    return $rc
+}
+# the generated headers, made once natively
+gcc -O2 -o "$T/mkcrc" "$SAMPLE/gen/mkcrc.c" || fail "mkcrc"
+for d in "$R1" "$R2" "$R3" "$NATIVE/ref/proj"; do
+    "$T/mkcrc" >"$d/gen/crc32_table.h" && (cd "$d" && sh gen/version.sh VERSION >gen/version.h)
+done
+h0=$(counter action_hits); m0=$(counter action_misses)
+compile_all "$R1" -g "-ffile-prefix-map=$R1=." || fail "relocation: first build failed"
+m1=$(counter action_misses)
+[ $((m1 - m0)) -eq "$NSRC" ] && ok "relocation: first build: $NSRC misses" || fail "relocation: first build: $((m1 - m0)) misses of $NSRC"
+compile_all "$R2" -g "-ffile-prefix-map=$R2=." || fail "relocation: second build failed"
+h2=$(counter action_hits); m2=$(counter action_misses)
+if [ $((h2 - h0)) -eq "$NSRC" ] && [ "$m2" -eq "$m1" ]; then
+    ok "relocation: the same sources at another root: $NSRC of $NSRC hits"
+else
+    fail "relocation: $((h2 - h0)) hits, $((m2 - m1)) misses of $NSRC at the other root"
+fi
+# byte-identical to an uncached compile (here, natively at the same path shape)
+bad=""
+for s in $SRCS; do
+    (cd "$NATIVE/ref/proj" && gcc -std=c11 -O2 -Iinclude -Igen -g "-ffile-prefix-map=$NATIVE/ref/proj=." -c "$s" -o "${s%.c}.o")
+    cmp -s "$R2/${s%.c}.o" "$NATIVE/ref/proj/${s%.c}.o" || bad="$bad $s"
+done
+[ -z "$bad" ] && ok "relocation: restored objects equal uncached compiles" || fail "relocation: objects differ:$bad"
+# -g without a prefix map: objects hold the root's path: not reused elsewhere
+h3=$(counter action_hits)
+compile_all "$R1" -g || fail "relocation -g: build 1"
+compile_all "$R3" -g || fail "relocation -g: build 3"
+h4=$(counter action_hits)
+[ "$h4" -eq "$h3" ] && ok "relocation -g: objects holding another root's path are not reused" ||
+    fail "relocation -g: $((h4 - h3)) objects holding another root were reused"
+grep -q "$R3" "$R3/lib/list.o" && ! grep -q "$R1" "$R3/lib/list.o" && ok "relocation -g: objects hold their own root" ||
+    fail "relocation -g: lib/list.o holds the wrong root"
+out=$(explain "$R2" -- gcc -std=c11 -O2 -Iinclude -Igen -g -c lib/list.c -o lib/list.o)
+case "$out" in *"--relocate"*) ok "explain: names --relocate ($out)" ;; *) fail "explain: $out" ;; esac
+rm -f "$R2"/lib/*.o
+h5=$(counter action_hits)
+for s in $SRCS; do cx "$R2" --relocate -- gcc -std=c11 -O2 -Iinclude -Igen -g -c "$s" -o "${s%.c}.o"; done
+[ $(($(counter action_hits) - h5)) -eq "$NSRC" ] && [ "$(counter action_relocated_hits)" -ge "$NSRC" ] &&
+    ok "relocation -g: --relocate reuses them (counted)" || fail "relocation -g: --relocate: $(($(counter action_hits) - h5)) hits"
+
+# ---- what a compile can observe: each change misses, and the object is right --
+P=$MNT/obs
+mkdir -p "$P/inc1" "$P/inc2" "$P/src" "$T/sysinc"
+echo '#define V 1' >"$P/inc2/v.h"
+echo '#define S 10' >"$T/sysinc/s.h"
+echo '#define OPT 7' >"$P/inc2/opt.h"
+SRC_F='#include "v.h"\n#include <s.h>\n#if __has_include("opt.h")\n#include "opt.h"\n#else\n#define OPT 1\n#endif\nint f(void) { return V * S * OPT; /* %s */ }\n'
+printf "$SRC_F" note >"$P/src/f.c"
+CC_ARGS=(-O2 -Iinc1 -Iinc2 -isystem "$T/sysinc" -c src/f.c -o f.o)
+value() { # the constant f() returns, from the object
+    local hex
+    hex=$(objdump -d "$P/f.o" | sed -n 's/.*mov  *\$0x\([0-9a-f]*\),%eax.*/\1/p' | head -n 1)
+    [ -n "$hex" ] && echo $((16#$hex))
+}
+step() { # NAME EXPECT(hit|miss) VALUE: one compile, judged
+    local name=$1 want=$2 v=$3 h m got
+    h=$(counter action_hits)
+    m=$(counter action_misses)
+    (cd "$P" && env "${ENVV[@]}" "$X" exec -- "${CC_BIN:-gcc}" "${CC_ARGS[@]}") || fail "$name: compile failed"
+    if [ "$(counter action_hits)" -gt "$h" ]; then got=hit; else got=miss; fi
+    [ "$got" = "$want" ] && ok "$name: $got" || fail "$name: expected a $want, got a $got"
+    [ "$(value)" = "$v" ] && ok "$name: the object returns $v" || fail "$name: the object returns $(value), not $v"
+}
+ENVV=()
+step "first compile" miss 70
+step "unchanged" hit 70
+echo '#define V 2' >"$P/inc1/v.h"
+step "a new header shadows another" miss 140
+step "unchanged after shadowing" hit 140
+rm "$P/inc1/v.h"
+step "the shadowing header removed (the first run's state: its result)" hit 70
+rm "$P/inc2/opt.h"
+step "a removed header" miss 10
+echo '#define V 3' >"$P/inc2/v.h"
+step "a changed header" miss 30
+echo '#define S 5' >"$T/sysinc/s.h"
+step "a changed system header outside the mount" miss 15
+printf "$SRC_F" "other note" >"$P/src/f.c"
+step "a comment-only edit (plain digests: a miss)" miss 15
+ENVV=(CPATH="$T/sysinc")
+step "an environment variable of the allowlist" miss 15
+ENVV=(CASFS_TEST_IRRELEVANT=1 CPATH="$T/sysinc")
+step "a variable outside the allowlist" hit 15
+ENVV=()
+mkdir -p "$T/cc"
+printf '#!/bin/sh\nexec gcc "$@"\n' >"$T/cc/mycc"
+chmod +x "$T/cc/mycc"
+CC_BIN=$T/cc/mycc
+step "another compiler" miss 15
+step "the same other compiler" hit 15
+printf '#!/bin/sh\n# changed\nexec gcc "$@"\n' >"$T/cc/mycc"
+step "that compiler changed" miss 15
+CC_BIN=""
+
+# ---- a recipe that lists a directory -------------------------------------------
+L=$MNT/list
+mkdir -p "$L/src"
+touch "$L/src/a.c" "$L/src/b.c"
+cx "$L" -- sh -c 'ls src > list.txt' || fail "list: run"
+ls "$L/src" >/dev/null  # a listing cached by someone else
+h=$(counter action_hits)
+cx "$L" -- sh -c 'ls src > list.txt'
+[ "$(counter action_hits)" -gt "$h" ] && ok "list: unchanged directory: a hit" || fail "list: unchanged directory missed"
+touch "$L/src/c.c"
+h=$(counter action_hits)
+cx "$L" -- sh -c 'ls src > list.txt'
+[ "$(counter action_hits)" -eq "$h" ] && ok "list: a file added to src: a miss" || fail "list: a file added to src hit"
+[ "$(cat "$L/list.txt")" = "$(printf 'a.c\nb.c\nc.c')" ] && ok "list: list.txt is right" ||
+    fail "list: list.txt holds '$(cat "$L/list.txt")'"
+
+# ---- replay: stdout, stderr and the exit status, byte for byte -----------------
+E=$MNT/replay
+mkdir -p "$E"
+SCRIPT='printf "out\\0\\001 bytes\\n"; printf "err line\\n" >&2; echo made > o.txt; exit 3'
+cx "$E" --cache-failures -- sh -c "$SCRIPT" >"$T/o1" 2>"$T/e1"
+rc1=$?
+rm "$E/o.txt"
+h=$(counter action_hits)
+cx "$E" --cache-failures -- sh -c "$SCRIPT" >"$T/o2" 2>"$T/e2"
+rc2=$?
+[ "$(counter action_hits)" -gt "$h" ] && ok "replay: a hit" || fail "replay: not a hit"
+[ $rc1 -eq 3 ] && [ $rc2 -eq 3 ] && ok "replay: exit status 3 both times" || fail "replay: exit $rc1 then $rc2"
+cmp -s "$T/o1" "$T/o2" && cmp -s "$T/e1" "$T/e2" && ok "replay: stdout and stderr byte for byte" ||
+    fail "replay: streams differ"
+[ "$(cat "$E/o.txt")" = made ] && ok "replay: its output restored" || fail "replay: o.txt not restored"
+u=$(counter uncacheable_failed)
+cx "$E" -- sh -c 'exit 4'
+cx "$E" -- sh -c 'exit 4'
+[ $(($(counter uncacheable_failed) - u)) -eq 2 ] && ok "a failing command is not cached without --cache-failures" ||
+    fail "failing command: uncacheable_failed moved by $(($(counter uncacheable_failed) - u))"
+
+# ---- make -j2 SHELL=casfs-sh: a relocated copy runs no recipe -------------------
+M1=$MNT/msb/1/execroot/sample
+M2=$MNT/msb/2/execroot/sample
+mkdir -p "$MNT/msb/1/execroot" "$MNT/msb/2/execroot" "$NATIVE/plain"
+for d in "$M1" "$M2" "$NATIVE/plain/sample"; do cp -a "$SAMPLE" "$d" && rm -rf "$d/build"; done
+timeout 300 make -C "$M1" -j2 SHELL="$SH" >"$T/m1.out" 2>&1 || fail "make: first build: $(tail -3 "$T/m1.out")"
+h=$(counter action_hits)
+m=$(counter action_misses)
+timeout 300 make -C "$M2" -j2 SHELL="$SH" >"$T/m2.out" 2>&1 || fail "make: relocated build: $(tail -3 "$T/m2.out")"
+timeout 300 make -C "$NATIVE/plain/sample" -j2 >/dev/null 2>&1 || fail "make: plain build"
+[ "$(counter action_misses)" -eq "$m" ] && [ "$(counter action_hits)" -gt "$h" ] &&
+    ok "make: the relocated copy ran no recipe ($(($(counter action_hits) - h)) hits)" ||
+    fail "make: relocated copy: $(($(counter action_misses) - m)) misses, $(($(counter action_hits) - h)) hits"
+diff <(cd "$M2" && find build -type f | sort) <(cd "$NATIVE/plain/sample" && find build -type f | sort) >/dev/null &&
+    ok "make: the same files as a plain build" || fail "make: other files than a plain build"
+bad=""
+for f in $(cd "$NATIVE/plain/sample" && find build -type f ! -name '*.d' | sort); do
+    cmp -s "$M2/$f" "$NATIVE/plain/sample/$f" || bad="$bad $f"
+done
+[ -z "$bad" ] && ok "make: outputs equal a plain build's" || fail "make: outputs differ:$bad"
+diff <(grep -v '^make' "$T/m1.out" | sort) <(grep -v '^make' "$T/m2.out" | sort) >/dev/null && ok "make: the same messages replayed" ||
+    fail "make: messages differ"
+(cd "$M2" && ./build/sample --selftest | cmp -s - expected.out) && ok "make: the restored program works" ||
+    fail "make: the restored program fails its self-test"
+
+# ---- two sessions at once are traced apart ---------------------------------------
+Q=$MNT/par
+mkdir -p "$Q"
+(cd "$Q" && "$X" exec -- sh -c 'sleep 0.3; echo one > one.txt') &
+(cd "$Q" && "$X" exec -- sh -c 'sleep 0.3; echo two > two.txt') &
+wait
+rm "$Q/one.txt" "$Q/two.txt"
+(cd "$Q" && "$X" exec -- sh -c 'sleep 0.3; echo one > one.txt')
+[ -e "$Q/one.txt" ] && [ ! -e "$Q/two.txt" ] && ok "parallel: each session restored only its own output" ||
+    fail "parallel: one.txt $(test -e "$Q/one.txt" && echo present), two.txt $(test -e "$Q/two.txt" && echo present)"
+
+# ---- outputs evicted by gc: a miss and a re-run, never an error -------------------
+G=$MNT/gc
+mkdir -p "$G"
+cx "$G" -- sh -c 'head -c 100000 /dev/urandom > big.bin' || fail "gc: run"
+sum1=$(md5sum <"$G/big.bin")
+"$X" gc --store "$STORE" --max-size 1 >/dev/null 2>&1
+rm "$G/big.bin"
+m=$(counter action_misses)
+cx "$G" -- sh -c 'head -c 100000 /dev/urandom > big.bin' && [ -s "$G/big.bin" ] &&
+    [ "$(counter action_misses)" -gt "$m" ] && ok "gc: an evicted output turns the hit into a re-run" ||
+    fail "gc: after eviction: rc=$?, misses $(($(counter action_misses) - m))"
+[ "$(md5sum <"$G/big.bin")" != "$sum1" ] && ok "gc: the command really ran again" || fail "gc: the old output came back"
+
+# ---- bad input ------------------------------------------------------------------
+cx "$MNT" >/dev/null 2>&1
+[ $? -eq 2 ] && ok "no command: exit 2" || fail "no command: exit $?"
+cx "$MNT" -- casfs-no-such-command-here 2>"$T/nf.err"
+rc=$?
+[ $rc -eq 127 ] && grep -q "command not found" "$T/nf.err" && ok "command not found: 127 and a message" ||
+    fail "command not found: exit $rc: $(cat "$T/nf.err")"
+(cd "$T" && "$X" exec -- sh -c 'echo outside; exit 5') >"$T/out.txt" 2>"$T/out.err"
+rc=$?
+[ $rc -eq 5 ] && [ "$(cat "$T/out.txt")" = outside ] && [ "$(wc -l <"$T/out.err")" -eq 1 ] &&
+    grep -q "not on a casfs mount" "$T/out.err" && ok "outside a mount: runs uncached with one warning" ||
+    fail "outside a mount: exit $rc, stderr: $(cat "$T/out.err")"
+K=$MNT/killed
+mkdir -p "$K"
+cx "$K" -- sh -c 'echo x > k.txt; kill -9 $$'
+rc=$?
+[ $rc -eq 137 ] && ok "killed command: 128+9" || fail "killed command: exit $rc"
+m=$(counter action_misses)
+cx "$K" -- sh -c 'echo x > k.txt; kill -9 $$'
+[ "$(counter action_misses)" -gt "$m" ] && ok "killed command: nothing was stored" || fail "killed command: it hit"
+(cd "$MNT" && "$LAUNCH" true) && ok "casfs-exec launcher runs a command" || fail "casfs-exec launcher"
+
+casfs_umount "$MNT" || fail "umount"
+casfs_finish
