@@ -170,6 +170,27 @@ casfs_mount() {
     casfs_mount_at "$MNT" "$@"
 }
 
+# casfs_counter MOUNT NAME: one counter of `casfs stats --json` (0 if absent).
+casfs_counter() {
+    timeout 20 "$CASFS" stats --json "$1" |
+        "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters'].get('$2', 0))"
+}
+
+# ingest_settle MOUNT: waits (up to 10 s) until MOUNT's ingest queue is empty
+# (every queued file stored, found, skipped or failed).
+ingest_settle() {
+    local m=$1 n=0 q done_
+    while [ $n -lt 100 ]; do
+        q=$(casfs_counter "$m" ingest_queued)
+        done_=$(( $(casfs_counter "$m" ingest_stored) + $(casfs_counter "$m" ingest_existing) + \
+                  $(casfs_counter "$m" ingest_skipped) + $(casfs_counter "$m" ingest_errors) ))
+        [ "$q" -eq "$done_" ] && return 0
+        sleep 0.1
+        n=$((n + 1))
+    done
+    return 1
+}
+
 # Forget a mount this script unmounted itself (so cleanup skips it), after
 # making sure its daemon is gone.  Prints nothing.
 casfs_forget() {

@@ -15,22 +15,7 @@ A=$T/a
 B=$T/b
 mkdir -p "$A" "$B"
 
-counter() {  # counter MOUNT NAME
-    "$CASFS" stats --json "$1" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters'].get('$2', 0))"
-}
-# Waits until MOUNT's ingest queue is empty (every queued file handled).
-ingest_settle() {
-    local m=$1 n=0 q done_
-    while [ $n -lt 100 ]; do
-        q=$(counter "$m" ingest_queued)
-        done_=$(( $(counter "$m" ingest_stored) + $(counter "$m" ingest_existing) + \
-                  $(counter "$m" ingest_skipped) + $(counter "$m" ingest_errors) ))
-        [ "$q" -eq "$done_" ] && return 0
-        sleep 0.1
-        n=$((n + 1))
-    done
-    return 1
-}
+counter() { casfs_counter "$@"; }
 blob_path() { echo "$STORE/objects/${1:0:2}/$1"; }
 digest_of() { xxh128sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
