@@ -48,6 +48,15 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def verdict(bad, what, ok_line):
+    """Prints the first problems (exit status 1) or ok_line (0)."""
+    if bad:
+        print(f"{len(bad)} {what}: {bad[:5]}")
+        return 1
+    print(ok_line)
+    return 0
+
+
 def tree(root):
     """relative path -> ('f', path) / ('l', target) / ('d', None)"""
     out = {}
@@ -96,11 +105,7 @@ def cmd_outputs(tree_a, root_a, tree_b, root_b):
                 subst += 1
             else:
                 bad.append(f"{rel}: contents differ")
-    if bad:
-        print(f"{len(bad)} differ: {bad[:5]}")
-        return 1
-    print(f"{same} identical, {subst} equal up to the root")
-    return 0
+    return verdict(bad, "differ", f"{same} identical, {subst} equal up to the root")
 
 
 def cmd_execlog(log, execroot, prefix):
@@ -124,11 +129,7 @@ def cmd_execlog(log, execroot, prefix):
         real = sha256_file(p)
         if real != h or os.path.getsize(p) != size:
             bad.append(f"{rel}: Bazel recorded {h} ({size} bytes), sha256sum {real}")
-    if bad:
-        print(f"{len(bad)} of {checked} digests wrong: {bad[:3]}")
-        return 1
-    print(f"{checked} {below}")
-    return 0
+    return verdict(bad, f"of {checked} digests wrong", f"{checked} {below}")
 
 
 def cmd_spawns(log):

@@ -496,7 +496,8 @@ for root in "${BZ_ROOTS[@]}"; do
     [ -n "$pid" ] && [ -d "/proc/$pid" ] && left="$left $pid"
 done
 check_eq "every Bazel server shut down (${#BZ_ROOTS[@]} output user roots)" "" "$left"
-for m in "$MNT" "$M2"; do
+for m in "${_CASFS_MNTS[@]}"; do   # every mount this script made and still has
+    [ -n "$m" ] || continue
     if casfs_umount "$m"; then ok "unmount $m (nothing keeps it busy)"; else fail "unmount $m failed"; fi
 done
 check_eq "no process still uses $T" "" "$(pgrep -f -- "$T/" | tr '\n' ' ')"
