@@ -20,6 +20,8 @@ struct fs_options {
 	bool xattr;               /* pass getxattr & co. (false: ENOSYS) */
 	bool security_xattrs;     /* security.* and system.posix_acl_* reach the
 				     backing (false: EOPNOTSUPP) */
+	bool sha256;              /* SHA-256 streamed on the write path, and
+				     user.casfs.sha256 listed */
 	double timeout;           /* entry/attr/negative cache timeout, seconds */
 	unsigned fd_cache;        /* 0: default */
 	unsigned threads;         /* 0: default */
