@@ -829,6 +829,17 @@ static int check_view(struct ctlfile *cf, const struct action_req *a)
 	return 0;
 }
 
+/* A client asking from inside another run (a recursive make under
+ * casfs-sh): that run cannot be cached. */
+static void mark_outer(struct req *q)
+{
+	struct session *outer = session_of_caller(FS->ss, q->tid);
+	if (outer) {
+		trace_nested(session_trace(outer));
+		session_put(outer);
+	}
+}
+
 static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 {
 	struct action_req a;
@@ -851,6 +862,7 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		return;
 	}
 	COUNT(action_lookups);
+	mark_outer(q);
 	/* BEGIN traces this action */
 	free(cf->root);
 	free(cf->root_abs);
@@ -1341,6 +1353,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		case TRACE_INPUT_WRITTEN: c.reason = "input_being_written"; break;
 		case TRACE_TOO_BIG: c.reason = "too_big"; break;
 		case TRACE_NOMEM: c.reason = "out_of_memory"; break;
+		case TRACE_NESTED: c.reason = "nested"; break;
 		}
 	}
 	if (!c.reason) {
@@ -1545,6 +1558,7 @@ void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call
 		} else {
 			COUNT(action_uncacheable);
 			count_reason(reason);
+			mark_outer(q);
 		}
 		break;
 	}

@@ -277,6 +277,23 @@ l=$(counter action_lookups)
 (cd "$H" && "$SH" x.sh) && [ "$(cat "$H/ran.txt")" = script ] && [ "$(counter action_lookups)" -eq "$l" ] &&
     ok "casfs-sh SCRIPT (not -c): runs in sh, uncached" || fail "casfs-sh x.sh"
 
+# a recursive make under casfs-sh: the inner line is an action of its own,
+# the outer run is not cached (what the inner one restores is not its own)
+N=$MNT/nested
+mkdir -p "$N"
+printf 'all:\n\t$(MAKE) -s -C sub\n' >"$N/Makefile"
+mkdir -p "$N/sub"
+printf 'all:\n\techo in > in.txt\n' >"$N/sub/Makefile"
+u=$(counter uncacheable_nested)
+(cd "$N" && make -s SHELL="$SH" >/dev/null)
+rm -f "$N/sub/in.txt"
+h=$(counter action_hits)
+(cd "$N" && make -s SHELL="$SH" >/dev/null)
+[ "$(cat "$N/sub/in.txt")" = in ] && [ $(($(counter uncacheable_nested) - u)) -eq 2 ] &&
+    [ $(($(counter action_hits) - h)) -eq 1 ] &&
+    ok "nested: the recursive make is not cached, its recipe line is (a hit)" ||
+    fail "nested: in.txt '$(cat "$N/sub/in.txt")', uncacheable_nested +$(($(counter uncacheable_nested) - u)), hits +$(($(counter action_hits) - h))"
+
 # ---- a caller that sees other files than the daemon (its own mount namespace) ----
 # The same path names another program there: the key takes the caller's.
 V=$MNT/view
