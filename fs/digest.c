@@ -374,9 +374,10 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 	struct stat st;
 	if (!s)
 		return;
+	bool empty = fstat(fd, &st) == 0 && st.st_size == 0;
 	if (s->writers++ == 0) {
 		s->touched = false;
-		if (fstat(fd, &st) == 0 && st.st_size == 0) {
+		if (empty) {
 			stream_restart(s);
 			/* empty now (new, O_TRUNC): changed unless known empty before */
 			if (!(s->valid && s->rec.size == 0))
@@ -384,6 +385,11 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 		} else {
 			s->dirty = true; /* existing content: reread at the end */
 		}
+	} else if (empty && !(s->stream && !s->dirty && s->hashed == 0)) {
+		/* another writer has it open, and this open emptied it (O_TRUNC):
+		 * what was known or streamed is gone */
+		changed(s);
+		stream_restart(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 }

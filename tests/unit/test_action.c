@@ -20,34 +20,13 @@
 #include <cmocka.h>
 
 #include "action.h"
+#include "test_rng.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
-
-static uint64_t rng_state;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
 
 static size_t rnd(size_t n)
 {
 	return n ? (size_t)(rng() % n) : 0;
-}
-
-static uint64_t seed_rng(const char *test)
-{
-	const char *env = getenv("CASFS_TEST_SEED");
-	uint64_t seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)clock();
-	if (!seed)
-		seed = 1;
-	printf("%s: seed %llu (CASFS_TEST_SEED=%llu replays it)\n", test, (unsigned long long)seed,
-	       (unsigned long long)seed);
-	rng_state = seed;
-	return seed;
 }
 
 static char *rel(const char *s, const char *root)
