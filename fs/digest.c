@@ -5,6 +5,7 @@
  * to attach a state to a node.
  */
 #include "digest.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -483,12 +484,10 @@ static bool hash_abandon(void *arg)
  * read, -ECANCELED when abandoned (w may be NULL: never). */
 static int hash_file(digests *d, int fd, struct hash_watch *w, hasher_digest *ret, struct stat *st)
 {
-	char name[16];
 	uint64_t size;
-	snprintf(name, sizeof(name), "%d", fd);
-	int rfd = openat(d->proc_fd, name, O_RDONLY | O_CLOEXEC);
+	int rfd = cache_io_reopen(d->proc_fd, fd, O_RDONLY);
 	if (rfd < 0)
-		return -errno;
+		return rfd;
 	hasher_cancel c = { hash_abandon, w };
 	int r = hasher_digest_fd_sparse(rfd, w ? &c : NULL, ret, &size);
 	if (r == 0 && fstat(rfd, st) < 0)
