@@ -656,8 +656,7 @@ int cmd_mount(int argc, char **argv)
 			fputs(mount_usage, stdout);
 			fputs(mount_usage_generic, stdout);
 			return CLI_EXIT_OK;
-		case ':': return cli_usage_error("mount", "option '%s' needs a value", argv[optind - 1]);
-		default: return cli_usage_error("mount", "unknown option '%s' for mount", argv[optind - 1]);
+		default: return cli_option_error("mount", c, argv); /* '?' or ':' */
 		}
 	}
 	if (optind != argc - 1)
