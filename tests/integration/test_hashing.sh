@@ -253,6 +253,36 @@ PY
     cp "$MNT/ooo" "$MNT/copy"   # copy_file_range into it, where the kernel passes it
     sha_right "cp" copy
 
+    # a rewrite (O_TRUNC) of a file whose SHA-256 is known, a file renamed
+    # over one whose SHA-256 is known, an O_TRUNC by a second writer
+    sha_x "$MNT/copy" >/dev/null
+    head -c 200000 /dev/urandom >"$MNT/copy"
+    sha_right "rewrite (O_TRUNC)" copy
+    head -c 123456 /dev/urandom >"$MNT/new"
+    sha_x "$MNT/copy" >/dev/null
+    mv "$MNT/new" "$MNT/copy"
+    sha_right "renamed over" copy
+    if out=$("$PYTHON" - "$MNT/two" <<'PY'
+import hashlib, os, sys
+p, name = sys.argv[1], "user.casfs.sha256"
+a, b = os.urandom(100000), os.urandom(5000)
+fd1 = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd1, a)
+if os.getxattr(p, name) != hashlib.sha256(a).digest():
+    sys.exit("first writer's bytes: wrong SHA-256")
+fd2 = os.open(p, os.O_WRONLY | os.O_TRUNC)
+if os.getxattr(p, name) != hashlib.sha256(b"").digest():
+    sys.exit("emptied by a second writer's O_TRUNC: not the empty file's SHA-256")
+os.write(fd2, b)
+if os.getxattr(p, name) != hashlib.sha256(b).digest():
+    sys.exit("second writer's bytes: wrong SHA-256")
+os.close(fd2)
+os.close(fd1)
+PY
+    ); then ok "O_TRUNC by a second writer: SHA-256 of what each write left"; else fail "O_TRUNC by a second writer: $out"; fi
+    wait_for "the release of two" released
+    sha_right "O_TRUNC by a second writer, after both closed" two
+
     # metadata changes keep the SHA-256: no read
     sha_x "$MNT/ooo" >/dev/null
     counters_now 0
@@ -338,5 +368,14 @@ getfattr -n user.casfs.xxh128 "$MNT/keep1" >/dev/null 2>&1 && fail "no_xattr: xa
 out=$("$CASFS" hash -v "$MNT/keep1" 2>&1)
 echo "$out" | grep -q "from ioctl" && ok "no_xattr: casfs hash uses the ioctl" || fail "no_xattr: $out"
 check_eq "no_xattr: ioctl digest right" "$(sum_of "$BACK/keep1")" "$("$CASFS" hash "$MNT/keep1" | cut -d' ' -f1)"
+casfs_umount "$MNT"
+
+# -o sha256 serves an xattr, which -o no_xattr turns off: refused, one line
+out=$("$CASFS" mount --store "$STORE" --backing "$BACK" -o sha256,no_xattr "$MNT" 2>&1)
+rc=$?
+check_eq "sha256 with no_xattr: usage error" 2 "$rc"
+check_eq "sha256 with no_xattr: one message naming both" \
+    "casfs: -o sha256 serves user.casfs.sha256, which -o no_xattr turns off: drop one of them (see 'casfs mount --help')" "$out"
+if is_mounted "$MNT"; then fail "sha256 with no_xattr: mounted anyway"; else ok "sha256 with no_xattr: nothing mounted"; fi
 
 casfs_finish
