@@ -699,6 +699,32 @@ void digests_seed(digests *d, ino_node *n, const hasher_digest *digest, const st
 	tell_known(d, n, &ev);
 }
 
+void digests_moved(digests *d, ino_node *n, const struct stat *st)
+{
+	struct known_event ev = { 0 };
+	struct dstate *s = d ? lock_state(d, n) : NULL;
+	if (!s)
+		return;
+	uint64_t old_dev = s->dev, old_ino = s->ino;
+	bool was_valid = s->valid;
+	hasher_digest old_digest = s->rec.digest;
+	s->dev = n->dev;
+	s->ino = n->ino;
+	if (s->valid && s->writers == 0 && s->rec.size == (uint64_t)st->st_size) {
+		fill_rec_stat(&s->rec, st);
+		s->version++;
+		enqueue(d, n, s);
+		ev = (struct known_event){ .set = true, .rec = s->rec };
+	} else {
+		changed(s); /* computed on request, from the copy */
+	}
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; was_valid && i < d->nsubs; i++)
+		if (d->subs[i].gone)
+			d->subs[i].gone(d->subs[i].arg, old_dev, old_ino, &old_digest);
+	tell_known(d, n, &ev);
+}
+
 int digests_subscribe(digests *d, const digests_subscriber *sub)
 {
 	if (!d)
