@@ -3,6 +3,7 @@
  * node's digest (digest.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "casns.h"
 #include "ops.h"
 #include "req.h"
+#include "sandbox_fast.h"
 #include "session.h"
 #include "trace.h"
 
@@ -159,8 +161,8 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		flags = open_flags(fi->flags, false);
 		ofd = fs_reopen_fd(fd, flags);
 	}
-	ino_node_fd_put(FS->tbl, n);
 	if (ofd < 0) {
+		ino_node_fd_put(FS->tbl, n);
 		req_err(&q, -ofd);
 		return;
 	}
@@ -171,7 +173,11 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		else
 			trace_write_open(tr, n, ofd, fi->flags & O_TRUNC);
 	}
+	/* the pin stays until the open file is n's: a rename across
+	 * filesystems (ino_table_moved) waits for both, so ofd is never the
+	 * inode n just left */
 	struct fs_file *f = file_new(&q, n, ofd, flags, fi->flags);
+	ino_node_fd_put(FS->tbl, n);
 	if (!f) {
 		close(ofd);
 		req_err(&q, ENOMEM);
@@ -375,6 +381,10 @@ void op_fallocate(fuse_req_t r, fuse_ino_t ino, int mode, off_t off, off_t len, 
 	req_creds_enter(&q);
 	int rc = fallocate(f->fd, mode, off, len);
 	int e = errno;
+	if (rc < 0 && e == EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE) && sbfast_dev(FS->sb, f->node->dev)) {
+		rc = sbfast_zero_range(f->fd, mode, off, len); /* as on the disk */
+		e = -rc;
+	}
 	req_creds_leave(&q);
 	digests_invalidate(FS->dg, f->node);
 	req_err(&q, rc < 0 ? e : 0);
