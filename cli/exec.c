@@ -36,6 +36,7 @@
 #include "shline.h"
 #include "cli.h"
 #include "index.h"
+#include "io.h"
 
 extern char **environ;
 
@@ -161,15 +162,11 @@ static int ctl_call(struct ctl *c, uint32_t op, const struct fields *f)
 		if (!b)
 			return -ENOMEM;
 		c->resp = b;
-		size_t got = 0;
-		while (got < rlen) {
-			ssize_t n = pread(c->fd, b + got, rlen - got, (off_t)got);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return n < 0 ? -errno : -EIO;
-			got += (size_t)n;
-		}
+		ssize_t got = cache_io_read(c->fd, b, rlen, 0);
+		if (got < 0)
+			return (int)got;
+		if (got != (ssize_t)rlen)
+			return -EIO;
 		c->resp_len = rlen;
 	}
 	return c->call->result;
@@ -285,10 +282,8 @@ static void driver_prog(const char *cc, const char *name, char *out, size_t size
 	}
 	close(p[1]);
 	char got_buf[PATH_MAX];
-	size_t got = 0;
-	ssize_t n;
-	while (got < sizeof(got_buf) - 1 && (n = read(p[0], got_buf + got, sizeof(got_buf) - 1 - got)) > 0)
-		got += (size_t)n;
+	ssize_t n = cache_io_read(p[0], got_buf, sizeof(got_buf) - 1, CACHE_IO_CUR);
+	size_t got = n > 0 ? (size_t)n : 0;
 	close(p[0]);
 	int st = 0;
 	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -444,21 +439,6 @@ static void capture_add(struct capture *c, const void *data, size_t n)
 	c->len += n;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static volatile sig_atomic_t child_pid;
 
 static void forward_signal(int sig)
@@ -527,7 +507,7 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 					open_n--;
 					continue;
 				}
-				write_all(i ? 2 : 1, buf, (size_t)n);
+				cache_io_write(i ? 2 : 1, buf, (size_t)n, CACHE_IO_CUR);
 				capture_add(i ? err : out, buf, (size_t)n);
 			}
 		}
@@ -600,7 +580,7 @@ static enum stdin_kind classify_stdin(hasher_digest *ret)
 		hasher_stream *h = hasher_stream_new();
 		char buf[65536];
 		ssize_t n;
-		while (h && (n = read(fd, buf, sizeof(buf))) > 0)
+		while (h && (n = cache_io_read(fd, buf, sizeof(buf), CACHE_IO_CUR)) > 0)
 			hasher_stream_update(h, buf, (size_t)n);
 		close(fd);
 		if (!h)
@@ -949,6 +929,14 @@ static int exec_action(const struct opts *o, char **argv)
 		       strcmp(argv[i], "-v") && strcmp(argv[i], "--version");
 	char depfile[64] = "";
 	bool inject = (cc.is_cc && cc.compile_only && !cc.has_depfile) || link;
+	/* a gcc link that compiles sources: every cc1 appends what it read,
+	 * system headers too, to $SUNPRO_DEPENDENCIES (a user's own setting
+	 * is left alone: then the compile's reads are not learned) */
+	const char *pbase = strrchr(prog, '/');
+	pbase = pbase ? pbase + 1 : prog;
+	bool sunpro = link && cc.sources > 0 && (strstr(pbase, "gcc") || strstr(pbase, "g++")) &&
+		      !getenv("SUNPRO_DEPENDENCIES") && !getenv("DEPENDENCIES_OUTPUT");
+	char ccdep[64] = "";
 	size_t nenv;
 	const char **env = key_env(o, &nenv);
 	mode_t um = umask(0);
@@ -958,7 +946,9 @@ static int exec_action(const struct opts *o, char **argv)
 		.stdin_digest = sk == STDIN_FILE ? &stdin_digest : NULL,
 		.uses = uses.v, .nuses = uses.n,
 		.flags = (o->explain ? CASFS_EXEC_F_EXPLAIN : 0) | (o->relocate ? CASFS_EXEC_F_RELOCATE : 0) |
-			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0),
+			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0) |
+			 /* what its compiler proper reads outside the mount is learned */
+			 ((cc.is_cc && cc.compile_only) || sunpro ? CASFS_EXEC_F_CC_DEPS : 0),
 	};
 	char text[PATH_MAX + 256];
 	bool asked_where = false;
@@ -1023,9 +1013,9 @@ static int exec_action(const struct opts *o, char **argv)
 		int32_t ex = 0;
 		debug(o, "%s", resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "hit");
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_STDOUT, &l)))
-			write_all(1, v, l);
+			cache_io_write(1, v, l, CACHE_IO_CUR);
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_STDERR, &l)))
-			write_all(2, v, l);
+			cache_io_write(2, v, l, CACHE_IO_CUR);
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_EXIT, &l)) && l == 4)
 			memcpy(&ex, v, 4);
 		return ex;
@@ -1051,6 +1041,19 @@ static int exec_action(const struct opts *o, char **argv)
 			close(dfd);
 		if (dfd < 0)
 			depfile[0] = '\0';
+	}
+	if (sunpro && r == 0) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(ccdep, sizeof(ccdep), "%s/casfs-cc.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+		int dfd = mkstemp(ccdep);
+		char val[96];
+		snprintf(val, sizeof(val), "%s casfs", ccdep);
+		if (dfd < 0 || setenv("SUNPRO_DEPENDENCIES", val, 1) < 0)
+			r = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		else
+			ccdep[0] = '\0';
 	}
 
 	/* ---- run it, traced */
@@ -1085,12 +1088,15 @@ static int exec_action(const struct opts *o, char **argv)
 	if (status < 0) {
 		if (depfile[0])
 			unlink(depfile);
+		if (ccdep[0])
+			unlink(ccdep);
 		return 126;
 	}
 	if (traced && WIFEXITED(status) && !out.over && !err.over) {
 		struct fields g = { 0 };
 		int32_t ex = WEXITSTATUS(status);
-		uint64_t ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
+		int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+		uint64_t ms = ns > 0 ? (uint64_t)ns / 1000000 : 0;
 		field_add(&g, CASFS_T_EXIT, &ex, sizeof(ex));
 		field_add(&g, CASFS_T_RUN_MS, &ms, sizeof(ms));
 		field_add(&g, CASFS_T_STDOUT, out.b, out.len);
@@ -1107,6 +1113,8 @@ static int exec_action(const struct opts *o, char **argv)
 			int dr = digest_path(prog, &driver);
 			if (dr == 0 && link)
 				dr = ccdeps_link(&ci, depfile, dep_add, &g);
+			if (dr == 0 && link && sunpro)
+				dr = ccdeps_collect(&ci, ccdep, &cache, dep_add, &g);
 			else if (dr == 0 && cc.compile_only)
 				dr = ccdeps_collect(&ci, inject ? depfile : ccdeps_user_complete(argv, &uf) ? uf : NULL,
 						    &cache, dep_add, &g);
@@ -1131,6 +1139,8 @@ static int exec_action(const struct opts *o, char **argv)
 	free(err.b);
 	if (depfile[0])
 		unlink(depfile);
+	if (ccdep[0])
+		unlink(ccdep);
 	if (WIFSIGNALED(status)) {
 		signal(WTERMSIG(status), SIG_DFL);
 		raise(WTERMSIG(status));
@@ -1193,6 +1203,26 @@ int cmd_exec_launcher(int argc, char **argv)
 	return exec_action(&o, argv + 1);
 }
 
+struct extra_env {
+	char **v;
+	size_t n;
+	bool oom;
+};
+
+static void add_env_name(void *arg, const char *name)
+{
+	struct extra_env *e = arg;
+	char **nv = realloc(e->v, (e->n + 1) * sizeof(*nv));
+	if (!nv || !(nv[e->n] = strdup(name))) {
+		e->oom = true;
+		if (nv)
+			e->v = nv;
+		return;
+	}
+	e->v = nv;
+	e->n++;
+}
+
 /* make runs $(SHELL) $(.SHELLFLAGS) LINE: "-c LINE" ("-ec LINE" under
  * .POSIX).  A line that is one plain command runs as that command (a
  * compile gets a compiler's handling); any other line runs in /bin/sh, with
@@ -1221,5 +1251,14 @@ int cmd_exec_shell(int argc, char **argv)
 	free(buf);
 	free(words);
 	o.shell_line = argv[2];
+	/* the variables it expands are in the key too */
+	struct extra_env ex = { 0 };
+	shline_vars(argv[2], add_env_name, &ex);
+	if (ex.oom) {
+		cli_error("out of memory");
+		return 126;
+	}
+	o.env_extra = (const char **)ex.v;
+	o.nenv_extra = ex.n;
 	return exec_action(&o, sh_argv);
 }
