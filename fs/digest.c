@@ -718,23 +718,21 @@ void digests_moved(digests *d, ino_node *n, const struct stat *st)
 	struct dstate *s = d ? lock_state(d, n) : NULL;
 	if (!s)
 		return;
-	uint64_t old_dev = s->dev, old_ino = s->ino;
-	bool was_valid = s->valid;
-	hasher_digest old_digest = s->rec.digest;
+	bool keep = s->valid && s->writers == 0 && s->rec.size == (uint64_t)st->st_size;
+	/* the old inode's digest is gone either way */
+	if (keep)
+		tell_gone(d, s);
+	else
+		changed(d, s); /* computed on request, from the copy */
 	s->dev = n->dev;
 	s->ino = n->ino;
-	if (s->valid && s->writers == 0 && s->rec.size == (uint64_t)st->st_size) {
+	if (keep) {
 		fill_rec_stat(&s->rec, st);
 		s->version++;
 		enqueue(d, n, s);
 		ev = (struct known_event){ .set = true, .rec = s->rec };
-	} else {
-		changed(s); /* computed on request, from the copy */
 	}
 	pthread_mutex_unlock(&s->lock);
-	for (int i = 0; was_valid && i < d->nsubs; i++)
-		if (d->subs[i].gone)
-			d->subs[i].gone(d->subs[i].arg, old_dev, old_ino, &old_digest);
 	tell_known(d, n, &ev);
 }
 
