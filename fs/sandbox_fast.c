@@ -22,13 +22,23 @@
  * above what a disk gives (32 bits on ext4) and below .casfs's (2^62). */
 #define SBFAST_INO_BASE (1ull << 61)
 
+/* One fast sandbox.  Readers take no lock: the fields they read are
+ * atomics under a sequence count (odd while the entry changes), so a
+ * reader racing with the entry's reuse for another tmpfs sees the change
+ * and never mixes the two. */
 struct fastmount {
-	_Atomic uint64_t dev; /* the tmpfs's st_dev; 0: a free entry */
-	uint64_t root_ino;    /* the tmpfs root's own inode number */
-	uint64_t dir_ino;     /* the backing directory under it: the root's number for the kernel */
-	uint64_t parent_ino;  /* that directory's parent: ".." of the root */
-	int mnt_id;           /* as statx and name_to_handle_at give it */
-	int fd;               /* the mount's root (fsmount's O_PATH fd) */
+	_Atomic uint64_t seq;
+	_Atomic uint64_t dev;        /* the tmpfs's st_dev; 0: a free entry */
+	_Atomic uint64_t root_ino;   /* the tmpfs root's own inode number */
+	_Atomic uint64_t dir_ino;    /* the backing directory under it: the root's number for the kernel */
+	_Atomic uint64_t parent_ino; /* that directory's parent: ".." of the root */
+	int mnt_id;                  /* as statx and name_to_handle_at give it (lock) */
+	int fd;                      /* the mount's root (fsmount's O_PATH fd; lock) */
+};
+
+/* What a reader learns of an entry (find). */
+struct fastview {
+	uint64_t index, root_ino, dir_ino, parent_ino;
 };
 
 struct sbfast {
@@ -42,17 +52,40 @@ struct sbfast {
 
 /* ---- the entries ------------------------------------------------------------ */
 
-/* The entry of tmpfs dev, or NULL.  No lock: an entry's fields are set
- * before its dev is published, and a tmpfs's dev is not given to another
- * one while the entry or a node of it holds an fd of it. */
-static struct fastmount *find(struct sbfast *sb, uint64_t dev)
+/* Whether dev is a fast sandbox's tmpfs; *ret (may be NULL) its entry's
+ * numbers.  No lock (see struct fastmount). */
+static bool find(struct sbfast *sb, uint64_t dev, struct fastview *ret)
 {
 	if (!sb || dev == 0 || dev == sb->backing_dev || !atomic_load_explicit(&sb->live, memory_order_relaxed))
-		return NULL;
-	for (int i = 0; i < SBFAST_MAX; i++)
-		if (atomic_load_explicit(&sb->m[i].dev, memory_order_acquire) == dev)
-			return &sb->m[i];
-	return NULL;
+		return false;
+	for (int i = 0; i < SBFAST_MAX; i++) {
+		struct fastmount *m = &sb->m[i];
+		uint64_t seq = atomic_load_explicit(&m->seq, memory_order_acquire);
+		if (seq & 1 || atomic_load_explicit(&m->dev, memory_order_relaxed) != dev)
+			continue;
+		struct fastview v = { (uint64_t)i, atomic_load_explicit(&m->root_ino, memory_order_relaxed),
+				      atomic_load_explicit(&m->dir_ino, memory_order_relaxed),
+				      atomic_load_explicit(&m->parent_ino, memory_order_relaxed) };
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&m->seq, memory_order_relaxed) != seq)
+			return false; /* let go or reused meanwhile: no longer dev's */
+		if (ret)
+			*ret = v;
+		return true;
+	}
+	return false;
+}
+
+/* Opens a change of entry m (lock held); entry_done closes it. */
+static void entry_change(struct fastmount *m)
+{
+	atomic_fetch_add_explicit(&m->seq, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+}
+
+static void entry_done(struct fastmount *m)
+{
+	atomic_fetch_add_explicit(&m->seq, 1, memory_order_release);
 }
 
 /* A free entry, or NULL.  Lock held. */
@@ -66,30 +99,30 @@ static struct fastmount *free_entry(struct sbfast *sb)
 
 bool sbfast_dev(struct sbfast *sb, uint64_t dev)
 {
-	return find(sb, dev) != NULL;
+	return find(sb, dev, NULL);
 }
 
-static uint64_t map_ino(struct sbfast *sb, const struct fastmount *m, uint64_t ino)
+static uint64_t map_ino(const struct fastview *v, uint64_t ino)
 {
-	if (ino == m->root_ino)
-		return m->dir_ino;
-	return SBFAST_INO_BASE | ((uint64_t)(m - sb->m) << 32) | (ino & 0xffffffffu);
+	if (ino == v->root_ino)
+		return v->dir_ino;
+	return SBFAST_INO_BASE | (v->index << 32) | (ino & 0xffffffffu);
 }
 
 uint64_t sbfast_ino(struct sbfast *sb, uint64_t dev, uint64_t ino)
 {
-	const struct fastmount *m = find(sb, dev);
-	return m ? map_ino(sb, m, ino) : ino;
+	struct fastview v;
+	return find(sb, dev, &v) ? map_ino(&v, ino) : ino;
 }
 
 uint64_t sbfast_dirent_ino(struct sbfast *sb, const ino_node *dir, const char *name, uint64_t d_ino)
 {
-	const struct fastmount *m = find(sb, dir->dev);
-	if (!m)
+	struct fastview v;
+	if (!find(sb, dir->dev, &v))
 		return d_ino;
-	if (dir->ino == m->root_ino && strcmp(name, "..") == 0)
-		return m->parent_ino;
-	return map_ino(sb, m, d_ino);
+	if (dir->ino == v.root_ino && strcmp(name, "..") == 0)
+		return v.parent_ino;
+	return map_ino(&v, d_ino);
 }
 
 /* The entry whose tmpfs is mounted on name in dirfd, with its root's stat
@@ -99,9 +132,10 @@ static struct fastmount *root_at(struct sbfast *sb, int dirfd, const char *name,
 	struct stat st;
 	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return NULL;
-	struct fastmount *m = find(sb, st.st_dev);
-	if (!m || st.st_ino != m->root_ino)
+	struct fastview v;
+	if (!find(sb, st.st_dev, &v) || st.st_ino != v.root_ino)
 		return NULL;
+	struct fastmount *m = &sb->m[v.index];
 	*ret_st = st;
 	return m;
 }
@@ -204,12 +238,14 @@ static int mount_on(struct sbfast *sb, struct fastmount *m, int dfd, const struc
 	if (move_mount(mfd, "", dfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0 ||
 	    statx(mfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &sx) < 0)
 		goto fail_errno;
-	m->root_ino = rst.st_ino;
-	m->dir_ino = dst.st_ino;
-	m->parent_ino = parent_ino;
+	entry_change(m);
+	atomic_store_explicit(&m->root_ino, (uint64_t)rst.st_ino, memory_order_relaxed);
+	atomic_store_explicit(&m->dir_ino, (uint64_t)dst.st_ino, memory_order_relaxed);
+	atomic_store_explicit(&m->parent_ino, parent_ino, memory_order_relaxed);
+	atomic_store_explicit(&m->dev, (uint64_t)rst.st_dev, memory_order_relaxed);
+	entry_done(m);
 	m->mnt_id = (int)sx.stx_mnt_id;
 	m->fd = mfd;
-	atomic_store_explicit(&m->dev, (uint64_t)rst.st_dev, memory_order_release);
 	atomic_fetch_add_explicit(&sb->live, 1, memory_order_relaxed);
 	COUNT(fast_sandboxes);
 	close(root);
@@ -228,7 +264,9 @@ fail:
 static void forget(struct sbfast *sb, struct fastmount *m)
 {
 	ino_table_mount_gone(FS->tbl, atomic_load_explicit(&m->dev, memory_order_relaxed), m->mnt_id);
-	atomic_store_explicit(&m->dev, 0, memory_order_release);
+	entry_change(m);
+	atomic_store_explicit(&m->dev, 0, memory_order_relaxed);
+	entry_done(m);
 	atomic_fetch_sub_explicit(&sb->live, 1, memory_order_relaxed);
 	close(m->fd);
 	m->fd = -1;
