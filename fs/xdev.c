@@ -154,6 +154,9 @@ static int copy_file(int in, const struct stat *st, int ddfd, char tmp[TEMP_LEN]
 		goto fail_errno;
 	if ((r = copy_data(in, out, st->st_size)) < 0)
 		goto fail;
+	/* the ACL a default ACL of ddfd gave the new file is not the file's */
+	if (fremovexattr(out, "system.posix_acl_access") < 0 && errno != ENODATA && errno != EOPNOTSUPP)
+		goto fail_errno;
 	if (fchown(out, st->st_uid, st->st_gid) < 0)
 		goto fail_errno;
 	if ((r = xdev_copy_xattrs(in, NULL, out, NULL)) < 0)

@@ -211,6 +211,16 @@ else
     fail "rename out: sparse file: size $(stat -c %s "$O/sparse"), $blocks blocks"
 fi
 
+# into a directory with a default ACL: the file keeps its own (none), as a
+# rename within ext4 does
+mkdir -p "$BK/acl" "$NATIVE/acl"
+setfacl -d -m u:nobody:rwx "$BK/acl" "$NATIVE/acl"
+echo a >"$SB/noacl" && echo a >"$NATIVE/noacl"
+mv "$NATIVE/noacl" "$NATIVE/acl/noacl"
+check_eq "rename out: into a directory with a default ACL, no ACL gained (as native)" \
+    "$(getfacl --skip-base -p "$NATIVE/acl/noacl" 2>&1 | wc -l) $(stat -c %a "$NATIVE/acl/noacl")" \
+    "$(op rename "$SB/noacl" "$MNT/acl/noacl" >/dev/null; getfacl --skip-base -p "$BK/acl/noacl" 2>&1 | wc -l) $(stat -c %a "$MNT/acl/noacl")"
+
 # a symlink, a replaced target, RENAME_NOREPLACE, into the sandbox
 ln -s ../target/of/link "$SB/lnk"
 check_eq "rename out: a symlink" "ok ../target/of/link" "$(op rename "$SB/lnk" "$O/lnk") $(readlink "$O/lnk")"
