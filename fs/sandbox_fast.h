@@ -9,7 +9,9 @@
  * journaled change.  With this option the daemon serves the backing
  * directory through a private copy of its mount tree (open_tree
  * OPEN_TREE_CLONE | AT_RECURSIVE: the same filesystems, attached nowhere,
- * in no mount namespace's table) and mounts a fresh tmpfs in that copy on
+ * in no mount namespace's table; made a slave, so that nothing mounted in
+ * it propagates to a shared original; a filesystem mounted below the
+ * backing after casfs started is not seen) and mounts a fresh tmpfs in that copy on
  * the backing directory of every directory named `bazel-sandbox.*`
  *   - that a MKDIR creates, or
  *   - that a lookup (LOOKUP, READDIRPLUS, the entry of a create) finds
