@@ -24,7 +24,7 @@
 #     are on disk, and the next mount serves the empty directory from a
 #     fresh tmpfs again;
 #   - a non-empty bazel-sandbox.* on disk at mount time stays on disk;
-#   - without root: a clear error.
+#   - without root, or as root without CAP_SYS_ADMIN: a clear error.
 CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-300}
 . "$(dirname "$0")/lib.sh"
 
@@ -97,6 +97,19 @@ if casfs_add_user; then
     fi
 else
     skip "unprivileged" "cannot add a user"
+fi
+
+# root without CAP_SYS_ADMIN (no tmpfs can be mounted): the daemon says so
+mkdir -p "$T/capmnt"
+out=$(setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin "$CASFS" mount --store "$T/capstore" \
+    -o fast_sandboxes "$T/capmnt" 2>&1)
+rc=$?
+if [ $rc = 1 ] && echo "$out" | grep -q '^casfs: -o fast_sandboxes: cannot mount a tmpfs .*CAP_SYS_ADMIN' &&
+    ! is_mounted "$T/capmnt"; then
+    ok "no CAP_SYS_ADMIN: -o fast_sandboxes refused with a message, nothing mounted"
+else
+    fail "no CAP_SYS_ADMIN: rc $rc, '$out'"
+    is_mounted "$T/capmnt" && "$CASFS" umount "$T/capmnt"
 fi
 
 # ---- a non-empty bazel-sandbox.* on disk stays on disk ----------------------
