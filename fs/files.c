@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "casns.h"
+#include "kernel_io.h"
 #include "ops.h"
 #include "req.h"
 #include "session.h"
@@ -140,10 +141,21 @@ static void set_open_reply(struct fuse_file_info *fi, int flags)
 	fi->noflush = (flags & O_ACCMODE) == O_RDONLY && !FS->o.writeback;
 }
 
+/* After an open with O_TRUNC by a caller without CAP_FSETID (the kernel
+ * says so, kernel_io.h): set-user/group-ID go as ext4 drops them at
+ * truncation.  Returns req_kill_suidgid's answer (1: a bit went, and the
+ * kernel's cached mode is stale). */
+static int kill_at_trunc(struct req *q, int fd, int flags, bool kill)
+{
+	return kill && (flags & O_TRUNC) ? req_kill_suidgid(q, fd) : 0;
+}
+
 void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct req q;
 	req_begin(&q, r, CASFS_C_open);
+	bool kill = fi->flags & FS_KILL_SUIDGID;
+	fi->flags &= ~FS_KILL_SUIDGID;
 	if (fs_is_virtual(ino)) {
 		casns_open(&q, ino, fi);
 		return;
@@ -160,10 +172,15 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		ofd = fs_reopen_fd(fd, flags);
 	}
 	ino_node_fd_put(FS->tbl, n);
-	if (ofd < 0) {
-		req_err(&q, -ofd);
+	int rc = ofd < 0 ? ofd : kill_at_trunc(&q, ofd, fi->flags, kill);
+	if (rc < 0) {
+		if (ofd >= 0)
+			close(ofd);
+		req_err(&q, -rc);
 		return;
 	}
+	if (rc > 0)
+		fuse_lowlevel_notify_inval_inode(FS->se, ino, -1, 0);
 	if (q.sess && n->type == S_IFREG) {
 		struct trace *tr = session_trace(q.sess);
 		if ((fi->flags & O_ACCMODE) == O_RDONLY)
@@ -188,6 +205,8 @@ void op_create(fuse_req_t r, fuse_ino_t parent, const char *name, mode_t mode, s
 	struct req q;
 	req_begin(&q, r, CASFS_C_create);
 	struct fuse_entry_param e;
+	bool kill = fi->flags & FS_KILL_SUIDGID;
+	fi->flags &= ~FS_KILL_SUIDGID;
 	if (fs_is_virtual(parent) || fs_reserved(name)) {
 		req_err(&q, EPERM);
 		return;
@@ -201,12 +220,17 @@ void op_create(fuse_req_t r, fuse_ino_t parent, const char *name, mode_t mode, s
 	int fd = openat(pfd, name, flags, mode);
 	int err = errno;
 	req_creds_leave(&q);
-	if (fd < 0) {
+	/* an existing file opened O_TRUNC (the kernel thought it absent); the
+	 * reply carries its attributes from after the kill */
+	int rc = fd < 0 ? -err : kill_at_trunc(&q, fd, fi->flags, kill);
+	if (rc < 0) {
+		if (fd >= 0)
+			close(fd);
 		ino_node_fd_put(FS->tbl, p);
-		req_err(&q, err);
+		req_err(&q, -rc);
 		return;
 	}
-	int rc = fs_lookup_at(p, pfd, name, &e);
+	rc = fs_lookup_at(p, pfd, name, &e);
 	ino_node_fd_put(FS->tbl, p);
 	if (rc < 0) {
 		close(fd);
@@ -277,6 +301,17 @@ void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t of
 	size_t size = fuse_buf_size(in);
 	const struct fuse_buf *b = &in->buf[in->idx];
 	ssize_t n;
+	if (fi->flags & FS_KILL_SUIDGID) {
+		/* before the bytes land, as ext4 does; the kernel's cached mode
+		 * is stale once a bit went */
+		int k = req_kill_suidgid(&q, f->fd);
+		if (k < 0) {
+			req_err(&q, -k);
+			return;
+		}
+		if (k > 0)
+			fuse_lowlevel_notify_inval_inode(FS->se, ino, -1, 0);
+	}
 	if (in->count == 1 && !(b->flags & FUSE_BUF_IS_FD)) {
 		/* in memory: write it and feed the digest stream */
 		const char *data = (const char *)b->mem + in->off;
@@ -361,6 +396,24 @@ void op_fsync(fuse_req_t r, fuse_ino_t ino, int datasync, struct fuse_file_info 
 	req_err(&q, rc < 0 ? errno : 0);
 }
 
+/* fallocate and copy_file_range run as the caller, so the backing drops
+ * set-user/group-ID as ext4 would for it (the kernel leaves that to casfs,
+ * kernel_io.h, and sends no flag for these).  The set-ID bits of the file
+ * open as fd before the call (0 when none, or unknown). */
+static mode_t setid_bits(int fd)
+{
+	struct stat st;
+	return fs_stat_fd(fd, &st) == 0 ? st.st_mode & (S_ISUID | S_ISGID) : 0;
+}
+
+/* After such a call: when a set-ID bit went, the kernel's cached mode is
+ * stale. */
+static void setid_changed(fuse_ino_t ino, int fd, mode_t before)
+{
+	if (before && setid_bits(fd) != before)
+		fuse_lowlevel_notify_inval_inode(FS->se, ino, -1, 0);
+}
+
 void op_fallocate(fuse_req_t r, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *fi)
 {
 	struct req q;
@@ -371,11 +424,13 @@ void op_fallocate(fuse_req_t r, fuse_ino_t ino, int mode, off_t off, off_t len, 
 	}
 	struct fs_file *f = fs_file_of(fi);
 	digests_begin_change(FS->dg, f->node);
+	mode_t before = setid_bits(f->fd);
 	/* as the caller: the backing strips set-user/group-id as for it */
 	req_creds_enter(&q);
 	int rc = fallocate(f->fd, mode, off, len);
 	int e = errno;
 	req_creds_leave(&q);
+	setid_changed(ino, f->fd, before);
 	digests_invalidate(FS->dg, f->node);
 	req_err(&q, rc < 0 ? e : 0);
 }
@@ -392,8 +447,13 @@ void op_copy_file_range(fuse_req_t r, fuse_ino_t ino_in, off_t off_in, struct fu
 	}
 	struct fs_file *out = fs_file_of(fi_out);
 	digests_begin_change(FS->dg, out->node);
+	mode_t before = setid_bits(out->fd);
+	/* as the caller, as fallocate */
+	req_creds_enter(&q);
 	ssize_t n = copy_file_range(fs_file_of(fi_in)->fd, &off_in, out->fd, &off_out, len, (unsigned)flags);
 	int e = errno;
+	req_creds_leave(&q);
+	setid_changed(ino_out, out->fd, before);
 	digests_invalidate(FS->dg, out->node);
 	if (n < 0)
 		req_err(&q, e);
