@@ -289,6 +289,36 @@ static ssize_t pwrite_all(int fd, const char *data, size_t size, off_t off)
 	return done || !size ? (ssize_t)done : -EIO;
 }
 
+/* A write's bytes are in the backing file: the kernel's cached pages of a
+ * direct write are dropped, the bytes counted. */
+static void write_landed(fuse_ino_t ino, const struct fs_file *f, const struct fuse_file_info *fi, off_t off,
+			 size_t n)
+{
+	if (f->direct && !fi->writepage && n > 0) {
+		/* The kernel's direct write may race a buffered read that
+		 * refills its page cache with the old bytes (asynchronous
+		 * O_DIRECT writes are not invalidated after completion).  The
+		 * backing has the new bytes now: drop the cached range before
+		 * the write completes; a read still in flight holds its page
+		 * locked, so the invalidation waits for it and removes it.
+		 * Never for the page cache's own writeback (writepage): its
+		 * folio waits for this very reply. */
+		fuse_lowlevel_notify_inval_inode(FS->se, ino, off, (off_t)n);
+	}
+	COUNT_N(bytes_written, (uint64_t)n);
+}
+
+struct write_reply {
+	struct req *q;
+	size_t n;
+};
+
+static void write_reply_send(void *arg)
+{
+	struct write_reply *w = arg;
+	req_write(w->q, w->n);
+}
+
 void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
 {
 	struct req q;
@@ -326,34 +356,28 @@ void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t of
 			struct stat st;
 			at = fstat(f->fd, &st) == 0 ? st.st_size - (off_t)n : -1;
 		}
-		if (at >= 0)
-			digests_write(FS->dg, f->node, at, data, (size_t)n);
-		else
+		write_landed(ino, f, fi, off, (size_t)n);
+		if (at < 0) {
 			digests_invalidate(FS->dg, f->node);
-	} else {
-		struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
-		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		out.buf[0].fd = f->fd;
-		out.buf[0].pos = off;
-		n = fuse_buf_copy(&out, in, 0);
-		digests_write(FS->dg, f->node, off, NULL, 0); /* bytes unseen: dirty */
-		if (n < 0) {
-			req_err(&q, (int)-n);
+			req_write(&q, (size_t)n);
 			return;
 		}
+		/* answered before the bytes are hashed (digest.h) */
+		struct write_reply w = { &q, (size_t)n };
+		digests_write_reply(FS->dg, f->node, at, data, (size_t)n, write_reply_send, &w);
+		return;
 	}
-	if (f->direct && !fi->writepage && n > 0) {
-		/* The kernel's direct write may race a buffered read that
-		 * refills its page cache with the old bytes (asynchronous
-		 * O_DIRECT writes are not invalidated after completion).  The
-		 * backing has the new bytes now: drop the cached range before
-		 * the write completes; a read still in flight holds its page
-		 * locked, so the invalidation waits for it and removes it.
-		 * Never for the page cache's own writeback (writepage): its
-		 * folio waits for this very reply. */
-		fuse_lowlevel_notify_inval_inode(FS->se, ino, off, n);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = f->fd;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in, 0);
+	digests_write(FS->dg, f->node, off, NULL, 0); /* bytes unseen: dirty */
+	if (n < 0) {
+		req_err(&q, (int)-n);
+		return;
 	}
-	COUNT_N(bytes_written, (uint64_t)n);
+	write_landed(ino, f, fi, off, (size_t)n);
 	req_write(&q, (size_t)n);
 }
 
