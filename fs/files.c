@@ -26,17 +26,17 @@ int fs_files_fallback_open(ino_node *n, void *arg)
 
 /* Flags of the backing open for a caller's open with `flags`.  O_DIRECT is
  * the kernel's business (it bypasses its own page cache for the caller), and
- * libfuse's request buffers are not aligned for it.  With the writeback
- * cache the kernel handles O_APPEND itself and may read pages to fill
- * partial writes: `widen` asks for read access on a write-only open. */
+ * libfuse's request buffers are not aligned for it.  So is O_APPEND: the
+ * kernel sends every append at the end of the file as it knows it, which is
+ * the backing's end (every change goes through this mount), so a WRITE lands
+ * where it says and the digest needs no fstat to learn where.  With the
+ * writeback cache the kernel may read pages to fill partial writes: `widen`
+ * asks for read access on a write-only open. */
 static int open_flags(int flags, bool widen)
 {
-	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT);
-	if (FS->o.writeback) {
-		if (widen && (flags & O_ACCMODE) == O_WRONLY)
-			flags = (flags & ~O_ACCMODE) | O_RDWR;
-		flags &= ~O_APPEND;
-	}
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_APPEND);
+	if (FS->o.writeback && widen && (flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
 	return flags | O_CLOEXEC;
 }
 
@@ -51,7 +51,6 @@ static struct fs_file *file_new(struct req *q, ino_node *n, int fd, int flags, i
 	f->fd = fd;
 	f->node = n;
 	f->writer = (flags & O_ACCMODE) != O_RDONLY && n->type == S_IFREG;
-	f->append = flags & O_APPEND;
 	f->direct = caller_flags & O_DIRECT;
 	if (q->sess && (caller_flags & O_ACCMODE) != O_RDONLY) {
 		f->sess = q->sess;
@@ -351,20 +350,10 @@ void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t of
 			req_err(&q, (int)-n);
 			return;
 		}
-		off_t at = off;
-		if (f->append) { /* O_APPEND writes land at the end, whatever off says */
-			struct stat st;
-			at = fstat(f->fd, &st) == 0 ? st.st_size - (off_t)n : -1;
-		}
 		write_landed(ino, f, fi, off, (size_t)n);
-		if (at < 0) {
-			digests_invalidate(FS->dg, f->node);
-			req_write(&q, (size_t)n);
-			return;
-		}
 		/* answered before the bytes are hashed (digest.h) */
 		struct write_reply w = { &q, (size_t)n };
-		digests_write_reply(FS->dg, f->node, at, data, (size_t)n, write_reply_send, &w);
+		digests_write_reply(FS->dg, f->node, off, data, (size_t)n, write_reply_send, &w);
 		return;
 	}
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);

@@ -9,7 +9,6 @@
 struct fs_file {
 	int fd;
 	bool writer;  /* opened for writing: feeds the node's digest */
-	bool append;  /* O_APPEND on the backing fd */
 	bool direct;  /* the caller opened with O_DIRECT */
 	struct session *sess; /* opened for writing by a session (referenced) */
 	ino_node *node;
