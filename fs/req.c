@@ -15,6 +15,7 @@
 void req_begin(struct req *q, fuse_req_t r, enum casfs_counter op)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(r);
+	fs_request_thread = true;
 	atomic_fetch_add_explicit(&FS->counters[op], 1, memory_order_relaxed);
 	q->r = r;
 	q->tid = c->pid;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 struct fs *FS;
+_Thread_local bool fs_request_thread;
 
 int fs_reopen_fd(int fd, int flags)
 {

@@ -59,6 +59,11 @@ struct fs {
 /* The one daemon of this process (set by fs_run for its duration). */
 extern struct fs *FS;
 
+/* True on a thread that serves FUSE requests (set by req_begin): code
+ * below the handlers that may be reached from a request never blocks on
+ * background work there. */
+extern _Thread_local bool fs_request_thread;
+
 #define COUNT(name) atomic_fetch_add_explicit(&FS->counters[CASFS_C_##name], 1, memory_order_relaxed)
 #define COUNT_N(name, n) atomic_fetch_add_explicit(&FS->counters[CASFS_C_##name], (n), memory_order_relaxed)
 

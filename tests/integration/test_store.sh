@@ -263,6 +263,26 @@ else
     grep -q "bad value 'maybe' for --ingest" "$T/err" && ok "--ingest=maybe refused" || fail "--ingest=maybe: $(cat "$T/err")"
 fi
 
+# ---- a read through cas/ records the content's use (gc goes by it) --------
+# The open does not wait for the index: the mount's ingest worker records
+# the use.  Three contents stored a second apart, the oldest read through
+# B: gc down to one of them keeps the one just read.
+check "casfs gc --max-size 1G (room again)" "$CASFS" gc --store "$STORE" --max-size 1G
+for i in 1 2 3; do
+    head -c 400000 /dev/urandom >"$T/lru$i"
+    "$CASFS" put --store "$STORE" "$T/lru$i" >/dev/null || fail "put lru$i"
+    sleep 1.1
+done
+L1=$(digest_of "$T/lru1"); L2=$(digest_of "$T/lru2"); L3=$(digest_of "$T/lru3")
+t0=$(counter "$B" ingest_touches)
+check "the oldest content read through cas" cmp "$T/lru1" "$B/.casfs/cas/$L1"
+touched() { [ "$(counter "$B" ingest_touches)" -gt "$t0" ]; }
+wait_for "the use recorded by B's ingest worker" touched
+check "casfs gc --max-size 500K" "$CASFS" gc --store "$STORE" --max-size 500K
+[ -f "$(blob_path "$L1")" ] && ok "gc kept the content read last" || fail "gc evicted the content just read through cas"
+[ ! -f "$(blob_path "$L2")" ] && [ ! -f "$(blob_path "$L3")" ] && ok "gc evicted the two not read since" ||
+    fail "gc kept a content used less recently than the one it kept"
+
 # ---- kill -9 of a daemon while it ingests: fsck has nothing to repair ------
 check "casfs gc --max-size 1G" "$CASFS" gc --store "$STORE" --max-size 1G
 mkdir -p "$T/c"
