@@ -106,9 +106,74 @@ bool fs_node_wait_released(ino_node *n, int ms)
 	return !h;
 }
 
-static void file_free(struct fs_file *f)
+/* ---- kernel passthrough ------------------------------------------------------
+ *
+ * A read-only open of a large file nobody else has open gets kernel
+ * passthrough (kernel_io.h): its reads go to the backing file in the
+ * kernel, through the backing's page cache and readahead, and never reach
+ * casfs.  The kernel keeps an inode either in passthrough or in cached mode
+ * and fails (EIO) an open of the other kind, with one backing file per
+ * inode: so every open of an inode open in passthrough joins it (the same
+ * backing id), and every other open stays cached.  A writer that joins
+ * writes past casfs: its node's digest is invalidated (re-read after the
+ * last close, as for any write casfs could not follow).  The inode's page
+ * cache from earlier cached opens cannot serve bytes such a writer
+ * replaced: a passthrough open has no keep_cache (the kernel refuses it
+ * beside passthrough), so the kernel drops that cache at every such open,
+ * and nothing fills it while the inode is in passthrough.  OPEN must reach
+ * casfs for every file (the action cache records
+ * reads there), so a small file gains nothing (keep_cache serves it without
+ * a READ) and its registration would cost more than its read: only files
+ * of PASSTHROUGH_MIN_SIZE and more get it.
+ *
+ * pt_lock orders the decisions, registrations and releases of backing
+ * ids (backing_id is read and written under it), so two racing opens and a
+ * release agree on whether an id exists. */
+#define PASSTHROUGH_MIN_SIZE (1 << 20)
+static pthread_mutex_t pt_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Decides f's mode (f just added to its node's open files).  Returns the
+ * backing id to answer the open with, or 0 (cached). */
+static int passthrough_choose(struct fs_file *f)
 {
 	ino_node *n = f->node;
+	struct stat st;
+	int id = 0;
+	bool peers = false;
+	if (!kio_passthrough() || n->type != S_IFREG)
+		return 0;
+	pthread_mutex_lock(&pt_lock);
+	ino_table_lock(FS->tbl);
+	for (struct fs_file *o = n->open_files; o; o = o->next) {
+		if (o == f)
+			continue;
+		peers = true;
+		if (o->backing_id > 0)
+			id = o->backing_id;
+	}
+	ino_table_unlock(FS->tbl);
+	if (!id && !peers && !f->writer && fstat(f->fd, &st) == 0 && st.st_size >= PASSTHROUGH_MIN_SIZE &&
+	    (id = kio_backing_open(f->fd)) > 0)
+		COUNT(passthrough_backings);
+	if (id < 0)
+		id = 0; /* the backing cannot be passed through (stacked, say) */
+	f->backing_id = id;
+	pthread_mutex_unlock(&pt_lock);
+	if (id && f->writer)
+		digests_invalidate(FS->dg, n);
+	if (id)
+		COUNT(passthrough_opens);
+	return id;
+}
+
+/* Takes f out of its node's open files; the last file of a backing id
+ * releases it.  Returns true when the node has no open file left. */
+static bool file_unlink(struct fs_file *f)
+{
+	ino_node *n = f->node;
+	bool pt = f->backing_id > 0, last_of_id = pt;
+	if (pt)
+		pthread_mutex_lock(&pt_lock);
 	ino_table_lock(FS->tbl);
 	struct fs_file **pp = (struct fs_file **)&n->open_files;
 	while (*pp && *pp != f)
@@ -116,7 +181,21 @@ static void file_free(struct fs_file *f)
 	if (*pp)
 		*pp = f->next;
 	bool last = n->open_files == NULL;
+	for (struct fs_file *o = n->open_files; o && last_of_id; o = o->next)
+		last_of_id = o->backing_id != f->backing_id;
 	ino_table_unlock(FS->tbl);
+	if (pt) {
+		if (last_of_id)
+			kio_backing_close(f->backing_id);
+		pthread_mutex_unlock(&pt_lock);
+	}
+	return last;
+}
+
+static void file_free(struct fs_file *f)
+{
+	ino_node *n = f->node;
+	bool last = file_unlink(f);
 	atomic_fetch_sub_explicit(&FS->counters[CASFS_C_open_files], 1, memory_order_relaxed);
 	if (f->writer)
 		digests_release_write(FS->dg, n, f->fd);
@@ -195,7 +274,12 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)f;
 	set_open_reply(fi, fi->flags);
-	if (req_open(&q, fi) == -ENOENT)
+	int id = passthrough_choose(f);
+	if (id)
+		kio_open_reply_passthrough(id);
+	rc = req_open(&q, fi);
+	kio_open_reply_done();
+	if (rc == -ENOENT)
 		file_free(f); /* interrupted: the kernel won't send release */
 }
 

@@ -258,7 +258,8 @@ int fs_run(const struct fs_options *o, int ready_fd)
 		goto out_signals;
 	}
 	/* Past here a failure only costs speed: say so and go on. */
-	struct kio_options kio = { .killpriv_v2 = true };
+	/* passthrough needs CAP_SYS_ADMIN to register backing files */
+	struct kio_options kio = { .killpriv_v2 = true, .passthrough = o->passthrough && fs.root_daemon };
 	if ((r = kio_install(fs.se, &kio)) < 0)
 		fprintf(stderr, "casfs: cannot read /dev/fuse itself (%s): every write(2) costs a "
 			"security.capability request\n", strerror(-r));

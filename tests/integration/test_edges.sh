@@ -235,6 +235,68 @@ g2=$(casfs_counter "$MNT" getxattr)
 chmod 755 "$MNT" "$NATIVE"
 casfs_umount "$MNT" || fail "umount"
 
+# ---- kernel passthrough of large read-only opens ---------------------------
+# A read-only open of a file of 1 MiB or more that nobody else has open is
+# passed through to the backing file in the kernel (root mounts): no READ
+# reaches casfs.  Every other open of that inode meanwhile joins it; a
+# writer that joins writes past casfs, so its digest is re-read and the
+# page cache of earlier cached opens must not serve old bytes afterwards
+# (the kernel drops it at every passthrough open: none has keep_cache).
+pt_configured() {
+    [ -r /proc/config.gz ] && zcat /proc/config.gz | grep -qx "CONFIG_FUSE_PASSTHROUGH=y"
+}
+if ! pt_configured; then
+    skip "passthrough" "the kernel has no FUSE passthrough (CONFIG_FUSE_PASSTHROUGH) or no /proc/config.gz to say so"
+else
+    casfs_mount
+    head -c 4194304 /dev/urandom >"$T/pt.src"
+    cp "$T/pt.src" "$MNT/pt"
+    head -c 100000 /dev/urandom >"$MNT/small"
+    b0=$(casfs_counter "$MNT" passthrough_backings)
+    r0=$(casfs_counter "$MNT" read)
+    cmp "$T/pt.src" "$MNT/pt" && ok "passthrough: a 4 MiB file reads back whole" || fail "passthrough: the 4 MiB file reads back wrong"
+    b1=$(casfs_counter "$MNT" passthrough_backings)
+    r1=$(casfs_counter "$MNT" read)
+    [ $((b1 - b0)) -eq 1 ] && [ $((r1 - r0)) -eq 0 ] && ok "passthrough: its read-only open was passed through, no READ request" ||
+        fail "passthrough: backings +$((b1 - b0)), READ requests +$((r1 - r0)) for one read of a 4 MiB file"
+    cat "$MNT/small" >/dev/null
+    [ "$(casfs_counter "$MNT" passthrough_backings)" -eq "$b1" ] && ok "passthrough: a 100 kB file is not passed through" ||
+        fail "passthrough: a 100 kB file got a backing file"
+    "$PYTHON" - "$MNT/pt" "$T/pt.src" <<'PY' && ok "passthrough: mmap of a passed-through file reads right" || fail "passthrough: mmap read"
+import mmap, sys
+with open(sys.argv[1], "rb") as f, open(sys.argv[2], "rb") as g:
+    m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+    sys.exit(0 if m[:] == g.read() else 1)
+PY
+    # a second reader joins the first one's backing file
+    exec 3<"$MNT/pt"
+    b2=$(casfs_counter "$MNT" passthrough_backings)
+    o2=$(casfs_counter "$MNT" passthrough_opens)
+    cmp "$T/pt.src" "$MNT/pt" && [ "$(casfs_counter "$MNT" passthrough_opens)" -eq $((o2 + 1)) ] &&
+        [ "$(casfs_counter "$MNT" passthrough_backings)" -eq "$b2" ] &&
+        ok "passthrough: a second reader joins the open backing file" || fail "passthrough: second reader"
+    # cached first: a writer reads the file, so the page cache holds it
+    "$PYTHON" -c "import os; fd = os.open('$MNT/st', os.O_RDWR | os.O_CREAT, 0o644); os.write(fd, b'A' * 4194304); os.lseek(fd, 0, 0); os.read(fd, 4194304); os.close(fd)"
+    exec 4<"$MNT/st"          # passthrough now
+    "$PYTHON" -c "import os; fd = os.open('$MNT/st', os.O_RDWR); os.pwrite(fd, b'B' * 8192, 1048576); os.close(fd)"
+    exec 4<&-
+    got=$("$PYTHON" -c "import os; fd = os.open('$MNT/st', os.O_RDWR); print(os.pread(fd, 4, 1048576 + 4096).decode()); os.close(fd)")
+    [ "$got" = BBBB ] && ok "passthrough: after a writer joined, a cached open reads its bytes, not the old page cache" ||
+        fail "passthrough: a cached open read '$got' where a joined writer wrote BBBB"
+    [ "$(dd if="$MNT/st" bs=4096 skip=257 count=1 status=none | head -c 4)" = BBBB ] &&
+        ok "passthrough: a passed-through read sees the joined writer's bytes" || fail "passthrough: passed-through read"
+    digest_right() { [ "$(getfattr --only-values -n user.casfs.xxh128 "$MNT/st" 2>/dev/null)" = "$(xxh128sum "$MNT/st" | cut -d' ' -f1)" ]; }
+    wait_for "the digest of the file a passed-through writer changed" digest_right
+    digest_right && ok "passthrough: the digest follows a writer that wrote past casfs" || fail "passthrough: stale digest"
+    exec 3<&-
+    casfs_umount "$MNT" || fail "umount"
+    casfs_mount -o no_passthrough
+    cmp "$T/pt.src" "$MNT/pt" && [ "$(casfs_counter "$MNT" passthrough_backings)" -eq 0 ] &&
+        [ "$(casfs_counter "$MNT" read)" -gt 0 ] && ok "passthrough: -o no_passthrough reads through casfs" ||
+        fail "passthrough: -o no_passthrough"
+    casfs_umount "$MNT" || fail "umount"
+fi
+
 # ---- hashing never blocks a request (generic/308) ---------------------------
 # A 4 KiB write at 200 GiB leaves a file that is almost all hole; its digest
 # needs ~200 GiB of zeros hashed.  That happens after the close, in the
