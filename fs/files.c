@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -70,9 +71,11 @@ static struct fs_file *file_new(struct req *q, ino_node *n, int fd, int flags, i
 	return f;
 }
 
-/* Closing files wake fs_files_wait_closed. */
+/* The last close of a node's files wakes fs_node_wait_released, when
+ * anyone waits (closed_waiters). */
 static pthread_mutex_t closed_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t closed_cond = PTHREAD_COND_INITIALIZER;
+static _Atomic int closed_waiters;
 
 /* True while the daemon holds n's backing inode: an open file, or a
  * caller using its fd (the background hasher, a request). */
@@ -87,8 +90,11 @@ static bool held(ino_node *n)
 bool fs_node_wait_released(ino_node *n, int ms)
 {
 	struct timespec now, step;
+	if (!held(n))
+		return true; /* the common case: a file nobody has open */
 	clock_gettime(CLOCK_REALTIME, &now);
 	int64_t end = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec + (int64_t)ms * 1000000LL;
+	atomic_fetch_add(&closed_waiters, 1);
 	pthread_mutex_lock(&closed_lock);
 	bool h;
 	while ((h = held(n))) {
@@ -103,6 +109,7 @@ bool fs_node_wait_released(ino_node *n, int ms)
 		pthread_cond_timedwait(&closed_cond, &closed_lock, &step);
 	}
 	pthread_mutex_unlock(&closed_lock);
+	atomic_fetch_sub(&closed_waiters, 1);
 	return !h;
 }
 
@@ -204,7 +211,7 @@ static void file_free(struct fs_file *f)
 		trace_writer_closed(session_trace(f->sess));
 		session_put(f->sess);
 	}
-	if (last) {
+	if (last && atomic_load(&closed_waiters)) {
 		pthread_mutex_lock(&closed_lock);
 		pthread_cond_broadcast(&closed_cond);
 		pthread_mutex_unlock(&closed_lock);
@@ -238,18 +245,16 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		casns_open(&q, ino, fi);
 		return;
 	}
-	ino_node *n;
-	int fd = req_node_fd(&q, ino, &n);
-	if (fd < 0)
+	ino_node *n = req_node(&q, ino);
+	if (!n)
 		return;
 	int flags = open_flags(fi->flags, true);
-	int ofd = fs_reopen_fd(fd, flags);
+	int ofd = fs_node_open(n, flags);
 	if (ofd == -EACCES && flags != open_flags(fi->flags, false)) {
 		/* may write but not read (an unprivileged daemon): no widening */
 		flags = open_flags(fi->flags, false);
-		ofd = fs_reopen_fd(fd, flags);
+		ofd = fs_node_open(n, flags);
 	}
-	ino_node_fd_put(FS->tbl, n);
 	int rc = ofd < 0 ? ofd : kill_at_trunc(&q, ofd, fi->flags, kill);
 	if (rc < 0) {
 		if (ofd >= 0)

@@ -86,8 +86,8 @@ static inline bool fs_reserved(const char *name)
  * through /proc/self/fd/N (a magic link to the very inode, not a path
  * lookup).  Returns an fd or -errno. */
 int fs_reopen_fd(int fd, int flags);
-/* Opens n's backing file with flags (its cached fd reopened).  Returns the
- * fd or -errno. */
+/* Opens n's backing file with flags (its cached fd reopened, or by its
+ * handle when none is cached).  Returns the fd or -errno. */
 int fs_node_open(ino_node *n, int flags);
 /* fstatat(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW): 0 or -errno. */
 int fs_stat_fd(int fd, struct stat *st);
