@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "action.h"
+#include "io.h"
 
 extern char **environ;
 
@@ -105,10 +106,13 @@ static int run_pass(const char *prog, char **argv, char **err)
 					break;
 				b = nb;
 			}
-			ssize_t r = read(p[0], b + len, cap - len - 1);
+			size_t want = cap - len - 1;
+			ssize_t r = cache_io_read(p[0], b + len, want, CACHE_IO_CUR);
 			if (r <= 0)
 				break;
 			len += (size_t)r;
+			if ((size_t)r < want)
+				break; /* the end: the child closed its side */
 		}
 		close(p[0]);
 		if (b)
@@ -158,6 +162,17 @@ static int push(char ***v, size_t *n, const char *s)
 		return -ENOMEM;
 	(*n)++;
 	return 0;
+}
+
+/* True when path is one of v or below one of them. */
+static bool under_any(char *const *v, size_t n, const char *path)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(v[i]);
+		if (!strncmp(path, v[i], l) && (path[l] == '/' || path[l] == '\0'))
+			return true;
+	}
+	return false;
 }
 
 /* The first missing component of path (absolute), under the real path of
@@ -342,7 +357,7 @@ static int read_deps(const char *file, struct deps *d)
 	char *buf = NULL;
 	int r = -EIO;
 	if (fstat(fd, &st) == 0 && st.st_size < (64 << 20) && (buf = malloc((size_t)st.st_size + 1)) &&
-	    read(fd, buf, (size_t)st.st_size) == st.st_size)
+	    cache_io_read(fd, buf, (size_t)st.st_size, 0) == st.st_size)
 		r = action_depfile_parse(buf, (size_t)st.st_size, dep_cb, d);
 	free(buf);
 	close(fd);
@@ -398,10 +413,14 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 		r = cc_chain(cc, cache, &ch);
 	if (r < 0)
 		goto out;
-	for (size_t i = 0; i < ch.nmissing; i++)
-		if (!on_mount(ch.missing[i], cc->mnt))
+	/* absences added, so none is added twice or below another */
+	char **absent = NULL;
+	size_t nabsent = 0;
+	for (size_t i = 0; r == 0 && i < ch.nmissing; i++)
+		if (!on_mount(ch.missing[i], cc->mnt) && !under_any(absent, nabsent, ch.missing[i]) &&
+		    (r = push(&absent, &nabsent, ch.missing[i])) == 0)
 			add(arg, true, ch.missing[i]);
-	for (size_t i = 0; i < d.n; i++) {
+	for (size_t i = 0; r == 0 && i < d.n; i++) {
 		const char *p = d.paths[i];
 		if (!on_mount(p, cc->mnt))
 			add(arg, false, p);
@@ -417,14 +436,25 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 				if (on_mount(ch.dirs[j], cc->mnt) || !strcmp(ch.dirs[j], ch.dirs[k]))
 					continue; /* on the mount, lookups there are traced */
 				struct stat st;
+				char first[PATH_MAX];
 				/* one that exists was not this spelling's (or was
-				 * passed over by #include_next): only absences count */
-				if (snprintf(cand, sizeof(cand), "%s/%s", ch.dirs[j], rel) < (int)sizeof(cand) &&
-				    lstat(cand, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
-					add(arg, true, cand);
+				 * passed over by #include_next): only absences
+				 * count, each as its first missing component */
+				if (snprintf(cand, sizeof(cand), "%s/%s", ch.dirs[j], rel) >= (int)sizeof(cand) ||
+				    under_any(absent, nabsent, cand) || lstat(cand, &st) == 0 ||
+				    (errno != ENOENT && errno != ENOTDIR))
+					continue;
+				if (first_missing(cand, first, sizeof(first)) < 0)
+					snprintf(first, sizeof(first), "%s", cand);
+				if (!under_any(absent, nabsent, first) && !on_mount(first, cc->mnt) &&
+				    (r = push(&absent, &nabsent, first)) == 0)
+					add(arg, true, first);
 			}
 		}
 	}
+	for (size_t i = 0; i < nabsent; i++)
+		free(absent[i]);
+	free(absent);
 out:
 	for (size_t i = 0; i < d.n; i++)
 		free(d.paths[i]);

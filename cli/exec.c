@@ -33,8 +33,10 @@
 
 #include "action.h"
 #include "ccdeps.h"
+#include "shline.h"
 #include "cli.h"
 #include "index.h"
+#include "io.h"
 
 extern char **environ;
 
@@ -62,7 +64,9 @@ static const char exec_usage[] =
 	"                    variable CASFS_EXEC_ENV='A B C' replaces the default list)\n"
 	"\n"
 	"As a compiler launcher: casfs-exec CMD ARGS...; as make's shell:\n"
-	"make SHELL=casfs-sh.  CASFS_LOG=debug prints every decision on stderr.\n"
+	"make SHELL=casfs-sh (a recipe line that is one plain command runs as that\n"
+	"command; a line with shell syntax that runs a compiler runs uncached: see\n"
+	"docs/ACTIONS.md).  CASFS_LOG=debug prints every decision on stderr.\n"
 	"Exit status: CMD's (127: not found, 126: not executable; 2: usage).\n";
 
 /* ---- a growing buffer of fields --------------------------------------------- */
@@ -158,15 +162,11 @@ static int ctl_call(struct ctl *c, uint32_t op, const struct fields *f)
 		if (!b)
 			return -ENOMEM;
 		c->resp = b;
-		size_t got = 0;
-		while (got < rlen) {
-			ssize_t n = pread(c->fd, b + got, rlen - got, (off_t)got);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return n < 0 ? -errno : -EIO;
-			got += (size_t)n;
-		}
+		ssize_t got = cache_io_read(c->fd, b, rlen, 0);
+		if (got < 0)
+			return (int)got;
+		if (got != (ssize_t)rlen)
+			return -EIO;
 		c->resp_len = rlen;
 	}
 	return c->call->result;
@@ -188,6 +188,7 @@ static const char *resp_text(struct ctl *c, uint32_t tag, char *buf, size_t size
 /* ---- the action ------------------------------------------------------------ */
 
 struct opts {
+	const char *shell_line;  /* casfs-sh -c LINE run by the shell */
 	const char *root;
 	bool explain, cache_failures, relocate;
 	const char **env_extra;
@@ -237,85 +238,108 @@ static int find_program(const char *prog, char *out, size_t size)
 	return denied ? -EACCES : -ENOENT;
 }
 
-/* The digest of a program outside the mount: the daemon's cached answer,
- * else hashed here. */
-static int tool_digest(struct ctl *c, const char *path, hasher_digest *ret)
+/* The caller's stat of a file, as LOOKUP carries it. */
+static int exec_stat_of(const char *path, struct casfs_exec_stat *ret)
 {
 	struct stat st;
+	if (stat(path, &st) < 0)
+		return -errno;
+	*ret = (struct casfs_exec_stat){ st.st_dev, st.st_ino, (uint64_t)st.st_size, cache_timespec_ns(&st.st_mtim),
+					 cache_timespec_ns(&st.st_ctim) };
+	return 0;
+}
+
+static int digest_path(const char *path, hasher_digest *ret)
+{
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return -errno;
-	}
-	struct casfs_exec_stat es = { st.st_dev, st.st_ino, (uint64_t)st.st_size, cache_timespec_ns(&st.st_mtim),
-				      cache_timespec_ns(&st.st_ctim) };
-	struct fields f = { 0 };
-	field_str(&f, CASFS_T_PATH, path);
-	field_add(&f, CASFS_T_STAT, &es, sizeof(es));
-	int r = f.oom ? -ENOMEM : ctl_call(c, CASFS_OP_TOOL, &f);
-	free(f.b);
-	size_t l;
-	const uint8_t *d = r == 0 ? field_find(c->resp, c->resp_len, CASFS_T_DIGEST, &l) : NULL;
-	if (d && l == sizeof(ret->bytes)) {
-		memcpy(ret->bytes, d, l);
-		close(fd);
-		return 0;
-	}
-	r = hasher_digest_fd(fd, ret, NULL); /* another view of the files than the daemon's */
+	int r = hasher_digest_fd(fd, ret, NULL);
 	close(fd);
 	return r;
 }
 
-/* Output of `cc -print-prog-name=NAME` (which cc1, as the driver runs),
- * remembered per driver digest by the daemon for this user. */
-static int prog_name(struct ctl *c, const char *cc, const hasher_digest *ccd, const char *name, char *out,
-		     size_t size)
+/* What the compiler driver cc runs as NAME (`cc -print-prog-name=NAME`),
+ * resolved to a real path; a name it does not find stays a bare name. */
+static void driver_prog(const char *cc, const char *name, char *out, size_t size)
 {
-	char key[128], hex[HASHER_HEX_LEN + 1];
-	hasher_digest_to_hex(ccd, hex);
-	snprintf(key, sizeof(key), "prog-name:%s:%s", name, hex);
-	struct fields f = { 0 };
-	field_str(&f, CASFS_T_KVKEY, key);
-	if (!f.oom && ctl_call(c, CASFS_OP_KV_GET, &f) == 0 && resp_text(c, CASFS_T_KVVAL, out, size)) {
-		free(f.b);
-		return 0;
-	}
-	free(f.b);
+	snprintf(out, size, "%s", name);
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
+		return;
 	char arg[64];
 	snprintf(arg, sizeof(arg), "-print-prog-name=%s", name);
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(p[1], 1);
-		int dn = open("/dev/null", O_WRONLY);
-		if (dn >= 0)
+		int dn = open("/dev/null", O_RDWR);
+		if (dn >= 0) {
+			dup2(dn, 0);
 			dup2(dn, 2);
+		}
 		execl(cc, cc, arg, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
-	size_t got = 0;
-	ssize_t n;
-	while (got < size - 1 && (n = read(p[0], out + got, size - 1 - got)) > 0)
-		got += (size_t)n;
+	char got_buf[PATH_MAX];
+	ssize_t n = cache_io_read(p[0], got_buf, sizeof(got_buf) - 1, CACHE_IO_CUR);
+	size_t got = n > 0 ? (size_t)n : 0;
 	close(p[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	while (got && isspace((unsigned char)out[got - 1]))
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return;
+	while (got && isspace((unsigned char)got_buf[got - 1]))
 		got--;
-	out[got] = '\0';
-	if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || got == 0)
-		return -ENOENT;
-	struct fields g = { 0 };
-	field_str(&g, CASFS_T_KVKEY, key);
-	field_str(&g, CASFS_T_KVVAL, out);
-	if (!g.oom)
-		ctl_call(c, CASFS_OP_KV_PUT, &g);
-	free(g.b);
+	got_buf[got] = '\0';
+	char real[PATH_MAX];
+	if (got && (got_buf[0] == '/' ? realpath(got_buf, real) != NULL : find_program(got_buf, real, sizeof(real)) == 0))
+		snprintf(out, size, "%s", real);
+}
+
+/* The mount as this process sees it: the topmost directory above cwd on
+ * cwd's device.  (A bind mount of a subdirectory shows as its own top; the
+ * daemon then answers -EXDEV and WHERE tells.) */
+static int mount_of(const char *cwd, char *mnt, size_t size)
+{
+	struct stat st;
+	if (strlen(cwd) >= size || stat(cwd, &st) < 0)
+		return -ENAMETOOLONG;
+	dev_t dev = st.st_dev;
+	snprintf(mnt, size, "%s", cwd);
+	for (;;) {
+		char *slash = strrchr(mnt, '/');
+		if (!slash || slash == mnt)
+			return mnt[1] ? 0 : -EXDEV; /* the mount is never / */
+		*slash = '\0';
+		if (stat(mnt, &st) < 0 || st.st_dev != dev) {
+			*slash = '/';
+			return 0;
+		}
+	}
+}
+
+/* The mount from the daemon's WHERE: cwd less the path it names. */
+static int mount_where(struct ctl *c, const char *cwd, char *mnt, size_t size, const char **why)
+{
+	char where[PATH_MAX];
+	int r = ctl_call(c, CASFS_OP_WHERE, NULL);
+	if (r == -ENOTTY || r == -EPROTO || r == -EINVAL) {
+		*why = "the mount's daemon runs another casfs version (remount it to cache actions)";
+		return -EPROTO;
+	}
+	if (r < 0 || !resp_text(c, CASFS_T_ROOT, where, sizeof(where))) {
+		*why = "the mount's daemon did not answer";
+		return r < 0 ? r : -EIO;
+	}
+	size_t cl = strlen(cwd), wl = strlen(where);
+	if (wl == 0)
+		snprintf(mnt, size, "%s", cwd);
+	else if (cl > wl && cwd[cl - wl - 1] == '/' && strcmp(cwd + cl - wl, where) == 0)
+		snprintf(mnt, size, "%.*s", (int)(cl - wl - 1), cwd);
+	else {
+		*why = "the working directory's path does not match the mount's";
+		return -EXDEV;
+	}
 	return 0;
 }
 
@@ -415,21 +439,6 @@ static void capture_add(struct capture *c, const void *data, size_t n)
 	c->len += n;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static volatile sig_atomic_t child_pid;
 
 static void forward_signal(int sig)
@@ -498,7 +507,7 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 					open_n--;
 					continue;
 				}
-				write_all(i ? 2 : 1, buf, (size_t)n);
+				cache_io_write(i ? 2 : 1, buf, (size_t)n, CACHE_IO_CUR);
 				capture_add(i ? err : out, buf, (size_t)n);
 			}
 		}
@@ -571,7 +580,7 @@ static enum stdin_kind classify_stdin(hasher_digest *ret)
 		hasher_stream *h = hasher_stream_new();
 		char buf[65536];
 		ssize_t n;
-		while (h && (n = read(fd, buf, sizeof(buf))) > 0)
+		while (h && (n = cache_io_read(fd, buf, sizeof(buf), CACHE_IO_CUR)) > 0)
 			hasher_stream_update(h, buf, (size_t)n);
 		close(fd);
 		if (!h)
@@ -655,6 +664,177 @@ static int run_uncached(struct ctl *c, const struct opts *o, const char *prog, c
 	return 126;
 }
 
+/* The environment variables in the key (env_relevant), as pointers into
+ * environ: malloc'd, NULL on ENOMEM. */
+static const char **key_env(const struct opts *o, size_t *ret_n)
+{
+	char *list_buf = NULL;
+	const char **list = NULL;
+	size_t nenv = 0, cap_env = 16;
+	const char **env = malloc(cap_env * sizeof(*env));
+	for (char **e = environ; env && *e; e++) {
+		char name[256];
+		const char *eq = strchr(*e, '=');
+		if (!eq || (size_t)(eq - *e) >= sizeof(name))
+			continue;
+		memcpy(name, *e, (size_t)(eq - *e));
+		name[eq - *e] = '\0';
+		if (!env_relevant(o, name, &list_buf, &list))
+			continue;
+		if (nenv == cap_env) {
+			const char **ne = realloc(env, (cap_env *= 2) * sizeof(*env));
+			if (!ne) {
+				free(env);
+				env = NULL;
+				break;
+			}
+			env = ne;
+		}
+		env[nenv++] = *e;
+	}
+	if (list != (const char **)action_env_default)
+		free(list);
+	free(list_buf);
+	*ret_n = nenv;
+	return env;
+}
+
+/* What LOOKUP needs beside the key material. */
+struct lookup_in {
+	const char *prog, *cwd, *root, *mnt;
+	uint32_t flags;
+	int cc;                     /* -1, or 1 for a C++ driver, 0 for C */
+	bool own_digests;           /* the daemon sees other files: hash here */
+	bool progs;                 /* send what the driver runs */
+	const hasher_digest *stdin_digest;
+	char **uses;                /* other programs a shell line runs */
+	size_t nuses;
+};
+
+static int lookup_fields(const struct lookup_in *l, const uint8_t *material, size_t mlen, struct fields *f)
+{
+	field_add(f, CASFS_T_KEY, material, mlen);
+	field_str(f, CASFS_T_ROOT, l->root[strlen(l->mnt)] ? l->root + strlen(l->mnt) + 1 : "");
+	field_str(f, CASFS_T_ROOT_ABS, l->root);
+	field_str(f, CASFS_T_CWD_ABS, l->cwd);
+	field_add(f, CASFS_T_FLAGS, &l->flags, sizeof(l->flags));
+	field_str(f, CASFS_T_TOOL, l->prog);
+	int r;
+	if (l->own_digests) {
+		hasher_digest d;
+		if ((r = digest_path(l->prog, &d)) < 0)
+			return r;
+		field_add(f, CASFS_T_TOOL_DIGEST, d.bytes, sizeof(d.bytes));
+	} else {
+		struct casfs_exec_stat es;
+		if ((r = exec_stat_of(l->prog, &es)) < 0)
+			return r;
+		field_add(f, CASFS_T_STAT, &es, sizeof(es));
+	}
+	if (l->cc >= 0) {
+		uint8_t cxx = (uint8_t)l->cc;
+		field_add(f, CASFS_T_CC, &cxx, 1);
+	}
+	if (l->cc >= 0 && (l->progs || l->own_digests)) {
+		const char *names[2] = { l->cc ? "cc1plus" : "cc1", "as" };
+		for (int i = 0; i < 2; i++) {
+			char path[PATH_MAX], spec[PATH_MAX + 64];
+			driver_prog(l->prog, names[i], path, sizeof(path));
+			int n = snprintf(spec, sizeof(spec), "%s=%s", names[i], path);
+			if (n < 0 || (size_t)n + 1 + HASHER_DIGEST_LEN > sizeof(spec))
+				return -ENAMETOOLONG;
+			size_t len = (size_t)n;
+			if (l->own_digests) {
+				hasher_digest d;
+				/* a name it does not find: in the key as text */
+				if (path[0] != '/' || digest_path(path, &d) < 0)
+					hasher_digest_buffer(path, strlen(path), &d);
+				spec[len++] = '\0';
+				memcpy(spec + len, d.bytes, sizeof(d.bytes));
+				len += sizeof(d.bytes);
+			}
+			field_add(f, CASFS_T_PROG, spec, len);
+		}
+	}
+	if (l->stdin_digest)
+		field_add(f, CASFS_T_STDIN, l->stdin_digest->bytes, sizeof(l->stdin_digest->bytes));
+	for (size_t i = 0; i < l->nuses; i++) {
+		size_t pl = strlen(l->uses[i]) + 1;
+		uint8_t v[PATH_MAX + sizeof(struct casfs_exec_stat)];
+		memcpy(v, l->uses[i], pl);
+		if (l->own_digests) {
+			hasher_digest d;
+			if ((r = digest_path(l->uses[i], &d)) < 0) /* as the daemon does */
+				hasher_digest_buffer(strerror(-r), strlen(strerror(-r)), &d);
+			memcpy(v + pl, d.bytes, sizeof(d.bytes));
+			field_add(f, CASFS_T_USES, v, pl + sizeof(d.bytes));
+		} else {
+			struct casfs_exec_stat es = { 0 };
+			exec_stat_of(l->uses[i], &es); /* gone: the daemon's open fails too */
+			memcpy(v + pl, &es, sizeof(es));
+			field_add(f, CASFS_T_USES, v, pl + sizeof(es));
+		}
+	}
+	return f->oom ? -ENOMEM : 0;
+}
+
+/* The programs outside the mount a shell line may run: every bare word of
+ * it that names an executable (a path, or found on PATH), deduplicated.
+ * A compiler driver among them is reported in *cc (its compile reads
+ * headers casfs cannot see). */
+struct uses {
+	const char *cwd, *mnt;
+	char **v;
+	size_t n;
+	bool over, oom;
+	char cc[256];
+};
+
+static void use_name(void *arg, const char *name)
+{
+	struct uses *u = arg;
+	char real[PATH_MAX];
+	struct stat st;
+	if (shline_builtin(name))
+		return;
+	if (strchr(name, '/')) {
+		char abs[PATH_MAX];
+		if (snprintf(abs, sizeof(abs), "%s%s%s", name[0] == '/' ? "" : u->cwd, name[0] == '/' ? "" : "/",
+			     name) >= (int)sizeof(abs) ||
+		    !realpath(abs, real) || stat(real, &st) < 0 || !S_ISREG(st.st_mode) || access(real, X_OK) < 0)
+			return;
+	} else if (find_program(name, real, sizeof(real)) < 0) {
+		return;
+	}
+	size_t ml = strlen(u->mnt);
+	if (!strncmp(real, u->mnt, ml) && (real[ml] == '/' || real[ml] == '\0'))
+		return; /* run from the mount: its reads are traced */
+	const char *base = strrchr(name, '/');
+	action_cc_info ci;
+	const char *one[1] = { base ? base + 1 : name };
+	action_cc_analyze(one, 1, &ci);
+	if (ci.is_cc && !u->cc[0])
+		snprintf(u->cc, sizeof(u->cc), "%s", name);
+	for (size_t i = 0; i < u->n; i++)
+		if (!strcmp(u->v[i], real))
+			return;
+	if (u->n == CASFS_EXEC_MAX_USES) {
+		u->over = true;
+		return;
+	}
+	if (!(u->v[u->n] = strdup(real)))
+		u->oom = true;
+	else
+		u->n++;
+}
+
+static void uses_free(struct uses *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		free(u->v[i]);
+	free(u->v);
+}
+
 static int exec_action(const struct opts *o, char **argv)
 {
 	char prog[PATH_MAX], cwd[PATH_MAX], mnt[PATH_MAX], root[PATH_MAX];
@@ -673,30 +853,15 @@ static int exec_action(const struct opts *o, char **argv)
 		why = "the working directory is not on a casfs mount";
 	else if (!(c.call = malloc(sizeof(*c.call))))
 		why = "out of memory";
-	if (!why) {
-		char where[PATH_MAX];
-		r = ctl_call(&c, CASFS_OP_WHERE, NULL);
-		if (r == -ENOTTY || r == -EPROTO || r == -EINVAL)
-			why = "the mount's daemon runs another casfs version (remount it to cache actions)";
-		else if (r < 0 || !resp_text(&c, CASFS_T_ROOT, where, sizeof(where)))
-			why = "the mount's daemon did not answer";
-		else {
-			/* the mount point as this process sees it */
-			size_t cl = strlen(cwd), wl = strlen(where);
-			if (wl == 0)
-				snprintf(mnt, sizeof(mnt), "%s", cwd);
-			else if (cl > wl && cwd[cl - wl - 1] == '/' && strcmp(cwd + cl - wl, where) == 0)
-				snprintf(mnt, sizeof(mnt), "%.*s", (int)(cl - wl - 1), cwd);
-			else
-				why = "the working directory's path does not match the mount's";
-		}
-	}
+	else if (mount_of(cwd, mnt, sizeof(mnt)) < 0)
+		mount_where(&c, cwd, mnt, sizeof(mnt), &why);
 	if (!why && find_root(o, cwd, mnt, root, sizeof(root)) < 0) {
 		free(c.call);
 		close(c.fd);
 		return CLI_EXIT_USAGE;
 	}
 	if (why) {
+	uncached:
 		if (o->explain) {
 			printf("uncached: %s\n", why);
 			return 0;
@@ -716,8 +881,6 @@ static int exec_action(const struct opts *o, char **argv)
 	while (argv[argc])
 		argc++;
 	action_cc_analyze((const char *const *)argv, argc, &cc);
-	hasher_digest tools[4];
-	size_t ntools = 0;
 	hasher_digest stdin_digest;
 	enum stdin_kind sk = classify_stdin(&stdin_digest);
 	bool reads_stdin = true;
@@ -739,18 +902,23 @@ static int exec_action(const struct opts *o, char **argv)
 				    "its stdin is a pipe, socket or device it may read (redirect it from a file or /dev/null)");
 	if (!reads_stdin && sk != STDIN_NONE)
 		sk = STDIN_NONE;
-	if ((r = tool_digest(&c, prog, &tools[ntools++])) < 0) {
-		cli_error("cannot read %s: %s", prog, strerror(-r));
-		return 126;
-	}
-	if (cc.is_cc) {
-		static const char *const progs[2][2] = { { "cc1", "as" }, { "cc1plus", "as" } };
-		for (int i = 0; i < 2; i++) {
-			char p[PATH_MAX], real[PATH_MAX];
-			if (prog_name(&c, prog, &tools[0], progs[cc.is_cxx][i], p, sizeof(p)) == 0 &&
-			    (p[0] == '/' ? realpath(p, real) != NULL : find_program(p, real, sizeof(real)) == 0) &&
-			    tool_digest(&c, real, &tools[ntools]) == 0)
-				ntools++;
+	struct uses uses = { .cwd = cwd, .mnt = mnt };
+	if (o->shell_line) {
+		if (!(uses.v = calloc(CASFS_EXEC_MAX_USES, sizeof(*uses.v))))
+			return run_uncached(&c, o, prog, argv, "out_of_memory", "out of memory");
+		shline_names(o->shell_line, use_name, &uses);
+		char because[512];
+		if (uses.cc[0]) {
+			snprintf(because, sizeof(because),
+				 "the line runs %s, whose headers outside the mount casfs cannot learn inside a shell "
+				 "line (make it a recipe line of its own: one command, no shell syntax)", uses.cc);
+			uses_free(&uses);
+			return run_uncached(&c, o, prog, argv, "shell_compile", because);
+		}
+		if (uses.over || uses.oom) {
+			uses_free(&uses);
+			return run_uncached(&c, o, prog, argv, "unknown_input",
+					    uses.oom ? "out of memory" : "the line names more programs than casfs keys");
 		}
 	}
 	/* a link: a gcc/clang run that neither compiles only nor preprocesses */
@@ -761,85 +929,95 @@ static int exec_action(const struct opts *o, char **argv)
 		       strcmp(argv[i], "-v") && strcmp(argv[i], "--version");
 	char depfile[64] = "";
 	bool inject = (cc.is_cc && cc.compile_only && !cc.has_depfile) || link;
-	if (inject) {
-		const char *tmp = getenv("TMPDIR");
-		snprintf(depfile, sizeof(depfile), "%s/casfs-dep.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
-		int dfd = mkstemp(depfile);
-		if (dfd < 0) {
-			inject = false;
-			depfile[0] = '\0';
-		} else {
-			close(dfd);
-		}
-	}
-	char *list_buf = NULL;
-	const char **list = NULL;
-	size_t nenv = 0, cap_env = 16;
-	const char **env = malloc(cap_env * sizeof(*env));
-	for (char **e = environ; env && *e; e++) {
-		char name[256];
-		const char *eq = strchr(*e, '=');
-		if (!eq || (size_t)(eq - *e) >= sizeof(name))
-			continue;
-		memcpy(name, *e, (size_t)(eq - *e));
-		name[eq - *e] = '\0';
-		if (!env_relevant(o, name, &list_buf, &list))
-			continue;
-		if (nenv == cap_env) {
-			const char **ne = realloc(env, (cap_env *= 2) * sizeof(*env));
-			if (!ne)
-				break;
-			env = ne;
-		}
-		env[nenv++] = *e;
-	}
+	/* a gcc link that compiles sources: every cc1 appends what it read,
+	 * system headers too, to $SUNPRO_DEPENDENCIES (a user's own setting
+	 * is left alone: then the compile's reads are not learned) */
+	const char *pbase = strrchr(prog, '/');
+	pbase = pbase ? pbase + 1 : prog;
+	bool sunpro = link && cc.sources > 0 && (strstr(pbase, "gcc") || strstr(pbase, "g++")) &&
+		      !getenv("SUNPRO_DEPENDENCIES") && !getenv("DEPENDENCIES_OUTPUT");
+	char ccdep[64] = "";
+	size_t nenv;
+	const char **env = key_env(o, &nenv);
 	mode_t um = umask(0);
 	umask(um);
-	if (sk == STDIN_FILE)
-		tools[ntools++] = stdin_digest;
-	action_key_in kin = {
-		.tools = tools, .ntools = ntools, .root = root, .cwd = cwd,
-		.argv = (const char *const *)argv, .argc = argc, .env = env, .nenv = nenv,
-		.umask = um, .flags = (o->cache_failures ? ACTION_KF_CACHE_FAILURES : 0) | (inject ? ACTION_KF_DEPFILE : 0) |
-				      (sk == STDIN_FILE ? ACTION_KF_STDIN_FILE : 0),
+	struct lookup_in li = {
+		.prog = prog, .cwd = cwd, .root = root, .mnt = mnt, .cc = cc.is_cc ? cc.is_cxx : -1,
+		.stdin_digest = sk == STDIN_FILE ? &stdin_digest : NULL,
+		.uses = uses.v, .nuses = uses.n,
+		.flags = (o->explain ? CASFS_EXEC_F_EXPLAIN : 0) | (o->relocate ? CASFS_EXEC_F_RELOCATE : 0) |
+			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0) |
+			 /* what its compiler proper reads outside the mount is learned */
+			 ((cc.is_cc && cc.compile_only) || sunpro ? CASFS_EXEC_F_CC_DEPS : 0),
 	};
-	uint8_t *material = NULL;
-	size_t mlen = 0;
-	r = env ? action_key_material(&kin, &material, &mlen) : -ENOMEM;
-	free(env);
-	if (list != (const char **)action_env_default)
-		free(list);
-	free(list_buf);
-	if (r < 0) {
-		cli_error("cannot build the action key: %s", strerror(-r));
-		return 126;
-	}
-	struct fields f = { 0 };
-	uint32_t flags = (o->explain ? CASFS_EXEC_F_EXPLAIN : 0) | (o->relocate ? CASFS_EXEC_F_RELOCATE : 0) |
-			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0);
-	field_add(&f, CASFS_T_KEY, material, mlen);
-	field_str(&f, CASFS_T_ROOT, root[strlen(mnt)] ? root + strlen(mnt) + 1 : "");
-	field_str(&f, CASFS_T_ROOT_ABS, root);
-	field_add(&f, CASFS_T_FLAGS, &flags, sizeof(flags));
-	free(material);
-
-	/* ---- lookup */
 	char text[PATH_MAX + 256];
-	r = f.oom ? -ENOMEM : ctl_call(&c, CASFS_OP_LOOKUP, &f);
+	bool asked_where = false;
+	for (int round = 0;; round++) {
+		action_key_in kin = {
+			.root = root, .cwd = cwd, .argv = (const char *const *)argv, .argc = argc, .env = env,
+			.nenv = nenv, .umask = um,
+			.flags = (o->cache_failures ? ACTION_KF_CACHE_FAILURES : 0) | (inject ? ACTION_KF_DEPFILE : 0) |
+				 (sk == STDIN_FILE ? ACTION_KF_STDIN_FILE : 0),
+		};
+		uint8_t *material = NULL;
+		size_t mlen = 0;
+		struct fields f = { 0 };
+		r = env ? action_key_material(&kin, &material, &mlen) : -ENOMEM;
+		if (r == 0)
+			r = lookup_fields(&li, material, mlen, &f);
+		free(material);
+		if (r < 0) {
+			free(f.b);
+			free(env);
+			cli_error("cannot build the action key of %s: %s", argv[0], strerror(-r));
+			return 126;
+		}
+		r = ctl_call(&c, CASFS_OP_LOOKUP, &f);
+		free(f.b);
+		if (round > 4)
+			break;
+		if (r == -EXDEV && !asked_where) {
+			/* the daemon sees the working directory elsewhere */
+			asked_where = true;
+			if (mount_where(&c, cwd, mnt, sizeof(mnt), &why) < 0) {
+				free(env);
+				goto uncached;
+			}
+			if (find_root(o, cwd, mnt, root, sizeof(root)) < 0) {
+				free(env);
+				free(c.call);
+				close(c.fd);
+				return CLI_EXIT_USAGE;
+			}
+			continue;
+		}
+		if (r == 0 && c.call->status == CASFS_LOOKUP_NEED_DIGEST && !li.own_digests) {
+			li.own_digests = true;
+			continue;
+		}
+		if (r == 0 && c.call->status == CASFS_LOOKUP_NEED_PROGS && !li.progs) {
+			li.progs = true;
+			continue;
+		}
+		break;
+	}
+	free(env);
+	uses_free(&uses);
+	if (r == -ENOTTY || r == -EPROTO) {
+		why = "the mount's daemon runs another casfs version (remount it to cache actions)";
+		goto uncached;
+	}
 	if (r == 0 && c.call->status == CASFS_LOOKUP_HIT && !o->explain) {
 		size_t l;
 		const uint8_t *v;
 		int32_t ex = 0;
 		debug(o, "%s", resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "hit");
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_STDOUT, &l)))
-			write_all(1, v, l);
+			cache_io_write(1, v, l, CACHE_IO_CUR);
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_STDERR, &l)))
-			write_all(2, v, l);
+			cache_io_write(2, v, l, CACHE_IO_CUR);
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_EXIT, &l)) && l == 4)
 			memcpy(&ex, v, 4);
-		if (depfile[0])
-			unlink(depfile);
-		free(f.b);
 		return ex;
 	}
 	if (o->explain) {
@@ -847,18 +1025,40 @@ static int exec_action(const struct opts *o, char **argv)
 			printf("uncached: the daemon refused the lookup (%s)\n", strerror(-r));
 		else
 			printf("%s\n", resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "miss");
-		if (depfile[0])
-			unlink(depfile);
-		free(f.b);
 		return 0;
 	}
 	if (r == 0)
 		debug(o, "%s: %s", argv[0], resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "miss");
+	if (r == 0 && c.call->status != CASFS_LOOKUP_MISS)
+		r = -EAGAIN; /* not cacheable (or a status this client does not know) */
+	if (inject && r == 0) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(depfile, sizeof(depfile), "%s/casfs-dep.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+		int dfd = mkstemp(depfile);
+		if (dfd < 0)
+			r = -errno; /* the run would differ from the key's: uncached */
+		else
+			close(dfd);
+		if (dfd < 0)
+			depfile[0] = '\0';
+	}
+	if (sunpro && r == 0) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(ccdep, sizeof(ccdep), "%s/casfs-cc.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+		int dfd = mkstemp(ccdep);
+		char val[96];
+		snprintf(val, sizeof(val), "%s casfs", ccdep);
+		if (dfd < 0 || setenv("SUNPRO_DEPENDENCIES", val, 1) < 0)
+			r = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		else
+			ccdep[0] = '\0';
+	}
 
 	/* ---- run it, traced */
-	bool traced = r == 0 && ctl_call(&c, CASFS_OP_BEGIN, &f) == 0;
-	free(f.b);
-	if (!traced)
+	bool traced = r == 0 && ctl_call(&c, CASFS_OP_BEGIN, NULL) == 0;
+	if (!traced && r != -EAGAIN)
 		fprintf(stderr, "casfs: warning: the daemon could not trace %s (%s): running it uncached\n", argv[0],
 			r < 0 ? strerror(-r) : "registration refused");
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -888,12 +1088,15 @@ static int exec_action(const struct opts *o, char **argv)
 	if (status < 0) {
 		if (depfile[0])
 			unlink(depfile);
+		if (ccdep[0])
+			unlink(ccdep);
 		return 126;
 	}
 	if (traced && WIFEXITED(status) && !out.over && !err.over) {
 		struct fields g = { 0 };
 		int32_t ex = WEXITSTATUS(status);
-		uint64_t ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
+		int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+		uint64_t ms = ns > 0 ? (uint64_t)ns / 1000000 : 0;
 		field_add(&g, CASFS_T_EXIT, &ex, sizeof(ex));
 		field_add(&g, CASFS_T_RUN_MS, &ms, sizeof(ms));
 		field_add(&g, CASFS_T_STDOUT, out.b, out.len);
@@ -902,14 +1105,17 @@ static int exec_action(const struct opts *o, char **argv)
 			field_add(&g, CASFS_T_OUTLIVED, NULL, 0);
 		if (cc.is_cc && (ex == 0 || o->cache_failures)) {
 			/* what it read outside the mount (ccdeps.h) */
-			ccdeps_compile ci = { .prog = prog, .tool = &tools[0], .argv = argv, .cxx = cc.is_cxx,
+			hasher_digest driver;
+			ccdeps_compile ci = { .prog = prog, .tool = &driver, .argv = argv, .cxx = cc.is_cxx,
 					      .cwd = cwd, .mnt = mnt };
 			ccdeps_cache cache = { cache_get, cache_put, &c };
 			const char *uf = NULL;
-			int dr = 0;
-			if (link)
+			int dr = digest_path(prog, &driver);
+			if (dr == 0 && link)
 				dr = ccdeps_link(&ci, depfile, dep_add, &g);
-			else if (cc.compile_only)
+			if (dr == 0 && link && sunpro)
+				dr = ccdeps_collect(&ci, ccdep, &cache, dep_add, &g);
+			else if (dr == 0 && cc.compile_only)
 				dr = ccdeps_collect(&ci, inject ? depfile : ccdeps_user_complete(argv, &uf) ? uf : NULL,
 						    &cache, dep_add, &g);
 			if (dr < 0)
@@ -933,6 +1139,8 @@ static int exec_action(const struct opts *o, char **argv)
 	free(err.b);
 	if (depfile[0])
 		unlink(depfile);
+	if (ccdep[0])
+		unlink(ccdep);
 	if (WIFSIGNALED(status)) {
 		signal(WTERMSIG(status), SIG_DFL);
 		raise(WTERMSIG(status));
@@ -995,6 +1203,30 @@ int cmd_exec_launcher(int argc, char **argv)
 	return exec_action(&o, argv + 1);
 }
 
+struct extra_env {
+	char **v;
+	size_t n;
+	bool oom;
+};
+
+static void add_env_name(void *arg, const char *name)
+{
+	struct extra_env *e = arg;
+	char **nv = realloc(e->v, (e->n + 1) * sizeof(*nv));
+	if (!nv || !(nv[e->n] = strdup(name))) {
+		e->oom = true;
+		if (nv)
+			e->v = nv;
+		return;
+	}
+	e->v = nv;
+	e->n++;
+}
+
+/* make runs $(SHELL) $(.SHELLFLAGS) LINE: "-c LINE" ("-ec LINE" under
+ * .POSIX).  A line that is one plain command runs as that command (a
+ * compile gets a compiler's handling); any other line runs in /bin/sh, with
+ * the programs it names in the key.  Other arguments: sh, uncached. */
 int cmd_exec_shell(int argc, char **argv)
 {
 	struct opts o = { .debug = getenv("CASFS_LOG") && strcmp(getenv("CASFS_LOG"), "debug") == 0 };
@@ -1003,5 +1235,30 @@ int cmd_exec_shell(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		sh_argv[i] = argv[i];
 	sh_argv[argc] = NULL;
+	if (argc != 3 || (strcmp(argv[1], "-c") && strcmp(argv[1], "-ec"))) {
+		debug(&o, "casfs-sh: not a -c LINE call: running /bin/sh uncached");
+		execv("/bin/sh", sh_argv);
+		cli_error("cannot run /bin/sh: %s", strerror(errno));
+		return 126;
+	}
+	size_t len = strlen(argv[2]);
+	char *buf = malloc(len + 2);
+	char **words = malloc((len / 2 + 2) * sizeof(*words));
+	if (buf && words && shline_simple(argv[2], buf, len + 2, words, len / 2 + 2)) {
+		debug(&o, "casfs-sh: one command: %s", words[0]);
+		return exec_action(&o, words);
+	}
+	free(buf);
+	free(words);
+	o.shell_line = argv[2];
+	/* the variables it expands are in the key too */
+	struct extra_env ex = { 0 };
+	shline_vars(argv[2], add_env_name, &ex);
+	if (ex.oom) {
+		cli_error("out of memory");
+		return 126;
+	}
+	o.env_extra = (const char **)ex.v;
+	o.nenv_extra = ex.n;
 	return exec_action(&o, sh_argv);
 }

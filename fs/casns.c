@@ -398,11 +398,8 @@ static bool may_read_cas(struct req *q)
 /* "<32 lower-case hex>" or "<32 lower-case hex>.<ext>". */
 static int parse_name(const char *name, hasher_digest *d)
 {
-	for (int i = 0; i < HASHER_HEX_LEN; i++) {
-		char c = name[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return -ENOENT;
-	}
+	if (!hasher_hex_is_lower(name, HASHER_HEX_LEN))
+		return -ENOENT;
 	if (name[HASHER_HEX_LEN] != '\0' && !(name[HASHER_HEX_LEN] == '.' && name[HASHER_HEX_LEN + 1]))
 		return -ENOENT;
 	return hasher_digest_from_hex(name, HASHER_HEX_LEN, d) < 0 ? -ENOENT : 0;
@@ -562,6 +559,7 @@ void casns_open(struct req *q, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->rd.fd = -1;
 		fi->fh = (uintptr_t)h;
 		fi->direct_io = 1; /* every read is of the latest response */
+		fi->noflush = 1;   /* a close ends the session at RELEASE */
 		if (req_open(q, fi) == -ENOENT)
 			vhandle_free(h);
 		return;
@@ -654,7 +652,7 @@ void casns_read(struct req *q, fuse_ino_t ino, size_t size, off_t off, struct fu
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		buf.buf[0].fd = h->fd;
 		buf.buf[0].pos = (off_t)h->off + off;
-		req_data(q, &buf, FUSE_BUF_SPLICE_MOVE);
+		req_data(q, &buf, 0);
 		return;
 	}
 	/* From a live file: read, then check nothing changed it meanwhile

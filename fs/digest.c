@@ -5,6 +5,7 @@
  * to attach a state to a node.
  */
 #include "digest.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -98,13 +99,18 @@ static int64_t now_ns(void)
 	return cache_timespec_ns(&ts);
 }
 
-static void dstate_free(void *p)
+/* Tells the subscribers that s's known digest is no longer its file's. */
+static void tell_gone(digests *d, struct dstate *s)
 {
-	struct dstate *s = p;
-	digests *d = gone_owner;
 	for (int i = 0; s->valid && d && i < d->nsubs; i++)
 		if (d->subs[i].gone)
 			d->subs[i].gone(d->subs[i].arg, s->dev, s->ino, &s->rec.digest);
+}
+
+static void dstate_free(void *p)
+{
+	struct dstate *s = p;
+	tell_gone(gone_owner, s);
 	hasher_stream_free(s->stream);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -267,6 +273,8 @@ static void *flusher_main(void *arg)
 			break;
 		pthread_mutex_unlock(&d->plock);
 		flush(d, false);
+		if (d->ix)
+			cache_index_flush(d->ix); /* blob records and touches deferred */
 		pthread_mutex_lock(&d->plock);
 	}
 	pthread_mutex_unlock(&d->plock);
@@ -359,8 +367,9 @@ static void stream_restart(struct dstate *s)
 	s->dirty = s->stream == NULL;
 }
 
-static void changed(struct dstate *s)
+static void changed(digests *d, struct dstate *s)
 {
+	tell_gone(d, s);
 	s->valid = false;
 	s->touched = true;
 	s->version++;
@@ -372,16 +381,22 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 	struct stat st;
 	if (!s)
 		return;
+	bool empty = fstat(fd, &st) == 0 && st.st_size == 0;
 	if (s->writers++ == 0) {
 		s->touched = false;
-		if (fstat(fd, &st) == 0 && st.st_size == 0) {
+		if (empty) {
 			stream_restart(s);
 			/* empty now (new, O_TRUNC): changed unless known empty before */
 			if (!(s->valid && s->rec.size == 0))
-				changed(s);
+				changed(d, s);
 		} else {
 			s->dirty = true; /* existing content: reread at the end */
 		}
+	} else if (empty && !(s->stream && !s->dirty && s->hashed == 0)) {
+		/* another writer has it open, and this open emptied it (O_TRUNC):
+		 * what was known or streamed is gone */
+		changed(d, s);
+		stream_restart(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -400,7 +415,7 @@ void digests_write_reply(digests *d, ino_node *n, off_t off, const void *data, s
 			reply(arg);
 		return;
 	}
-	changed(s);
+	changed(d, s);
 	/* ordered in the stream under the lock, hashed after the reply: the
 	 * next write in order waits for the lock, so it is hashed after these
 	 * bytes, while its copy and backing write overlap this hash */
@@ -423,7 +438,7 @@ void digests_begin_change(digests *d, ino_node *n)
 	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	changed(s);
+	changed(d, s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -432,7 +447,7 @@ void digests_invalidate(digests *d, ino_node *n)
 	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	changed(s);
+	changed(d, s);
 	s->dirty = true;
 	pthread_mutex_unlock(&s->lock);
 }
@@ -442,7 +457,7 @@ void digests_truncate(digests *d, ino_node *n, off_t size)
 	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	changed(s);
+	changed(d, s);
 	if (size == 0 && s->writers > 0)
 		stream_restart(s);
 	else if (!(s->stream && !s->dirty && (uint64_t)size == s->hashed))
@@ -491,12 +506,10 @@ static bool hash_abandon(void *arg)
  * read, -ECANCELED when abandoned (w may be NULL: never). */
 static int hash_file(digests *d, int fd, struct hash_watch *w, hasher_digest *ret, struct stat *st)
 {
-	char name[16];
 	uint64_t size;
-	snprintf(name, sizeof(name), "%d", fd);
-	int rfd = openat(d->proc_fd, name, O_RDONLY | O_CLOEXEC);
+	int rfd = cache_io_reopen(d->proc_fd, fd, O_RDONLY);
 	if (rfd < 0)
-		return -errno;
+		return rfd;
 	hasher_cancel c = { hash_abandon, w };
 	int r = hasher_digest_fd_sparse(rfd, w ? &c : NULL, ret, &size);
 	if (r == 0 && fstat(rfd, st) < 0)
@@ -513,6 +526,8 @@ static int hash_file(digests *d, int fd, struct hash_watch *w, hasher_digest *re
 static void set_digest(digests *d, ino_node *n, struct dstate *s, const hasher_digest *digest,
 		       const struct stat *st, int64_t at, bool written, struct known_event *ev)
 {
+	if (s->valid && !hasher_digest_equal(&s->rec.digest, digest))
+		tell_gone(d, s);
 	s->rec.digest = *digest;
 	fill_rec_stat(&s->rec, st);
 	s->rec.hashed_at_ns = at;

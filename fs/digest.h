@@ -1,11 +1,13 @@
 /* digest.h — per-inode content digests kept right under every mutation.
  *
  * State machine of one regular file's digest (per ino_node, in node->priv):
- *   - opened for writing while empty (new file, O_TRUNC, truncate to 0):
- *     a streaming XXH3 state starts at offset 0;
+ *   - opened for writing while empty (new file, O_TRUNC, truncate to 0),
+ *     also while another writer has it open: a streaming XXH3 state starts
+ *     at offset 0;
  *   - a write at exactly the streamed length feeds the stream; any other
- *     write, fallocate, copy_file_range into it, truncate to non-zero, or a
- *     write we could not see the bytes of marks the stream dirty;
+ *     write, fallocate, copy_file_range into it, truncate to a non-zero
+ *     size other than the streamed length, or a write we could not see the
+ *     bytes of marks the stream dirty;
  *   - at the last release of a written file the digest is final: from the
  *     stream when it covers the whole file, else by one read of the file;
  *   - files never written through this mount get their digest on first
@@ -45,8 +47,10 @@ typedef struct digest_counters {
  *          else found in the index or hashed on request.  Called with no
  *          lock of this module held (it may block, and may call digests_*);
  *          n stays valid for the call.
- *   gone:  a node whose digest was known is freed.  Called with the inode
- *          table's lock held: must not call into the table or block. */
+ *   gone:  a node's known digest stops being its file's: the content
+ *          changes, another digest replaces it, or the node is freed.
+ *          Called with the node's digest state or the inode table locked:
+ *          must not call into the table or this module, or block. */
 typedef struct digests_subscriber {
 	void (*known)(void *arg, ino_node *n, const cache_file_rec *rec, bool written);
 	void (*gone)(void *arg, uint64_t dev, uint64_t ino, const hasher_digest *d);

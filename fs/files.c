@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "casns.h"
+#include "io.h"
 #include "kernel_io.h"
 #include "ops.h"
 #include "req.h"
@@ -356,25 +357,7 @@ void op_read(fuse_req_t r, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 	buf.buf[0].fd = fs_file_of(fi)->fd;
 	buf.buf[0].pos = off;
 	COUNT_N(bytes_read, size);
-	req_data(&q, &buf, FUSE_BUF_SPLICE_MOVE);
-}
-
-/* Writes size bytes at off, all of them unless an error stops it.  Returns
- * the bytes written, or -errno when none were. */
-static ssize_t pwrite_all(int fd, const char *data, size_t size, off_t off)
-{
-	size_t done = 0;
-	while (done < size) {
-		ssize_t w = pwrite(fd, data + done, size - done, off + (off_t)done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return done ? (ssize_t)done : -errno;
-		if (w == 0)
-			break;
-		done += (size_t)w;
-	}
-	return done || !size ? (ssize_t)done : -EIO;
+	req_data(&q, &buf, 0);
 }
 
 /* A write's bytes are in the backing file: the kernel's cached pages of a
@@ -433,7 +416,7 @@ void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t of
 	if (in->count == 1 && !(b->flags & FUSE_BUF_IS_FD)) {
 		/* in memory: write it and feed the digest stream */
 		const char *data = (const char *)b->mem + in->off;
-		n = pwrite_all(f->fd, data, size, off);
+		n = cache_io_write_some(f->fd, data, size, off);
 		if (n < 0) {
 			digests_invalidate(FS->dg, f->node);
 			req_err(&q, (int)-n);

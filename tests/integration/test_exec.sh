@@ -135,12 +135,14 @@ ENVV=(CASFS_TEST_IRRELEVANT=1 CPATH="$T/sysinc")
 step "a variable outside the allowlist" hit 15
 ENVV=()
 mkdir -p "$T/cc"
-printf '#!/bin/sh\nexec gcc "$@"\n' >"$T/cc/mycc"
-chmod +x "$T/cc/mycc"
-CC_BIN=$T/cc/mycc
+# (a wrapper named as a driver is taken for one; a wrapper named otherwise
+# runs uncached: see "a compiler behind a wrapper" below)
+printf '#!/bin/sh\nexec /usr/bin/gcc "$@"\n' >"$T/cc/gcc"
+chmod +x "$T/cc/gcc"
+CC_BIN=$T/cc/gcc
 step "another compiler" miss 15
 step "the same other compiler" hit 15
-printf '#!/bin/sh\n# changed\nexec gcc "$@"\n' >"$T/cc/mycc"
+printf '#!/bin/sh\n# changed\nexec /usr/bin/gcc "$@"\n' >"$T/cc/gcc"
 step "that compiler changed" miss 15
 CC_BIN=""
 
@@ -230,6 +232,146 @@ cx "$G" -- sh -c 'head -c 100000 /dev/urandom > big.bin' && [ -s "$G/big.bin" ] 
     fail "gc: after eviction: rc=$?, misses $(($(counter action_misses) - m))"
 [ "$(md5sum <"$G/big.bin")" != "$sum1" ] && ok "gc: the command really ran again" || fail "gc: the old output came back"
 
+# ---- casfs-sh: what a recipe line may observe -------------------------------------
+H=$MNT/shline
+mkdir -p "$H" "$T/sys" "$T/tool"
+echo '#define SYSV 1' >"$T/sys/sysv.h"
+printf '#include <sysv.h>\nint v = SYSV;\nint main(void) { return v; }\n' >"$H/s.c"
+LINE="gcc -isystem $T/sys -MD -MF s.d -c s.c -o s.o"
+(cd "$H" && "$SH" -c "$LINE")
+rm -f "$H/s.o" "$H/s.d"
+echo '#define SYSV 2' >"$T/sys/sysv.h"
+h=$(counter action_hits)
+(cd "$H" && "$SH" -c "$LINE" && gcc -o s s.o; ./s)
+rc=$?
+[ $rc -eq 2 ] && [ "$(counter action_hits)" -eq "$h" ] &&
+    ok "casfs-sh: a one-command compile sees a changed header outside the mount (a miss)" ||
+    fail "casfs-sh: the program returns $rc (want 2), hits $h -> $(counter action_hits)"
+rm -f "$H/s.o" "$H/s.d"
+(cd "$H" && "$SH" -c "$LINE") && [ "$(counter action_hits)" -gt "$h" ] && ok "casfs-sh: then a hit" ||
+    fail "casfs-sh: the unchanged compile missed"
+u=$(counter uncacheable_shell_compile)
+(cd "$H" && "$SH" -c "mkdir -p o && gcc -isystem $T/sys -c s.c -o o/s.o" && [ -s o/s.o ]) &&
+    [ $(($(counter uncacheable_shell_compile) - u)) -eq 1 ] &&
+    ok "casfs-sh: a compile inside a shell line runs uncached (counted)" ||
+    fail "casfs-sh: shell-line compile: uncacheable_shell_compile moved by $(($(counter uncacheable_shell_compile) - u))"
+printf '#!/bin/sh\necho A\n' >"$T/tool/say"
+chmod +x "$T/tool/say"
+(cd "$H" && "$SH" -c "$T/tool/say > said.txt")
+rm -f "$H/said.txt"
+printf '#!/bin/sh\necho B\n' >"$T/tool/say"
+(cd "$H" && "$SH" -c "$T/tool/say > said.txt")
+[ "$(cat "$H/said.txt")" = B ] && ok "casfs-sh: a changed program a shell line names outside the mount: a miss" ||
+    fail "casfs-sh: said.txt holds '$(cat "$H/said.txt")' after the program changed"
+PATH="$T/tool:$PATH"
+rm -f "$H/said.txt"
+printf '#!/bin/sh\necho C\n' >"$T/tool/say"
+(cd "$H" && "$SH" -c "say > said.txt")
+[ "$(cat "$H/said.txt")" = C ] && ok "casfs-sh: the same for a program found on PATH" ||
+    fail "casfs-sh: said.txt holds '$(cat "$H/said.txt")'"
+rm -f "$H/said.txt"
+h=$(counter action_hits)
+(cd "$H" && "$SH" -c "say > said.txt")
+[ "$(cat "$H/said.txt")" = C ] && [ "$(counter action_hits)" -gt "$h" ] && ok "casfs-sh: unchanged: a hit" ||
+    fail "casfs-sh: unchanged line: '$(cat "$H/said.txt")', hits $h -> $(counter action_hits)"
+echo 'echo script > ran.txt' >"$H/x.sh"
+l=$(counter action_lookups)
+(cd "$H" && "$SH" x.sh) && [ "$(cat "$H/ran.txt")" = script ] && [ "$(counter action_lookups)" -eq "$l" ] &&
+    ok "casfs-sh SCRIPT (not -c): runs in sh, uncached" || fail "casfs-sh x.sh"
+
+# a variable the line expands is in the key (allowlisted or not)
+rm -f "$H/v.txt"
+(cd "$H" && CASFS_TV=one "$SH" -c 'echo $CASFS_TV > v.txt')
+rm -f "$H/v.txt"
+(cd "$H" && CASFS_TV=two "$SH" -c 'echo $CASFS_TV > v.txt')
+[ "$(cat "$H/v.txt")" = two ] && ok "casfs-sh: a variable the line expands changed: a miss" ||
+    fail "casfs-sh: v.txt holds '$(cat "$H/v.txt")' (want two)"
+# a directory output with the set-group-ID bit the command set
+rm -rf "$H/sg"
+(cd "$H" && "$SH" -c 'mkdir sg && chmod 2775 sg')
+rm -rf "$H/sg"
+h=$(counter action_hits)
+(cd "$H" && "$SH" -c 'mkdir sg && chmod 2775 sg')
+[ "$(stat -c %a "$H/sg")" = 2775 ] && [ "$(counter action_hits)" -gt "$h" ] &&
+    ok "a set-group-ID directory output keeps the bit on a hit" ||
+    fail "sgid directory: mode $(stat -c %a "$H/sg"), hits $h -> $(counter action_hits)"
+
+# a compiler behind a wrapper: what it reads outside the mount is unknown
+u=$(counter uncacheable_hidden_compile)
+(cd "$H" && "$X" exec -- env gcc -isystem "$T/sys" -c s.c -o w.o) && [ -s "$H/w.o" ] &&
+    [ $(($(counter uncacheable_hidden_compile) - u)) -eq 1 ] &&
+    ok "a compiler behind a wrapper (env gcc): runs, not cached (hidden_compile)" ||
+    fail "env gcc: uncacheable_hidden_compile moved by $(($(counter uncacheable_hidden_compile) - u))"
+# a link that compiles its source: the headers it read outside the mount count
+(cd "$H" && "$X" exec -- gcc -isystem "$T/sys" s.c -o prog) || fail "compile and link"
+rm -f "$H/prog"
+echo '#define SYSV 3' >"$T/sys/sysv.h"
+h=$(counter action_hits)
+(cd "$H" && "$X" exec -- gcc -isystem "$T/sys" s.c -o prog && ./prog)
+rc=$?
+[ $rc -eq 3 ] && [ "$(counter action_hits)" -eq "$h" ] &&
+    ok "compile and link in one: a changed header outside the mount misses" ||
+    fail "compile and link: the program returns $rc (want 3), hits $h -> $(counter action_hits)"
+rm -f "$H/prog"
+(cd "$H" && "$X" exec -- gcc -isystem "$T/sys" s.c -o prog && ./prog)
+rc=$?
+[ $rc -eq 3 ] && [ "$(counter action_hits)" -gt "$h" ] && ok "compile and link in one: then a hit" ||
+    fail "compile and link: rerun returns $rc, hits $h -> $(counter action_hits)"
+ls /tmp/casfs-cc.* >/dev/null 2>&1 && fail "a dependency file was left in /tmp" || ok "no dependency file left behind"
+
+# a recursive make under casfs-sh: the inner line is an action of its own,
+# the outer run is not cached (what the inner one restores is not its own)
+N=$MNT/nested
+mkdir -p "$N"
+printf 'all:\n\t$(MAKE) -s -C sub\n' >"$N/Makefile"
+mkdir -p "$N/sub"
+printf 'all:\n\techo in > in.txt\n' >"$N/sub/Makefile"
+u=$(counter uncacheable_nested)
+(cd "$N" && make -s SHELL="$SH" >/dev/null)
+rm -f "$N/sub/in.txt"
+h=$(counter action_hits)
+(cd "$N" && make -s SHELL="$SH" >/dev/null)
+[ "$(cat "$N/sub/in.txt")" = in ] && [ $(($(counter uncacheable_nested) - u)) -eq 2 ] &&
+    [ $(($(counter action_hits) - h)) -eq 1 ] &&
+    ok "nested: the recursive make is not cached, its recipe line is (a hit)" ||
+    fail "nested: in.txt '$(cat "$N/sub/in.txt")', uncacheable_nested +$(($(counter uncacheable_nested) - u)), hits +$(($(counter action_hits) - h))"
+
+# ---- a caller that sees other files than the daemon (its own mount namespace) ----
+# The same path names another program there: the key takes the caller's.
+V=$MNT/view
+mkdir -p "$V" "$T/tool" "$T/tool2"
+printf '#!/bin/sh\necho one > made.txt\n' >"$T/tool/gen"
+printf '#!/bin/sh\necho two > made.txt\n' >"$T/tool2/gen"
+chmod +x "$T/tool/gen" "$T/tool2/gen"
+cx "$V" -- "$T/tool/gen" </dev/null
+in_view() { # a private mount namespace where $T/tool/gen is the second program
+    unshare -m sh -c 'mount --make-rprivate / && mount --bind "$1/tool2/gen" "$1/tool/gen" &&
+        cd "$2" && rm -f made.txt && "$3" exec -- "$1/tool/gen" </dev/null && cat made.txt' sh "$T" "$V" "$X"
+}
+m=$(counter action_misses)
+got=$(in_view)
+[ "$got" = two ] && [ "$(counter action_misses)" -gt "$m" ] &&
+    ok "another view: the program the caller sees runs (a miss)" ||
+    fail "another view: made.txt holds '$got', misses $m -> $(counter action_misses)"
+h=$(counter action_hits)
+got=$(in_view)
+[ "$got" = two ] && [ "$(counter action_hits)" -gt "$h" ] && ok "another view: then a hit with its output" ||
+    fail "another view: second run: '$got', hits $h -> $(counter action_hits)"
+rm -f "$V/made.txt"
+cx "$V" -- "$T/tool/gen" </dev/null
+[ "$(cat "$V/made.txt")" = one ] && ok "another view: the daemon's view still gets its own result" ||
+    fail "another view: made.txt holds '$(cat "$V/made.txt")'"
+# the whole mount bound elsewhere (in a namespace that takes it away): the
+# caller's paths, one round trip
+B=$T/bound
+mkdir -p "$B"
+rm -f "$V/made.txt"
+h=$(counter action_hits)
+unshare -m sh -c 'mount --make-rprivate / && mount --bind "$1" "$2" && cd "$2/view" &&
+    "$3" exec -- "$4/tool/gen" </dev/null' sh "$MNT" "$B" "$X" "$T" || fail "bind mount: the run failed"
+[ "$(cat "$V/made.txt")" = one ] && [ "$(counter action_hits)" -gt "$h" ] &&
+    ok "a bind mount of the mount: a hit there" || fail "bind mount: made.txt '$(cat "$V/made.txt")'"
+
 # ---- bad input ------------------------------------------------------------------
 cx "$MNT" >/dev/null 2>&1
 [ $? -eq 2 ] && ok "no command: exit 2" || fail "no command: exit $?"
@@ -251,6 +393,11 @@ m=$(counter action_misses)
 cx "$K" -- sh -c 'echo x > k.txt; kill -9 $$'
 [ "$(counter action_misses)" -gt "$m" ] && ok "killed command: nothing was stored" || fail "killed command: it hit"
 (cd "$MNT" && "$LAUNCH" true) && ok "casfs-exec launcher runs a command" || fail "casfs-exec launcher"
+
+saved=$(counter action_time_saved_ms)
+hits=$(counter action_hits)
+[ "$saved" -gt 0 ] && [ "$saved" -lt $((hits * 60000)) ] &&
+    ok "time saved is plausible: $saved ms over $hits hits" || fail "time saved: $saved ms over $hits hits"
 
 casfs_umount "$MNT" || fail "umount"
 casfs_finish
