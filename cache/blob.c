@@ -540,7 +540,7 @@ int cache_blob_quarantine(cache_index *ix, const hasher_digest *d)
 
 /* ---- reading --------------------------------------------------------------------- */
 
-static int blob_open(cache_index *ix, const hasher_digest *d, bool touch_it, cache_reader *ret)
+int cache_blob_open(cache_index *ix, const hasher_digest *d, cache_reader *ret)
 {
 	cache_blob_header h;
 	const char *why;
@@ -578,29 +578,6 @@ static int blob_open(cache_index *ix, const hasher_digest *d, bool touch_it, cac
 		}
 		*ret = (cache_reader){ .fd = t.fd, .off = 0, .size = h.size, .decompressed = true };
 	}
-	if (touch_it)
-		touch(ix, d, &h);
-	return 0;
-}
-
-int cache_blob_open(cache_index *ix, const hasher_digest *d, cache_reader *ret)
-{
-	return blob_open(ix, d, true, ret);
-}
-
-int cache_blob_open_untouched(cache_index *ix, const hasher_digest *d, cache_reader *ret)
-{
-	return blob_open(ix, d, false, ret);
-}
-
-int cache_blob_touch(cache_index *ix, const hasher_digest *d)
-{
-	cache_blob_header h;
-	const char *why;
-	int fd = open_blob(ix, d, &h, &why);
-	if (fd < 0)
-		return fd;
-	close(fd);
 	touch(ix, d, &h);
 	return 0;
 }

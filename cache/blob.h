@@ -101,13 +101,6 @@ typedef struct cache_reader {
  * into an unnamed file in STORE/tmp.  Touches last use.  -ENOENT, -EBADMSG
  * (corrupt: quarantined), -errno. */
 int cache_blob_open(cache_index *ix, const hasher_digest *d, cache_reader *ret);
-/* The same without touching last use (no index write, no wait for this
- * process's deferred records to be committed): for a caller that must not
- * wait for the index and records the use later with cache_blob_touch. */
-int cache_blob_open_untouched(cache_index *ix, const hasher_digest *d, cache_reader *ret);
-/* Records that d was used now, as cache_blob_open does (a blob without a
- * record gets one).  0, -ENOENT, -EBADMSG, -errno. */
-int cache_blob_touch(cache_index *ix, const hasher_digest *d);
 void cache_reader_close(cache_reader *r);
 
 /* Restores d as `name` in dirfd: a temp file in dirfd, filled by reflink

@@ -34,7 +34,6 @@
 #include "actions.h"
 #include "blob.h"
 #include "casns.h"
-#include "ingest.h"
 #include "state.h"
 
 enum vkind { VN_CASFS = 1, VN_CAS, VN_FILE, VN_CTL };
@@ -590,9 +589,7 @@ void casns_open(struct req *q, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 	}
 	if (h->fd < 0) {
-		/* its last use is recorded by the ingest worker: an open never
-		 * waits for an index commit */
-		int r = cache_blob_open_untouched(FS->ix, &v->digest, &h->rd);
+		int r = cache_blob_open(FS->ix, &v->digest, &h->rd);
 		if (r < 0) {
 			char hex[HASHER_HEX_LEN + 1];
 			hasher_digest_to_hex(&v->digest, hex);
@@ -608,7 +605,6 @@ void casns_open(struct req *q, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->fd = h->rd.fd;
 		h->off = h->rd.off;
 		h->size = h->rd.size;
-		ingest_touch(FS->ing, &v->digest);
 		COUNT(cas_opens_blob);
 	}
 	fi->fh = (uintptr_t)h;

@@ -24,7 +24,7 @@
 	X(cas_lookups) X(cas_misses) X(cas_denied) X(cas_opens_live) X(cas_opens_blob) \
 	X(cas_bytes_read) X(cas_corrupt) X(cas_live_changed) \
 	X(ingest_queued) X(ingest_stored) X(ingest_existing) X(ingest_skipped) \
-	X(ingest_errors) X(ingest_bytes) X(ingest_touches) X(gc_runs) X(gc_evicted) \
+	X(ingest_errors) X(ingest_bytes) X(gc_runs) X(gc_evicted) \
 	X(replies_error) X(stale_ids) X(nodes_revived) X(unlink_open_files) \
 	X(sessions) X(action_lookups) X(action_hits) X(action_misses) X(action_relocated_hits) \
 	X(action_time_saved_ms) X(action_outputs_restored) X(action_recorded) X(action_uncacheable) \

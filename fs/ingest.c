@@ -22,12 +22,11 @@
 #include "state.h"
 
 /* A full queue makes the rehash worker wait when it queues a file; a
- * request never waits (the queue grows instead): no file is dropped.
- * Touches are hints, dropped when the queue is full. */
+ * request never waits (the queue grows instead): no file is dropped. */
 #define QUEUE_MAX 4096
 
 struct job {
-	ino_node *node; /* referenced; NULL: a touch of digest */
+	ino_node *node; /* referenced */
 	hasher_digest digest;
 	struct job *next;
 };
@@ -123,13 +122,7 @@ static void *worker(void *arg)
 		pthread_mutex_unlock(&g->lock);
 		if (!j && !gc)
 			break; /* stopped and drained */
-		if (j && !j->node) {
-			int r = cache_blob_touch(FS->ix, &j->digest);
-			if (r < 0 && r != -ENOENT)
-				fprintf(stderr, "casfs: ingest: cannot record a use of a stored content: %s\n", strerror(-r));
-			COUNT(ingest_touches);
-			free(j);
-		} else if (j) {
+		if (j) {
 			bool grew = store_one(g, j);
 			ino_node_unref(FS->tbl, j->node);
 			free(j);
@@ -182,18 +175,6 @@ void ingest_free(struct ingest *g)
 	free(g);
 }
 
-/* Appends j to the queue.  Lock held. */
-static void append(struct ingest *g, struct job *j)
-{
-	if (g->tail)
-		g->tail->next = j;
-	else
-		g->head = j;
-	g->tail = j;
-	g->queued++;
-	pthread_cond_signal(&g->work);
-}
-
 void ingest_queue(struct ingest *g, ino_node *n, const hasher_digest *d)
 {
 	struct job *j = malloc(sizeof(*j));
@@ -208,24 +189,15 @@ void ingest_queue(struct ingest *g, ino_node *n, const hasher_digest *d)
 	pthread_mutex_lock(&g->lock);
 	while (g->queued >= QUEUE_MAX && !g->stop && !fs_request_thread)
 		pthread_cond_wait(&g->space, &g->lock);
-	append(g, j);
+	if (g->tail)
+		g->tail->next = j;
+	else
+		g->head = j;
+	g->tail = j;
+	g->queued++;
 	COUNT(ingest_queued);
+	pthread_cond_signal(&g->work);
 	pthread_mutex_unlock(&g->lock);
-}
-
-void ingest_touch(struct ingest *g, const hasher_digest *d)
-{
-	struct job *j = g ? malloc(sizeof(*j)) : NULL;
-	if (!j)
-		return;
-	*j = (struct job){ .digest = *d };
-	pthread_mutex_lock(&g->lock);
-	if (g->queued < QUEUE_MAX && !g->stop) {
-		append(g, j);
-		j = NULL;
-	}
-	pthread_mutex_unlock(&g->lock);
-	free(j);
 }
 
 static void on_known(void *arg, ino_node *n, const cache_file_rec *rec, bool written)

@@ -15,11 +15,6 @@ void ingest_free(struct ingest *g);
  * (fs_request_thread, state.h): a RELEASE does not wait for the store, the
  * queue grows past its bound instead. */
 void ingest_queue(struct ingest *g, ino_node *n, const hasher_digest *d);
-/* Records, on the worker, that content d was just served from the store
- * (its last use, which gc goes by): the index write and its fsync stay off
- * the request path.  Never waits; dropped when the queue is full (a last
- * use older by a few seconds). */
-void ingest_touch(struct ingest *g, const hasher_digest *d);
 
 /* With -o ingest=all, every file written through the mount is queued at
  * the last close of its writers: subscribe this (arg: the ingest). */

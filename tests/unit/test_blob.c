@@ -614,38 +614,6 @@ static void test_put_again_and_stat(void **state)
 	free(buf);
 }
 
-/* Opening without a touch writes nothing to the index; the touch, made
- * later, records the use (and adopts a blob that has no record). */
-static void test_open_untouched(void **state)
-{
-	size_t len;
-	uint8_t *buf = make(C_TEXT, 11, &len);
-	cache_put_result a;
-	cache_blob_rec rec;
-	cache_reader r;
-	hasher_digest absent;
-	assert_int_equal(put_buf(buf, len, NULL, &a), 0);
-	assert_int_equal(cache_index_blob_del(ix, &a.digest, -1, CACHE_DEL_STALE), 0);
-	assert_int_equal(cache_index_blob_get(ix, &a.digest, &rec), -ENOENT);
-	assert_int_equal(cache_blob_open_untouched(ix, &a.digest, &r), 0);
-	assert_int_equal(r.size, len);
-	uint8_t *got = malloc(len);
-	assert_non_null(got);
-	assert_int_equal(pread(r.fd, got, len, (off_t)r.off), (ssize_t)len);
-	assert_memory_equal(got, buf, len);
-	cache_reader_close(&r);
-	assert_int_equal(cache_index_blob_get(ix, &a.digest, &rec), -ENOENT);
-	int64_t before = cache_now_ns();
-	assert_int_equal(cache_blob_touch(ix, &a.digest), 0);
-	assert_int_equal(cache_index_blob_get(ix, &a.digest, &rec), 0);
-	assert_true(rec.last_use_ns >= before);
-	assert_int_equal(rec.size, len);
-	hasher_digest_buffer("absent", 6, &absent);
-	assert_int_equal(cache_blob_touch(ix, &absent), -ENOENT);
-	free(got);
-	free(buf);
-}
-
 /* ---- corruption ------------------------------------------------------------------ */
 
 enum damage { D_FLIP_PAYLOAD, D_TRUNCATE, D_TRUNCATE_HEADER, D_APPEND, D_DIGEST, D_NDAMAGE };
@@ -1465,7 +1433,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip_zstd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_roundtrip_auto, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_again_and_stat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_untouched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corruption, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corruption_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
