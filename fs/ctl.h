@@ -30,6 +30,7 @@
 	X(action_time_saved_ms) X(action_outputs_restored) X(action_recorded) X(action_uncacheable) \
 	X(action_blob_missing) X(action_restore_errors) X(exec_uncached) \
 	X(kernel_negatives_expired) X(kernel_listings_dropped) \
+	X(setid_killed) X(passthrough_opens) X(passthrough_backings) \
 	CASFS_UNCACHEABLE_COUNTERS(X)
 
 /* Why a run was not recorded: uncacheable_<reason>. */

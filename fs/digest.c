@@ -403,16 +403,32 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 
 void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t len)
 {
+	digests_write_reply(d, n, off, data, len, NULL, NULL);
+}
+
+void digests_write_reply(digests *d, ino_node *n, off_t off, const void *data, size_t len,
+			 void (*reply)(void *arg), void *arg)
+{
 	struct dstate *s = lock_state(d, n);
-	if (!s)
+	if (!s) {
+		if (reply)
+			reply(arg);
 		return;
+	}
 	changed(d, s);
-	if (!s->dirty && s->stream && data && (uint64_t)off == s->hashed) {
-		hasher_stream_update(s->stream, data, len);
+	/* ordered in the stream under the lock, hashed after the reply: the
+	 * next write in order waits for the lock, so it is hashed after these
+	 * bytes, while its copy and backing write overlap this hash */
+	bool stream = !s->dirty && s->stream && data && (uint64_t)off == s->hashed;
+	if (stream)
 		s->hashed += len;
-		BUMP(d, c_bytes, len);
-	} else {
+	else
 		s->dirty = true;
+	if (reply)
+		reply(arg);
+	if (stream) {
+		hasher_stream_update(s->stream, data, len);
+		BUMP(d, c_bytes, len);
 	}
 	pthread_mutex_unlock(&s->lock);
 }

@@ -72,6 +72,13 @@ void digests_open_write(digests *d, ino_node *n, int fd);
 /* After `len` bytes were written at `off`; data may be NULL when the bytes
  * were not seen (spliced), which makes the stream dirty. */
 void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t len);
+/* digests_write for a caller that answers its writer: calls reply(arg)
+ * exactly once (reply may be NULL), after the bytes took their place in
+ * n's stream but before they are hashed, so the writer's next write
+ * overlaps the hashing (and still reaches the stream after these bytes).
+ * data stays the caller's and must stay valid until this returns. */
+void digests_write_reply(digests *d, ino_node *n, off_t off, const void *data, size_t len,
+			 void (*reply)(void *arg), void *arg);
 /* The content is about to change (truncate, fallocate, copy_file_range
  * into it): the digest stops being served before the backing changes. */
 void digests_begin_change(digests *d, ino_node *n);
