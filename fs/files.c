@@ -206,7 +206,7 @@ static void file_free(struct fs_file *f)
 	bool last = file_unlink(f);
 	atomic_fetch_sub_explicit(&FS->counters[CASFS_C_open_files], 1, memory_order_relaxed);
 	if (f->writer)
-		digests_release_write(FS->dg, n, f->fd);
+		digests_release_write(FS->dg, n, f->fd, f->sess != NULL);
 	close(f->fd);
 	if (f->sess) {
 		trace_writer_closed(session_trace(f->sess));
