@@ -816,6 +816,22 @@ static void test_seed_reads_nothing(void **state)
 	assert_int_equal(counters(f).digest_index_hits, 1);
 }
 
+/* Writes the 8 KiB a into a new file name as `as` does (the header last),
+ * by a writer of a recorded run. */
+static ino_node *write_recorded_out_of_order(struct fx *f, const char *name, const uint8_t *a)
+{
+	put_file(f, name, NULL, 0);
+	ino_node *n = node_of(f, name);
+	int fd = openat(f->tree, name, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	digests_open_write(f->d, n, fd);
+	write_at(f, n, fd, 4096, a + 4096, 4096, true);
+	write_at(f, n, fd, 0, a, 4096, true);
+	digests_release_write(f->d, n, fd, true);
+	close(fd);
+	return n;
+}
+
 /* An output written out of order by a recorded run: the recorder's read
  * (to store it) gives its digest, and the delayed re-read reads nothing;
  * a seed from a read of an older version is refused and the re-read
@@ -826,15 +842,7 @@ static void test_recorded_output_read_once(void **state)
 	uint8_t a[8192];
 	for (size_t i = 0; i < sizeof(a); i++)
 		a[i] = (uint8_t)(i * 13);
-	put_file(f, "obj", NULL, 0);
-	ino_node *n = node_of(f, "obj");
-	int fd = openat(f->tree, "obj", O_WRONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	digests_open_write(f->d, n, fd);
-	write_at(f, n, fd, 4096, a + 4096, 4096, true);
-	write_at(f, n, fd, 0, a, 4096, true);
-	digests_release_write(f->d, n, fd, true);
-	close(fd);
+	ino_node *n = write_recorded_out_of_order(f, "obj", a);
 	uint64_t version;
 	assert_int_equal(digests_version(f->d, n, &version), 0);
 	hasher_digest want = file_digest(f, "obj"); /* the recorder's read */
@@ -851,15 +859,8 @@ static void test_recorded_output_read_once(void **state)
 	assert_digest_equal(get(f, n), want);
 
 	/* changed after the recorder's digests_version: its seed is refused */
-	put_file(f, "obj2", NULL, 0);
-	ino_node *n2 = node_of(f, "obj2");
-	fd = openat(f->tree, "obj2", O_WRONLY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	digests_open_write(f->d, n2, fd);
-	write_at(f, n2, fd, 4096, a + 4096, 4096, true);
-	write_at(f, n2, fd, 0, a, 4096, true);
-	digests_release_write(f->d, n2, fd, true);
-	close(fd);
+	ino_node *n2 = write_recorded_out_of_order(f, "obj2", a);
+	int fd;
 	assert_int_equal(digests_version(f->d, n2, &version), 0);
 	hasher_digest old = file_digest(f, "obj2");
 	fd = open_w(f, n2, "obj2", 0);
