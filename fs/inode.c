@@ -876,27 +876,39 @@ void ino_node_unref(ino_table *t, ino_node *n)
 }
 
 /* Reopens n without the lock. Returns an fd or -errno. */
+/* A copy of n's file handle and its mount fd, read under the lock (held):
+ * a node can change inode (ino_table_moved) and its mount can go
+ * (ino_table_mount_gone), which free the handle.  0, or -ESTALE when n
+ * has no handle now. */
+union handle_buf {
+	struct file_handle h;
+	char bytes[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+};
+
+static int handle_copy_locked(ino_table *t, ino_node *n, union handle_buf *ret, int *ret_mfd)
+{
+	if (!n->handle || n->mnt < 0)
+		return -ESTALE;
+	memcpy(ret, n->handle, sizeof(*n->handle) + n->handle->handle_bytes);
+	*ret_mfd = t->mounts[n->mnt].fd;
+	t->st.reopen_by_handle++;
+	return 0;
+}
+
 static int reopen(ino_table *t, ino_node *n)
 {
 	if (t->handles) {
-		/* The handle and the mount fd are read under the lock: a node
-		 * can change inode (ino_table_moved) and a mount can go
-		 * (ino_table_mount_gone), so what opens is checked too. */
-		union {
-			struct file_handle h;
-			char bytes[sizeof(struct file_handle) + MAX_HANDLE_SZ];
-		} fh;
+		/* what opens is checked too: the inode n was when the handle
+		 * was read */
+		union handle_buf fh;
 		struct stat st;
+		int mfd;
 		ino_table_lock(t);
-		if (!n->handle || n->mnt < 0) {
-			ino_table_unlock(t);
-			return -ESTALE;
-		}
-		int mfd = t->mounts[n->mnt].fd;
 		uint64_t dev = n->dev, ino = n->ino;
-		memcpy(&fh, n->handle, sizeof(*n->handle) + n->handle->handle_bytes);
-		t->st.reopen_by_handle++;
+		int r = handle_copy_locked(t, n, &fh, &mfd);
 		ino_table_unlock(t);
+		if (r < 0)
+			return r;
 		int fd = open_by_handle_at(mfd, &fh.h, O_PATH | O_CLOEXEC);
 		if (fd < 0)
 			return -errno;
@@ -987,6 +999,20 @@ int ino_node_fd_get(ino_table *t, ino_node *n)
 	for (int i = 0; i < nv; i++)
 		close(victims[i]);
 	return fd;
+}
+
+int ino_node_open_uncached(ino_table *t, ino_node *n, int flags)
+{
+	union handle_buf fh;
+	int mfd = -1;
+	ino_table_lock(t);
+	if (t->handles && n->fd < 0 && handle_copy_locked(t, n, &fh, &mfd) == 0)
+		t->st.fd_misses++;
+	ino_table_unlock(t);
+	if (mfd < 0)
+		return -EAGAIN;
+	int fd = open_by_handle_at(mfd, &fh.h, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
 }
 
 void ino_node_fd_put(ino_table *t, ino_node *n)
