@@ -31,6 +31,7 @@
 	X(action_blob_missing) X(action_restore_errors) X(exec_uncached) \
 	X(kernel_negatives_expired) X(kernel_listings_dropped) \
 	X(setid_killed) X(passthrough_opens) X(passthrough_backings) \
+	X(fast_sandboxes) X(fast_sandboxes_removed) X(renames_across) X(renames_exdev) \
 	CASFS_UNCACHEABLE_COUNTERS(X)
 
 /* Why a run was not recorded: uncacheable_<reason>. */

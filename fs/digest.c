@@ -752,6 +752,30 @@ void digests_seed(digests *d, ino_node *n, const hasher_digest *digest, const st
 	tell_known(d, n, &ev);
 }
 
+void digests_moved(digests *d, ino_node *n, const struct stat *st)
+{
+	struct known_event ev = { 0 };
+	struct dstate *s = d ? lock_state(d, n) : NULL;
+	if (!s)
+		return;
+	bool keep = s->valid && s->writers == 0 && s->rec.size == (uint64_t)st->st_size;
+	/* the old inode's digest is gone either way */
+	if (keep)
+		tell_gone(d, s);
+	else
+		changed(d, s); /* computed on request, from the copy */
+	s->dev = n->dev;
+	s->ino = n->ino;
+	if (keep) {
+		fill_rec_stat(&s->rec, st);
+		s->version++;
+		enqueue(d, n, s);
+		ev = (struct known_event){ .set = true, .rec = s->rec };
+	}
+	pthread_mutex_unlock(&s->lock);
+	tell_known(d, n, &ev);
+}
+
 int digests_subscribe(digests *d, const digests_subscriber *sub)
 {
 	if (!d)

@@ -122,6 +122,12 @@ int digests_version(digests *d, ino_node *n, uint64_t *ret_version);
 int digests_seed_read(digests *d, ino_node *n, const hasher_digest *digest, const struct stat *st,
 		      uint64_t version);
 
+/* n now is another inode with the same content (ino_table_moved: a copy
+ * made when a rename crossed two backing filesystems); st is its stat.  A
+ * known digest stays known, for the new inode (subscribers hear "gone" for
+ * the old one and "known" for n), and nothing reads the copy to learn it. */
+void digests_moved(digests *d, ino_node *n, const struct stat *st);
+
 /* The known digest of n without computing anything: 0 and *rec, *version
  * when it is valid and no writer has the file open, else -EAGAIN.  The
  * version changes with every change of the content. */
