@@ -51,6 +51,10 @@ static const char mount_usage[] =
 	"      writeback      kernel writeback cache (merges small writes, but\n"
 	"                     every close then costs a FLUSH and a GETATTR)\n"
 	"      no_writeback   write through, read-only opens skip FLUSH (default)\n"
+	"      no_passthrough  serve every read through casfs; by default, when root\n"
+	"                     mounts, a read-only open of a file of 1 MiB or more is\n"
+	"                     passed through to the backing file in the kernel\n"
+	"                     (FUSE passthrough: its reads never reach the daemon)\n"
 	"      timeout=SECS   entry/attribute cache lifetime (default 86400)\n"
 	"      no_handles     reopen inodes by name, not by file handle (the mode\n"
 	"                     used anyway without CAP_DAC_READ_SEARCH)\n"
@@ -68,6 +72,11 @@ static const char mount_usage[] =
 	"                     by default casfs answers them EOPNOTSUPP, so ls -l asks\n"
 	"                     once per device instead of twice per file and write(2)\n"
 	"                     costs no backing call for security.capability\n"
+	"      fast_sandboxes (root only) keep Bazel's sandboxes in memory: every\n"
+	"                     directory named bazel-sandbox.* (below --sandbox_base)\n"
+	"                     is served from a tmpfs of its own, seen by the daemon\n"
+	"                     only, while it exists; files renamed out of it are\n"
+	"                     copied (docs/BAZEL.md)\n"
 	"      store=DIR      same as --store (for /etc/fstab)\n"
 	"      backing=DIR    same as --backing (mount(8) takes it as the SOURCE)\n"
 	"      ingest=all|none  same as --ingest\n"
@@ -212,6 +221,10 @@ static int parse_opts(char *list, struct mount_args *a)
 			a->fo.writeback = true;
 		else if (!strcmp(o, "no_writeback") && !val)
 			a->fo.writeback = false;
+		else if (!strcmp(o, "passthrough") && !val)
+			a->fo.passthrough = true;
+		else if (!strcmp(o, "no_passthrough") && !val)
+			a->fo.passthrough = false;
 		else if (!strcmp(o, "no_handles") && !val)
 			a->fo.use_handles = false;
 		else if (!strcmp(o, "no_xattr") && !val)
@@ -220,6 +233,8 @@ static int parse_opts(char *list, struct mount_args *a)
 			a->fo.security_xattrs = true;
 		else if (!strcmp(o, "sha256") && !val)
 			a->fo.sha256 = true;
+		else if (!strcmp(o, "fast_sandboxes") && !val)
+			a->fo.fast_sandboxes = true;
 		else if (!strcmp(o, "timeout") && val) {
 			a->fo.timeout = strtod(val, &end);
 			if (*end || a->fo.timeout < 0)
@@ -478,6 +493,11 @@ static int do_mount(struct mount_args *a)
 	bool root = geteuid() == 0;
 	if (!root && (r = generic_check_unprivileged(&a->g)) != 0)
 		return r;
+	if (!root && a->fo.fast_sandboxes) {
+		cli_error("-o fast_sandboxes mounts tmpfs filesystems, which only root may do: mount as root, or "
+			  "drop the option");
+		return CLI_EXIT_FAILURE;
+	}
 	a->fo.read_only = a->g.ro == 1;
 	generic_libfuse_opts(&a->g, a->libfuse_opts, sizeof(a->libfuse_opts));
 	a->fo.mount_opts = a->libfuse_opts;
@@ -626,6 +646,7 @@ static void mount_defaults(struct mount_args *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->fo.writeback = false;
+	a->fo.passthrough = true;
 	a->fo.use_handles = true;
 	a->fo.xattr = true;
 	a->fo.timeout = 86400;

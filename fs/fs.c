@@ -29,7 +29,9 @@
 #include "casns.h"
 #include "ingest.h"
 #include "kcache.h"
+#include "kernel_io.h"
 #include "ops.h"
+#include "sandbox_fast.h"
 #include "session.h"
 #include "state.h"
 
@@ -52,6 +54,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * tools/bench/write-hash compares the hash alone; in its runs the
 	 * copy was no slower than splicing, within the machine's noise. */
 	conn->want &= ~FUSE_CAP_SPLICE_READ;
+	/* Killing set-user/group-ID: FUSE_HANDLE_KILLPRIV_V2, asked for by
+	 * kernel_io.c, where the kernel says when; never the first version,
+	 * which would have casfs kill them on every write, even root's. */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* Reads are spliced from the backing file's page cache: such pages
 	 * belong to a file and can never be moved into ours, so with
 	 * SPLICE_MOVE the kernel copies each one anyway after logging "fuse:
@@ -188,7 +194,16 @@ int fs_run(const struct fs_options *o, int ready_fd)
 		if (rl.rlim_cur != RLIM_INFINITY && fd_cache > rl.rlim_cur / 2)
 			fd_cache = (unsigned)(rl.rlim_cur / 2);
 	}
-	r = ino_table_new(o->backing_fd, o->use_handles, fd_cache, &fs.tbl);
+	/* -o fast_sandboxes: the daemon serves the backing from a private copy
+	 * of its mount tree, where it mounts the sandboxes' tmpfs */
+	int backing_fd = o->backing_fd;
+	if (o->fast_sandboxes && (r = sbfast_new(o->backing_fd, &fs.sb, &backing_fd)) < 0) {
+		send_ready("ERR -o fast_sandboxes: cannot mount a tmpfs in a private mount tree (%s): it needs a "
+			   "daemon running as root with CAP_SYS_ADMIN and Linux 6.15 or later; drop the option\n",
+			   strerror(-r));
+		goto out;
+	}
+	r = ino_table_new(backing_fd, o->use_handles, fd_cache, &fs.tbl);
 	if (r < 0) {
 		send_ready("ERR cannot use backing directory %s: %s\n", o->backing_path, strerror(-r));
 		goto out;
@@ -260,6 +275,12 @@ int fs_run(const struct fs_options *o, int ready_fd)
 			   fuse_last_error[0] ? fuse_last_error : "mount failed");
 		goto out_signals;
 	}
+	/* Past here a failure only costs speed: say so and go on. */
+	/* passthrough needs CAP_SYS_ADMIN to register backing files */
+	struct kio_options kio = { .killpriv_v2 = true, .passthrough = o->passthrough && fs.root_daemon };
+	if ((r = kio_install(fs.se, &kio)) < 0)
+		fprintf(stderr, "casfs: cannot read /dev/fuse itself (%s): every write(2) costs a "
+			"security.capability request\n", strerror(-r));
 	send_ready("OK\n");
 	if (!o->foreground && o->log_path) {
 		/* Detach from the caller's terminal: messages go to the log. */
@@ -301,6 +322,8 @@ out:
 	fs.ss = NULL;
 	cache_index_close(fs.ix);
 	ino_table_free(fs.tbl);
+	sbfast_free(fs.sb); /* the private tree and its tmpfs go with the last fd */
+	fs.sb = NULL;
 	if (fs.proc_fd >= 0)
 		close(fs.proc_fd);
 	if (ready_fd_global >= 0)

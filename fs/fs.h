@@ -16,12 +16,16 @@ struct fs_options {
 	bool allow_other;
 	bool read_only;
 	bool writeback;           /* kernel writeback cache */
+	bool passthrough;         /* kernel passthrough for large read-only opens
+				     (root daemons; never with writeback) */
 	bool use_handles;         /* try file handles (needs CAP_DAC_READ_SEARCH) */
 	bool xattr;               /* pass getxattr & co. (false: ENOSYS) */
 	bool security_xattrs;     /* security.* and system.posix_acl_* reach the
 				     backing (false: EOPNOTSUPP) */
 	bool sha256;              /* SHA-256 streamed on the write path, and
 				     user.casfs.sha256 listed */
+	bool fast_sandboxes;      /* bazel-sandbox.* directories on private tmpfs
+				     mounts (root only; sandbox_fast.h) */
 	double timeout;           /* entry/attr/negative cache timeout, seconds */
 	unsigned fd_cache;        /* 0: default */
 	unsigned threads;         /* 0: default */

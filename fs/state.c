@@ -2,6 +2,8 @@
 #include "state.h"
 #include "io.h"
 
+#include "sandbox_fast.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -9,6 +11,7 @@
 #include <unistd.h>
 
 struct fs *FS;
+_Thread_local bool fs_request_thread;
 
 int fs_reopen_fd(int fd, int flags)
 {
@@ -17,7 +20,12 @@ int fs_reopen_fd(int fd, int flags)
 
 int fs_node_open(ino_node *n, int flags)
 {
-	int fd = ino_node_fd_get(FS->tbl, n);
+	int fd = ino_node_open_uncached(FS->tbl, n, flags);
+	if (fd >= 0)
+		return fd;
+	/* cached (reopened), or a handle that failed (an unlinked file the
+	 * table reaches another way): the pinned fd's way */
+	fd = ino_node_fd_get(FS->tbl, n);
 	if (fd < 0)
 		return fd;
 	int r = fs_reopen_fd(fd, flags);
@@ -36,6 +44,7 @@ void fs_fill_entry(struct fuse_entry_param *e, ino_node *n, const struct stat *s
 	e->ino = n->id;
 	e->generation = n->generation;
 	e->attr = *st;
+	e->attr.st_ino = sbfast_ino(FS->sb, st->st_dev, st->st_ino);
 	e->attr_timeout = FS->o.timeout;
 	e->entry_timeout = FS->o.timeout;
 }
@@ -43,6 +52,8 @@ void fs_fill_entry(struct fuse_entry_param *e, ino_node *n, const struct stat *s
 int fs_lookup_at(ino_node *parent, int pfd, const char *name, struct fuse_entry_param *e)
 {
 	struct stat st;
+	if (FS->sb && sbfast_name(name))
+		sbfast_adopt(FS->sb, parent, pfd, name);
 	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	ino_node *n = ino_table_find(FS->tbl, parent, name, st.st_dev, st.st_ino, 1);

@@ -36,6 +36,7 @@ struct casns;
 struct ingest;
 struct sessions;
 struct kcache;
+struct sbfast;
 
 struct fs {
 	ino_table *tbl;
@@ -45,6 +46,7 @@ struct fs {
 	struct ingest *ing;
 	struct sessions *ss;
 	struct kcache *kc;
+	struct sbfast *sb;      /* -o fast_sandboxes, else NULL */
 	int proc_fd;            /* /proc/self/fd */
 	bool root_daemon;       /* euid 0: act as the caller when creating */
 	uid_t owner_uid;        /* who mounted: the only user who may read .casfs/cas */
@@ -58,6 +60,11 @@ struct fs {
 
 /* The one daemon of this process (set by fs_run for its duration). */
 extern struct fs *FS;
+
+/* True on a thread that serves FUSE requests (set by req_begin): code
+ * below the handlers that may be reached from a request never blocks on
+ * background work there. */
+extern _Thread_local bool fs_request_thread;
 
 #define COUNT(name) atomic_fetch_add_explicit(&FS->counters[CASFS_C_##name], 1, memory_order_relaxed)
 #define COUNT_N(name, n) atomic_fetch_add_explicit(&FS->counters[CASFS_C_##name], (n), memory_order_relaxed)
@@ -81,8 +88,8 @@ static inline bool fs_reserved(const char *name)
  * through /proc/self/fd/N (a magic link to the very inode, not a path
  * lookup).  Returns an fd or -errno. */
 int fs_reopen_fd(int fd, int flags);
-/* Opens n's backing file with flags (its cached fd reopened).  Returns the
- * fd or -errno. */
+/* Opens n's backing file with flags (its cached fd reopened, or by its
+ * handle when none is cached).  Returns the fd or -errno. */
 int fs_node_open(ino_node *n, int flags);
 /* fstatat(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW): 0 or -errno. */
 int fs_stat_fd(int fd, struct stat *st);
