@@ -1,0 +1,225 @@
+#!/bin/bash
+# The action cache against fresh runs: every result casfs exec hands out
+# must equal what the command does when it really runs, from the same state,
+# at the same place: its outputs (bytes and permission bits, or their
+# absence), stdout, stderr and exit status.
+#
+# First, deterministic reproducers of wrong results found by the randomized
+# campaign and by review: each records a run, changes one thing the command
+# can observe, and compares the next casfs exec with a plain run of the same
+# command from the same state.  A miss always passes (the command ran); a
+# hit passes only when it equals the fresh run.
+CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-360}
+. "$(dirname "$0")/lib.sh"
+
+casfs_setup
+X=$CASFS
+casfs_mount || { fail "mount"; casfs_finish; }
+OUT=$T/outside          # not on the mount
+mkdir -p "$OUT" "$T/sf"
+
+# counter NAME: the mount's counter
+counter() {
+    "$X" stats --json "$MNT" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters']['$1'])"
+}
+
+# cx DIR CMD...: CMD through casfs exec in DIR (its decision logged)
+cx() {
+    local d=$1
+    shift
+    (cd "$d" && CASFS_LOG=debug "$X" exec -- "$@" 2>"$T/cx.err")
+    local rc=$?
+    log "setup in ${d#"$MNT"/}: $*: $(grep '^casfs: ' "$T/cx.err" | tail -n 1)"
+    return $rc
+}
+
+# state_of PATH: what a fresh run is compared on (content digest and
+# permission bits, a symlink's target, a directory's mode, or absence)
+state_of() {
+    if [ -L "$1" ]; then
+        echo "symlink -> $(readlink "$1")"
+    elif [ -d "$1" ]; then
+        echo "directory mode $(stat -c %a "$1")"
+    elif [ -f "$1" ]; then
+        echo "file mode $(stat -c %a "$1") $(md5sum <"$1" | cut -c1-32)"
+    elif [ -e "$1" ]; then
+        echo "other $(stat -c %F "$1")"
+    else
+        echo absent
+    fi
+}
+
+# same_as_fresh NAME DIR STDIN "OUTPUT..." CMD...: runs CMD in DIR through
+# casfs exec (stdin from STDIN), then puts the OUTPUTs (relative to DIR or
+# absolute) back as they were before and runs CMD plainly; the two must
+# agree on every OUTPUT, stdout, stderr and the exit status.
+same_as_fresh() {
+    local name=$1 dir=$2 stdin=$3 outs=$4
+    shift 4
+    local w=$T/sf/$name o p i h crc frc kind cst fst diffs="" expl
+    rm -rf "$w"
+    mkdir -p "$w/pre"
+    i=0
+    for o in $outs; do
+        case "$o" in /*) p=$o ;; *) p=$dir/$o ;; esac
+        if [ -e "$p" ] || [ -L "$p" ]; then cp -a "$p" "$w/pre/$i"; fi
+        i=$((i + 1))
+    done
+    expl=$(cd "$dir" && "$X" exec --explain -- "$@" </dev/null 2>&1)
+    h=$(counter action_hits)
+    (cd "$dir" && "$X" exec -- "$@" <"$stdin" >"$w/c.out" 2>"$w/c.err")
+    crc=$?
+    kind=miss
+    [ "$(counter action_hits)" -gt "$h" ] && kind=hit
+    SF_KIND=$kind
+    cst=""
+    for o in $outs; do
+        case "$o" in /*) p=$o ;; *) p=$dir/$o ;; esac
+        cst="$cst$o: $(state_of "$p"); "
+    done
+    i=0
+    for o in $outs; do
+        case "$o" in /*) p=$o ;; *) p=$dir/$o ;; esac
+        rm -rf "$p"
+        if [ -e "$w/pre/$i" ] || [ -L "$w/pre/$i" ]; then cp -a "$w/pre/$i" "$p"; fi
+        i=$((i + 1))
+    done
+    (cd "$dir" && "$@" <"$stdin" >"$w/f.out" 2>"$w/f.err")
+    frc=$?
+    fst=""
+    for o in $outs; do
+        case "$o" in /*) p=$o ;; *) p=$dir/$o ;; esac
+        fst="$fst$o: $(state_of "$p"); "
+    done
+    [ "$crc" = "$frc" ] || diffs="$diffs exit status $crc, fresh $frc;"
+    cmp -s "$w/c.out" "$w/f.out" || diffs="$diffs stdout differs;"
+    cmp -s "$w/c.err" "$w/f.err" || diffs="$diffs stderr '$(head -c 200 "$w/c.err")', fresh '$(head -c 200 "$w/f.err")';"
+    [ "$cst" = "$fst" ] || diffs="$diffs outputs: [$cst], fresh [$fst];"
+    if [ -z "$diffs" ]; then
+        ok "$name: the result ($kind) equals a fresh run"
+    else
+        fail "$name: a $kind that differs from a fresh run:$diffs explain: $expl; command: $*"
+    fi
+}
+
+# ---- the judge judged: a hit and a miss that are right --------------------------
+R=$MNT/repro
+d=$R/control
+mkdir -p "$d/inc"
+echo '#define C 1' >"$d/inc/c.h"
+printf '#include "c.h"\nint c = C;\n' >"$d/c.c"
+cx "$d" gcc -Iinc -c c.c -o c.o
+same_as_fresh "control: unchanged" "$d" /dev/null "c.o" gcc -Iinc -c c.c -o c.o
+[ "$SF_KIND" = hit ] && ok "control: unchanged: a hit" || fail "control: unchanged: a $SF_KIND"
+echo '#define C 2' >"$d/inc/c.h"
+same_as_fresh "control: a changed header" "$d" /dev/null "c.o" gcc -Iinc -c c.c -o c.o
+[ "$SF_KIND" = miss ] && ok "control: a changed header: a miss" || fail "control: a changed header: a $SF_KIND"
+
+# ---- reproducers (each fails while the wrong result is handed out) -------------
+
+# 1. What a command reads on its standard input is not part of the action.
+d=$R/stdin
+mkdir -p "$d"
+printf 'int a_var = 1;\n' >"$T/in1"
+printf 'int b_var = 2;\n' >"$T/in2"
+cx "$d" gcc -x c -c - -o x.o <"$T/in1"
+same_as_fresh "stdin: another program on standard input" "$d" "$T/in2" "x.o" gcc -x c -c - -o x.o
+
+# 2. Whether a run's outputs existed before it is not an input, but mkdir,
+#    ln -s, ar (which updates an archive in place), cp -n, ... depend on it.
+d=$R/mkdir
+mkdir -p "$d"
+cx "$d" mkdir made
+rm -rf "$d/made"
+mkdir "$d/made"
+same_as_fresh "mkdir: the directory exists now" "$d" /dev/null "made" mkdir made
+
+d=$R/ar
+mkdir -p "$d"
+echo 'int f1(void) { return 1; }' >"$d/f1.c"
+echo 'int f2(void) { return 2; }' >"$d/f2.c"
+(cd "$d" && gcc -c f1.c f2.c)
+cx "$d" ar rc lib.a f1.o
+rm -f "$d/lib.a"
+(cd "$d" && ar rc lib.a f2.o)
+same_as_fresh "ar: the archive exists now (ar adds to it)" "$d" /dev/null "lib.a" ar rc lib.a f1.o
+
+# 3. A user's -MMD depfile leaves out system headers: a changed header in an
+#    -isystem directory outside the mount goes unseen.
+d=$R/mmd
+mkdir -p "$d" "$OUT/sys3"
+echo '#define SYSV 1' >"$OUT/sys3/sysv.h"
+printf '#include <sysv.h>\nint v = SYSV;\n' >"$d/s.c"
+cx "$d" gcc -isystem "$OUT/sys3" -MMD -MF s.d -c s.c -o s.o
+echo '#define SYSV 2' >"$OUT/sys3/sysv.h"
+same_as_fresh "-MMD: a changed -isystem header outside the mount" "$d" /dev/null "s.o s.d" \
+    gcc -isystem "$OUT/sys3" -MMD -MF s.d -c s.c -o s.o
+
+# 4. A stat-only probe records the file type, a read records the content:
+#    the size a test -s sees and the permission bits cp copies are not
+#    recorded.
+d=$R/size
+mkdir -p "$d"
+: >"$d/e.txt"
+cx "$d" sh -c '[ -s e.txt ] && echo full > r.txt || echo empty > r.txt'
+echo x >"$d/e.txt"
+same_as_fresh "test -s: the probed file is no longer empty" "$d" /dev/null "r.txt" \
+    sh -c '[ -s e.txt ] && echo full > r.txt || echo empty > r.txt'
+
+d=$R/mode
+mkdir -p "$d"
+echo 'echo hi' >"$d/tool.sh"
+chmod 644 "$d/tool.sh"
+cx "$d" cp tool.sh tool.out
+rm -f "$d/tool.out"
+chmod 755 "$d/tool.sh"
+same_as_fresh "cp: the copied file became executable" "$d" /dev/null "tool.out" cp tool.sh tool.out
+
+# 5. The kernel caches symlink targets (FUSE_CAP_CACHE_SYMLINKS): a run that
+#    follows a symlink resolved before it sends no READLINK, so the symlink
+#    is not an input; retargeting it goes unseen.
+d=$R/symlink
+mkdir -p "$d/inc"
+echo '#define V 1' >"$d/inc/real1.h"
+echo '#define V 2' >"$d/inc/real2.h"
+ln -s real1.h "$d/inc/cfg.h"
+printf '#include "cfg.h"\nint v = V;\n' >"$d/m.c"
+cat "$d/inc/cfg.h" >/dev/null   # resolved once, outside any session
+cx "$d" gcc -Iinc -c m.c -o m.o
+ln -sfn real2.h "$d/inc/cfg.h"
+same_as_fresh "symlink: a header symlink retargeted" "$d" /dev/null "m.o" gcc -Iinc -c m.c -o m.o
+
+# 6. -fdebug-prefix-map of a proper ancestor of the root: the objects hold the
+#    rest of the root's path (".../1/execroot/proj"), which the root scan
+#    cannot see, and the key does not change between roots.
+B=$R/pm/sb
+for n in 1 2; do
+    mkdir -p "$B/$n/execroot/proj"
+    echo 'int pm(void) { return 7; }' >"$B/$n/execroot/proj/pm.c"
+done
+cx "$B/1/execroot/proj" gcc -g "-fdebug-prefix-map=$B=/S" -c pm.c -o pm.o
+same_as_fresh "prefix map of an ancestor of the root: another root" "$B/2/execroot/proj" /dev/null "pm.o" \
+    gcc -g "-fdebug-prefix-map=$B=/S" -c pm.c -o pm.o
+
+# 7. An output outside the mount is not seen: a hit restores nothing.
+d=$R/outside-output
+mkdir -p "$d"
+echo 'int o7;' >"$d/o7.c"
+cx "$d" gcc -c o7.c -o "$OUT/o7.o"
+rm -f "$OUT/o7.o"
+same_as_fresh "an output outside the mount" "$d" /dev/null "$OUT/o7.o" gcc -c o7.c -o "$OUT/o7.o"
+
+# 8. Absences outside the mount are not learned: a header added to an
+#    -isystem directory outside the mount shadows one found later in the
+#    search chain (here an -idirafter directory on the mount).
+d=$R/shadow-outside
+mkdir -p "$d/late" "$OUT/sys8"
+echo '#define LATE 1' >"$d/late/late.h"
+printf '#include <late.h>\nint late = LATE;\n' >"$d/l.c"
+cx "$d" gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
+echo '#define LATE 2' >"$OUT/sys8/late.h"
+same_as_fresh "a new header outside the mount shadows one on it" "$d" /dev/null "l.o" \
+    gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
+
+casfs_umount "$MNT" || fail "umount"
+casfs_finish
