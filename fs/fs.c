@@ -43,8 +43,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 				       FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
 				       FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ATOMIC_O_TRUNC |
 				       FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
-				       FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_IOCTL_DIR |
-				       FUSE_CAP_CACHE_SYMLINKS);
+				       FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_IOCTL_DIR);
+	/* Symlink targets are not cached by the kernel: every resolution of a
+	 * symlink reaches the daemon, so a traced command's resolutions are
+	 * recorded (docs/ACTIONS.md). */
+	conn->want &= ~FUSE_CAP_CACHE_SYMLINKS;
 	/* Written bytes must reach us in memory to be hashed on the way.
 	 * Builds without hashing (-Dhash_on_write=false) copy too, so that
 	 * tools/bench/write-hash compares the hash alone; in its runs the
