@@ -9,6 +9,10 @@
 # can observe, and compares the next casfs exec with a plain run of the same
 # command from the same state.  A miss always passes (the command ran); a
 # hit passes only when it equals the fresh run.
+#
+# Then the randomized campaign (campaign.py): a small C project built action
+# by action and with make -j2 SHELL=casfs-sh through casfs exec, mutated at
+# random round after round, every action judged the same way.
 CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-360}
 . "$(dirname "$0")/lib.sh"
 
@@ -34,25 +38,31 @@ cx() {
 }
 
 # state_of PATH: what a fresh run is compared on (content digest and
-# permission bits, a symlink's target, a directory's mode, or absence)
+# permission bits, a symlink's target, a directory's mode, or absence; and
+# whether a listing of its directory shows it)
 state_of() {
+    local listed="not listed"
+    [ -n "$(find "$(dirname "$1")" -mindepth 1 -maxdepth 1 -name "$(basename "$1")" -print -quit 2>/dev/null)" ] &&
+        listed=listed
     if [ -L "$1" ]; then
-        echo "symlink -> $(readlink "$1")"
+        echo "symlink -> $(readlink "$1"), $listed"
     elif [ -d "$1" ]; then
-        echo "directory mode $(stat -c %a "$1")"
+        echo "directory mode $(stat -c %a "$1"), $listed"
     elif [ -f "$1" ]; then
-        echo "file mode $(stat -c %a "$1") $(md5sum <"$1" | cut -c1-32)"
+        echo "file mode $(stat -c %a "$1") $(md5sum <"$1" | cut -c1-32), $listed"
     elif [ -e "$1" ]; then
-        echo "other $(stat -c %F "$1")"
+        echo "other $(stat -c %F "$1"), $listed"
     else
-        echo absent
+        echo "absent, $listed"
     fi
 }
 
 # same_as_fresh NAME DIR STDIN "OUTPUT..." CMD...: runs CMD in DIR through
 # casfs exec (stdin from STDIN), then puts the OUTPUTs (relative to DIR or
 # absolute) back as they were before and runs CMD plainly; the two must
-# agree on every OUTPUT, stdout, stderr and the exit status.
+# agree on every OUTPUT, stdout, stderr and the exit status.  SF_BEFORE, if
+# set, is run right before casfs exec (after --explain, which starts a
+# session of its own).
 same_as_fresh() {
     local name=$1 dir=$2 stdin=$3 outs=$4
     shift 4
@@ -67,6 +77,7 @@ same_as_fresh() {
     done
     expl=$(cd "$dir" && "$X" exec --explain -- "$@" </dev/null 2>&1)
     h=$(counter action_hits)
+    if [ -n "${SF_BEFORE:-}" ]; then eval "$SF_BEFORE"; fi
     (cd "$dir" && "$X" exec -- "$@" <"$stdin" >"$w/c.out" 2>"$w/c.err")
     crc=$?
     kind=miss
@@ -220,6 +231,43 @@ cx "$d" gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
 echo '#define LATE 2' >"$OUT/sys8/late.h"
 same_as_fresh "a new header outside the mount shadows one on it" "$d" /dev/null "l.o" \
     gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
+
+# 9. A hit restores an output into a directory whose listing the kernel
+#    caches; only the name's entry is dropped, and the kernel marks the
+#    listing stale only when it holds an entry of that name: in a directory
+#    made anew, `ls` goes on without the restored file.
+d=$R/listing
+mkdir -p "$d/obj"
+echo 'int l9;' >"$d/l9.c"
+cx "$d" gcc -c l9.c -o obj/l9.o
+SF_BEFORE='rm -rf "$d/obj" && mkdir "$d/obj" && ls "$d/obj" >/dev/null && ls "$d/obj" >/dev/null'
+same_as_fresh "a listing after a hit into a directory made anew" "$d" /dev/null "obj/l9.o" \
+    gcc -c l9.c -o obj/l9.o
+SF_BEFORE=""
+
+# 10. The recorded run time (explain, action_time_saved_ms) subtracts the
+#     nanoseconds of two timestamps as unsigned numbers: a run that crosses
+#     a second boundary with fewer nanoseconds at its end is recorded as
+#     running 1.8e13 ms.  Runs of about half a second do that half of the
+#     time; six of them all miss it one time in 64.
+d=$R/runtime
+mkdir -p "$d"
+bad=""
+for i in 1 2 3 4 5 6; do
+    cx "$d" sleep "0.5$i"
+    took=$(cd "$d" && "$X" exec --explain -- sleep "0.5$i" 2>&1 | sed -n 's/.*recorded run took \([0-9]*\) ms.*/\1/p')
+    if [ -z "$took" ] || [ "$took" -lt 400 ] || [ "$took" -gt 60000 ]; then bad="$bad sleep 0.5$i: '${took}';"; fi
+done
+[ -z "$bad" ] && ok "recorded run times of half-second runs are between 0.4 and 60 s" ||
+    fail "recorded run times of half-second runs:$bad"
+
+# ---- the randomized campaign ------------------------------------------------------
+# tests/integration/campaign.py says what it generates, mutates and judges.
+# CASFS_CAMPAIGN_SEED replays a run (its seed is printed),
+# CASFS_CAMPAIGN_ROUNDS makes it longer.
+mkdir -p "$T/campaign-outside"
+run_sub campaign env CASFS_SH="$CASFS_BINDIR/casfs-sh" \
+    "$PYTHON" "$TESTDIR/campaign.py" "$MNT" "$T/campaign-outside"
 
 casfs_umount "$MNT" || fail "umount"
 casfs_finish
