@@ -338,6 +338,9 @@ casfs_for_user() {
     if [ ! -x "$T/bin/casfs" ]; then
         mkdir -p "$T/bin"
         cp "$CASFS" "$T/bin/casfs"
+        # the names it answers to as well (the action cache's launcher and shell)
+        ln -sf casfs "$T/bin/casfs-exec"
+        ln -sf casfs "$T/bin/casfs-sh"
         chmod 755 "$T" "$T/bin" "$T/bin/casfs"
     fi
     echo "$T/bin/casfs"

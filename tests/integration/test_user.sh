@@ -236,14 +236,14 @@ for n in 1 2; do
     runuser -u "$du" -- env HOME="$T/home-$du" TMPDIR="$DEMO_TMP" PATH="$PATH" CASFS="$(casfs_for_user "$du")" \
         timeout 300 bash "$DEMO_SRC/tools/demo" >"$T/demo-$du.out" 2>&1
     rc=$?
-    if [ $rc -eq 0 ] && grep -qxF "The build outputs stay in $DEMO_TMP/casfs-demo-$du/sample (the backing directory)." \
+    if [ $rc -eq 0 ] && grep -qxF "The build outputs stay in $DEMO_TMP/casfs-demo-$du/sb (the backing directory)." \
         "$T/demo-$du.out" && grep -q "(same bytes)" "$T/demo-$du.out"; then
         ok "demo_as_user_$n ($du: its own workspace $DEMO_TMP/casfs-demo-$du)"
     else
         fail "demo_as_user_$n: $du: exit $rc: $(tail -n 5 "$T/demo-$du.out" | tr '\n' '|')"
     fi
     check_eq "demo_user_${n}_unmounted" 0 "$(mount_count "$DEMO_TMP/casfs-demo-$du")"
-    check_eq "demo_user_${n}_owns_outputs" "$du" "$(stat -c %U "$DEMO_TMP/casfs-demo-$du/sample/Makefile" 2>&1)"
+    check_eq "demo_user_${n}_owns_outputs" "$du" "$(stat -c %U "$DEMO_TMP/casfs-demo-$du/sb/2/execroot/sample/build/sample" 2>&1)"
 done
 
 casfs_finish
