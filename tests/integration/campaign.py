@@ -38,7 +38,8 @@ Environment:
   CASFS_CAMPAIGN_AVOID   comma-separated features to leave out, to look past
                          a wrong result already known (printed when used):
                          stdin, output-exists, mmd, probe-mode, probe-size,
-                         ancestor-map, outside-output, outside-absence
+                         ancestor-map, outside-output, outside-absence,
+                         link-source
 
 Prints "ok"/"FAIL" lines, "#" comments and a closing "N passed, N failed".
 Python 3.11, standard library only.
@@ -55,7 +56,7 @@ import sys
 import time
 
 FEATURES = ("stdin", "output-exists", "mmd", "probe-mode", "probe-size",
-            "ancestor-map", "outside-output", "outside-absence")
+            "ancestor-map", "outside-output", "outside-absence", "link-source")
 # a hit rate below this in rounds where nothing observed changed fails
 MIN_PURE_HIT_SHARE = 0.6
 CMD_TIMEOUT = 180
@@ -68,6 +69,10 @@ class Campaign:
         self.casfs_sh = os.environ["CASFS_SH"]
         self.mnt = mnt
         self.base = os.path.join(mnt, "campaign", "sb")
+        # a symlink to the current root, as a working directory
+        self.cur = os.path.join(mnt, "campaign", "cur")
+        # headers on the mount outside every root, by absolute -I
+        self.shared = os.path.join(mnt, "campaign", "shared")
         self.out = outside
         self.sys = os.path.join(outside, "sys")
         self.cpath_out = os.path.join(outside, "cpath")
@@ -84,6 +89,7 @@ class Campaign:
         self.round_muts = []
         self.n_root = 0
         self.root = None
+        self.prev_root = None
         # project state the mutations change
         self.iorder = ["inc1", "inc2", "inc3"]
         self.gmode = "none"
@@ -91,6 +97,7 @@ class Campaign:
         self.env = {"SOURCE_DATE_EPOCH": "1700000000", "LC_ALL": "C",
                     "CAMPAIGN_NOISE": "0"}
         self.cpath = None          # None, "root" or "out"
+        self.umask = 0o022
         self.edits = 0
         self.broken = set()        # sources with a syntax error
         self.extra_headers = []    # unrelated headers added
@@ -138,6 +145,33 @@ class Campaign:
         if mode is not None:
             os.chmod(path, mode)
 
+    def edit(self, rel, text):
+        """Changes the file REL to TEXT as an editor or a tool would: in
+        place, by writing a new file and renaming it over, or through its
+        hard link in the previous root (after cp -al).  Returns how."""
+        path = self.p(rel)
+        how = self.rng.choice(["in place", "renamed over", "through its hard link"])
+        if how == "through its hard link" and self.prev_root:
+            old = os.path.join(self.prev_root, rel)
+            try:
+                same = os.path.samestat(os.lstat(old), os.lstat(path))
+            except FileNotFoundError:
+                same = False
+            if same and stat.S_ISREG(os.lstat(path).st_mode):
+                with open(old, "w") as f:
+                    f.write(text)
+                return " (through its hard link in %s)" % os.path.relpath(self.prev_root, self.base)
+        if how == "renamed over" and os.path.isfile(path):
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+            tmp = path + ".tmp~"
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.chmod(tmp, mode)
+            os.rename(tmp, path)
+            return " (renamed over)"
+        self.write(rel, text)
+        return ""
+
     def read(self, rel):
         with open(self.p(rel)) as f:
             return f.read()
@@ -158,10 +192,10 @@ class Campaign:
         self.write("src/main.c", (
             '#include <stdio.h>\n#include "common.h"\n#include "gen.h"\n'
             '#include <sysdefs.h>\n'
-            'int fa(void);\nint fb(void);\nint fc(void);\nint fd(void);\n'
+            'int fa(void);\nint fb(void);\nint fc(void);\nint fd(void);\nint fe(void);\n'
             '/*@*/\n'
             'int main(void)\n{\n'
-            '    printf("%d %d %d %d %d %s %d\\n", fa(), fb(), fc(), fd(),\n'
+            '    printf("%d %d %d %d %d %d %s %d\\n", fa(), fb(), fc(), fd(), fe(),\n'
             '           COMMON_VAL, GEN_NAME, SYS_LEVEL);\n'
             '    return 0;\n}\n'))
         self.write("src/a.c", (
@@ -184,10 +218,10 @@ class Campaign:
             'int fc(void)\n{\n'
             '    return SYS_LEVEL + EXTRA_VAL + (int)sizeof c_stamp;\n}\n'))
         self.write("src/d.c", (
-            '#include "common.h"\n#include "gen.h"\n'
+            '#include "common.h"\n#include "gen.h"\n#include "dirl.h"\n'
             '/*@*/\n'
             'int fd(void)\n{\n'
-            '    return COMMON_VAL * 2 + (int)sizeof GEN_NAME;\n}\n'))
+            '    return COMMON_VAL * 2 + DIRL_VAL + (int)sizeof GEN_NAME;\n}\n'))
         self.write("inc1/util.h", "#define UTIL(x) ((x) * 3)\n")
         self.write("inc2/common.h", "#define COMMON_VAL 2\n")
         self.write("inc3/common.h", "#define COMMON_VAL 3\n")
@@ -196,6 +230,16 @@ class Campaign:
         os.symlink("../hdrs/real1.h", self.p("inc2/link.h"))
         self.write("late/late.h", "#define LATE_VAL 100\n")
         self.write("cpath/extra.h", "#define EXTRA_VAL 40\n")
+        self.write(os.path.join(self.shared, "shared.h"), "#define SHARED_VAL 7\n")
+        self.write(os.path.join(self.root, "..", "outer", "outer.h"), "#define OUTER_VAL 8\n")
+        self.write("src/e.c", (
+            '#if __has_include("outer.h")\n#include "outer.h"\n#else\n#define OUTER_VAL 0\n#endif\n'
+            '#include "shared.h"\n'
+            '/*@*/\n'
+            'int fe(void)\n{\n    return OUTER_VAL + SHARED_VAL;\n}\n'))
+        self.write("hdrs_a/dirl.h", "#define DIRL_VAL 5\n")
+        self.write("hdrs_b/dirl.h", "#define DIRL_VAL 6\n")
+        os.symlink("hdrs_a", self.p("incl"))
         self.write(os.path.join(self.sys, "sysdefs.h"), "#define SYS_LEVEL 1\n")
         self.write("gen/gen.in", "name=first\n")
         self.write("gen/mkgen.sh", (
@@ -210,7 +254,7 @@ class Campaign:
         self.write(self.stdin_file, "stdin one\n")
         self.write("Makefile", (
             "# built by the campaign with make -j2 SHELL=casfs-sh\n"
-            "OBJS = build/main.o build/a.o build/b.o build/c.o build/d.o\n"
+            "OBJS = build/main.o build/a.o build/b.o build/c.o build/d.o build/e.o\n"
             "build/prog: $(OBJS)\n"
             "\tgcc -o $@ $(OBJS)\n"
             "build/%.o: src/%.c | build\n"
@@ -220,10 +264,11 @@ class Campaign:
             "-include $(OBJS:.o=.d)\n"))
         for d in ("obj", "out"):
             os.makedirs(self.p(d), exist_ok=True)
+        os.symlink(os.path.relpath(self.root, os.path.dirname(self.cur)), self.cur)
 
     # ---------------------------------------------------------- mutations --
     def sources(self):
-        return ["src/main.c", "src/a.c", "src/b.c", "src/c.c", "src/d.c"]
+        return ["src/main.c", "src/a.c", "src/b.c", "src/c.c", "src/d.c", "src/e.c"]
 
     def edit_source(self, kind):
         src = self.rng.choice(self.sources())
@@ -237,18 +282,15 @@ class Campaign:
         else:
             line = self.rng.choice(["\n", "   \n", "\t\n"])
         text = text.replace("/*@*/\n", line + "/*@*/\n", 1)
-        self.write(src, text)
-        return "%s edit of %s" % (kind, src)
+        return "%s edit of %s%s" % (kind, src, self.edit(src, text))
 
     def mut_break_or_fix(self):
         src = self.rng.choice(self.sources())
         text = self.read(src)
         bad = "int broken_here = ;\n"
         if bad in text:
-            self.write(src, text.replace(bad, "", 1))
-            return "fixed the syntax error in " + src
-        self.write(src, text.replace("/*@*/\n", bad + "/*@*/\n", 1))
-        return "a syntax error in " + src
+            return "fixed the syntax error in " + src + self.edit(src, text.replace(bad, "", 1))
+        return "a syntax error in " + src + self.edit(src, text.replace("/*@*/\n", bad + "/*@*/\n", 1))
 
     def mut_edit_header(self):
         h, fmt = self.rng.choice([
@@ -261,10 +303,8 @@ class Campaign:
             ("cpath/extra.h", "#define EXTRA_VAL %d\n"),
         ])
         if self.rng.random() < 0.3:
-            self.write(h, self.read(h) + "/* note %d */\n" % self.rng.randrange(100))
-            return "comment edit of " + h
-        self.write(h, fmt % self.rng.randrange(2, 500))
-        return "edit of " + h
+            return "comment edit of " + h + self.edit(h, self.read(h) + "/* note %d */\n" % self.rng.randrange(100))
+        return "edit of " + h + self.edit(h, fmt % self.rng.randrange(2, 500))
 
     def mut_add_header(self):
         d = self.rng.choice(["inc1", "inc2", "inc3", "gen", "src"])
@@ -288,13 +328,108 @@ class Campaign:
         return "added inc1/common.h (shadows inc2's and inc3's)"
 
     def mut_move_opt(self):
-        where = self.rng.choice([w for w in (None, "inc1", "inc3") if w != self.opt_at])
+        where = self.rng.choice([w for w in (None, "inc1", "inc2", "inc3") if w != self.opt_at])
         if self.opt_at:
             self.remove(self.opt_at + "/opt.h")
         if where:
             self.write(where + "/opt.h", "#define OPT_VAL %d\n" % self.rng.randrange(1, 50))
         was, self.opt_at = self.opt_at, where
         return "opt.h (tested with __has_include) from %s to %s" % (was or "nowhere", where or "nowhere")
+
+    def mut_swap_dirs(self):
+        a, b = self.rng.sample(["inc1", "inc2", "inc3"], 2)
+        os.rename(self.p(a), self.p("swap.tmp"))
+        os.rename(self.p(b), self.p(a))
+        os.rename(self.p("swap.tmp"), self.p(b))
+        swap = {a: b, b: a}
+        if self.opt_at in swap:
+            self.opt_at = swap[self.opt_at]
+        self.extra_headers = [swap.get(h.split("/")[0], h.split("/")[0]) + "/" + h.split("/", 1)[1]
+                              for h in self.extra_headers]
+        return "swapped the directories %s and %s (renames)" % (a, b)
+
+    def mut_rename_sub(self):
+        if os.path.isdir(self.p("data/sub")):
+            os.rename(self.p("data/sub"), self.p("data/sub2"))
+            return "renamed data/sub to data/sub2"
+        os.rename(self.p("data/sub2"), self.p("data/sub"))
+        return "renamed data/sub2 to data/sub"
+
+    def mut_dir_symlink(self):
+        new = "hdrs_b" if os.readlink(self.p("incl")) == "hdrs_a" else "hdrs_a"
+        os.unlink(self.p("incl"))
+        os.symlink(new, self.p("incl"))
+        return "the include directory incl retargeted to " + new
+
+    def mut_umask(self):
+        self.umask = self.rng.choice([m for m in (0o022, 0o077, 0o002) if m != self.umask])
+        return "umask %03o" % self.umask
+
+    def mut_odd_name(self):
+        self.data_n += 1
+        name = "data/%s%d.txt" % (self.rng.choice(["with space ", "\u00e9t\u00e9-", "-dash", "a\tb"]),
+                                  self.data_n)
+        self.write(name, "odd %d\n" % self.data_n)
+        return "added %r" % name
+
+    def mut_outside_same_size(self):
+        path = os.path.join(self.sys, "sysdefs.h")
+        st = os.stat(path)
+        with open(path) as f:
+            old = f.read()
+        v = int(old.split()[-1])
+        new = old.replace(str(v), str(v + 1) if str(v + 1)[-1] != "0" and len(str(v + 1)) == len(str(v))
+                          else str(v - 1), 1)
+        with open(path, "w") as f:
+            f.write(new)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return "edit of sysdefs.h outside the mount keeping its size and mtime"
+
+    def mut_touch(self):
+        src = self.rng.choice(self.sources() + ["inc1/util.h", "gen/gen.in"])
+        os.utime(self.p(src))
+        return "touched " + src
+
+    def mut_junk(self):
+        if os.path.lexists(self.p("out/junk.txt")):
+            self.remove("out/junk.txt")
+            return "removed out/junk.txt"
+        self.write("out/junk.txt", "junk\n")
+        return "made out/junk.txt"
+
+    def mut_shared(self):
+        c = self.rng.randrange(3)
+        if c == 0:
+            self.write(os.path.join(self.shared, "shared.h"),
+                       "#define SHARED_VAL %d\n" % self.rng.randrange(8, 99))
+            return "edit of shared.h on the mount outside the root"
+        path = os.path.join(self.shared, "common.h")
+        if os.path.lexists(path):
+            os.unlink(path)
+            return "removed common.h from the shared directory (outside the root, first on the -I list)"
+        self.write(path, "#define COMMON_VAL %d\n" % self.rng.randrange(100, 200))
+        return "added common.h to the shared directory (outside the root, first on the -I list)"
+
+    def mut_outer(self):
+        path = os.path.join(self.root, "..", "outer", "outer.h")
+        if os.path.lexists(path) and self.rng.random() < 0.3:
+            os.unlink(path)
+            return "removed ../outer/outer.h beside the root"
+        self.write(path, "#define OUTER_VAL %d\n" % self.rng.randrange(9, 99))
+        return "edit of ../outer/outer.h beside the root"
+
+    def mut_obj_symlink(self):
+        obj = self.p("obj")
+        if not os.path.islink(obj):
+            os.rename(obj, self.p("objs_1"))
+            os.symlink("objs_1", obj)
+            return "obj/ moved to objs_1/, obj a symlink to it"
+        new = "objs_2" if os.readlink(obj) == "objs_1" else "objs_1"
+        if not os.path.isdir(self.p(new)):
+            shutil.copytree(self.p(os.readlink(obj)), self.p(new), symlinks=True)
+        os.unlink(obj)
+        os.symlink(new, obj)
+        return "obj retargeted to " + new
 
     def mut_reorder(self):
         old = list(self.iorder)
@@ -363,8 +498,8 @@ class Campaign:
         return "chmod %o scripts/tool.sh" % (mode ^ 0o111)
 
     def mut_edit_script(self):
-        self.write("scripts/tool.sh", '#!/bin/sh\necho "tool v%d"\n' % self.rng.randrange(2, 99))
-        return "edit of scripts/tool.sh"
+        return "edit of scripts/tool.sh" + self.edit(
+            "scripts/tool.sh", '#!/bin/sh\necho "tool v%d"\n' % self.rng.randrange(2, 99))
 
     def mut_data(self):
         choice = self.rng.randrange(4)
@@ -398,9 +533,8 @@ class Campaign:
         return "inc2/link.h retargeted to " + new
 
     def mut_gen_in(self):
-        self.write("gen/gen.in", "name=%s\n" % self.rng.choice(
+        return "edit of gen/gen.in" + self.edit("gen/gen.in", "name=%s\n" % self.rng.choice(
             ["first", "second", "third", "fourth", "x%d" % self.edits]))
-        return "edit of gen/gen.in"
 
     def mut_stdin(self):
         self.write(self.stdin_file, "stdin %d\n" % self.rng.randrange(1000))
@@ -428,7 +562,7 @@ class Campaign:
         return "truncated the output " + o
 
     def relocate(self):
-        old = self.root
+        old = self.prev_root = self.root
         self.n_root += 1
         self.root = os.path.join(self.base, str(self.n_root), "execroot", "proj")
         os.makedirs(os.path.dirname(self.root))
@@ -436,10 +570,17 @@ class Campaign:
         keep = self.rng.random() < 0.3
         cmd = ["cp", "-al" if links else "-a", old, self.root]
         subprocess.run(cmd, check=True)
+        old_outer = os.path.join(old, "..", "outer")
+        if os.path.isdir(old_outer):
+            subprocess.run(["cp", "-a", old_outer, os.path.join(self.root, "..", "outer")], check=True)
+        os.unlink(self.cur)
+        os.symlink(os.path.relpath(self.root, os.path.dirname(self.cur)), self.cur)
         if not keep:
-            for d in ("obj", "out", "build"):
+            for d in ("obj", "out", "build", "objs_1", "objs_2"):
+                if os.path.islink(self.p(d)):
+                    os.unlink(self.p(d))
                 shutil.rmtree(self.p(d), ignore_errors=True)
-                if d != "build":
+                if d in ("obj", "out"):
                     os.makedirs(self.p(d))
             self.remove("gen/gen.h")
         return "relocated to %s (%s, outputs %s)" % (
@@ -477,6 +618,17 @@ class Campaign:
             (1, self.mut_stdin, "stdin"),
             (1, self.mut_rm_outside_outputs, "outside-output"),
             (2, self.mut_damage_output, None),
+            (2, self.mut_swap_dirs, None),
+            (1, self.mut_rename_sub, None),
+            (2, self.mut_dir_symlink, None),
+            (1, self.mut_umask, "output-exists"),
+            (1, self.mut_odd_name, None),
+            (1, self.mut_outside_same_size, None),
+            (1, self.mut_touch, None),
+            (1, self.mut_junk, None),
+            (2, self.mut_shared, None),
+            (1, self.mut_outer, None),
+            (1, self.mut_obj_symlink, None),
         ]
 
     def mutate(self):
@@ -520,7 +672,7 @@ class Campaign:
 
     def cflags(self, up=""):
         f = ["-std=c11", "-O1", "-Wall"] + self.gflags()
-        f += ["-I" + up + d for d in self.iorder]
+        f += ["-I" + self.shared] + ["-I" + up + d for d in self.iorder] + ["-I" + up + "incl"]
         f += ["-I" + up + "gen", "-isystem", self.sys, "-idirafter", up + "late"]
         return f
 
@@ -537,8 +689,11 @@ class Campaign:
              + ["-c", "src/c.c", "-o", "obj/c.o"], "", None),
             ("cc d (from src/)", ["gcc"] + self.cflags("../") + ["-c", "d.c", "-o", "../obj/d.o"],
              "src", None),
+            ("cc e (from src/, -I../../outer beside the root)",
+             ["gcc"] + self.cflags("../") + ["-I../../outer", "-c", "e.c", "-o", "../obj/e.o"],
+             "src", None),
             ("link", ["gcc", "-o", "out/prog", "obj/main.o", "obj/a.o", "obj/b.o", "obj/c.o",
-                      "obj/d.o"], "", None),
+                      "obj/d.o", "obj/e.o"], "", None),
             ("run", ["sh", "-c", "out/prog > out/run.txt"], "", None),
             ("ar", ["sh", "-c", "rm -f out/libx.a && ar rcs out/libx.a obj/a.o obj/b.o"], "", None),
             ("ls data", ["sh", "-c", "ls data > out/data.lst"], "", None),
@@ -546,6 +701,26 @@ class Campaign:
             ("cat data", ["sh", "-c", "cat data/*.txt | wc -c > out/data.size"], "", None),
             ("date", ["sh", "-c", 'date -u -d "@$SOURCE_DATE_EPOCH" +%F > out/date.txt'], "", None),
             ("tool", ["sh", "-c", "sh scripts/tool.sh > out/tool.txt"], "", None),
+            ("cc b (working directory through a symlink)",
+             cc + ["-c", "src/b.c", "-o", "obj/b2.o"], self.cur, None),
+            ("cc d (absolute -I)", ["gcc"] + self.cflags(self.root + "/")
+             + ["-c", "src/d.c", "-o", "obj/d2.o"], "", None),
+            ("response file", ["sh", "-c", 'printf "%s\\n" "$@" > obj/d3.rsp', "sh"]
+             + self.cflags() + ["-c", "src/d.c", "-o", "obj/d3.o"], "", None),
+            ("cc @response file", ["gcc", "@obj/d3.rsp"], "", None),
+            ("rm an output", ["rm", "-f", "out/junk.txt"], "", None),
+            ("chmod an output", ["sh", "-c", "cat scripts/tool.sh > out/t2.sh && chmod 700 out/t2.sh"],
+             "", None),
+            ("deep outputs", ["sh", "-c", "mkdir -p out/deep/er && cp gen/gen.in out/deep/er/gen.copy"
+                              " && ln -sfn er/gen.copy out/deep/link"], "", None),
+            ("big stdout", ["sh", "-c", "seq 1 $((20000 + $(cat data/*.txt | wc -c)))"], "", None),
+            ("big stderr", ["sh", "-c", "seq 1 $((15000 + $(wc -c < gen/gen.in))) >&2"], "", None),
+            ("renamed output", ["sh", "-c", "cat gen/gen.in > out/tmp.$$ && mv out/tmp.$$ out/renamed.txt"],
+             "", None),
+            ("reads its own output", ["sh", "-c", "wc -c < gen/gen.in > out/own.tmp && "
+                                      "cat out/own.tmp data/alpha.txt > out/own.txt"], "", None),
+            ("sparse output", ["sh", "-c", "rm -f out/sparse.bin && truncate -s 200000 out/sparse.bin"
+                               " && cat gen/gen.in >> out/sparse.bin"], "", None),
         ]
         if self.has("probe-mode"):
             a += [
@@ -561,6 +736,13 @@ class Campaign:
             a.append(("stdin", ["sh", "-c", "tr a-z A-Z > out/stdin.txt"], "", self.stdin_file))
         if self.has("output-exists"):
             a.append(("mkdir", ["mkdir", "out/made"], "", None))
+            a.append(("append", ["sh", "-c", "cat gen/gen.in >> out/log.txt"], "", None))
+        if self.has("link-source"):
+            a += [
+                ("hard link output", ["ln", "-f", "obj/a.o", "out/a-hard.o"], "", None),
+                ("stage", ["cp", "gen/gen.in", "out/staged.txt"], "", None),
+                ("mv the staged file", ["mv", "out/staged.txt", "out/moved.txt"], "", None),
+            ]
         if self.has("outside-output"):
             a.append(("cc b to outside the mount",
                       cc + ["-c", "src/b.c", "-o", os.path.join(self.outo, "b.o")], "", None))
@@ -590,7 +772,7 @@ class Campaign:
             while stack:
                 d = stack.pop()
                 st = os.lstat(d)
-                snap[d] = ("d", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns)
+                snap[d] = ("d", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns, (st.st_dev, st.st_ino))
                 with os.scandir(d) as it:
                     names = sorted(e.name for e in it if e.name != ".casfs")
                 for n in names:
@@ -606,10 +788,7 @@ class Campaign:
             if p in snap or not os.path.lexists(p):
                 continue
             unlisted.append(self.rel(p))
-            e = self.entry(p)
-            if e[0] == "d":
-                e = ("d", e[1], None, e[3])
-            snap[p] = e
+            snap[p] = self.entry(p)
         if unlisted:
             self.fail("round %d, %s: a listing of its directory does not show %s, which exists "
                       "(every program that lists it is told it does not); round's mutations: %s; "
@@ -622,31 +801,46 @@ class Campaign:
 
     @staticmethod
     def entry(p):
+        """(kind, mode, bytes or target, mtime_ns, (dev, inode)) of P."""
         st = os.lstat(p)
+        ident = (st.st_dev, st.st_ino)
         if stat.S_ISDIR(st.st_mode):
-            return ("d", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns)
+            return ("d", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns, ident)
         if stat.S_ISLNK(st.st_mode):
-            return ("l", 0, os.readlink(p), st.st_mtime_ns)
+            return ("l", 0, os.readlink(p), st.st_mtime_ns, ident)
         if stat.S_ISREG(st.st_mode):
             with open(p, "rb") as f:
-                return ("f", stat.S_IMODE(st.st_mode), f.read(), st.st_mtime_ns)
-        return ("o", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns)
+                return ("f", stat.S_IMODE(st.st_mode), f.read(), st.st_mtime_ns, ident)
+        return ("o", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns, ident)
 
     @staticmethod
     def same(a, b):
         return a[:3] == b[:3]
 
+    @staticmethod
+    def link_groups(snap):
+        """{path: sorted tuple of the snapshot's files sharing its inode}."""
+        by_ino = {}
+        for p, e in snap.items():
+            if e[0] == "f":
+                by_ino.setdefault(e[4], []).append(p)
+        return {p: tuple(sorted(g)) for g in by_ino.values() for p in g}
+
     def restore(self, pre, cur):
-        """Puts the tree back to the snapshot PRE (CUR: what is there now),
-        file mtimes included."""
+        """Puts the tree back to the snapshot PRE (CUR: what is there now):
+        contents, modes, symlinks, file mtimes, and which files are hard
+        links of each other.  A file that differs is made anew (writing it
+        in place would change its other links too)."""
         for p in sorted(cur, reverse=True):
             if p not in pre or cur[p][0] != pre[p][0]:
                 if cur[p][0] == "d":
                     shutil.rmtree(p)
                 elif os.path.lexists(p):
                     os.unlink(p)
+        pre_links, cur_links = self.link_groups(pre), self.link_groups(cur)
+        made = {}
         for p in sorted(pre):
-            kind, mode, data, mtime = pre[p]
+            kind, mode, data, mtime, ident = pre[p]
             c = cur.get(p)
             if c is not None and c[0] != kind:
                 c = None
@@ -661,13 +855,24 @@ class Campaign:
                         os.unlink(p)
                     os.symlink(data, p)
             elif kind == "f":
-                if c is None or c[2] != data:
-                    with open(p, "wb") as f:
-                        f.write(data)
-                if c is None or c[1] != mode:
-                    os.chmod(p, mode)
-                if c is None or c[2] != data or c[3] != mtime:
-                    os.utime(p, ns=(mtime, mtime))
+                group = pre_links[p]
+                if c is not None and c[1:4] == (mode, data, mtime) and cur_links[p] == group:
+                    continue
+                if os.path.lexists(p):
+                    os.unlink(p)
+                if ident in made:
+                    os.link(made[ident], p)
+                    continue
+                with open(p, "wb") as f:
+                    f.write(data)
+                os.chmod(p, mode)
+                os.utime(p, ns=(mtime, mtime))
+                made[ident] = p
+                # its other links that were already right are now apart
+                for q in group:
+                    if q < p and os.path.lexists(q):
+                        os.unlink(q)
+                        os.link(p, q)
 
     def describe_diff(self, a, b):
         """What differs between the snapshots A (casfs) and B (fresh run)."""
@@ -711,7 +916,7 @@ class Campaign:
         with open(stdin or os.devnull, "rb") as fin:
             try:
                 r = subprocess.run(argv, cwd=cwd, env=self.run_env(cwd), stdin=fin,
-                                   capture_output=True, timeout=CMD_TIMEOUT)
+                                   capture_output=True, timeout=CMD_TIMEOUT, umask=self.umask)
                 return r.returncode, r.stdout, r.stderr
             except subprocess.TimeoutExpired:
                 return "timeout", b"", b""
@@ -719,7 +924,7 @@ class Campaign:
     def explain(self, argv, cwd):
         r = subprocess.run([self.casfs, "exec", "--explain", "--"] + argv, cwd=cwd,
                            env=self.run_env(cwd), stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=CMD_TIMEOUT)
+                           capture_output=True, timeout=CMD_TIMEOUT, umask=self.umask)
         return (r.stdout + r.stderr).decode(errors="replace").strip().replace("\n", " | ")
 
     def delta(self, before, after):
@@ -779,7 +984,7 @@ class Campaign:
 
     def env_text(self):
         e = " ".join("%s=%s" % kv for kv in sorted(self.env.items()))
-        return e + " CPATH=" + (self.cpath_value() or "(unset)")
+        return e + " CPATH=" + (self.cpath_value() or "(unset)") + " umask %03o" % self.umask
 
     def avoid_text(self):
         return " CASFS_CAMPAIGN_AVOID=" + ",".join(sorted(self.avoid)) if self.avoid else ""
@@ -800,11 +1005,11 @@ class Campaign:
         mh = mm = 0
         if make:
             flags = "FLAGS=" + self.make_flags()
-            base = ["make", "-j2", "-s", "--no-print-directory", "-Otarget", flags]
-            d = self.check("make -j2 SHELL=casfs-sh", base, self.root, None,
+            base = ["make", "-j2", "-k", "-s", "--no-print-directory", "-Otarget", flags]
+            d = self.check("make -j2 -k SHELL=casfs-sh", base, self.root, None,
                            base + ["SHELL=" + self.casfs_sh], make=True)
             mh, mm = d["action_hits"], d["action_misses"]
-            mtext = "; make -j2 SHELL=casfs-sh: %d hits, %d misses" % (mh, mm)
+            mtext = "; make -j2 -k SHELL=casfs-sh: %d hits, %d misses" % (mh, mm)
         return len(acts), hits, misses, unc, mtext, mh
 
     def main(self):

@@ -137,7 +137,7 @@ cx "$d" gcc -x c -c - -o x.o <"$T/in1"
 same_as_fresh "stdin: another program on standard input" "$d" "$T/in2" "x.o" gcc -x c -c - -o x.o
 
 # 2. Whether a run's outputs existed before it is not an input, but mkdir,
-#    ln -s, ar (which updates an archive in place), cp -n, ... depend on it.
+#    ln -s, ar (which updates an archive in place), cp -n, >> ... depend on it.
 d=$R/mkdir
 mkdir -p "$d"
 cx "$d" mkdir made
@@ -154,6 +154,22 @@ cx "$d" ar rc lib.a f1.o
 rm -f "$d/lib.a"
 (cd "$d" && ar rc lib.a f2.o)
 same_as_fresh "ar: the archive exists now (ar adds to it)" "$d" /dev/null "lib.a" ar rc lib.a f1.o
+
+d=$R/append
+mkdir -p "$d"
+echo one >"$d/in.txt"
+cx "$d" sh -c 'cat in.txt >> log.txt'
+same_as_fresh "append (>>): the log exists now" "$d" /dev/null "log.txt" sh -c 'cat in.txt >> log.txt'
+
+# ... and so does the mode of what they write: a redirection that
+# truncates an existing file keeps its permission bits.
+d=$R/truncate-mode
+mkdir -p "$d"
+echo a >"$d/o.txt"
+chmod 644 "$d/o.txt"
+cx "$d" sh -c 'echo a > o.txt'
+chmod 600 "$d/o.txt"
+same_as_fresh "> over an existing file: its mode is kept" "$d" /dev/null "o.txt" sh -c 'echo a > o.txt'
 
 # 3. A user's -MMD depfile leaves out system headers: a changed header in an
 #    -isystem directory outside the mount goes unseen.
@@ -185,6 +201,46 @@ cx "$d" cp tool.sh tool.out
 rm -f "$d/tool.out"
 chmod 755 "$d/tool.sh"
 same_as_fresh "cp: the copied file became executable" "$d" /dev/null "tool.out" cp tool.sh tool.out
+
+# A script run directly: exec(2) needs its execute bit, which a read does
+# not record.
+d=$R/exec-bit
+mkdir -p "$d"
+printf '#!/bin/sh\necho ran\n' >"$d/t.sh"
+chmod 755 "$d/t.sh"
+cx "$d" sh -c './t.sh > o.txt'
+chmod 644 "$d/t.sh"
+same_as_fresh "exec: the script lost its execute bit" "$d" /dev/null "o.txt" sh -c './t.sh > o.txt'
+
+# make (a recursive $(MAKE) line under casfs-sh, here run directly) decides
+# from modification times, which stat-only probes do not record: a run
+# with nothing to do is replayed after the source changed.
+d=$R/make-mtime
+mkdir -p "$d"
+printf 'x.o: x.c\n\tgcc -c x.c -o x.o\n' >"$d/Makefile"
+echo 'int x = 1;' >"$d/x.c"
+(cd "$d" && make -s && touch -d 2020-01-01 x.c && touch -d 2021-01-01 x.o)
+cx "$d" make -s
+echo 'int x = 2;' >"$d/x.c"
+same_as_fresh "make: the source is newer than its object now" "$d" /dev/null "x.o" make -s
+
+# The source of a hard link or a rename is not read, so its content is not
+# an input; a hit puts the recorded content in place of the new one (and
+# mv's hit removes the source: the user's new content is lost).
+d=$R/ln
+mkdir -p "$d"
+echo one >"$d/src.txt"
+cx "$d" ln -f src.txt out.txt
+rm "$d/out.txt"
+echo two >"$d/src.txt"
+same_as_fresh "ln: the linked file changed" "$d" /dev/null "out.txt src.txt" ln -f src.txt out.txt
+
+d=$R/mv
+mkdir -p "$d"
+echo one >"$d/a.txt"
+cx "$d" mv a.txt b.txt
+echo two >"$d/a.txt"
+same_as_fresh "mv: the moved file changed" "$d" /dev/null "a.txt b.txt" mv a.txt b.txt
 
 # 5. The kernel caches symlink targets (FUSE_CAP_CACHE_SYMLINKS): a run that
 #    follows a symlink resolved before it sends no READLINK, so the symlink
