@@ -13,12 +13,14 @@
  *   created-ns  = u64 (an i64, two's complement)
  *   root        = str: an absolute path (action_path_check, scope abs)
  *   nin         = u32
- *   input       = in-kind scope digest-kind path [type] [digest]
+ *   input       = in-kind scope digest-kind path [type in-size] [in-mode] [digest]
  *   in-kind     = u8: 1 file, 2 absent, 3 dir, 4 symlink, 5 exists
  *   scope       = u8: 0 root, 1 mount, 2 abs
  *   digest-kind = u8: 0 plain, 1 c-source, 2 ar; 0 unless in-kind is file
  *   path        = str, valid in its scope (action_path_check)
  *   type        = u32: S_IFMT bits, non-zero           ; in-kind exists only
+ *   in-size     = u64: the size of a regular file, else 0 ; in-kind exists only
+ *   in-mode     = u32: <= 07777 (permission bits)      ; in-kind file, exists
  *   digest      = 16 bytes, canonical XXH3-128         ; file, dir, symlink only
  *   nout        = u32
  *   output      = out-kind path [mode] [size digest] [target]
@@ -45,7 +47,9 @@
  *
  * Every later version keeps magic, the version byte at offset 8 and the
  * trailing check, so a decoder verifies the check first (a damaged version
- * byte is damage, -EBADMSG) and then refuses a newer version (-EPROTO).
+ * byte is damage, -EBADMSG) and then refuses a newer version (-EPROTO) and
+ * an older one (-EBADMSG: its runs are recorded again).  Version 2 added
+ * in-size and in-mode.
  * The grammar has one spelling per value: a buffer that decodes re-encodes
  * to the same bytes.
  *
@@ -484,6 +488,33 @@ static bool climbs_out(const char *s, long depth)
 	return false;
 }
 
+/* True when s names a proper ancestor of root ("/" excluded) as a whole
+ * path: preceded by the start or a byte that is neither a name byte nor
+ * '/', and followed (after an optional '/') by the end or such a byte —
+ * as in -fdebug-prefix-map=/work/sb=/S, which rewrites the part of the
+ * root below /work/sb into what outputs hold: another root would get
+ * another result that no scan for the root's own path can see. */
+static bool names_ancestor(const char *s, const char *root)
+{
+	size_t rl = strlen(root);
+	for (size_t al = rl; al > 1; al--) {
+		if (root[al] != '/')
+			continue; /* root[0..al) is an ancestor */
+		for (const char *p = strstr(s, "/"); p; p = strchr(p + 1, '/')) {
+			if (strncmp(p, root, al) != 0)
+				continue;
+			if (p > s && (p[-1] == '/' || name_byte((unsigned char)p[-1])))
+				continue;
+			const char *e = p + al;
+			if (*e == '/')
+				e++;
+			if (*e == '\0' || (*e != '/' && !name_byte((unsigned char)*e)))
+				return true;
+		}
+	}
+	return false;
+}
+
 struct env_kv {
 	char *name, *value;
 };
@@ -514,7 +545,7 @@ int action_key_material(const action_key_in *in, uint8_t **ret, size_t *ret_len)
 	for (size_t i = 0; i < in->argc; i++) {
 		if (!(args[i] = action_relativize(in->argv[i], in->root)))
 			goto fail;
-		pinned = pinned || climbs_out(args[i], depth);
+		pinned = pinned || climbs_out(args[i], depth) || names_ancestor(in->argv[i], in->root);
 	}
 	for (; nenv < in->nenv; nenv++) {
 		const char *eq = strchr(in->env[nenv], '=');
@@ -528,7 +559,7 @@ int action_key_material(const action_key_in *in, uint8_t **ret, size_t *ret_len)
 			nenv++;
 			goto fail;
 		}
-		pinned = pinned || climbs_out(env[nenv].value, depth);
+		pinned = pinned || climbs_out(env[nenv].value, depth) || names_ancestor(eq + 1, in->root);
 	}
 	qsort(env, nenv, sizeof(*env), env_cmp);
 
@@ -769,6 +800,10 @@ static bool input_valid(const action_input *in)
 		return false;
 	if (in->kind == ACTION_IN_EXISTS ? !type_valid(in->type) : in->type != 0)
 		return false;
+	if (in->mode > 07777 || (in->mode && in->kind != ACTION_IN_FILE && in->kind != ACTION_IN_EXISTS))
+		return false;
+	if (in->size && !(in->kind == ACTION_IN_EXISTS && in->type == S_IFREG))
+		return false;
 	return action_path_check(in->scope, in->path) == 0;
 }
 
@@ -874,6 +909,8 @@ static int input_cmp(const void *a, const void *b)
 	c = c ? c : num_cmp(x->kind, y->kind);
 	c = c ? c : num_cmp(x->digest_kind, y->digest_kind);
 	c = c ? c : num_cmp(x->type, y->type);
+	c = c ? c : num_cmp(x->mode, y->mode);
+	c = c ? c : num_cmp(x->size, y->size);
 	return c ? c : digest_cmp(&x->digest, &y->digest);
 }
 
@@ -952,8 +989,12 @@ static bool w_manifest(struct wbuf *w, const action_manifest *m)
 		w_u8(w, in->scope);
 		w_u8(w, in->digest_kind);
 		w_str(w, in->path);
-		if (in->kind == ACTION_IN_EXISTS)
+		if (in->kind == ACTION_IN_EXISTS) {
 			w_u32(w, in->type);
+			w_u64(w, in->size);
+		}
+		if (in->kind == ACTION_IN_EXISTS || in->kind == ACTION_IN_FILE)
+			w_u32(w, in->mode);
 		if (input_has_digest(in->kind))
 			w_bytes(w, in->digest.bytes, HASHER_DIGEST_LEN);
 	}
@@ -999,10 +1040,10 @@ static int open_sealed(const uint8_t *buf, size_t len, const uint8_t magic[8], u
 		return -EBADMSG;
 	if (get_le64(buf + len - CHECK_LEN) != checksum(buf, len - CHECK_LEN))
 		return -EBADMSG;
-	if (buf[8] == 0)
-		return -EBADMSG;
 	if (buf[8] > version)
 		return -EPROTO;
+	if (buf[8] != version)
+		return -EBADMSG; /* an older layout: unreadable now, recorded again */
 	if (buf[9] || buf[10] || buf[11])
 		return -EBADMSG;
 	*r = (struct rbuf){ .p = buf, .n = len - CHECK_LEN, .off = HEAD_LEN };
@@ -1058,7 +1099,9 @@ static bool r_manifest(struct rbuf *r, action_manifest *m, bool *oom)
 		if (!r_u8(r, &in->kind) || !r_u8(r, &in->scope) || !r_u8(r, &in->digest_kind) ||
 		    !r_str(r, &in->path, oom))
 			return false;
-		if (in->kind == ACTION_IN_EXISTS && !r_u32(r, &in->type))
+		if (in->kind == ACTION_IN_EXISTS && (!r_u32(r, &in->type) || !r_u64(r, &in->size)))
+			return false;
+		if ((in->kind == ACTION_IN_EXISTS || in->kind == ACTION_IN_FILE) && !r_u32(r, &in->mode))
 			return false;
 		if (input_has_digest(in->kind) && !r_bytes(r, in->digest.bytes, HASHER_DIGEST_LEN))
 			return false;
@@ -1263,12 +1306,14 @@ bool action_input_equal(const action_input *want, const action_input *have)
 		return false;
 	switch (want->kind) {
 	case ACTION_IN_FILE:
-		return want->digest_kind == have->digest_kind && hasher_digest_equal(&want->digest, &have->digest);
+		return want->digest_kind == have->digest_kind && hasher_digest_equal(&want->digest, &have->digest) &&
+		       want->mode == have->mode;
 	case ACTION_IN_DIR:
 	case ACTION_IN_SYMLINK:
 		return hasher_digest_equal(&want->digest, &have->digest);
 	case ACTION_IN_EXISTS:
-		return (want->type & S_IFMT) == (have->type & S_IFMT);
+		return (want->type & S_IFMT) == (have->type & S_IFMT) && want->mode == have->mode &&
+		       want->size == have->size;
 	case ACTION_IN_ABSENT:
 		return true;
 	default:

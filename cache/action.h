@@ -44,7 +44,7 @@
 #include "hasher.h"
 
 #define ACTION_KEY_VERSION 1
-#define ACTION_MANIFEST_VERSION 1
+#define ACTION_MANIFEST_VERSION 2
 /* Manifests kept per key (the oldest beyond this is dropped). */
 #define ACTION_MAX_MANIFESTS 8
 /* stdout/stderr up to this size live inside the manifest; larger ones are
@@ -122,6 +122,8 @@ typedef struct action_key_in {
 /* Key flags: run modes that make results differ. */
 #define ACTION_KF_CACHE_FAILURES 0x1u /* non-zero exits are recorded too */
 #define ACTION_KF_DEPFILE        0x2u /* casfs added -MD -MF to a compile */
+#define ACTION_KF_STDIN_FILE     0x4u /* stdin is a regular file: its digest
+					 is the last of the tools */
 
 /* Serializes the key material into a malloc'd byte string (length-prefixed
  * fields, so no two different inputs serialize alike; env sorted; the cwd
@@ -172,6 +174,10 @@ typedef struct action_input {
 	uint8_t scope;        /* enum action_scope */
 	uint8_t digest_kind;  /* enum action_digest_kind (ACTION_IN_FILE; else 0) */
 	uint32_t type;        /* S_IFMT bits (ACTION_IN_EXISTS; else 0) */
+	uint32_t mode;        /* permission bits, 07777 (FILE, EXISTS; else 0):
+				 what `cp -p` or a stat shows */
+	uint64_t size;        /* EXISTS of a regular file (what `test -s` sees);
+				 else 0 */
 	char *path;
 	hasher_digest digest; /* FILE, DIR, SYMLINK */
 } action_input;
@@ -298,8 +304,8 @@ int action_listing_digest(const action_dirent *e, size_t n, hasher_digest *ret);
  * difference).  have->path is not used. */
 typedef int (*action_probe_fn)(void *arg, const action_input *want, action_input *have);
 
-/* True when `have` is what `want` recorded (kind; then digest kind and
- * digest, or type; scopes and paths are not compared). */
+/* True when `have` is what `want` recorded (kind; then digest kind, digest
+ * and mode, or type, mode and size; scopes and paths are not compared). */
 bool action_input_equal(const action_input *want, const action_input *have);
 
 /* Checks every input in order (sorted: by scope, then path).  Returns -1

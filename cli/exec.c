@@ -26,11 +26,13 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "action.h"
+#include "ccdeps.h"
 #include "cli.h"
 #include "index.h"
 
@@ -440,7 +442,7 @@ static void forward_signal(int sig)
  * waits for it and, as child subreaper, for what it left behind (up to a
  * moment).  Returns the wait status; *outlived when processes remain. */
 static int run(const char *prog, char **argv, struct capture *out, struct capture *err, bool capture,
-	       bool *outlived)
+	       bool null_stdin, bool *outlived)
 {
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 };
 	*outlived = false;
@@ -455,6 +457,11 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 		if (capture) {
 			dup2(po[1], 1);
 			dup2(pe[1], 2);
+		}
+		if (null_stdin) {
+			int dn = open("/dev/null", O_RDONLY);
+			if (dn >= 0)
+				dup2(dn, 0);
 		}
 		execv(prog, argv);
 		int e = errno;
@@ -512,55 +519,140 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 	return status;
 }
 
-/* Collects the dependency file's paths outside the mount. */
-struct dep_ctx {
-	struct fields *f;
-	const char *cwd, *mnt;
+/* The daemon's per-user cache, for ccdeps. */
+static int cache_get(void *arg, const char *key, char *val, size_t size)
+{
+	struct ctl *c = arg;
+	struct fields f = { 0 };
+	field_str(&f, CASFS_T_KVKEY, key);
+	int r = f.oom ? -ENOMEM : ctl_call(c, CASFS_OP_KV_GET, &f);
+	free(f.b);
+	return r == 0 && resp_text(c, CASFS_T_KVVAL, val, size) ? 0 : -ENOENT;
+}
+
+static void cache_put(void *arg, const char *key, const char *val)
+{
+	struct ctl *c = arg;
+	struct fields f = { 0 };
+	field_str(&f, CASFS_T_KVKEY, key);
+	field_str(&f, CASFS_T_KVVAL, val);
+	if (!f.oom)
+		ctl_call(c, CASFS_OP_KV_PUT, &f);
+	free(f.b);
+}
+
+static void dep_add(void *arg, bool absent, const char *path)
+{
+	field_str(arg, absent ? CASFS_T_ABSENT_ABS : CASFS_T_DEP_ABS, path);
+}
+
+/* What the command's stdin can give it. */
+enum stdin_kind {
+	STDIN_NONE,  /* nothing (closed, /dev/null, a pipe at its end) */
+	STDIN_FILE,  /* a regular file: its digest is in the key */
+	STDIN_TTY,   /* a terminal: the command gets /dev/null instead */
+	STDIN_LIVE,  /* a pipe, socket or device that may still give data */
 };
 
-static int dep_cb(void *arg, const char *path)
+static enum stdin_kind classify_stdin(hasher_digest *ret)
 {
-	struct dep_ctx *d = arg;
-	char abs[PATH_MAX], real[PATH_MAX];
-	if (path[0] == '/')
-		snprintf(abs, sizeof(abs), "%s", path);
-	else if (snprintf(abs, sizeof(abs), "%s/%s", d->cwd, path) >= (int)sizeof(abs))
-		return 0;
-	if (!realpath(abs, real))
-		return 0; /* gone: the daemon would see it as changed */
-	size_t ml = strlen(d->mnt);
-	if (strncmp(real, d->mnt, ml) == 0 && (real[ml] == '/' || real[ml] == '\0'))
-		return 0; /* on the mount: traced already */
-	field_str(d->f, CASFS_T_DEP_ABS, real);
-	return 0;
-}
-
-static void add_deps(struct fields *f, const char *depfile, const char *cwd, const char *mnt)
-{
-	int fd = open(depfile, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
 	struct stat st;
-	char *buf = NULL;
-	if (fstat(fd, &st) == 0 && st.st_size > 0 && st.st_size < (64 << 20) && (buf = malloc((size_t)st.st_size)) &&
-	    read(fd, buf, (size_t)st.st_size) == st.st_size) {
-		struct dep_ctx d = { f, cwd, mnt };
-		action_depfile_parse(buf, (size_t)st.st_size, dep_cb, &d);
+	if (fstat(0, &st) < 0)
+		return STDIN_NONE;
+	if (S_ISREG(st.st_mode)) {
+		/* what the command would read: from the current offset on */
+		off_t at = lseek(0, 0, SEEK_CUR);
+		int fd = open("/proc/self/fd/0", O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || at < 0 || lseek(fd, at, SEEK_SET) < 0) {
+			if (fd >= 0)
+				close(fd);
+			return STDIN_LIVE;
+		}
+		hasher_stream *h = hasher_stream_new();
+		char buf[65536];
+		ssize_t n;
+		while (h && (n = read(fd, buf, sizeof(buf))) > 0)
+			hasher_stream_update(h, buf, (size_t)n);
+		close(fd);
+		if (!h)
+			return STDIN_LIVE;
+		hasher_stream_final(h, ret);
+		hasher_stream_free(h);
+		return STDIN_FILE;
 	}
-	free(buf);
-	close(fd);
+	if (S_ISCHR(st.st_mode)) {
+		if (major(st.st_rdev) == 1 && minor(st.st_rdev) == 3)
+			return STDIN_NONE; /* /dev/null */
+		return isatty(0) ? STDIN_TTY : STDIN_LIVE;
+	}
+	if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
+		/* a pipe whose writers are all gone and that holds nothing (what
+		 * make -j gives the jobs that may not read its stdin) reads as
+		 * empty forever */
+		char link[64];
+		ssize_t l = readlink("/proc/self/fd/0", link, sizeof(link) - 1);
+		int avail = 0;
+		struct pollfd p = { .fd = 0, .events = POLLIN };
+		if (l > 0 && strncmp(link, "pipe:", 5) == 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) &&
+		    ioctl(0, FIONREAD, &avail) == 0 && avail == 0)
+			return STDIN_NONE;
+	}
+	return STDIN_LIVE;
 }
 
-/* The depfile a user's -MD/-MMD writes (-MF FILE, or -MFFILE). */
-static const char *user_depfile(char **argv)
+/* The first output a compile writes outside the mount (-o, -MF,
+ * -Wl,-Map=), or NULL: such a write cannot be seen, so the compile is not
+ * cached. */
+static const char *cc_output_outside(char **argv, const char *cwd, const char *mnt, char *buf, size_t size)
 {
-	for (int i = 0; argv[i]; i++) {
-		if (strcmp(argv[i], "-MF") == 0 && argv[i + 1])
-			return argv[i + 1];
-		if (strncmp(argv[i], "-MF", 3) == 0 && argv[i][3])
-			return argv[i] + 3;
+	for (int i = 1; argv[i]; i++) {
+		const char *p = NULL;
+		if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "-MF")) && argv[i + 1])
+			p = argv[++i];
+		else if (!strncmp(argv[i], "-o", 2) && argv[i][2])
+			p = argv[i] + 2;
+		else if (!strncmp(argv[i], "-MF", 3) && argv[i][3])
+			p = argv[i] + 3;
+		else if (!strncmp(argv[i], "-Wl,-Map=", 9))
+			p = argv[i] + 9;
+		if (!p)
+			continue;
+		char abs[PATH_MAX], dir[PATH_MAX];
+		if (snprintf(abs, sizeof(abs), "%s%s%s", p[0] == '/' ? "" : cwd, p[0] == '/' ? "" : "/", p) >=
+		    (int)sizeof(abs))
+			return p;
+		char *slash = strrchr(abs, '/');
+		*slash = '\0';
+		if (!realpath(abs[0] ? abs : "/", dir))
+			continue; /* the compile fails: nothing is written */
+		size_t ml = strlen(mnt);
+		if (strncmp(dir, mnt, ml) != 0 || (dir[ml] != '/' && dir[ml] != '\0')) {
+			snprintf(buf, size, "%s", p);
+			return buf;
+		}
 	}
 	return NULL;
+}
+
+/* The command cannot be cached: says why (counted by the daemon), then
+ * runs it as it is.  Returns only when it cannot be run. */
+static int run_uncached(struct ctl *c, const struct opts *o, const char *prog, char **argv, const char *reason,
+			const char *why)
+{
+	struct fields f = { 0 };
+	field_str(&f, CASFS_T_REASON, reason);
+	if (!f.oom)
+		ctl_call(c, CASFS_OP_NOTE, &f);
+	free(f.b);
+	if (o->explain) {
+		printf("uncacheable: %s\n", why);
+		return 0;
+	}
+	debug(o, "%s: not cacheable: %s", argv[0], why);
+	close(c->fd);
+	execv(prog, argv);
+	cli_error("cannot run %s: %s", argv[0], strerror(errno));
+	return 126;
 }
 
 static int exec_action(const struct opts *o, char **argv)
@@ -624,8 +716,29 @@ static int exec_action(const struct opts *o, char **argv)
 	while (argv[argc])
 		argc++;
 	action_cc_analyze((const char *const *)argv, argc, &cc);
-	hasher_digest tools[3];
+	hasher_digest tools[4];
 	size_t ntools = 0;
+	hasher_digest stdin_digest;
+	enum stdin_kind sk = classify_stdin(&stdin_digest);
+	bool reads_stdin = true;
+	if (cc.is_cc) {
+		/* a compiler reads stdin only for a source named - or /dev/stdin */
+		reads_stdin = false;
+		for (size_t i = 1; i < argc; i++)
+			reads_stdin |= !strcmp(argv[i], "-") || !strcmp(argv[i], "/dev/stdin");
+		char where[PATH_MAX];
+		const char *outside = cc_output_outside(argv, cwd, mnt, where, sizeof(where));
+		if (outside) {
+			char because[PATH_MAX + 64];
+			snprintf(because, sizeof(because), "it writes %s, outside the mount", outside);
+			return run_uncached(&c, o, prog, argv, "writes_outside_mount", because);
+		}
+	}
+	if (sk == STDIN_LIVE && reads_stdin)
+		return run_uncached(&c, o, prog, argv, "stdin",
+				    "its stdin is a pipe, socket or device it may read (redirect it from a file or /dev/null)");
+	if (!reads_stdin && sk != STDIN_NONE)
+		sk = STDIN_NONE;
 	if ((r = tool_digest(&c, prog, &tools[ntools++])) < 0) {
 		cli_error("cannot read %s: %s", prog, strerror(-r));
 		return 126;
@@ -640,8 +753,14 @@ static int exec_action(const struct opts *o, char **argv)
 				ntools++;
 		}
 	}
+	/* a link: a gcc/clang run that neither compiles only nor preprocesses */
+	bool link = cc.is_cc && !cc.compile_only;
+	for (size_t i = 1; link && i < argc; i++)
+		link = strcmp(argv[i], "-E") && strcmp(argv[i], "-M") && strcmp(argv[i], "-MM") &&
+		       strcmp(argv[i], "-fsyntax-only") && strncmp(argv[i], "-print", 6) && strncmp(argv[i], "-dump", 5) &&
+		       strcmp(argv[i], "-v") && strcmp(argv[i], "--version");
 	char depfile[64] = "";
-	bool inject = cc.is_cc && cc.compile_only && !cc.has_depfile;
+	bool inject = (cc.is_cc && cc.compile_only && !cc.has_depfile) || link;
 	if (inject) {
 		const char *tmp = getenv("TMPDIR");
 		snprintf(depfile, sizeof(depfile), "%s/casfs-dep.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
@@ -676,10 +795,13 @@ static int exec_action(const struct opts *o, char **argv)
 	}
 	mode_t um = umask(0);
 	umask(um);
+	if (sk == STDIN_FILE)
+		tools[ntools++] = stdin_digest;
 	action_key_in kin = {
 		.tools = tools, .ntools = ntools, .root = root, .cwd = cwd,
 		.argv = (const char *const *)argv, .argc = argc, .env = env, .nenv = nenv,
-		.umask = um, .flags = (o->cache_failures ? ACTION_KF_CACHE_FAILURES : 0) | (inject ? ACTION_KF_DEPFILE : 0),
+		.umask = um, .flags = (o->cache_failures ? ACTION_KF_CACHE_FAILURES : 0) | (inject ? ACTION_KF_DEPFILE : 0) |
+				      (sk == STDIN_FILE ? ACTION_KF_STDIN_FILE : 0),
 	};
 	uint8_t *material = NULL;
 	size_t mlen = 0;
@@ -742,18 +864,26 @@ static int exec_action(const struct opts *o, char **argv)
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	char **run_argv = argv;
 	char *extra[argc + 4];
+	char ldopt[96];
 	if (inject && traced) {
 		for (size_t i = 0; i < argc; i++)
 			extra[i] = argv[i];
-		extra[argc] = "-MD";
-		extra[argc + 1] = "-MF";
-		extra[argc + 2] = depfile;
-		extra[argc + 3] = NULL;
+		if (link) {
+			snprintf(ldopt, sizeof(ldopt), "-Wl,--dependency-file=%s", depfile);
+			extra[argc] = ldopt;
+			extra[argc + 1] = NULL;
+		} else {
+			extra[argc] = "-MD";
+			extra[argc + 1] = "-MF";
+			extra[argc + 2] = depfile;
+			extra[argc + 3] = NULL;
+		}
 		run_argv = extra;
 	}
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int status = run(prog, run_argv, &out, &err, traced, &outlived);
+	/* a build step reads no terminal: under the cache it gets none */
+	int status = run(prog, run_argv, &out, &err, traced, traced && sk == STDIN_TTY, &outlived);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (status < 0) {
 		if (depfile[0])
@@ -770,9 +900,21 @@ static int exec_action(const struct opts *o, char **argv)
 		field_add(&g, CASFS_T_STDERR, err.b, err.len);
 		if (outlived)
 			field_add(&g, CASFS_T_OUTLIVED, NULL, 0);
-		const char *dep = inject ? depfile : cc.has_depfile ? user_depfile(argv) : NULL;
-		if (dep)
-			add_deps(&g, dep, cwd, mnt);
+		if (cc.is_cc && (ex == 0 || o->cache_failures)) {
+			/* what it read outside the mount (ccdeps.h) */
+			ccdeps_compile ci = { .prog = prog, .tool = &tools[0], .argv = argv, .cxx = cc.is_cxx,
+					      .cwd = cwd, .mnt = mnt };
+			ccdeps_cache cache = { cache_get, cache_put, &c };
+			const char *uf = NULL;
+			int dr = 0;
+			if (link)
+				dr = ccdeps_link(&ci, depfile, dep_add, &g);
+			else if (cc.compile_only)
+				dr = ccdeps_collect(&ci, inject ? depfile : ccdeps_user_complete(argv, &uf) ? uf : NULL,
+						    &cache, dep_add, &g);
+			if (dr < 0)
+				field_str(&g, CASFS_T_REASON, "unknown_input");
+		}
 		r = g.oom ? -ENOMEM : ctl_call(&c, CASFS_OP_END, &g);
 		if (r < 0)
 			debug(o, "%s: not recorded: %s", argv[0], strerror(-r));

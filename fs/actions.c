@@ -320,6 +320,7 @@ static int probe(void *arg, const action_input *want, action_input *have)
 	if (want->kind == ACTION_IN_FILE && S_ISREG(st.st_mode)) {
 		have->kind = ACTION_IN_FILE;
 		have->digest_kind = want->digest_kind;
+		have->mode = st.st_mode & 07777;
 		r = want->digest_kind == ACTION_DIGEST_PLAIN ? file_digest(fd, &st, &have->digest) : -ENOTSUP;
 	} else if (want->kind == ACTION_IN_DIR && S_ISDIR(st.st_mode)) {
 		have->kind = ACTION_IN_DIR;
@@ -336,6 +337,8 @@ static int probe(void *arg, const action_input *want, action_input *have)
 	} else {
 		have->kind = ACTION_IN_EXISTS;
 		have->type = st.st_mode & S_IFMT;
+		have->mode = st.st_mode & 07777;
+		have->size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 	}
 out:
 	close(fd);
@@ -727,6 +730,7 @@ struct end_req {
 	int32_t exit;
 	bool has_exit;
 	bool outlived;
+	char reason[32];        /* the client's reason not to cache */
 	uint64_t run_ms;
 	const uint8_t *out, *err;
 	size_t out_len, err_len;
@@ -760,6 +764,12 @@ static int end_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 	case CASFS_T_OUTLIVED:
 		e->outlived = true;
 		return 0;
+	case CASFS_T_REASON:
+		if (len == 0 || len >= sizeof(e->reason))
+			return -EBADMSG;
+		memcpy(e->reason, v, len);
+		e->reason[len] = '\0';
+		return 0;
 	default:
 		return 0;
 	}
@@ -767,6 +777,7 @@ static int end_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 
 struct rec_ctx {
 	action_manifest *m;
+	int64_t begun_ns;     /* when the run began */
 	int root_fd;
 	const char *root_abs;
 	action_scan scan;
@@ -945,25 +956,42 @@ static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, actio
 	return r;
 }
 
-/* Adds the inputs outside the mount named by the run's dependency output:
- * the daemon digests them as it sees them. */
+/* Adds the inputs outside the mount the client learned (the compiler's
+ * dependency output, absences along its include search chain): the
+ * daemon digests and checks them as it sees them. */
 static int dep_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 {
 	struct rec_ctx *c = arg;
-	if (tag != CASFS_T_DEP_ABS || c->reason)
+	if ((tag != CASFS_T_DEP_ABS && tag != CASFS_T_ABSENT_ABS) || c->reason)
 		return 0;
 	char *path = strndup_field(v, len);
 	if (!path || path[0] != '/') {
 		free(path);
 		return -EBADMSG;
 	}
-	action_input in = { .kind = ACTION_IN_FILE, .scope = ACTION_SCOPE_ABS, .path = path };
 	struct stat st;
+	if (tag == CASFS_T_ABSENT_ABS) {
+		action_input in = { .kind = ACTION_IN_ABSENT, .scope = ACTION_SCOPE_ABS, .path = path };
+		int r = 0, lr = lstat(path, &st), le = errno;
+		if (lr == 0)
+			c->reason = "input_changed"; /* it appeared since the compile looked */
+		else if (le != ENOENT && le != ENOTDIR)
+			c->reason = "unknown_input";
+		else if ((r = action_manifest_add_input(c->m, &in)) == -EINVAL) {
+			c->reason = "unknown_input";
+			r = 0;
+		}
+		free(path);
+		return r;
+	}
+	action_input in = { .kind = ACTION_IN_FILE, .scope = ACTION_SCOPE_ABS, .path = path };
 	int fd = open(path, O_PATH | O_CLOEXEC);
 	int r = 0;
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		c->reason = "input_changed"; /* gone or replaced since it was read */
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    cache_timespec_ns(&st.st_ctim) >= c->begun_ns) {
+		c->reason = "input_changed"; /* gone, replaced or changed since the run began */
 	} else if ((r = file_digest(fd, &st, &in.digest)) == 0) {
+		in.mode = st.st_mode & 07777;
 		r = action_manifest_add_input(c->m, &in);
 		if (r == -EINVAL) { /* a path the manifest cannot hold ("..") */
 			c->reason = "unknown_input";
@@ -980,7 +1008,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 {
 	struct end_req e = { 0 };
 	action_manifest m = { 0 };
-	struct rec_ctx c = { .m = &m, .root_fd = -1, .root_abs = cf->root_abs };
+	struct rec_ctx c = { .m = &m, .root_fd = -1, .root_abs = cf->root_abs, .begun_ns = cf->begun_ns };
 	int r, mfd = -1;
 	if (!cf->sess) {
 		out->result = -EINVAL; /* END without BEGIN */
@@ -996,6 +1024,8 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 	}
 	if (e.outlived)
 		c.reason = "outlived";
+	else if (e.reason[0])
+		c.reason = e.reason;
 	else if (!trace_wait_writers(tr, WRITERS_WAIT_MS))
 		c.reason = "outputs_open";
 	session_end(FS->ss, s);
@@ -1190,6 +1220,16 @@ static void small_op(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *o
 	free(s.path);
 }
 
+static int reason_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
+{
+	char *out = arg;
+	if (tag == CASFS_T_REASON && len < 64) {
+		memcpy(out, v, len);
+		out[len] = '\0';
+	}
+	return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call *in)
@@ -1255,6 +1295,16 @@ void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call
 	case CASFS_OP_KV_PUT:
 		small_op(q, cf, o);
 		break;
+	case CASFS_OP_NOTE: {
+		char reason[64] = "";
+		if (fields_each(cf->req, cf->req_len, reason_field, reason) < 0 || !reason[0]) {
+			o->result = -EBADMSG;
+		} else {
+			COUNT(action_uncacheable);
+			count_reason(reason);
+		}
+		break;
+	}
 	default:
 		o->result = -EINVAL;
 	}

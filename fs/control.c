@@ -29,9 +29,10 @@ void op_access(fuse_req_t r, fuse_ino_t ino, int mask)
 	snprintf(name, sizeof(name), "%d", fd);
 	int rc = faccessat(FS->proc_fd, name, mask, AT_EACCESS);
 	int e = errno;
+	struct stat st;
+	if (q.sess && fs_stat_fd(fd, &st) == 0)
+		trace_exists(session_trace(q.sess), n, &st);
 	ino_node_fd_put(FS->tbl, n);
-	if (q.sess)
-		trace_exists(session_trace(q.sess), n);
 	req_err(&q, rc < 0 ? e : 0);
 }
 

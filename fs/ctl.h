@@ -38,7 +38,8 @@
 	X(uncacheable_unknown_path) X(uncacheable_input_changed) X(uncacheable_input_being_written) \
 	X(uncacheable_too_big) X(uncacheable_out_of_memory) X(uncacheable_writes_outside_root) \
 	X(uncacheable_output_changed) X(uncacheable_special_output) X(uncacheable_unknown_input) \
-	X(uncacheable_store_full) X(uncacheable_store_error) X(uncacheable_outlived)
+	X(uncacheable_store_full) X(uncacheable_store_error) X(uncacheable_outlived) \
+	X(uncacheable_stdin) X(uncacheable_writes_outside_mount)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,
@@ -112,6 +113,8 @@ enum casfs_exec_op {
 				the daemon sees another file at that path */
 	CASFS_OP_KV_GET,     /* request: KVKEY -> response: KVVAL (-ENOENT) */
 	CASFS_OP_KV_PUT,     /* request: KVKEY, KVVAL (the caller's own, small) */
+	CASFS_OP_NOTE,       /* request: REASON: the client runs the command
+				uncached for that reason (counted) */
 };
 
 enum casfs_lookup_status {
@@ -136,13 +139,16 @@ enum casfs_exec_tag {
 	CASFS_T_STDERR,       /* bytes */
 	CASFS_T_DEP_ABS,      /* an input outside the mount (absolute path) */
 	CASFS_T_EXPLAIN,      /* response: text for --explain / CASFS_LOG=debug */
-	CASFS_T_REASON,       /* response: why not cached (one word) */
+	CASFS_T_REASON,       /* why not cached (one word): in END's response, or
+				 in END's request when the client knows */
 	CASFS_T_OUTLIVED,     /* END: processes of the run outlived it */
 	CASFS_T_PATH,         /* an absolute path */
 	CASFS_T_STAT,         /* struct casfs_exec_stat */
 	CASFS_T_DIGEST,       /* 16 bytes */
 	CASFS_T_KVKEY,        /* at most 256 bytes */
 	CASFS_T_KVVAL,        /* at most 4096 bytes */
+	CASFS_T_ABSENT_ABS,   /* END: a name outside the mount that must stay
+				 absent (absolute path) */
 };
 
 /* A file as its stat describes it (to tell the same file apart). */

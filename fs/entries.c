@@ -100,9 +100,9 @@ void op_lookup(fuse_req_t r, fuse_ino_t parent, const char *name)
 	ino_node_fd_put(FS->tbl, p);
 	if (q.sess) {
 		if (rc == -ENOENT)
-			trace_absent(session_trace(q.sess), p, name);
+			trace_absent(session_trace(q.sess), q.tid, p, name);
 		else if (rc == 0)
-			trace_exists(session_trace(q.sess), ino_table_get(FS->tbl, e.ino));
+			trace_exists(session_trace(q.sess), ino_table_get(FS->tbl, e.ino), &e.attr);
 	}
 	if (rc == -ENOENT && FS->o.timeout > 0 && kcache_negative(FS->kc, FS->ss, parent, name)) {
 		/* A negative entry: the kernel caches the absence. */
@@ -175,7 +175,7 @@ void op_getattr(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		rc = fs_stat_fd(fd, &st);
 		ino_node_fd_put(FS->tbl, n);
 		if (q.sess && rc == 0)
-			trace_exists(session_trace(q.sess), n);
+			trace_exists(session_trace(q.sess), n, &st);
 	}
 	if (rc < 0)
 		req_err(&q, -rc);

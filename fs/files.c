@@ -215,7 +215,7 @@ void op_create(fuse_req_t r, fuse_ino_t parent, const char *name, mode_t mode, s
 	}
 	ino_node *n = ino_table_get(FS->tbl, e.ino);
 	if (q.sess)
-		trace_created(session_trace(q.sess), p, name);
+		trace_created_file(session_trace(q.sess), q.tid, p, name, fi->flags);
 	struct fs_file *f = file_new(&q, n, fd, flags, fi->flags);
 	if (!f) {
 		close(fd);

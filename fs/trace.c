@@ -19,12 +19,15 @@
 /* A run that touches more paths is not cached (and stops recording). */
 #define MAX_PATHS (1u << 20)
 
-enum { P_SEEN = 1, P_CHANGED = 2, P_EXISTED = 4 };
+enum { P_SEEN = 1, P_CHANGED = 2, P_EXISTED = 4, P_IMPLIED = 8 };
 
 struct pentry {
 	char *path;            /* mount-relative */
-	uint8_t flags;
+	uint8_t flags;         /* P_IMPLIED: its absence was only the lookup of
+				  the open that created it (O_CREAT|O_TRUNC) */
 	size_t in;             /* P_SEEN: its input's index */
+	unsigned negs;         /* lookups that found it absent */
+	pid_t neg_tid;         /* the thread of the last one */
 	struct pentry *next;
 };
 
@@ -247,6 +250,12 @@ void trace_read(struct trace *t, ino_node *n, int fd)
 		return;
 	action_input in = { .kind = ACTION_IN_FILE, .digest_kind = ACTION_DIGEST_PLAIN };
 	uint64_t version = 0;
+	struct stat st;
+	if (fs_stat_fd(fd, &st) < 0) {
+		problem(t, TRACE_NO_PATH);
+		return;
+	}
+	in.mode = st.st_mode & 07777; /* cp -p and friends carry it over */
 	int r = FS->dg ? digests_get_versioned(FS->dg, n, fd, &in.digest, &version) : -ENODATA;
 	if (r < 0) {
 		problem(t, r == -EBUSY ? TRACE_INPUT_WRITTEN : TRACE_NOMEM);
@@ -272,6 +281,24 @@ void trace_created(struct trace *t, ino_node *parent, const char *name)
 		add_change(t, path, false);
 }
 
+void trace_created_file(struct trace *t, pid_t tid, ino_node *parent, const char *name, int flags)
+{
+	char path[PATH_MAX];
+	if (!child_path(t, parent, name, path, sizeof(path)))
+		return;
+	pthread_mutex_lock(&t->lock);
+	struct pentry *p = pentry_get(t, path);
+	/* The kernel's open(O_CREAT) of a missing name is a LOOKUP then this
+	 * CREATE by the same thread.  When that lookup is the only absence the
+	 * run saw and the open truncates without O_EXCL, the file ends the
+	 * same whether it existed or not: its absence was no observation. */
+	if (p && (p->flags & P_SEEN) && !(p->flags & P_CHANGED) && t->ins[p->in].in.kind == ACTION_IN_ABSENT &&
+	    p->negs == 1 && p->neg_tid == tid && (flags & O_TRUNC) && !(flags & O_EXCL))
+		p->flags |= P_IMPLIED;
+	pthread_mutex_unlock(&t->lock);
+	add_change(t, path, false);
+}
+
 void trace_removed(struct trace *t, ino_node *parent, const char *name)
 {
 	char path[PATH_MAX];
@@ -289,18 +316,27 @@ void trace_renamed(struct trace *t, ino_node *p, const char *name, ino_node *np,
 		add_change(t, path, replaced);
 }
 
-void trace_absent(struct trace *t, ino_node *parent, const char *name)
+void trace_absent(struct trace *t, pid_t tid, ino_node *parent, const char *name)
 {
 	char path[PATH_MAX];
 	action_input in = { .kind = ACTION_IN_ABSENT };
-	if (child_path(t, parent, name, path, sizeof(path)))
-		add_input(t, path, &in, NULL, 0);
+	if (!child_path(t, parent, name, path, sizeof(path)))
+		return;
+	add_input(t, path, &in, NULL, 0);
+	pthread_mutex_lock(&t->lock);
+	struct pentry *p = pentry_get(t, path);
+	if (p) {
+		p->negs++;
+		p->neg_tid = tid;
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
-void trace_exists(struct trace *t, ino_node *n)
+void trace_exists(struct trace *t, ino_node *n, const struct stat *st)
 {
 	char path[PATH_MAX];
-	action_input in = { .kind = ACTION_IN_EXISTS, .type = n->type };
+	action_input in = { .kind = ACTION_IN_EXISTS, .type = st->st_mode & S_IFMT, .mode = st->st_mode & 07777,
+			    .size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0 };
 	if (node_path(t, n, path, sizeof(path)))
 		add_input(t, path, &in, NULL, 0);
 }
@@ -465,9 +501,7 @@ int trace_inputs(struct trace *t, const char *root, action_manifest *m)
 	for (size_t i = 0; r == 0 && i < t->nin; i++) {
 		action_input in = t->ins[i].in;
 		const char *rel;
-		/* whether its own outputs existed before is not what a run
-		 * depends on: tools replace them (docs/ACTIONS.md) */
-		if ((t->ins[i].pe->flags & P_CHANGED) && (in.kind == ACTION_IN_ABSENT || in.kind == ACTION_IN_EXISTS))
+		if (t->ins[i].pe->flags & P_IMPLIED)
 			continue;
 		if (below(root, in.path, &rel) == 0) {
 			in.scope = ACTION_SCOPE_ROOT;

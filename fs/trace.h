@@ -15,7 +15,10 @@
  * file handle) makes the trace incomplete: the action is then not cached.
  *
  * The first observation of a path is what the command saw: a file read
- * after the command itself wrote it is its own output, not an input.
+ * after the command itself wrote it is its own output, not an input.  A
+ * stat-only probe is replaced by a read, listing or readlink of the same
+ * path that follows.  The absence of a file is dropped only when it was
+ * the lookup of the very open that created it, truncating (trace_created_file).
  *
  * Thread-safety: every function may be called from any FUSE worker.
  */
@@ -49,18 +52,22 @@ void trace_read(struct trace *t, ino_node *n, int fd);
 /* n opened for writing (existing file); `trunc`: its old content does not
  * matter (O_TRUNC), else it is an input too.  fd: any fd of it. */
 void trace_write_open(struct trace *t, ino_node *n, int fd, bool trunc);
-/* `name` in parent was created (create, mkdir, mknod, symlink, link). */
+/* `name` in parent was created (mkdir, mknod, symlink, link). */
 void trace_created(struct trace *t, ino_node *parent, const char *name);
+/* `name` in parent was created by an open (CREATE) of thread tid with
+ * these open flags. */
+void trace_created_file(struct trace *t, pid_t tid, ino_node *parent, const char *name, int flags);
 /* `name` in parent was removed (unlink, rmdir). */
 void trace_removed(struct trace *t, ino_node *parent, const char *name);
 /* `name` in p renamed to `newname` in np; `replaced`: a name existed at
  * the destination. */
 void trace_renamed(struct trace *t, ino_node *p, const char *name, ino_node *np, const char *newname,
 		   bool replaced);
-/* `name` in parent did not exist. */
-void trace_absent(struct trace *t, ino_node *parent, const char *name);
-/* n exists (a lookup, getattr or access that reached the daemon). */
-void trace_exists(struct trace *t, ino_node *n);
+/* `name` in parent did not exist (a lookup by thread tid). */
+void trace_absent(struct trace *t, pid_t tid, ino_node *parent, const char *name);
+/* n exists, as st says (a lookup, getattr or access that reached the
+ * daemon): its type, permission bits and (regular file) size. */
+void trace_exists(struct trace *t, ino_node *n, const struct stat *st);
 /* the directory n (dfd: any fd of it, whose offset is left alone) was
  * opened or listed */
 void trace_listed(struct trace *t, ino_node *n, int dfd);

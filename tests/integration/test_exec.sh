@@ -103,8 +103,9 @@ value() { # the constant f() returns, from the object
     hex=$(objdump -d "$P/f.o" | sed -n 's/.*mov  *\$0x\([0-9a-f]*\),%eax.*/\1/p' | head -n 1)
     [ -n "$hex" ] && echo $((16#$hex))
 }
-step() { # NAME EXPECT(hit|miss) VALUE: one compile, judged
+step() { # NAME EXPECT(hit|miss) VALUE: one clean compile (no f.o before), judged
     local name=$1 want=$2 v=$3 h m got
+    rm -f "$P/f.o"  # as stats its output first: whether it existed is an input
     h=$(counter action_hits)
     m=$(counter action_misses)
     (cd "$P" && env "${ENVV[@]}" "$X" exec -- "${CC_BIN:-gcc}" "${CC_ARGS[@]}") || fail "$name: compile failed"

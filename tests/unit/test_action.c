@@ -451,6 +451,15 @@ static void test_key_pinning(void **state)
 		{ "build", "-I%s/../other", NULL, false }, /* root/.. stays literal */
 		{ "build", NULL, "CPATH=../../../inc", false },
 		{ "/mnt/tools", NULL, NULL, false },       /* cwd outside the root */
+		/* an ancestor of the root named whole: a prefix map that rewrites
+		 * the root's path below it into what outputs hold */
+		{ "build", "-fdebug-prefix-map=/mnt/sb=/S", NULL, false },
+		{ "build", "-fdebug-prefix-map=/mnt/sb/=/S/", NULL, false },
+		{ "build", "-ffile-prefix-map=/mnt=.", NULL, false },
+		{ "build", NULL, "CPATH=/mnt/sb/1", false },
+		{ "build", "-I/mnt/sb/include", NULL, true },  /* a path below an ancestor */
+		{ "build", "-I/mnt/sbx=", NULL, true },        /* not the ancestor */
+		{ "build", "-I/usr/mnt/sb", NULL, true },       /* nor a longer path */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
 		if (relocates(cases[i].cwd, cases[i].arg, cases[i].env) != cases[i].relocates)

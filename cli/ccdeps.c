@@ -1,0 +1,447 @@
+/* ccdeps.c — see ccdeps.h. */
+#include "ccdeps.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "action.h"
+
+extern char **environ;
+
+/* gcc options whose value is the next argument when not joined. */
+static bool takes_value(const char *a)
+{
+	static const char *const opts[] = {
+		"-o", "-I", "-isystem", "-iquote", "-idirafter", "-include", "-imacros", "-MF", "-MT", "-MQ",
+		"-x", "-D", "-U", "-L", "-Xlinker", "-Xassembler", "-Xpreprocessor", "-Xclang", "-T", "-u",
+		"-z", "-aux-info", "--param", "-iprefix", "-iwithprefix", "-iwithprefixbefore", "-isysroot",
+		"-imultilib", "-dumpbase", "-dumpdir", "-B", "-target", "--sysroot", NULL,
+	};
+	for (int i = 0; opts[i]; i++)
+		if (!strcmp(a, opts[i]))
+			return true;
+	return false;
+}
+
+/* Options a preprocessing pass must not carry: outputs, dependency
+ * output, the compile mode. */
+static bool dropped(const char *a)
+{
+	static const char *const exact[] = { "-c", "-S", "-E", "-M", "-MM", "-MD", "-MMD", "-MG", "-MP", NULL };
+	for (int i = 0; exact[i]; i++)
+		if (!strcmp(a, exact[i]))
+			return true;
+	return !strncmp(a, "-o", 2) || !strncmp(a, "-MF", 3) || !strncmp(a, "-MT", 3) || !strncmp(a, "-MQ", 3) ||
+	       !strncmp(a, "-Wp,-M", 6) || !strncmp(a, "-save-temps", 11);
+}
+
+/* argv for a preprocessing pass: the compile's options (sources too when
+ * keep_sources), then extra (NULL-terminated).  NULL on ENOMEM. */
+static char **pass_argv(char **argv, bool keep_sources, const char *const *extra)
+{
+	size_t n = 0, ne = 0;
+	while (argv[n])
+		n++;
+	while (extra[ne])
+		ne++;
+	char **out = calloc(n + ne + 1, sizeof(*out));
+	if (!out)
+		return NULL;
+	size_t k = 0;
+	out[k++] = argv[0];
+	for (size_t i = 1; i < n; i++) {
+		const char *a = argv[i];
+		bool value = takes_value(a) && i + 1 < n;
+		if (dropped(a)) {
+			i += value ? 1 : 0;
+			continue;
+		}
+		if (a[0] != '-' && !keep_sources)
+			continue; /* a source */
+		out[k++] = argv[i];
+		if (value)
+			out[k++] = argv[++i];
+	}
+	for (size_t i = 0; i < ne; i++)
+		out[k++] = (char *)extra[i];
+	return out;
+}
+
+/* Runs argv in cwd with stdout and stdin on /dev/null; its stderr in
+ * *err (malloc'd, NUL-terminated) when err is not NULL.  Returns the exit
+ * status, or -errno. */
+static int run_pass(const char *prog, char **argv, char **err)
+{
+	int p[2] = { -1, -1 };
+	if (err && pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int dn = open("/dev/null", O_RDWR);
+		dup2(dn, 0);
+		dup2(dn, 1);
+		dup2(err ? p[1] : dn, 2);
+		execv(prog, argv);
+		_exit(127);
+	}
+	size_t len = 0, cap = 0;
+	char *b = NULL;
+	if (err) {
+		close(p[1]);
+		for (;;) {
+			if (len + 4096 + 1 > cap) {
+				char *nb = realloc(b, cap = cap ? cap * 2 : 16384);
+				if (!nb)
+					break;
+				b = nb;
+			}
+			ssize_t r = read(p[0], b + len, cap - len - 1);
+			if (r <= 0)
+				break;
+			len += (size_t)r;
+		}
+		close(p[0]);
+		if (b)
+			b[len] = '\0';
+		*err = b;
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static bool on_mount(const char *path, const char *mnt)
+{
+	size_t ml = strlen(mnt);
+	return strncmp(path, mnt, ml) == 0 && (path[ml] == '/' || path[ml] == '\0');
+}
+
+/* ---- the include search chain ---------------------------------------------- */
+
+struct chain {
+	char **dirs;     /* in search order (quote dirs first), real paths */
+	size_t n;
+	char **missing;  /* named but absent directories, absolute */
+	size_t nmissing;
+};
+
+static void chain_clear(struct chain *ch)
+{
+	for (size_t i = 0; i < ch->n; i++)
+		free(ch->dirs[i]);
+	for (size_t i = 0; i < ch->nmissing; i++)
+		free(ch->missing[i]);
+	free(ch->dirs);
+	free(ch->missing);
+	memset(ch, 0, sizeof(*ch));
+}
+
+static int push(char ***v, size_t *n, const char *s)
+{
+	char **nv = realloc(*v, (*n + 1) * sizeof(**v));
+	if (!nv)
+		return -ENOMEM;
+	*v = nv;
+	if (!(nv[*n] = strdup(s)))
+		return -ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+/* The first missing component of path (absolute), under the real path of
+ * its existing part: what must be created for path to come into being.
+ * 0 and out, or -ENOENT when path exists after all. */
+static int first_missing(const char *path, char *out, size_t size)
+{
+	char cur[PATH_MAX] = "/", cand[PATH_MAX];
+	const char *p = path;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		const char *e = strchrnul(p, '/');
+		if (e == p)
+			break;
+		if (snprintf(cand, sizeof(cand), "%s%s%.*s", cur, strcmp(cur, "/") ? "/" : "", (int)(e - p), p) >=
+		    (int)sizeof(cand))
+			return -ENAMETOOLONG;
+		if (!realpath(cand, cur)) {
+			snprintf(out, size, "%s", cand);
+			return 0;
+		}
+		p = e;
+	}
+	return -ENOENT;
+}
+
+/* Parses `-E -v` output: "ignoring nonexistent directory "X"" lines and
+ * the directories between "search starts here:" and "End of search list.". */
+static int chain_parse(char *text, const char *cwd, struct chain *ch)
+{
+	bool in_list = false;
+	int r = 0;
+	for (char *line = strtok(text, "\n"); r == 0 && line; line = strtok(NULL, "\n")) {
+		char path[PATH_MAX], real[PATH_MAX];
+		const char *ign = "ignoring nonexistent directory \"";
+		if (!strncmp(line, ign, strlen(ign))) {
+			char *s = line + strlen(ign), *q = strrchr(s, '"');
+			if (q)
+				*q = '\0';
+			if (snprintf(path, sizeof(path), "%s%s%s", s[0] == '/' ? "" : cwd, s[0] == '/' ? "" : "/", s) <
+				    (int)sizeof(path) &&
+			    first_missing(path, real, sizeof(real)) == 0)
+				r = push(&ch->missing, &ch->nmissing, real);
+		} else if (strstr(line, "search starts here:")) {
+			in_list = true;
+		} else if (!strncmp(line, "End of search list.", 19)) {
+			in_list = false;
+		} else if (in_list && line[0] == ' ') {
+			const char *d = line + 1;
+			char *fw = strstr(line, " (framework directory)");
+			if (fw)
+				*fw = '\0';
+			if (snprintf(path, sizeof(path), "%s%s%s", d[0] == '/' ? "" : cwd, d[0] == '/' ? "" : "/", d) <
+				    (int)sizeof(path) &&
+			    realpath(path, real))
+				r = push(&ch->dirs, &ch->n, real);
+		}
+	}
+	return r;
+}
+
+/* "D dir\n" and "M dir\n" lines. */
+static char *chain_format(const struct chain *ch)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < ch->n; i++)
+		len += strlen(ch->dirs[i]) + 3;
+	for (size_t i = 0; i < ch->nmissing; i++)
+		len += strlen(ch->missing[i]) + 3;
+	char *s = malloc(len), *p = s;
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < ch->n; i++)
+		p += sprintf(p, "D %s\n", ch->dirs[i]);
+	for (size_t i = 0; i < ch->nmissing; i++)
+		p += sprintf(p, "M %s\n", ch->missing[i]);
+	*p = '\0';
+	return s;
+}
+
+/* A remembered chain, used only while it is still true: every directory
+ * still a directory, every missing one still missing. */
+static bool chain_load(char *text, struct chain *ch)
+{
+	struct stat st;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		if (strlen(line) < 3 || line[1] != ' ')
+			return false;
+		const char *path = line + 2;
+		bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+		if (line[0] == 'D' ? !is_dir || push(&ch->dirs, &ch->n, path) < 0
+				   : line[0] != 'M' || lstat(path, &st) == 0 || push(&ch->missing, &ch->nmissing, path) < 0)
+			return false;
+	}
+	return ch->n > 0;
+}
+
+/* The relevant environment of the search chain. */
+static const char *const chain_env[] = { "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH",
+					 "GCC_EXEC_PREFIX", "COMPILER_PATH", NULL };
+
+static int cc_chain(const ccdeps_compile *cc, const ccdeps_cache *cache, struct chain *ch)
+{
+	static const char *const probe_c[] = { "-E", "-v", "-x", "c", "/dev/null", "-o", "/dev/null", NULL };
+	static const char *const probe_cxx[] = { "-E", "-v", "-x", "c++", "/dev/null", "-o", "/dev/null", NULL };
+	char **pargv = pass_argv(cc->argv, false, cc->cxx ? probe_cxx : probe_c);
+	if (!pargv)
+		return -ENOMEM;
+	/* remembered per compiler, options, working directory, environment */
+	hasher_stream *h = hasher_stream_new();
+	if (!h) {
+		free(pargv);
+		return -ENOMEM;
+	}
+	hasher_stream_update(h, cc->tool->bytes, sizeof(cc->tool->bytes));
+	hasher_stream_update(h, cc->cwd, strlen(cc->cwd) + 1);
+	for (size_t i = 0; pargv[i]; i++)
+		hasher_stream_update(h, pargv[i], strlen(pargv[i]) + 1);
+	for (int i = 0; chain_env[i]; i++) {
+		const char *v = getenv(chain_env[i]);
+		hasher_stream_update(h, v ? v : "\x01", v ? strlen(v) + 1 : 1);
+	}
+	hasher_digest d;
+	hasher_stream_final(h, &d);
+	hasher_stream_free(h);
+	char key[64], hex[HASHER_HEX_LEN + 1], val[16384];
+	hasher_digest_to_hex(&d, hex);
+	snprintf(key, sizeof(key), "chain2:%s", hex);
+	if (cache->get(cache->arg, key, val, sizeof(val)) == 0 && chain_load(val, ch)) {
+		free(pargv);
+		return 0;
+	}
+	chain_clear(ch);
+	char *err = NULL;
+	int r = run_pass(cc->prog, pargv, &err);
+	free(pargv);
+	if (r != 0 || !err) {
+		free(err);
+		return r < 0 ? r : -EIO;
+	}
+	r = chain_parse(err, cc->cwd, ch);
+	free(err);
+	if (r == 0 && ch->n == 0)
+		r = -EIO;
+	char *s = r == 0 ? chain_format(ch) : NULL;
+	if (s && strlen(s) < sizeof(val))
+		cache->put(cache->arg, key, s);
+	free(s);
+	return r;
+}
+
+/* ---- dependencies ------------------------------------------------------------- */
+
+struct deps {
+	char **paths; /* real paths */
+	size_t n;
+	const char *cwd;
+	int err;
+};
+
+static int dep_cb(void *arg, const char *path)
+{
+	struct deps *d = arg;
+	char abs[PATH_MAX], real[PATH_MAX];
+	if (snprintf(abs, sizeof(abs), "%s%s%s", path[0] == '/' ? "" : d->cwd, path[0] == '/' ? "" : "/", path) >=
+	    (int)sizeof(abs))
+		return 0;
+	if (!realpath(abs, real))
+		return 0; /* gone since: the daemon sees that as a change */
+	if (push(&d->paths, &d->n, real) < 0)
+		d->err = -ENOMEM;
+	return 0;
+}
+
+static int read_deps(const char *file, struct deps *d)
+{
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	char *buf = NULL;
+	int r = -EIO;
+	if (fstat(fd, &st) == 0 && st.st_size < (64 << 20) && (buf = malloc((size_t)st.st_size + 1)) &&
+	    read(fd, buf, (size_t)st.st_size) == st.st_size)
+		r = action_depfile_parse(buf, (size_t)st.st_size, dep_cb, d);
+	free(buf);
+	close(fd);
+	return r < 0 ? r : d->err;
+}
+
+bool ccdeps_user_complete(char **argv, const char **file)
+{
+	bool complete = false;
+	*file = NULL;
+	for (int i = 1; argv[i]; i++) {
+		if (!strcmp(argv[i], "-MD") || !strcmp(argv[i], "-M"))
+			complete = true;
+		else if (!strcmp(argv[i], "-MMD") || !strcmp(argv[i], "-MM"))
+			return false;
+		else if (!strcmp(argv[i], "-MF") && argv[i + 1])
+			*file = argv[++i];
+		else if (!strncmp(argv[i], "-MF", 3))
+			*file = argv[i] + 3;
+	}
+	return complete && *file;
+}
+
+int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_cache *cache, ccdeps_add_fn add,
+		   void *arg)
+{
+	struct deps d = { .cwd = cc->cwd };
+	struct chain ch = { 0 };
+	char priv[64] = "";
+	int r;
+	if (!depfile) {
+		/* -MMD/-MM leave system headers out: one pass lists them all */
+		const char *tmp = getenv("TMPDIR");
+		snprintf(priv, sizeof(priv), "%s/casfs-dep.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+		int fd = mkstemp(priv);
+		if (fd < 0)
+			return -errno;
+		close(fd);
+		const char *extra[] = { "-E", "-M", "-MF", priv, "-o", "/dev/null", NULL };
+		char **pargv = pass_argv(cc->argv, true, extra);
+		r = pargv ? run_pass(cc->prog, pargv, NULL) : -ENOMEM;
+		free(pargv);
+		if (r != 0) {
+			unlink(priv);
+			return r < 0 ? r : -EIO;
+		}
+		depfile = priv;
+	}
+	r = read_deps(depfile, &d);
+	if (priv[0])
+		unlink(priv);
+	if (r == 0)
+		r = cc_chain(cc, cache, &ch);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < ch.nmissing; i++)
+		if (!on_mount(ch.missing[i], cc->mnt))
+			add(arg, true, ch.missing[i]);
+	for (size_t i = 0; i < d.n; i++) {
+		const char *p = d.paths[i];
+		if (!on_mount(p, cc->mnt))
+			add(arg, false, p);
+		/* found in chain directory k as rel (every k that holds it: the
+		 * spelling is not known): rel must stay absent before k */
+		for (size_t k = 0; k < ch.n; k++) {
+			size_t dl = strlen(ch.dirs[k]);
+			if (strncmp(p, ch.dirs[k], dl) != 0 || p[dl] != '/')
+				continue;
+			const char *rel = p + dl + 1;
+			for (size_t j = 0; j < k; j++) {
+				char cand[PATH_MAX];
+				if (on_mount(ch.dirs[j], cc->mnt) || !strcmp(ch.dirs[j], ch.dirs[k]))
+					continue; /* on the mount, lookups there are traced */
+				struct stat st;
+				/* one that exists was not this spelling's (or was
+				 * passed over by #include_next): only absences count */
+				if (snprintf(cand, sizeof(cand), "%s/%s", ch.dirs[j], rel) < (int)sizeof(cand) &&
+				    lstat(cand, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
+					add(arg, true, cand);
+			}
+		}
+	}
+out:
+	for (size_t i = 0; i < d.n; i++)
+		free(d.paths[i]);
+	free(d.paths);
+	chain_clear(&ch);
+	return r;
+}
+
+int ccdeps_link(const ccdeps_compile *cc, const char *depfile, ccdeps_add_fn add, void *arg)
+{
+	struct deps d = { .cwd = cc->cwd };
+	int r = read_deps(depfile, &d);
+	for (size_t i = 0; i < d.n; i++) {
+		if (r == 0 && !on_mount(d.paths[i], cc->mnt))
+			add(arg, false, d.paths[i]);
+		free(d.paths[i]);
+	}
+	free(d.paths);
+	return r;
+}
