@@ -39,7 +39,7 @@ Environment:
                          a wrong result already known (printed when used):
                          stdin, output-exists, mmd, probe-mode, probe-size,
                          ancestor-map, outside-output, outside-absence,
-                         link-source
+                         link-source, mtime
 
 Prints "ok"/"FAIL" lines, "#" comments and a closing "N passed, N failed".
 Python 3.11, standard library only.
@@ -54,9 +54,10 @@ import stat
 import subprocess
 import sys
 import time
+import traceback
 
 FEATURES = ("stdin", "output-exists", "mmd", "probe-mode", "probe-size",
-            "ancestor-map", "outside-output", "outside-absence", "link-source")
+            "ancestor-map", "outside-output", "outside-absence", "link-source", "mtime")
 # a hit rate below this in rounds where nothing observed changed fails
 MIN_PURE_HIT_SHARE = 0.6
 CMD_TIMEOUT = 180
@@ -635,7 +636,9 @@ class Campaign:
         """Mutates the project for the round; returns (descriptions, pure)."""
         r = self.round
         if r == 1:
-            return ["none (a no-op round)"], True
+            # the outputs are there now, as they were not in round 0: what
+            # saw them absent misses once (their presence is an input)
+            return ["none (a no-op round, outputs present now)"], False
         if r == 2:
             gm = self.gmode
             if gm == "g":
@@ -743,6 +746,9 @@ class Campaign:
                 ("stage", ["cp", "gen/gen.in", "out/staged.txt"], "", None),
                 ("mv the staged file", ["mv", "out/staged.txt", "out/moved.txt"], "", None),
             ]
+        if self.has("mtime"):
+            a.append(("tar", ["tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner",
+                              "-cf", "out/data.tar", "data"], "", None))
         if self.has("outside-output"):
             a.append(("cc b to outside the mount",
                       cc + ["-c", "src/b.c", "-o", os.path.join(self.outo, "b.o")], "", None))
@@ -785,7 +791,7 @@ class Campaign:
         unlisted = []
         for k in sorted(self.known):
             p = k if os.path.isabs(k) else os.path.normpath(os.path.join(self.root, k))
-            if p in snap or not os.path.lexists(p):
+            if p in snap or not os.path.lexists(p) or os.path.realpath(os.path.dirname(p)) != os.path.dirname(p):
                 continue
             unlisted.append(self.rel(p))
             snap[p] = self.entry(p)
@@ -1021,28 +1027,34 @@ class Campaign:
         self.counters = self.read_counters()
         first = self.counters
         t0 = time.monotonic()
-        for r in range(self.rounds + 1):
-            self.round = r
-            fails_before = self.failed
-            if r == 0:
-                muts, pure = ["none (the first build)"], False
-            else:
-                muts, pure = self.mutate()
-            self.round_muts = muts
-            make = r in (1, 2) or (r > 2 and self.rng.random() < 0.3)
-            t = time.monotonic()
-            n, hits, misses, unc, mtext, mh = self.run_round(make)
-            self.total_actions += n
-            self.total_hits += hits
-            if pure:
-                self.pure_actions += n
-                self.pure_hits += hits
-            self.note("round %d (%s)%s: %d actions: %d hits, %d misses (%d uncacheable)%s; %.1f s" % (
-                r, "; ".join(muts), " [nothing observed changed]" if pure else "", n, hits,
-                misses, unc, mtext, time.monotonic() - t))
-            if self.failed == fails_before:
-                self.ok("round %d: every hit equals a fresh run (%d hits of %d actions%s)" % (
-                    r, hits, n, ", make %d hits" % mh if make else ""))
+        try:
+            for r in range(self.rounds + 1):
+                self.round = r
+                fails_before = self.failed
+                if r == 0:
+                    muts, pure = ["none (the first build)"], False
+                else:
+                    muts, pure = self.mutate()
+                self.round_muts = muts
+                make = r in (1, 2) or (r > 2 and self.rng.random() < 0.3)
+                t = time.monotonic()
+                n, hits, misses, unc, mtext, mh = self.run_round(make)
+                self.total_actions += n
+                self.total_hits += hits
+                if pure:
+                    self.pure_actions += n
+                    self.pure_hits += hits
+                self.note("round %d (%s)%s: %d actions: %d hits, %d misses (%d uncacheable)%s; %.1f s" % (
+                    r, "; ".join(muts), " [nothing observed changed]" if pure else "", n, hits,
+                    misses, unc, mtext, time.monotonic() - t))
+                if self.failed == fails_before:
+                    self.ok("round %d: every hit equals a fresh run (%d hits of %d actions%s)" % (
+                        r, hits, n, ", make %d hits" % mh if make else ""))
+        except Exception:
+            self.fail("round %d: the campaign itself failed (replay: CASFS_CAMPAIGN_SEED=%d "
+                      "CASFS_CAMPAIGN_ROUNDS=%d%s): %s" % (
+                          self.round, self.seed, self.rounds, self.avoid_text(),
+                          traceback.format_exc().replace("\n", " | ")))
         self.note("%d rounds in %.0f s: %d of %d actions hit; %d misses differed from their "
                   "fresh run" % (self.rounds + 1, time.monotonic() - t0, self.total_hits,
                                  self.total_actions, self.miss_differs))

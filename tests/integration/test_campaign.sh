@@ -114,11 +114,15 @@ same_as_fresh() {
 }
 
 # ---- the judge judged: a hit and a miss that are right --------------------------
+# Each reproducer below runs its check from the state its recorded run
+# started from, but for the one thing it changes: an output that was absent
+# then is removed again (its presence is an input of its own).
 R=$MNT/repro
 d=$R/control
 mkdir -p "$d/inc"
 echo '#define C 1' >"$d/inc/c.h"
 printf '#include "c.h"\nint c = C;\n' >"$d/c.c"
+(cd "$d" && gcc -Iinc -c c.c -o c.o)
 cx "$d" gcc -Iinc -c c.c -o c.o
 same_as_fresh "control: unchanged" "$d" /dev/null "c.o" gcc -Iinc -c c.c -o c.o
 [ "$SF_KIND" = hit ] && ok "control: unchanged: a hit" || fail "control: unchanged: a $SF_KIND"
@@ -134,6 +138,7 @@ mkdir -p "$d"
 printf 'int a_var = 1;\n' >"$T/in1"
 printf 'int b_var = 2;\n' >"$T/in2"
 cx "$d" gcc -x c -c - -o x.o <"$T/in1"
+rm "$d/x.o"
 same_as_fresh "stdin: another program on standard input" "$d" "$T/in2" "x.o" gcc -x c -c - -o x.o
 
 # 2. Whether a run's outputs existed before it is not an input, but mkdir,
@@ -171,6 +176,21 @@ cx "$d" sh -c 'echo a > o.txt'
 chmod 600 "$d/o.txt"
 same_as_fresh "> over an existing file: its mode is kept" "$d" /dev/null "o.txt" sh -c 'echo a > o.txt'
 
+# The same, when the output being truncated was put there by a hit and
+# looked up since (its entry cached): the run records nothing of it, and a
+# hit where it is absent restores the mode the truncation kept (644)
+# instead of the one a new file gets (600 under umask 077).
+B=$R/truncate-restored/sb
+for n in 1 2 3; do mkdir -p "$B/$n/execroot/p"; done
+cx "$B/1/execroot/p" sh -c 'echo restored > o.txt'
+cx "$B/2/execroot/p" sh -c 'echo restored > o.txt'
+stat "$B/2/execroot/p/o.txt" >/dev/null
+umask 077
+cx "$B/2/execroot/p" sh -c 'echo restored > o.txt'
+same_as_fresh "> over an output a hit restored, then where it is absent" "$B/3/execroot/p" /dev/null "o.txt" \
+    sh -c 'echo restored > o.txt'
+umask 022
+
 # 3. A user's -MMD depfile leaves out system headers: a changed header in an
 #    -isystem directory outside the mount goes unseen.
 d=$R/mmd
@@ -178,6 +198,7 @@ mkdir -p "$d" "$OUT/sys3"
 echo '#define SYSV 1' >"$OUT/sys3/sysv.h"
 printf '#include <sysv.h>\nint v = SYSV;\n' >"$d/s.c"
 cx "$d" gcc -isystem "$OUT/sys3" -MMD -MF s.d -c s.c -o s.o
+rm "$d/s.o" "$d/s.d"
 echo '#define SYSV 2' >"$OUT/sys3/sysv.h"
 same_as_fresh "-MMD: a changed -isystem header outside the mount" "$d" /dev/null "s.o s.d" \
     gcc -isystem "$OUT/sys3" -MMD -MF s.d -c s.c -o s.o
@@ -189,6 +210,7 @@ d=$R/size
 mkdir -p "$d"
 : >"$d/e.txt"
 cx "$d" sh -c '[ -s e.txt ] && echo full > r.txt || echo empty > r.txt'
+rm "$d/r.txt"
 echo x >"$d/e.txt"
 same_as_fresh "test -s: the probed file is no longer empty" "$d" /dev/null "r.txt" \
     sh -c '[ -s e.txt ] && echo full > r.txt || echo empty > r.txt'
@@ -202,6 +224,18 @@ rm -f "$d/tool.out"
 chmod 755 "$d/tool.sh"
 same_as_fresh "cp: the copied file became executable" "$d" /dev/null "tool.out" cp tool.sh tool.out
 
+# ls -F stats every entry it lists; the kernel holds their attributes (a
+# chmod's reply refreshes them), so the stat never reaches the daemon and
+# the mode it showed is not recorded.
+d=$R/ls-F
+mkdir -p "$d/s"
+echo x >"$d/s/t.sh"
+chmod 644 "$d/s/t.sh"
+cx "$d" sh -c 'ls -F s > l.txt'
+rm "$d/l.txt"
+chmod 755 "$d/s/t.sh"
+same_as_fresh "ls -F: a listed file became executable" "$d" /dev/null "l.txt" sh -c 'ls -F s > l.txt'
+
 # A script run directly: exec(2) needs its execute bit, which a read does
 # not record.
 d=$R/exec-bit
@@ -209,6 +243,7 @@ mkdir -p "$d"
 printf '#!/bin/sh\necho ran\n' >"$d/t.sh"
 chmod 755 "$d/t.sh"
 cx "$d" sh -c './t.sh > o.txt'
+rm "$d/o.txt"
 chmod 644 "$d/t.sh"
 same_as_fresh "exec: the script lost its execute bit" "$d" /dev/null "o.txt" sh -c './t.sh > o.txt'
 
@@ -239,6 +274,7 @@ d=$R/mv
 mkdir -p "$d"
 echo one >"$d/a.txt"
 cx "$d" mv a.txt b.txt
+rm "$d/b.txt"
 echo two >"$d/a.txt"
 same_as_fresh "mv: the moved file changed" "$d" /dev/null "a.txt b.txt" mv a.txt b.txt
 
@@ -253,6 +289,7 @@ ln -s real1.h "$d/inc/cfg.h"
 printf '#include "cfg.h"\nint v = V;\n' >"$d/m.c"
 cat "$d/inc/cfg.h" >/dev/null   # resolved once, outside any session
 cx "$d" gcc -Iinc -c m.c -o m.o
+rm "$d/m.o"
 ln -sfn real2.h "$d/inc/cfg.h"
 same_as_fresh "symlink: a header symlink retargeted" "$d" /dev/null "m.o" gcc -Iinc -c m.c -o m.o
 
@@ -284,6 +321,7 @@ mkdir -p "$d/late" "$OUT/sys8"
 echo '#define LATE 1' >"$d/late/late.h"
 printf '#include <late.h>\nint late = LATE;\n' >"$d/l.c"
 cx "$d" gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
+rm "$d/l.o"
 echo '#define LATE 2' >"$OUT/sys8/late.h"
 same_as_fresh "a new header outside the mount shadows one on it" "$d" /dev/null "l.o" \
     gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
