@@ -55,7 +55,13 @@ static const char mount_usage[] =
 	"                     used anyway without CAP_DAC_READ_SEARCH)\n"
 	"      fd_cache=N     cached open O_PATH descriptors (default 8192)\n"
 	"      threads=N      maximum worker threads (default 16)\n"
-	"      no_xattr       answer xattr calls with ENOSYS (faster ls -l)\n"
+	"      no_xattr       answer every xattr call with ENOSYS (casfs hash still\n"
+	"                     works, through an ioctl)\n"
+	"      security_xattrs  pass security.* (SELinux labels, file capabilities)\n"
+	"                     and system.posix_acl_* (ACLs) through to the backing;\n"
+	"                     by default casfs answers them EOPNOTSUPP, so ls -l asks\n"
+	"                     once per device instead of twice per file and write(2)\n"
+	"                     costs no backing call for security.capability\n"
 	"      store=DIR      same as --store (for /etc/fstab)\n"
 	"      backing=DIR    same as --backing (mount(8) takes it as the SOURCE)\n"
 	"      ingest=all|none  same as --ingest\n"
@@ -204,6 +210,8 @@ static int parse_opts(char *list, struct mount_args *a)
 			a->fo.use_handles = false;
 		else if (!strcmp(o, "no_xattr") && !val)
 			a->fo.xattr = false;
+		else if (!strcmp(o, "security_xattrs") && !val)
+			a->fo.security_xattrs = true;
 		else if (!strcmp(o, "timeout") && val) {
 			a->fo.timeout = strtod(val, &end);
 			if (*end || a->fo.timeout < 0)

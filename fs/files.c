@@ -371,8 +371,11 @@ void op_fallocate(fuse_req_t r, fuse_ino_t ino, int mode, off_t off, off_t len, 
 	}
 	struct fs_file *f = fs_file_of(fi);
 	digests_begin_change(FS->dg, f->node);
+	/* as the caller: the backing strips set-user/group-id as for it */
+	req_creds_enter(&q);
 	int rc = fallocate(f->fd, mode, off, len);
 	int e = errno;
+	req_creds_leave(&q);
 	digests_invalidate(FS->dg, f->node);
 	req_err(&q, rc < 0 ? e : 0);
 }

@@ -43,7 +43,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 				       FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
 				       FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ATOMIC_O_TRUNC |
 				       FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
-				       FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_IOCTL_DIR);
+				       FUSE_CAP_NO_OPENDIR_SUPPORT | FUSE_CAP_IOCTL_DIR | FUSE_CAP_DONT_MASK);
 	/* Symlink targets are not cached by the kernel: every resolution of a
 	 * symlink reaches the daemon, so a traced command's resolutions are
 	 * recorded (docs/ACTIONS.md). */
@@ -154,7 +154,7 @@ int fs_run(const struct fs_options *o, int ready_fd)
 	FS = &fs;
 	ready_fd_global = ready_fd;
 	clock_gettime(CLOCK_MONOTONIC, &fs.started);
-	umask(0); /* the kernel applies the caller's umask before sending */
+	umask(0); /* a create applies the caller's umask itself (req.c) */
 	fs.root_daemon = geteuid() == 0;
 	if (fs.root_daemon) {
 		struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };

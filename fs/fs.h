@@ -18,6 +18,8 @@ struct fs_options {
 	bool writeback;           /* kernel writeback cache */
 	bool use_handles;         /* try file handles (needs CAP_DAC_READ_SEARCH) */
 	bool xattr;               /* pass getxattr & co. (false: ENOSYS) */
+	bool security_xattrs;     /* security.* and system.posix_acl_* reach the
+				     backing (false: EOPNOTSUPP) */
 	double timeout;           /* entry/attr/negative cache timeout, seconds */
 	unsigned fd_cache;        /* 0: default */
 	unsigned threads;         /* 0: default */

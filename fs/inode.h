@@ -166,6 +166,8 @@ void ino_table_forget(ino_table *t, ino_node *n, uint64_t nlookup);
 
 /* Internal references (held by open files). */
 void ino_node_ref(ino_table *t, ino_node *n);
+/* The same with the table lock already held (ino_table_lock). */
+void ino_node_ref_locked(ino_table *t, ino_node *n);
 void ino_node_unref(ino_table *t, ino_node *n);
 
 /* Returns a pinned O_PATH (or better) fd for n, or -errno (-ESTALE when the

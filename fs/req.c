@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <linux/capability.h>
+#include <sched.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -173,8 +175,23 @@ static int capset_thread(const uint32_t eff[2])
 	return (int)syscall(SYS_capset, &h, d);
 }
 
+/* Each worker thread gets its own umask (unshare(CLONE_FS)) so that a
+ * create applies the caller's: the backing then skips it where the parent
+ * directory has a default ACL, as POSIX says (FUSE_CAP_DONT_MASK: the
+ * kernel sends mode and umask apart). */
+static _Thread_local bool own_fs;
+
+static void umask_enter(struct req *q)
+{
+	if (!own_fs)
+		own_fs = unshare(CLONE_FS) == 0;
+	if (own_fs)
+		umask(fuse_req_ctx(q->r)->umask);
+}
+
 void req_creds_enter(struct req *q)
 {
+	umask_enter(q);
 	q->creds = false;
 	if (!FS->root_daemon || (q->uid == 0 && q->gid == 0))
 		return;
@@ -191,6 +208,8 @@ void req_creds_enter(struct req *q)
 
 void req_creds_leave(struct req *q)
 {
+	if (own_fs)
+		umask(0);
 	if (!q->creds)
 		return;
 	syscall(SYS_setfsuid, 0);

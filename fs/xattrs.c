@@ -1,6 +1,7 @@
 /* xattrs.c — extended attributes: casfs's digest as user.casfs.xxh128 on
  * every regular file, the backing's own attributes for the rest. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,15 +25,95 @@ int fs_file_digest_hex(ino_node *n, int fd, char hex[HASHER_HEX_LEN + 1])
 	return r;
 }
 
-/* xattr calls go to /proc/self/fd/N (getxattr & co. do not take O_PATH
- * fds); symlinks hold no user xattrs, so following the magic link is
- * right.  On failure replies and returns -1; else the pinned fd. */
-static int xattr_path(struct req *q, fuse_ino_t ino, ino_node **ret_n, char buf[32])
+/* The names ls -l, the kernel's write path and ACL tools ask on every file
+ * (security.selinux, security.capability, system.posix_acl_*): answered
+ * EOPNOTSUPP without touching the backing unless -o security_xattrs.
+ * coreutils remembers "unsupported" per device for EOPNOTSUPP (not for
+ * ENODATA), so ls -l asks once per device; other names, user.casfs.xxh128
+ * above all, keep working (ENOSYS would stop the kernel asking for any). */
+static bool foreign_name(const char *name)
 {
-	int fd = req_node_fd(q, ino, ret_n);
-	if (fd >= 0)
-		snprintf(buf, 32, "/proc/self/fd/%d", fd);
-	return fd;
+	return !FS->o.security_xattrs &&
+	       (!strncmp(name, "security.", 9) || !strncmp(name, "system.posix_acl_", 17));
+}
+
+/* xattr calls go to a path (getxattr & co. take no O_PATH fd): for most
+ * nodes /proc/self/fd/N of its fd, a magic link to the very inode; for a
+ * symlink that path would name the /proc link itself, so it is
+ * /proc/self/fd/P/NAME through its parent directory's fd, with l*xattr.
+ * On failure replies and returns -1; else the node's pinned fd, and *pfd
+ * the parent's (or -1; release both). */
+struct xpath {
+	ino_node *n, *parent;
+	int fd, pfd;
+	bool nofollow;  /* the path names a symlink itself: l*xattr */
+	char path[PATH_MAX];
+};
+
+/* The *xattr call for x: following the /proc magic link to the inode, or
+ * not following the symlink named through its parent. */
+static ssize_t x_get(const struct xpath *x, const char *name, void *buf, size_t size)
+{
+	return x->nofollow ? lgetxattr(x->path, name, buf, size) : getxattr(x->path, name, buf, size);
+}
+
+static ssize_t x_list(const struct xpath *x, char *buf, size_t size)
+{
+	return x->nofollow ? llistxattr(x->path, buf, size) : listxattr(x->path, buf, size);
+}
+
+static int x_set(const struct xpath *x, const char *name, const void *value, size_t size, int flags)
+{
+	return x->nofollow ? lsetxattr(x->path, name, value, size, flags) : setxattr(x->path, name, value, size, flags);
+}
+
+static int x_remove(const struct xpath *x, const char *name)
+{
+	return x->nofollow ? lremovexattr(x->path, name) : removexattr(x->path, name);
+}
+
+static int xattr_path(struct req *q, fuse_ino_t ino, struct xpath *x)
+{
+	x->parent = NULL;
+	x->pfd = -1;
+	x->nofollow = false;
+	x->fd = req_node_fd(q, ino, &x->n);
+	if (x->fd < 0)
+		return -1;
+	if (x->n->type != S_IFLNK) {
+		snprintf(x->path, sizeof(x->path), "/proc/self/fd/%d", x->fd);
+		return x->fd;
+	}
+	char name[NAME_MAX + 1];
+	ino_table_lock(FS->tbl);
+	if (x->n->parent && x->n->name && strlen(x->n->name) <= NAME_MAX) {
+		x->parent = x->n->parent;
+		snprintf(name, sizeof(name), "%s", x->n->name);
+		ino_node_ref_locked(FS->tbl, x->parent);
+	}
+	ino_table_unlock(FS->tbl);
+	struct stat a, b;
+	if (x->parent && (x->pfd = ino_node_fd_get(FS->tbl, x->parent)) >= 0 &&
+	    fstatat(x->pfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 && fs_stat_fd(x->fd, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+		snprintf(x->path, sizeof(x->path), "/proc/self/fd/%d/%s", x->pfd, name);
+		x->nofollow = true;
+		return x->fd;
+	}
+	/* no name that reaches it (not looked up by name since): the /proc
+	 * link itself, which holds no attributes (EOPNOTSUPP) */
+	snprintf(x->path, sizeof(x->path), "/proc/self/fd/%d", x->fd);
+	x->nofollow = true;
+	return x->fd;
+}
+
+static void xattr_put(struct xpath *x)
+{
+	if (x->pfd >= 0)
+		ino_node_fd_put(FS->tbl, x->parent);
+	if (x->parent)
+		ino_node_unref(FS->tbl, x->parent);
+	ino_node_fd_put(FS->tbl, x->n);
 }
 
 /* xattrs off (-o no_xattr): ENOSYS, and the kernel stops asking. */
@@ -54,28 +135,32 @@ void op_getxattr(fuse_req_t r, fuse_ino_t ino, const char *name, size_t size)
 		casns_getxattr(&q, ino, name, size);
 		return;
 	}
-	ino_node *n;
-	char path[32], *buf = NULL;
-	int fd = xattr_path(&q, ino, &n, path);
-	if (fd < 0)
+	if (foreign_name(name)) {
+		req_err(&q, EOPNOTSUPP);
 		return;
+	}
+	struct xpath x;
+	char *buf = NULL;
+	if (xattr_path(&q, ino, &x) < 0)
+		return;
+	ino_node *n = x.n;
 	if (strcmp(name, CASFS_XATTR_DIGEST) == 0) {
 		char hex[HASHER_HEX_LEN + 1];
 		if (q.sess && n->type == S_IFREG)
-			trace_read(session_trace(q.sess), n, fd); /* the digest tells the content */
-		int rc = n->type == S_IFREG ? fs_file_digest_hex(n, fd, hex) : -ENODATA;
-		ino_node_fd_put(FS->tbl, n);
+			trace_read(session_trace(q.sess), n, x.fd); /* the digest tells the content */
+		int rc = n->type == S_IFREG ? fs_file_digest_hex(n, x.fd, hex) : -ENODATA;
+		xattr_put(&x);
 		req_xattr(&q, size, hex, rc < 0 ? -1 : HASHER_HEX_LEN, -rc);
 		return;
 	}
 	if (size && !(buf = malloc(size))) {
-		ino_node_fd_put(FS->tbl, n);
+		xattr_put(&x);
 		req_err(&q, ENOMEM);
 		return;
 	}
-	ssize_t len = n->type == S_IFLNK ? lgetxattr(path, name, buf, size) : getxattr(path, name, buf, size);
+	ssize_t len = x_get(&x, name, buf, size);
 	int e = errno;
-	ino_node_fd_put(FS->tbl, n);
+	xattr_put(&x);
 	req_xattr(&q, size, buf, len, e);
 	free(buf);
 }
@@ -90,24 +175,43 @@ void op_listxattr(fuse_req_t r, fuse_ino_t ino, size_t size)
 		casns_listxattr(&q, ino, size);
 		return;
 	}
-	ino_node *n;
-	char path[32], *buf = NULL;
-	int fd = xattr_path(&q, ino, &n, path);
-	if (fd < 0)
+	struct xpath x;
+	if (xattr_path(&q, ino, &x) < 0)
 		return;
-	const size_t ours = n->type == S_IFREG && FS->dg ? sizeof(CASFS_XATTR_DIGEST) : 0;
-	if (size && !(buf = malloc(size))) {
-		ino_node_fd_put(FS->tbl, n);
-		req_err(&q, ENOMEM);
-		return;
+	const size_t ours = x.n->type == S_IFREG && FS->dg ? sizeof(CASFS_XATTR_DIGEST) : 0;
+	/* the backing's whole list (its size can change: ask until it fits),
+	 * the names casfs answers itself left out */
+	char *buf = NULL;
+	ssize_t len;
+	int e = 0;
+	for (int tries = 0;; tries++) {
+		len = x_list(&x, NULL, 0);
+		char *nb = len >= 0 ? realloc(buf, (size_t)len + ours + 1) : NULL;
+		if (len < 0 || !nb) {
+			e = len < 0 ? errno : ENOMEM;
+			len = -1;
+			break;
+		}
+		buf = nb;
+		len = x_list(&x, buf, (size_t)len);
+		if (len >= 0 || errno != ERANGE || tries == 3) {
+			e = errno;
+			break;
+		}
 	}
-	ssize_t len = n->type == S_IFLNK ? llistxattr(path, buf, size) : listxattr(path, buf, size);
-	int e = errno;
-	ino_node_fd_put(FS->tbl, n);
+	xattr_put(&x);
 	if (len >= 0) {
-		if (size && (size_t)len + ours <= size)
-			memcpy(buf + len, CASFS_XATTR_DIGEST, ours);
-		len += (ssize_t)ours;
+		size_t kept = 0;
+		for (size_t at = 0; at < (size_t)len;) {
+			size_t l = strlen(buf + at) + 1;
+			if (!foreign_name(buf + at) && strncmp(buf + at, CASFS_XATTR_PREFIX, sizeof(CASFS_XATTR_PREFIX) - 1)) {
+				memmove(buf + kept, buf + at, l);
+				kept += l;
+			}
+			at += l;
+		}
+		memcpy(buf + kept, CASFS_XATTR_DIGEST, ours);
+		len = (ssize_t)(kept + ours);
 	}
 	req_xattr(&q, size, buf, len, e);
 	free(buf);
@@ -144,15 +248,20 @@ void op_setxattr(fuse_req_t r, fuse_ino_t ino, const char *name, const char *val
 		req_err(&q, set_own_xattr(ino, name, value, size));
 		return;
 	}
-	ino_node *n;
-	char path[32];
-	int fd = xattr_path(&q, ino, &n, path);
-	if (fd < 0)
+	if (foreign_name(name)) {
+		req_err(&q, EOPNOTSUPP);
 		return;
-	int rc = n->type == S_IFLNK ? lsetxattr(path, name, value, size, flags)
-				    : setxattr(path, name, value, size, flags);
+	}
+	struct xpath x;
+	if (xattr_path(&q, ino, &x) < 0)
+		return;
+	req_creds_enter(&q); /* as the caller: the backing drops setgid as for it */
+	int rc = x_set(&x, name, value, size, flags);
 	int e = errno;
-	ino_node_fd_put(FS->tbl, n);
+	req_creds_leave(&q);
+	xattr_put(&x);
+	if (rc == 0 && !strncmp(name, "system.posix_acl_", 17))
+		fuse_lowlevel_notify_inval_inode(FS->se, ino, -1, 0); /* the mode follows the ACL */
 	req_err(&q, rc < 0 ? e : 0);
 }
 
@@ -166,13 +275,19 @@ void op_removexattr(fuse_req_t r, fuse_ino_t ino, const char *name)
 		req_err(&q, EPERM);
 		return;
 	}
-	ino_node *n;
-	char path[32];
-	int fd = xattr_path(&q, ino, &n, path);
-	if (fd < 0)
+	if (foreign_name(name)) {
+		req_err(&q, EOPNOTSUPP);
 		return;
-	int rc = n->type == S_IFLNK ? lremovexattr(path, name) : removexattr(path, name);
+	}
+	struct xpath x;
+	if (xattr_path(&q, ino, &x) < 0)
+		return;
+	req_creds_enter(&q);
+	int rc = x_remove(&x, name);
 	int e = errno;
-	ino_node_fd_put(FS->tbl, n);
+	req_creds_leave(&q);
+	xattr_put(&x);
+	if (rc == 0 && !strncmp(name, "system.posix_acl_", 17))
+		fuse_lowlevel_notify_inval_inode(FS->se, ino, -1, 0);
 	req_err(&q, rc < 0 ? e : 0);
 }

@@ -249,6 +249,25 @@ casfs_mount() {
     casfs_mount_at "$MNT" "$@"
 }
 
+# casfs_counter MOUNT NAME: one counter of `casfs stats --json` (0 if absent).
+casfs_counter() {
+    timeout 20 "$CASFS" stats --json "$1" |
+        "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters'].get('$2', 0))"
+}
+
+# ingest_idle MOUNT: is MOUNT's ingest queue empty (every queued file stored,
+# found, skipped or failed)?
+ingest_idle() {
+    local m=$1 q done_
+    q=$(casfs_counter "$m" ingest_queued)
+    done_=$(( $(casfs_counter "$m" ingest_stored) + $(casfs_counter "$m" ingest_existing) + \
+              $(casfs_counter "$m" ingest_skipped) + $(casfs_counter "$m" ingest_errors) ))
+    [ "$q" -eq "$done_" ]
+}
+# ingest_settle MOUNT: waits until MOUNT's ingest queue is empty (bounded by
+# the script's timeout).
+ingest_settle() { wait_for "the ingest queue of $1" ingest_idle "$1"; }
+
 # Forget a mount this script unmounted itself (so cleanup skips it), after
 # making sure its daemon is gone.  Prints nothing.
 casfs_forget() {

@@ -90,6 +90,71 @@ for opts in "" "-o writeback"; do
     casfs_umount "$MNT" || fail "umount"
 done
 
+# ---- xattrs: ls -l without the per-file tax, ACLs and labels on request ----
+counter_of() { # MNT NAME
+    "$CASFS" stats --json "$1" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters']['$2'])"
+}
+casfs_mount
+mkdir "$MNT/many"
+(cd "$MNT/many" && seq 1 1000 | xargs touch)
+ls -l "$MNT/many" >/dev/null       # entries and attributes cached
+g0=$(counter_of "$MNT" getxattr)
+ls -l "$MNT/many" >/dev/null
+g1=$(counter_of "$MNT" getxattr)
+[ $((g1 - g0)) -le 4 ] && ok "xattrs: ls -l of 1000 files: $((g1 - g0)) GETXATTR (once per name and device)" ||
+    fail "xattrs: ls -l of 1000 files made $((g1 - g0)) GETXATTR requests"
+getfattr -n security.selinux "$MNT/many/1" 2>"$T/gx.err"
+grep -q "Operation not supported" "$T/gx.err" && ok "xattrs: security.* answered EOPNOTSUPP by default" ||
+    fail "xattrs: security.selinux: $(cat "$T/gx.err")"
+[ "$(getfattr --only-values -n user.casfs.xxh128 "$MNT/many/1")" = "$(xxh128sum "$MNT/many/1" | cut -d' ' -f1)" ] &&
+    ok "xattrs: user.casfs.xxh128 still answered" || fail "xattrs: the digest xattr is gone"
+setfattr -n user.mine -v 7 "$MNT/many/1" && [ "$(getfattr --only-values -n user.mine "$MNT/many/1")" = 7 ] &&
+    ok "xattrs: user xattrs still pass through" || fail "xattrs: user.mine"
+ln -s target "$MNT/sl"
+if setfattr -h -n trusted.t -v 1 "$MNT/sl" && [ "$(getfattr -h --only-values -n trusted.t "$MNT/sl")" = 1 ]; then
+    ok "xattrs: trusted.* on a symlink (generic/062)"
+else
+    fail "xattrs: trusted.* on a symlink"
+fi
+setfacl -m u:nobody:r "$MNT/many/2" 2>/dev/null && fail "xattrs: an ACL was set without security_xattrs" ||
+    ok "xattrs: ACLs refused (EOPNOTSUPP) without security_xattrs"
+casfs_umount "$MNT" || fail "umount"
+# the backing's ACL, seen through -o security_xattrs; default ACLs and umask
+setfacl -m u:nobody:r "$MNT/many/3"
+casfs_mount -o security_xattrs
+getfacl -p "$MNT/many/3" 2>/dev/null | grep -q "^user:nobody:r--" && ok "security_xattrs: an ACL set on the backing shows" ||
+    fail "security_xattrs: the backing's ACL is not seen: $(getfacl -p "$MNT/many/3" 2>&1 | tr '\n' ' ')"
+mkdir "$MNT/dacl"
+setfacl -d -m u::rwx,g::rwx,o::rwx "$MNT/dacl"
+(umask 077 && touch "$MNT/dacl/f" && mkdir "$MNT/dacl/sub" && touch "$MNT/plainf")
+[ "$(stat -c %a "$MNT/dacl/f")" = 666 ] && [ "$(stat -c %a "$MNT/dacl/sub")" = 777 ] &&
+    ok "security_xattrs: a default ACL, not the umask, gives new entries their mode (generic/099)" ||
+    fail "security_xattrs: under a default ACL: f $(stat -c %a "$MNT/dacl/f"), sub $(stat -c %a "$MNT/dacl/sub")"
+[ "$(stat -c %a "$MNT/plainf")" = 600 ] && ok "security_xattrs: elsewhere the umask applies" ||
+    fail "security_xattrs: umask 077 gave $(stat -c %a "$MNT/plainf")"
+touch "$MNT/aclmode"
+chmod 600 "$MNT/aclmode"
+stat -c %a "$MNT/aclmode" >/dev/null
+setfacl -m u::rwx,g::rwx,o::rwx "$MNT/aclmode"
+[ "$(stat -c %a "$MNT/aclmode")" = 777 ] && ok "security_xattrs: the mode follows setfacl (generic/375)" ||
+    fail "security_xattrs: after setfacl the mode is $(stat -c %a "$MNT/aclmode")"
+casfs_umount "$MNT" || fail "umount"
+
+# ---- set-group-id dropped by fallocate, punch hole and zero range by a
+# writer outside the file's group, as on ext4 (generic/683, 684, 685)
+chmod 711 "$T"   # nobody must reach the mount point
+casfs_mount -o allow_other
+chmod 777 "$MNT"
+touch "$MNT/sgid"
+for op in "falloc 0 4096" "fpunch 0 4096" "fzero 0 4096"; do
+    chmod 2777 "$MNT/sgid"
+    runuser -u nobody -- xfs_io -c "$op" "$MNT/sgid"
+    [ "$(stat -c %a "$MNT/sgid")" = 777 ] && ok "setgid: dropped by ${op%% *} as nobody" ||
+        fail "setgid: kept by ${op%% *} as nobody ($(stat -c %a "$MNT/sgid"))"
+done
+chmod 755 "$MNT"
+casfs_umount "$MNT" || fail "umount"
+
 # ---- hashing never blocks a request (generic/308) ---------------------------
 # A 4 KiB write at 200 GiB leaves a file that is almost all hole; its digest
 # needs ~200 GiB of zeros hashed.  That happens after the close, in the

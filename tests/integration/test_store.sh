@@ -15,19 +15,7 @@ A=$T/a
 B=$T/b
 mkdir -p "$A" "$B"
 
-counter() {  # counter MOUNT NAME
-    "$CASFS" stats --json "$1" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['mounts'][0]['counters'].get('$2', 0))"
-}
-# Is MOUNT's ingest queue empty (every queued file handled)?
-ingest_idle() {
-    local m=$1 q done_
-    q=$(counter "$m" ingest_queued)
-    done_=$(( $(counter "$m" ingest_stored) + $(counter "$m" ingest_existing) + \
-              $(counter "$m" ingest_skipped) + $(counter "$m" ingest_errors) ))
-    [ "$q" -eq "$done_" ]
-}
-# Waits until MOUNT's ingest queue is empty (bounded by the test's timeout).
-ingest_settle() { wait_for "the ingest queue of $1" ingest_idle "$1"; }
+counter() { casfs_counter "$@"; }
 blob_path() { echo "$STORE/objects/${1:0:2}/$1"; }
 digest_of() { xxh128sum "$1" 2>/dev/null | cut -d' ' -f1; }
 
