@@ -62,7 +62,9 @@ state_of() {
 # absolute) back as they were before and runs CMD plainly; the two must
 # agree on every OUTPUT, stdout, stderr and the exit status.  SF_BEFORE, if
 # set, is run right before casfs exec (after --explain, which starts a
-# session of its own).
+# session of its own).  With SF_SH=1, CMD is the arguments of a shell: the
+# cached run is casfs-sh CMD (as make SHELL=casfs-sh runs a recipe line),
+# the fresh one sh CMD.
 same_as_fresh() {
     local name=$1 dir=$2 stdin=$3 outs=$4
     shift 4
@@ -75,11 +77,26 @@ same_as_fresh() {
         if [ -e "$p" ] || [ -L "$p" ]; then cp -a "$p" "$w/pre/$i"; fi
         i=$((i + 1))
     done
-    expl=$(cd "$dir" && "$X" exec --explain -- "$@" </dev/null 2>&1)
+    local cached=("$X" exec --) plain=()
+    if [ "${SF_SH:-}" = 1 ]; then
+        cached=("$CASFS_BINDIR/casfs-sh")
+        plain=(sh)
+    fi
+    if [ "${SF_SH:-}" != 1 ]; then
+        expl=$(cd "$dir" && "$X" exec --explain -- "$@" </dev/null 2>&1)
+    fi
     h=$(counter action_hits)
     if [ -n "${SF_BEFORE:-}" ]; then eval "$SF_BEFORE"; fi
-    (cd "$dir" && "$X" exec -- "$@" <"$stdin" >"$w/c.out" 2>"$w/c.err")
-    crc=$?
+    if [ "${SF_SH:-}" = 1 ]; then
+        # casfs-sh has no --explain: its decision, logged, is taken out of stderr
+        (cd "$dir" && CASFS_LOG=debug "${cached[@]}" "$@" <"$stdin" >"$w/c.out" 2>"$w/c.log")
+        crc=$?
+        grep -v '^casfs: ' "$w/c.log" >"$w/c.err"
+        expl=$(grep '^casfs: ' "$w/c.log" | tr '\n' ' ')
+    else
+        (cd "$dir" && "${cached[@]}" "$@" <"$stdin" >"$w/c.out" 2>"$w/c.err")
+        crc=$?
+    fi
     kind=miss
     [ "$(counter action_hits)" -gt "$h" ] && kind=hit
     SF_KIND=$kind
@@ -95,7 +112,7 @@ same_as_fresh() {
         if [ -e "$w/pre/$i" ] || [ -L "$w/pre/$i" ]; then cp -a "$w/pre/$i" "$p"; fi
         i=$((i + 1))
     done
-    (cd "$dir" && "$@" <"$stdin" >"$w/f.out" 2>"$w/f.err")
+    (cd "$dir" && "${plain[@]}" "$@" <"$stdin" >"$w/f.out" 2>"$w/f.err")
     frc=$?
     fst=""
     for o in $outs; do
@@ -304,6 +321,32 @@ done
 cx "$B/1/execroot/proj" gcc -g "-fdebug-prefix-map=$B=/S" -c pm.c -o pm.o
 same_as_fresh "prefix map of an ancestor of the root: another root" "$B/2/execroot/proj" /dev/null "pm.o" \
     gcc -g "-fdebug-prefix-map=$B=/S" -c pm.c -o pm.o
+
+# ... and the same map inside a response file, which the key reads as bytes
+B=$R/pm-rsp/sb
+for n in 1 2; do
+    mkdir -p "$B/$n/execroot/proj"
+    echo 'int pm(void) { return 7; }' >"$B/$n/execroot/proj/pm.c"
+    printf '%s\n' -g "-fdebug-prefix-map=$B=/S" -c pm.c -o pm.o >"$B/$n/execroot/proj/args.rsp"
+done
+cx "$B/1/execroot/proj" gcc @args.rsp
+same_as_fresh "prefix map of an ancestor of the root in a response file: another root" "$B/2/execroot/proj" \
+    /dev/null "pm.o" gcc @args.rsp
+
+# A compile in a recipe line, under casfs-sh: the command is sh, so no
+# dependency output is added or read, and headers outside the mount are
+# not inputs (with the user's own -MD too).
+d=$R/casfs-sh
+mkdir -p "$d" "$OUT/syssh"
+echo '#define SYSV 1' >"$OUT/syssh/sysv.h"
+printf '#include <sysv.h>\nint v = SYSV;\n' >"$d/s.c"
+(cd "$d" && "$CASFS_BINDIR/casfs-sh" -c "gcc -isystem $OUT/syssh -MD -MF s.d -c s.c -o s.o")
+rm "$d/s.o" "$d/s.d"
+echo '#define SYSV 2' >"$OUT/syssh/sysv.h"
+SF_SH=1
+same_as_fresh "casfs-sh: a changed -isystem header outside the mount" "$d" /dev/null "s.o s.d" \
+    -c "gcc -isystem $OUT/syssh -MD -MF s.d -c s.c -o s.o"
+SF_SH=""
 
 # 7. An output outside the mount is not seen: a hit restores nothing.
 d=$R/outside-output
