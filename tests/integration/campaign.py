@@ -40,7 +40,7 @@ Environment:
                          stdin, output-exists, mmd, probe-mode, probe-size,
                          ancestor-map, outside-output, outside-absence,
                          link-source, mtime, sh-outside (also leaves out
-                         make)
+                         make), root-hidden
 
 Prints "ok"/"FAIL" lines, "#" comments and a closing "N passed, N failed".
 Python 3.11, standard library only.
@@ -59,7 +59,7 @@ import traceback
 
 FEATURES = ("stdin", "output-exists", "mmd", "probe-mode", "probe-size",
             "ancestor-map", "outside-output", "outside-absence", "link-source", "mtime",
-            "sh-outside")
+            "sh-outside", "root-hidden")
 # a hit rate below this in rounds where nothing observed changed fails
 MIN_PURE_HIT_SHARE = 0.6
 CMD_TIMEOUT = 180
@@ -488,6 +488,8 @@ class Campaign:
         modes = ["none", "g", "g-map"]
         if self.has("ancestor-map"):
             modes.append("g-ancestor")
+        if self.has("root-hidden"):
+            modes.append("gz")
         self.gmode = self.rng.choice([m for m in modes if m != self.gmode])
         return "debug mode " + self.gmode
 
@@ -674,6 +676,8 @@ class Campaign:
             return ["-g", "-ffile-prefix-map=%s=." % self.root]
         if self.gmode == "g-ancestor":
             return ["-g", "-fdebug-prefix-map=%s=/S" % self.base]
+        if self.gmode == "gz":
+            return ["-g", "-gz"]
         return []
 
     def cflags(self, up=""):
@@ -752,6 +756,9 @@ class Campaign:
         if self.has("sh-outside"):
             a.append(("cc c through casfs-sh", ["casfs-sh", "-c", shlex.join(
                 cc + ["-MD", "-MF", "obj/c_sh.d", "-c", "src/c.c", "-o", "obj/c_sh.o"])], "", None))
+        if self.has("root-hidden"):
+            a.append(("the working directory, transformed",
+                      ["sh", "-c", "pwd | tr / _ > out/where.txt"], "", None))
         if self.has("mtime"):
             a.append(("tar", ["tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner",
                               "-cf", "out/data.tar", "data"], "", None))

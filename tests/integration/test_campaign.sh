@@ -348,6 +348,22 @@ same_as_fresh "casfs-sh: a changed -isystem header outside the mount" "$d" /dev/
     -c "gcc -isystem $OUT/syssh -MD -MF s.d -c s.c -o s.o"
 SF_SH=""
 
+# Outputs that hold the root's path where the scan for it cannot see it:
+# gcc -g -gz compresses the debug sections (DW_AT_comp_dir among them), and a
+# command may print its working directory transformed.  Both are taken as
+# relocatable and reused at another root.
+B=$R/hidden-root/sb
+for n in 1 2; do
+    mkdir -p "$B/$n/execroot/proj"
+    echo 'int gz(void) { return 3; }' >"$B/$n/execroot/proj/g.c"
+done
+cx "$B/1/execroot/proj" gcc -g -gz -c g.c -o g.o
+same_as_fresh "gcc -g -gz (compressed debug info): another root" "$B/2/execroot/proj" /dev/null "g.o" \
+    gcc -g -gz -c g.c -o g.o
+cx "$B/1/execroot/proj" sh -c 'pwd | tr / _ > where.txt'
+same_as_fresh "the working directory, transformed: another root" "$B/2/execroot/proj" /dev/null "where.txt" \
+    sh -c 'pwd | tr / _ > where.txt'
+
 # 7. An output outside the mount is not seen: a hit restores nothing.
 d=$R/outside-output
 mkdir -p "$d"
@@ -368,6 +384,17 @@ rm "$d/l.o"
 echo '#define LATE 2' >"$OUT/sys8/late.h"
 same_as_fresh "a new header outside the mount shadows one on it" "$d" /dev/null "l.o" \
     gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
+
+# ... and a header that was found nowhere: __has_include of a name absent
+# from every directory of the chain leaves no header to learn absences from.
+d=$R/has-include-outside
+mkdir -p "$d" "$OUT/sysh"
+printf '#if __has_include(<opt_out.h>)\n#include <opt_out.h>\n#else\n#define OPTV 0\n#endif\nint o = OPTV;\n' >"$d/h.c"
+cx "$d" gcc -isystem "$OUT/sysh" -c h.c -o h.o
+rm "$d/h.o"
+echo '#define OPTV 5' >"$OUT/sysh/opt_out.h"
+same_as_fresh "__has_include: the header now exists outside the mount" "$d" /dev/null "h.o" \
+    gcc -isystem "$OUT/sysh" -c h.c -o h.o
 
 # 9. A hit restores an output into a directory whose listing the kernel
 #    caches; only the name's entry is dropped, and the kernel marks the
