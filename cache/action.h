@@ -43,7 +43,7 @@
 
 #include "hasher.h"
 
-#define ACTION_KEY_VERSION 1
+#define ACTION_KEY_VERSION 2
 #define ACTION_MANIFEST_VERSION 2
 /* Manifests kept per key (the oldest beyond this is dropped). */
 #define ACTION_MAX_MANIFESTS 8
@@ -107,8 +107,8 @@ void action_scan_free(action_scan *s);
 /* ---- keys ---------------------------------------------------------------- */
 
 typedef struct action_key_in {
-	const hasher_digest *tools; /* the executable's digest first, then e.g. */
-	size_t ntools;              /* the compiler proper the driver runs      */
+	const hasher_digest *tools; /* digests of the toolchain; clients leave */
+	size_t ntools;              /* this empty: the daemon appends them      */
 	const char *root;           /* absolute, no trailing slash              */
 	const char *cwd;            /* absolute                                 */
 	const char *const *argv;    /* argv[0] as given                         */
@@ -123,7 +123,7 @@ typedef struct action_key_in {
 #define ACTION_KF_CACHE_FAILURES 0x1u /* non-zero exits are recorded too */
 #define ACTION_KF_DEPFILE        0x2u /* casfs added -MD -MF to a compile */
 #define ACTION_KF_STDIN_FILE     0x4u /* stdin is a regular file: its digest
-					 is the last of the tools */
+					 is in the key (the daemon's part) */
 
 /* Serializes the key material into a malloc'd byte string (length-prefixed
  * fields, so no two different inputs serialize alike; env sorted; the cwd

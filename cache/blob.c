@@ -532,14 +532,12 @@ static cache_blob_rec rec_of(const cache_blob_header *h, int64_t now)
 	return rec;
 }
 
-/* Marks d used now, recording (adopting) a blob that has no record yet. */
+/* Marks d used now, recording (adopting) a blob that has no record yet;
+ * committed later (cache_index_blob_touch_later). */
 static void touch(cache_index *ix, const hasher_digest *d, const cache_blob_header *h)
 {
-	int64_t now = cache_now_ns();
-	if (cache_index_blob_touch(ix, d, now) == -ENOENT) {
-		cache_blob_rec rec = rec_of(h, now);
-		cache_index_blob_add(ix, d, &rec, false);
-	}
+	cache_blob_rec rec = rec_of(h, cache_now_ns());
+	cache_index_blob_touch_later(ix, d, &rec);
 }
 
 int cache_blob_quarantine(cache_index *ix, const hasher_digest *d)

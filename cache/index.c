@@ -39,6 +39,10 @@ struct cache_index {
 	pthread_mutex_t dlock;    /* deferred blob records */
 	struct deferred *dq;
 	size_t dn, dcap;
+	struct deferred *tq;      /* deferred touches (never flushed by reads) */
+	size_t tn, tcap;
+	struct kv_op *kq;         /* deferred cache records (cache_index_kv_put_later) */
+	size_t kn, kcap;
 };
 
 struct deferred {
@@ -190,6 +194,8 @@ void cache_index_close(cache_index *ix)
 	pthread_rwlock_destroy(&ix->resize);
 	pthread_mutex_destroy(&ix->dlock);
 	free(ix->dq);
+	free(ix->tq);
+	free(ix->kq);
 	free(ix);
 }
 
@@ -370,9 +376,11 @@ static uint64_t sub_sat(uint64_t a, uint64_t b)
 	return a > b ? a - b : 0;
 }
 
+static int flush_adds(cache_index *ix);
+
 int cache_index_blob_get(cache_index *ix, const hasher_digest *d, cache_blob_rec *ret)
 {
-	cache_index_flush(ix); /* this process's deferred records first */
+	flush_adds(ix); /* this process's deferred records first (touches may wait) */
 	MDB_txn *txn;
 	int rc = txn_begin(ix, MDB_RDONLY, &txn);
 	if (rc)
@@ -442,36 +450,98 @@ static int adds_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
 	return 0;
 }
 
-int cache_index_flush(cache_index *ix)
+static int kv_ops_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n);
+static void kv_ops_free(struct kv_op *q, size_t n);
+
+/* Commits the deferred blob records, and with `all` the touches and cache
+ * records too (in the same transaction). */
+static int flush_queue(cache_index *ix, bool all)
 {
+	struct deferred *q;
+	size_t n;
+	struct kv_op *k = NULL;
+	size_t kn = 0;
 	pthread_mutex_lock(&ix->dlock);
-	struct deferred *q = ix->dq;
-	size_t n = ix->dn;
+	if (all && ix->tn) { /* touches join the adds */
+		if (ix->dn + ix->tn > ix->dcap) {
+			struct deferred *nq = realloc(ix->dq, (ix->dn + ix->tn) * sizeof(*nq));
+			if (nq) {
+				ix->dq = nq;
+				ix->dcap = ix->dn + ix->tn;
+			}
+		}
+		if (ix->dn + ix->tn <= ix->dcap) {
+			memcpy(ix->dq + ix->dn, ix->tq, ix->tn * sizeof(*ix->tq));
+			ix->dn += ix->tn;
+			ix->tn = 0;
+		}
+	}
+	q = ix->dq;
+	n = ix->dn;
 	ix->dq = NULL;
 	ix->dn = ix->dcap = 0;
+	if (all) {
+		k = ix->kq;
+		kn = ix->kn;
+		ix->kq = NULL;
+		ix->kn = ix->kcap = 0;
+	}
 	pthread_mutex_unlock(&ix->dlock);
 	int r = n ? write_txn(ix, adds_fn, q, n) : 0;
+	int rk = kn ? write_txn(ix, kv_ops_fn, k, kn) : 0;
 	free(q);
-	return r;
+	kv_ops_free(k, kn);
+	return r < 0 ? r : rk;
+}
+
+static int flush_adds(cache_index *ix)
+{
+	return flush_queue(ix, false);
+}
+
+int cache_index_flush(cache_index *ix)
+{
+	return flush_queue(ix, true);
+}
+
+static int defer(cache_index *ix, bool touch, const hasher_digest *d, const cache_blob_rec *rec, bool put)
+{
+	pthread_mutex_lock(&ix->dlock);
+	struct deferred **q = touch ? &ix->tq : &ix->dq;
+	size_t *n = touch ? &ix->tn : &ix->dn, *cap = touch ? &ix->tcap : &ix->dcap;
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 64;
+		struct deferred *nq = realloc(*q, nc * sizeof(*nq));
+		if (!nq) {
+			pthread_mutex_unlock(&ix->dlock);
+			return cache_index_blob_add(ix, d, rec, put) < 0 ? -ENOMEM : 0;
+		}
+		*q = nq;
+		*cap = nc;
+	}
+	(*q)[(*n)++] = (struct deferred){ *d, *rec, put };
+	bool full = *n >= DEFER_MAX;
+	pthread_mutex_unlock(&ix->dlock);
+	return full ? flush_queue(ix, touch) : 0;
 }
 
 int cache_index_blob_add_later(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec, bool put)
 {
-	pthread_mutex_lock(&ix->dlock);
-	if (ix->dn == ix->dcap) {
-		size_t cap = ix->dcap ? ix->dcap * 2 : 64;
-		struct deferred *q = realloc(ix->dq, cap * sizeof(*q));
-		if (!q) {
-			pthread_mutex_unlock(&ix->dlock);
-			return cache_index_blob_add(ix, d, rec, put) < 0 ? -ENOMEM : 0;
-		}
-		ix->dq = q;
-		ix->dcap = cap;
-	}
-	ix->dq[ix->dn++] = (struct deferred){ *d, *rec, put };
-	bool full = ix->dn >= DEFER_MAX;
-	pthread_mutex_unlock(&ix->dlock);
-	return full ? cache_index_flush(ix) : 0;
+	return defer(ix, false, d, rec, put);
+}
+
+int cache_index_blob_touch_later(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec)
+{
+	cache_blob_rec cur;
+	MDB_txn *txn;
+	int rc = txn_begin(ix, MDB_RDONLY, &txn);
+	if (rc)
+		return mdb_to_errno(rc);
+	rc = blob_read(txn, ix, d, &cur);
+	txn_end(ix, txn);
+	if (rc == 0 && rec->last_use_ns - cur.last_use_ns < CACHE_TOUCH_NS)
+		return 0;
+	return defer(ix, true, d, rec, false);
 }
 
 struct touch_arg {
@@ -699,6 +769,63 @@ static int kv_op_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
 	const struct kv_op *op = varg;
 	MDB_val key = op->key, val = op->val;
 	return op->del ? mdb_del(txn, ix->actions, &key, NULL) : mdb_put(txn, ix->actions, &key, &val, 0);
+}
+
+static int kv_ops_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
+{
+	const struct kv_op *q = varg;
+	for (size_t i = 0; i < n; i++) {
+		int rc = kv_op_fn(txn, ix, &q[i], 0);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void kv_ops_free(struct kv_op *q, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(q[i].key.mv_data);
+		free(q[i].val.mv_data);
+	}
+	free(q);
+}
+
+int cache_index_kv_put_later(cache_index *ix, char ns, const void *key, size_t klen, const void *val,
+			     size_t vlen)
+{
+	uint8_t kb[CACHE_KV_KEY_MAX + 1];
+	struct kv_op op = { .val = { vlen, NULL } };
+	int rc = kv_key(ns, key, klen, kb, &op.key);
+	if (rc < 0)
+		return rc;
+	void *kc = malloc(op.key.mv_size), *vc = malloc(vlen ? vlen : 1);
+	if (!kc || !vc) {
+		free(kc);
+		free(vc);
+		return -ENOMEM;
+	}
+	memcpy(kc, op.key.mv_data, op.key.mv_size);
+	memcpy(vc, val, vlen);
+	op.key.mv_data = kc;
+	op.val.mv_data = vc;
+	pthread_mutex_lock(&ix->dlock);
+	if (ix->kn == ix->kcap) {
+		size_t nc = ix->kcap ? ix->kcap * 2 : 64;
+		struct kv_op *nq = realloc(ix->kq, nc * sizeof(*nq));
+		if (!nq) {
+			pthread_mutex_unlock(&ix->dlock);
+			free(kc);
+			free(vc);
+			return -ENOMEM;
+		}
+		ix->kq = nq;
+		ix->kcap = nc;
+	}
+	ix->kq[ix->kn++] = op;
+	bool full = ix->kn >= DEFER_MAX;
+	pthread_mutex_unlock(&ix->dlock);
+	return full ? cache_index_flush(ix) : 0;
 }
 
 int cache_index_kv_put(cache_index *ix, char ns, const void *key, size_t klen, const void *val,

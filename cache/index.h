@@ -121,6 +121,13 @@ int cache_index_blob_add(cache_index *ix, const hasher_digest *d, const cache_bl
  * killed before that leaves blobs without records, which are adopted when
  * next used or by fsck.  Returns 0 or the flush's -errno. */
 int cache_index_blob_add_later(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec, bool put);
+/* Marks a used blob (rec->last_use_ns: now), recording it from rec when it
+ * has no record yet (as cache_index_blob_add with put false), committed
+ * later: touches wait for cache_index_flush (a timer, close, gc), not for
+ * reads, so a hit costs no fsync.  Nothing when the committed last use is
+ * within CACHE_TOUCH_NS.  Returns 0 or -errno. */
+int cache_index_blob_touch_later(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec);
+/* Commits the deferred records and touches. */
 int cache_index_flush(cache_index *ix);
 /* Sets last_use to now_ns when it is older by CACHE_TOUCH_NS.  Returns 0,
  * -ENOENT (no record), -errno. */
@@ -156,6 +163,11 @@ int cache_index_kv_get(cache_index *ix, char ns, const void *key, size_t klen, v
 /* Sets the value (replacing any).  0, -EINVAL, -ENOSPC (index full), -errno. */
 int cache_index_kv_put(cache_index *ix, char ns, const void *key, size_t klen, const void *val,
 		       size_t vlen);
+/* The same, committed later with the deferred records (cache_index_flush):
+ * for records a crash may lose (a digest cache).  Until then kv_get does
+ * not see it.  0 or -errno. */
+int cache_index_kv_put_later(cache_index *ix, char ns, const void *key, size_t klen, const void *val,
+			     size_t vlen);
 /* 0, -ENOENT (absent), -EINVAL, -errno. */
 int cache_index_kv_del(cache_index *ix, char ns, const void *key, size_t klen);
 

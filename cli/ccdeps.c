@@ -160,6 +160,17 @@ static int push(char ***v, size_t *n, const char *s)
 	return 0;
 }
 
+/* True when path is one of v or below one of them. */
+static bool under_any(char *const *v, size_t n, const char *path)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(v[i]);
+		if (!strncmp(path, v[i], l) && (path[l] == '/' || path[l] == '\0'))
+			return true;
+	}
+	return false;
+}
+
 /* The first missing component of path (absolute), under the real path of
  * its existing part: what must be created for path to come into being.
  * 0 and out, or -ENOENT when path exists after all. */
@@ -398,10 +409,14 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 		r = cc_chain(cc, cache, &ch);
 	if (r < 0)
 		goto out;
-	for (size_t i = 0; i < ch.nmissing; i++)
-		if (!on_mount(ch.missing[i], cc->mnt))
+	/* absences added, so none is added twice or below another */
+	char **absent = NULL;
+	size_t nabsent = 0;
+	for (size_t i = 0; r == 0 && i < ch.nmissing; i++)
+		if (!on_mount(ch.missing[i], cc->mnt) && !under_any(absent, nabsent, ch.missing[i]) &&
+		    (r = push(&absent, &nabsent, ch.missing[i])) == 0)
 			add(arg, true, ch.missing[i]);
-	for (size_t i = 0; i < d.n; i++) {
+	for (size_t i = 0; r == 0 && i < d.n; i++) {
 		const char *p = d.paths[i];
 		if (!on_mount(p, cc->mnt))
 			add(arg, false, p);
@@ -417,14 +432,25 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 				if (on_mount(ch.dirs[j], cc->mnt) || !strcmp(ch.dirs[j], ch.dirs[k]))
 					continue; /* on the mount, lookups there are traced */
 				struct stat st;
+				char first[PATH_MAX];
 				/* one that exists was not this spelling's (or was
-				 * passed over by #include_next): only absences count */
-				if (snprintf(cand, sizeof(cand), "%s/%s", ch.dirs[j], rel) < (int)sizeof(cand) &&
-				    lstat(cand, &st) < 0 && (errno == ENOENT || errno == ENOTDIR))
-					add(arg, true, cand);
+				 * passed over by #include_next): only absences
+				 * count, each as its first missing component */
+				if (snprintf(cand, sizeof(cand), "%s/%s", ch.dirs[j], rel) >= (int)sizeof(cand) ||
+				    under_any(absent, nabsent, cand) || lstat(cand, &st) == 0 ||
+				    (errno != ENOENT && errno != ENOTDIR))
+					continue;
+				if (first_missing(cand, first, sizeof(first)) < 0)
+					snprintf(first, sizeof(first), "%s", cand);
+				if (!under_any(absent, nabsent, first) && !on_mount(first, cc->mnt) &&
+				    (r = push(&absent, &nabsent, first)) == 0)
+					add(arg, true, first);
 			}
 		}
 	}
+	for (size_t i = 0; i < nabsent; i++)
+		free(absent[i]);
+	free(absent);
 out:
 	for (size_t i = 0; i < d.n; i++)
 		free(d.paths[i]);

@@ -237,85 +237,110 @@ static int find_program(const char *prog, char *out, size_t size)
 	return denied ? -EACCES : -ENOENT;
 }
 
-/* The digest of a program outside the mount: the daemon's cached answer,
- * else hashed here. */
-static int tool_digest(struct ctl *c, const char *path, hasher_digest *ret)
+/* The caller's stat of a file, as LOOKUP carries it. */
+static int exec_stat_of(const char *path, struct casfs_exec_stat *ret)
 {
 	struct stat st;
+	if (stat(path, &st) < 0)
+		return -errno;
+	*ret = (struct casfs_exec_stat){ st.st_dev, st.st_ino, (uint64_t)st.st_size, cache_timespec_ns(&st.st_mtim),
+					 cache_timespec_ns(&st.st_ctim) };
+	return 0;
+}
+
+static int digest_path(const char *path, hasher_digest *ret)
+{
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return -errno;
-	}
-	struct casfs_exec_stat es = { st.st_dev, st.st_ino, (uint64_t)st.st_size, cache_timespec_ns(&st.st_mtim),
-				      cache_timespec_ns(&st.st_ctim) };
-	struct fields f = { 0 };
-	field_str(&f, CASFS_T_PATH, path);
-	field_add(&f, CASFS_T_STAT, &es, sizeof(es));
-	int r = f.oom ? -ENOMEM : ctl_call(c, CASFS_OP_TOOL, &f);
-	free(f.b);
-	size_t l;
-	const uint8_t *d = r == 0 ? field_find(c->resp, c->resp_len, CASFS_T_DIGEST, &l) : NULL;
-	if (d && l == sizeof(ret->bytes)) {
-		memcpy(ret->bytes, d, l);
-		close(fd);
-		return 0;
-	}
-	r = hasher_digest_fd(fd, ret, NULL); /* another view of the files than the daemon's */
+	int r = hasher_digest_fd(fd, ret, NULL);
 	close(fd);
 	return r;
 }
 
-/* Output of `cc -print-prog-name=NAME` (which cc1, as the driver runs),
- * remembered per driver digest by the daemon for this user. */
-static int prog_name(struct ctl *c, const char *cc, const hasher_digest *ccd, const char *name, char *out,
-		     size_t size)
+/* What the compiler driver cc runs as NAME (`cc -print-prog-name=NAME`),
+ * resolved to a real path; a name it does not find stays a bare name. */
+static void driver_prog(const char *cc, const char *name, char *out, size_t size)
 {
-	char key[128], hex[HASHER_HEX_LEN + 1];
-	hasher_digest_to_hex(ccd, hex);
-	snprintf(key, sizeof(key), "prog-name:%s:%s", name, hex);
-	struct fields f = { 0 };
-	field_str(&f, CASFS_T_KVKEY, key);
-	if (!f.oom && ctl_call(c, CASFS_OP_KV_GET, &f) == 0 && resp_text(c, CASFS_T_KVVAL, out, size)) {
-		free(f.b);
-		return 0;
-	}
-	free(f.b);
+	snprintf(out, size, "%s", name);
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
+		return;
 	char arg[64];
 	snprintf(arg, sizeof(arg), "-print-prog-name=%s", name);
 	pid_t pid = fork();
 	if (pid == 0) {
 		dup2(p[1], 1);
-		int dn = open("/dev/null", O_WRONLY);
-		if (dn >= 0)
+		int dn = open("/dev/null", O_RDWR);
+		if (dn >= 0) {
+			dup2(dn, 0);
 			dup2(dn, 2);
+		}
 		execl(cc, cc, arg, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
+	char got_buf[PATH_MAX];
 	size_t got = 0;
 	ssize_t n;
-	while (got < size - 1 && (n = read(p[0], out + got, size - 1 - got)) > 0)
+	while (got < sizeof(got_buf) - 1 && (n = read(p[0], got_buf + got, sizeof(got_buf) - 1 - got)) > 0)
 		got += (size_t)n;
 	close(p[0]);
-	int st;
-	waitpid(pid, &st, 0);
-	while (got && isspace((unsigned char)out[got - 1]))
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return;
+	while (got && isspace((unsigned char)got_buf[got - 1]))
 		got--;
-	out[got] = '\0';
-	if (pid < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0 || got == 0)
-		return -ENOENT;
-	struct fields g = { 0 };
-	field_str(&g, CASFS_T_KVKEY, key);
-	field_str(&g, CASFS_T_KVVAL, out);
-	if (!g.oom)
-		ctl_call(c, CASFS_OP_KV_PUT, &g);
-	free(g.b);
+	got_buf[got] = '\0';
+	char real[PATH_MAX];
+	if (got && (got_buf[0] == '/' ? realpath(got_buf, real) != NULL : find_program(got_buf, real, sizeof(real)) == 0))
+		snprintf(out, size, "%s", real);
+}
+
+/* The mount as this process sees it: the topmost directory above cwd on
+ * cwd's device.  (A bind mount of a subdirectory shows as its own top; the
+ * daemon then answers -EXDEV and WHERE tells.) */
+static int mount_of(const char *cwd, char *mnt, size_t size)
+{
+	struct stat st;
+	if (strlen(cwd) >= size || stat(cwd, &st) < 0)
+		return -ENAMETOOLONG;
+	dev_t dev = st.st_dev;
+	snprintf(mnt, size, "%s", cwd);
+	for (;;) {
+		char *slash = strrchr(mnt, '/');
+		if (!slash || slash == mnt)
+			return mnt[1] ? 0 : -EXDEV; /* the mount is never / */
+		*slash = '\0';
+		if (stat(mnt, &st) < 0 || st.st_dev != dev) {
+			*slash = '/';
+			return 0;
+		}
+	}
+}
+
+/* The mount from the daemon's WHERE: cwd less the path it names. */
+static int mount_where(struct ctl *c, const char *cwd, char *mnt, size_t size, const char **why)
+{
+	char where[PATH_MAX];
+	int r = ctl_call(c, CASFS_OP_WHERE, NULL);
+	if (r == -ENOTTY || r == -EPROTO || r == -EINVAL) {
+		*why = "the mount's daemon runs another casfs version (remount it to cache actions)";
+		return -EPROTO;
+	}
+	if (r < 0 || !resp_text(c, CASFS_T_ROOT, where, sizeof(where))) {
+		*why = "the mount's daemon did not answer";
+		return r < 0 ? r : -EIO;
+	}
+	size_t cl = strlen(cwd), wl = strlen(where);
+	if (wl == 0)
+		snprintf(mnt, size, "%s", cwd);
+	else if (cl > wl && cwd[cl - wl - 1] == '/' && strcmp(cwd + cl - wl, where) == 0)
+		snprintf(mnt, size, "%.*s", (int)(cl - wl - 1), cwd);
+	else {
+		*why = "the working directory's path does not match the mount's";
+		return -EXDEV;
+	}
 	return 0;
 }
 
@@ -655,6 +680,101 @@ static int run_uncached(struct ctl *c, const struct opts *o, const char *prog, c
 	return 126;
 }
 
+/* The environment variables in the key (env_relevant), as pointers into
+ * environ: malloc'd, NULL on ENOMEM. */
+static const char **key_env(const struct opts *o, size_t *ret_n)
+{
+	char *list_buf = NULL;
+	const char **list = NULL;
+	size_t nenv = 0, cap_env = 16;
+	const char **env = malloc(cap_env * sizeof(*env));
+	for (char **e = environ; env && *e; e++) {
+		char name[256];
+		const char *eq = strchr(*e, '=');
+		if (!eq || (size_t)(eq - *e) >= sizeof(name))
+			continue;
+		memcpy(name, *e, (size_t)(eq - *e));
+		name[eq - *e] = '\0';
+		if (!env_relevant(o, name, &list_buf, &list))
+			continue;
+		if (nenv == cap_env) {
+			const char **ne = realloc(env, (cap_env *= 2) * sizeof(*env));
+			if (!ne) {
+				free(env);
+				env = NULL;
+				break;
+			}
+			env = ne;
+		}
+		env[nenv++] = *e;
+	}
+	if (list != (const char **)action_env_default)
+		free(list);
+	free(list_buf);
+	*ret_n = nenv;
+	return env;
+}
+
+/* What LOOKUP needs beside the key material. */
+struct lookup_in {
+	const char *prog, *cwd, *root, *mnt;
+	uint32_t flags;
+	int cc;                     /* -1, or 1 for a C++ driver, 0 for C */
+	bool own_digests;           /* the daemon sees other files: hash here */
+	bool progs;                 /* send what the driver runs */
+	const hasher_digest *stdin_digest;
+};
+
+static int lookup_fields(const struct lookup_in *l, const uint8_t *material, size_t mlen, struct fields *f)
+{
+	field_add(f, CASFS_T_KEY, material, mlen);
+	field_str(f, CASFS_T_ROOT, l->root[strlen(l->mnt)] ? l->root + strlen(l->mnt) + 1 : "");
+	field_str(f, CASFS_T_ROOT_ABS, l->root);
+	field_str(f, CASFS_T_CWD_ABS, l->cwd);
+	field_add(f, CASFS_T_FLAGS, &l->flags, sizeof(l->flags));
+	field_str(f, CASFS_T_TOOL, l->prog);
+	int r;
+	if (l->own_digests) {
+		hasher_digest d;
+		if ((r = digest_path(l->prog, &d)) < 0)
+			return r;
+		field_add(f, CASFS_T_TOOL_DIGEST, d.bytes, sizeof(d.bytes));
+	} else {
+		struct casfs_exec_stat es;
+		if ((r = exec_stat_of(l->prog, &es)) < 0)
+			return r;
+		field_add(f, CASFS_T_STAT, &es, sizeof(es));
+	}
+	if (l->cc >= 0) {
+		uint8_t cxx = (uint8_t)l->cc;
+		field_add(f, CASFS_T_CC, &cxx, 1);
+	}
+	if (l->cc >= 0 && (l->progs || l->own_digests)) {
+		const char *names[2] = { l->cc ? "cc1plus" : "cc1", "as" };
+		for (int i = 0; i < 2; i++) {
+			char path[PATH_MAX], spec[PATH_MAX + 64];
+			driver_prog(l->prog, names[i], path, sizeof(path));
+			int n = snprintf(spec, sizeof(spec), "%s=%s", names[i], path);
+			if (n < 0 || (size_t)n + 1 + HASHER_DIGEST_LEN > sizeof(spec))
+				return -ENAMETOOLONG;
+			size_t len = (size_t)n;
+			if (l->own_digests) {
+				hasher_digest d;
+				/* a name it does not find: in the key as text */
+				if (path[0] != '/' || digest_path(path, &d) < 0)
+					hasher_digest_buffer(path, strlen(path), &d);
+				spec[len++] = '\0';
+				memcpy(spec + len, d.bytes, sizeof(d.bytes));
+				len += sizeof(d.bytes);
+			}
+			field_add(f, CASFS_T_PROG, spec, len);
+		}
+	}
+	if (l->stdin_digest)
+		field_add(f, CASFS_T_STDIN, l->stdin_digest->bytes, sizeof(l->stdin_digest->bytes));
+	return f->oom ? -ENOMEM : 0;
+}
+
 static int exec_action(const struct opts *o, char **argv)
 {
 	char prog[PATH_MAX], cwd[PATH_MAX], mnt[PATH_MAX], root[PATH_MAX];
@@ -673,30 +793,15 @@ static int exec_action(const struct opts *o, char **argv)
 		why = "the working directory is not on a casfs mount";
 	else if (!(c.call = malloc(sizeof(*c.call))))
 		why = "out of memory";
-	if (!why) {
-		char where[PATH_MAX];
-		r = ctl_call(&c, CASFS_OP_WHERE, NULL);
-		if (r == -ENOTTY || r == -EPROTO || r == -EINVAL)
-			why = "the mount's daemon runs another casfs version (remount it to cache actions)";
-		else if (r < 0 || !resp_text(&c, CASFS_T_ROOT, where, sizeof(where)))
-			why = "the mount's daemon did not answer";
-		else {
-			/* the mount point as this process sees it */
-			size_t cl = strlen(cwd), wl = strlen(where);
-			if (wl == 0)
-				snprintf(mnt, sizeof(mnt), "%s", cwd);
-			else if (cl > wl && cwd[cl - wl - 1] == '/' && strcmp(cwd + cl - wl, where) == 0)
-				snprintf(mnt, sizeof(mnt), "%.*s", (int)(cl - wl - 1), cwd);
-			else
-				why = "the working directory's path does not match the mount's";
-		}
-	}
+	else if (mount_of(cwd, mnt, sizeof(mnt)) < 0)
+		mount_where(&c, cwd, mnt, sizeof(mnt), &why);
 	if (!why && find_root(o, cwd, mnt, root, sizeof(root)) < 0) {
 		free(c.call);
 		close(c.fd);
 		return CLI_EXIT_USAGE;
 	}
 	if (why) {
+	uncached:
 		if (o->explain) {
 			printf("uncached: %s\n", why);
 			return 0;
@@ -716,8 +821,6 @@ static int exec_action(const struct opts *o, char **argv)
 	while (argv[argc])
 		argc++;
 	action_cc_analyze((const char *const *)argv, argc, &cc);
-	hasher_digest tools[4];
-	size_t ntools = 0;
 	hasher_digest stdin_digest;
 	enum stdin_kind sk = classify_stdin(&stdin_digest);
 	bool reads_stdin = true;
@@ -739,20 +842,6 @@ static int exec_action(const struct opts *o, char **argv)
 				    "its stdin is a pipe, socket or device it may read (redirect it from a file or /dev/null)");
 	if (!reads_stdin && sk != STDIN_NONE)
 		sk = STDIN_NONE;
-	if ((r = tool_digest(&c, prog, &tools[ntools++])) < 0) {
-		cli_error("cannot read %s: %s", prog, strerror(-r));
-		return 126;
-	}
-	if (cc.is_cc) {
-		static const char *const progs[2][2] = { { "cc1", "as" }, { "cc1plus", "as" } };
-		for (int i = 0; i < 2; i++) {
-			char p[PATH_MAX], real[PATH_MAX];
-			if (prog_name(&c, prog, &tools[0], progs[cc.is_cxx][i], p, sizeof(p)) == 0 &&
-			    (p[0] == '/' ? realpath(p, real) != NULL : find_program(p, real, sizeof(real)) == 0) &&
-			    tool_digest(&c, real, &tools[ntools]) == 0)
-				ntools++;
-		}
-	}
 	/* a link: a gcc/clang run that neither compiles only nor preprocesses */
 	bool link = cc.is_cc && !cc.compile_only;
 	for (size_t i = 1; link && i < argc; i++)
@@ -761,71 +850,72 @@ static int exec_action(const struct opts *o, char **argv)
 		       strcmp(argv[i], "-v") && strcmp(argv[i], "--version");
 	char depfile[64] = "";
 	bool inject = (cc.is_cc && cc.compile_only && !cc.has_depfile) || link;
-	if (inject) {
-		const char *tmp = getenv("TMPDIR");
-		snprintf(depfile, sizeof(depfile), "%s/casfs-dep.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
-		int dfd = mkstemp(depfile);
-		if (dfd < 0) {
-			inject = false;
-			depfile[0] = '\0';
-		} else {
-			close(dfd);
-		}
-	}
-	char *list_buf = NULL;
-	const char **list = NULL;
-	size_t nenv = 0, cap_env = 16;
-	const char **env = malloc(cap_env * sizeof(*env));
-	for (char **e = environ; env && *e; e++) {
-		char name[256];
-		const char *eq = strchr(*e, '=');
-		if (!eq || (size_t)(eq - *e) >= sizeof(name))
-			continue;
-		memcpy(name, *e, (size_t)(eq - *e));
-		name[eq - *e] = '\0';
-		if (!env_relevant(o, name, &list_buf, &list))
-			continue;
-		if (nenv == cap_env) {
-			const char **ne = realloc(env, (cap_env *= 2) * sizeof(*env));
-			if (!ne)
-				break;
-			env = ne;
-		}
-		env[nenv++] = *e;
-	}
+	size_t nenv;
+	const char **env = key_env(o, &nenv);
 	mode_t um = umask(0);
 	umask(um);
-	if (sk == STDIN_FILE)
-		tools[ntools++] = stdin_digest;
-	action_key_in kin = {
-		.tools = tools, .ntools = ntools, .root = root, .cwd = cwd,
-		.argv = (const char *const *)argv, .argc = argc, .env = env, .nenv = nenv,
-		.umask = um, .flags = (o->cache_failures ? ACTION_KF_CACHE_FAILURES : 0) | (inject ? ACTION_KF_DEPFILE : 0) |
-				      (sk == STDIN_FILE ? ACTION_KF_STDIN_FILE : 0),
+	struct lookup_in li = {
+		.prog = prog, .cwd = cwd, .root = root, .mnt = mnt, .cc = cc.is_cc ? cc.is_cxx : -1,
+		.stdin_digest = sk == STDIN_FILE ? &stdin_digest : NULL,
+		.flags = (o->explain ? CASFS_EXEC_F_EXPLAIN : 0) | (o->relocate ? CASFS_EXEC_F_RELOCATE : 0) |
+			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0),
 	};
-	uint8_t *material = NULL;
-	size_t mlen = 0;
-	r = env ? action_key_material(&kin, &material, &mlen) : -ENOMEM;
-	free(env);
-	if (list != (const char **)action_env_default)
-		free(list);
-	free(list_buf);
-	if (r < 0) {
-		cli_error("cannot build the action key: %s", strerror(-r));
-		return 126;
-	}
-	struct fields f = { 0 };
-	uint32_t flags = (o->explain ? CASFS_EXEC_F_EXPLAIN : 0) | (o->relocate ? CASFS_EXEC_F_RELOCATE : 0) |
-			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0);
-	field_add(&f, CASFS_T_KEY, material, mlen);
-	field_str(&f, CASFS_T_ROOT, root[strlen(mnt)] ? root + strlen(mnt) + 1 : "");
-	field_str(&f, CASFS_T_ROOT_ABS, root);
-	field_add(&f, CASFS_T_FLAGS, &flags, sizeof(flags));
-	free(material);
-
-	/* ---- lookup */
 	char text[PATH_MAX + 256];
-	r = f.oom ? -ENOMEM : ctl_call(&c, CASFS_OP_LOOKUP, &f);
+	bool asked_where = false;
+	for (int round = 0;; round++) {
+		action_key_in kin = {
+			.root = root, .cwd = cwd, .argv = (const char *const *)argv, .argc = argc, .env = env,
+			.nenv = nenv, .umask = um,
+			.flags = (o->cache_failures ? ACTION_KF_CACHE_FAILURES : 0) | (inject ? ACTION_KF_DEPFILE : 0) |
+				 (sk == STDIN_FILE ? ACTION_KF_STDIN_FILE : 0),
+		};
+		uint8_t *material = NULL;
+		size_t mlen = 0;
+		struct fields f = { 0 };
+		r = env ? action_key_material(&kin, &material, &mlen) : -ENOMEM;
+		if (r == 0)
+			r = lookup_fields(&li, material, mlen, &f);
+		free(material);
+		if (r < 0) {
+			free(f.b);
+			free(env);
+			cli_error("cannot build the action key of %s: %s", argv[0], strerror(-r));
+			return 126;
+		}
+		r = ctl_call(&c, CASFS_OP_LOOKUP, &f);
+		free(f.b);
+		if (round > 4)
+			break;
+		if (r == -EXDEV && !asked_where) {
+			/* the daemon sees the working directory elsewhere */
+			asked_where = true;
+			if (mount_where(&c, cwd, mnt, sizeof(mnt), &why) < 0) {
+				free(env);
+				goto uncached;
+			}
+			if (find_root(o, cwd, mnt, root, sizeof(root)) < 0) {
+				free(env);
+				free(c.call);
+				close(c.fd);
+				return CLI_EXIT_USAGE;
+			}
+			continue;
+		}
+		if (r == 0 && c.call->status == CASFS_LOOKUP_NEED_DIGEST && !li.own_digests) {
+			li.own_digests = true;
+			continue;
+		}
+		if (r == 0 && c.call->status == CASFS_LOOKUP_NEED_PROGS && !li.progs) {
+			li.progs = true;
+			continue;
+		}
+		break;
+	}
+	free(env);
+	if (r == -ENOTTY || r == -EPROTO) {
+		why = "the mount's daemon runs another casfs version (remount it to cache actions)";
+		goto uncached;
+	}
 	if (r == 0 && c.call->status == CASFS_LOOKUP_HIT && !o->explain) {
 		size_t l;
 		const uint8_t *v;
@@ -837,9 +927,6 @@ static int exec_action(const struct opts *o, char **argv)
 			write_all(2, v, l);
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_EXIT, &l)) && l == 4)
 			memcpy(&ex, v, 4);
-		if (depfile[0])
-			unlink(depfile);
-		free(f.b);
 		return ex;
 	}
 	if (o->explain) {
@@ -847,18 +934,27 @@ static int exec_action(const struct opts *o, char **argv)
 			printf("uncached: the daemon refused the lookup (%s)\n", strerror(-r));
 		else
 			printf("%s\n", resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "miss");
-		if (depfile[0])
-			unlink(depfile);
-		free(f.b);
 		return 0;
 	}
 	if (r == 0)
 		debug(o, "%s: %s", argv[0], resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "miss");
+	if (r == 0 && c.call->status != CASFS_LOOKUP_MISS)
+		r = -EAGAIN; /* not cacheable (or a status this client does not know) */
+	if (inject && r == 0) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(depfile, sizeof(depfile), "%s/casfs-dep.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+		int dfd = mkstemp(depfile);
+		if (dfd < 0)
+			r = -errno; /* the run would differ from the key's: uncached */
+		else
+			close(dfd);
+		if (dfd < 0)
+			depfile[0] = '\0';
+	}
 
 	/* ---- run it, traced */
-	bool traced = r == 0 && ctl_call(&c, CASFS_OP_BEGIN, &f) == 0;
-	free(f.b);
-	if (!traced)
+	bool traced = r == 0 && ctl_call(&c, CASFS_OP_BEGIN, NULL) == 0;
+	if (!traced && r != -EAGAIN)
 		fprintf(stderr, "casfs: warning: the daemon could not trace %s (%s): running it uncached\n", argv[0],
 			r < 0 ? strerror(-r) : "registration refused");
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -902,14 +998,15 @@ static int exec_action(const struct opts *o, char **argv)
 			field_add(&g, CASFS_T_OUTLIVED, NULL, 0);
 		if (cc.is_cc && (ex == 0 || o->cache_failures)) {
 			/* what it read outside the mount (ccdeps.h) */
-			ccdeps_compile ci = { .prog = prog, .tool = &tools[0], .argv = argv, .cxx = cc.is_cxx,
+			hasher_digest driver;
+			ccdeps_compile ci = { .prog = prog, .tool = &driver, .argv = argv, .cxx = cc.is_cxx,
 					      .cwd = cwd, .mnt = mnt };
 			ccdeps_cache cache = { cache_get, cache_put, &c };
 			const char *uf = NULL;
-			int dr = 0;
-			if (link)
+			int dr = digest_path(prog, &driver);
+			if (dr == 0 && link)
 				dr = ccdeps_link(&ci, depfile, dep_add, &g);
-			else if (cc.compile_only)
+			else if (dr == 0 && cc.compile_only)
 				dr = ccdeps_collect(&ci, inject ? depfile : ccdeps_user_complete(argv, &uf) ? uf : NULL,
 						    &cache, dep_add, &g);
 			if (dr < 0)

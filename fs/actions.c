@@ -54,11 +54,13 @@ struct ctlfile {
 	size_t req_len, req_cap;
 	uint8_t *resp;
 	size_t resp_len, resp_cap;
-	/* between BEGIN and END */
-	struct session *sess;
+	/* the action of the last LOOKUP (BEGIN traces it) */
+	bool have_key;
 	hasher_digest key;
 	char *root, *root_abs;
 	uint32_t flags;
+	/* between BEGIN and END */
+	struct session *sess;
 	int64_t begun_ns;
 };
 
@@ -185,12 +187,27 @@ static char *strndup_field(const uint8_t *v, size_t len)
 	return strndup((const char *)v, len);
 }
 
-/* What a LOOKUP or BEGIN carries. */
+/* What a LOOKUP carries. */
+#define MAX_PROGS 4
 struct action_req {
-	const uint8_t *key;
+	const uint8_t *key;      /* the key material, without the tools */
 	size_t key_len;
-	char *root, *root_abs;
+	char *root, *root_abs, *cwd_abs;
 	uint32_t flags;
+	char *tool;              /* the executable */
+	struct casfs_exec_stat tool_st;
+	bool has_tool_st;
+	hasher_digest tool_digest;
+	bool has_tool_digest;
+	int cc;                  /* -1: not a compiler driver; 0: C; 1: C++ */
+	struct {
+		char *spec;      /* "NAME=PATH" */
+		hasher_digest digest;
+		bool has_digest; /* the caller's, with TOOL_DIGEST */
+	} progs[MAX_PROGS];
+	size_t nprogs;
+	hasher_digest stdin_digest;
+	bool has_stdin;
 };
 
 static int action_req_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
@@ -212,6 +229,49 @@ static int action_req_field(void *arg, uint32_t tag, const uint8_t *v, size_t le
 			return -EBADMSG;
 		memcpy(&a->flags, v, 4);
 		return 0;
+	case CASFS_T_CWD_ABS:
+		free(a->cwd_abs);
+		return (a->cwd_abs = strndup_field(v, len)) ? 0 : -EBADMSG;
+	case CASFS_T_TOOL:
+		free(a->tool);
+		return (a->tool = strndup_field(v, len)) && a->tool[0] == '/' ? 0 : -EBADMSG;
+	case CASFS_T_STAT:
+		if (len != sizeof(a->tool_st))
+			return -EBADMSG;
+		memcpy(&a->tool_st, v, len);
+		a->has_tool_st = true;
+		return 0;
+	case CASFS_T_TOOL_DIGEST:
+		if (len != sizeof(a->tool_digest.bytes))
+			return -EBADMSG;
+		memcpy(a->tool_digest.bytes, v, len);
+		a->has_tool_digest = true;
+		return 0;
+	case CASFS_T_STDIN:
+		if (len != sizeof(a->stdin_digest.bytes))
+			return -EBADMSG;
+		memcpy(a->stdin_digest.bytes, v, len);
+		a->has_stdin = true;
+		return 0;
+	case CASFS_T_CC:
+		if (len != 1 || v[0] > 1)
+			return -EBADMSG;
+		a->cc = v[0];
+		return 0;
+	case CASFS_T_PROG: {
+		const uint8_t *nul = memchr(v, '\0', len);
+		size_t sl = nul ? (size_t)(nul - v) : len;
+		if (a->nprogs == MAX_PROGS || (nul && len - sl - 1 != sizeof(a->tool_digest.bytes)) ||
+		    !(a->progs[a->nprogs].spec = strndup_field(v, sl)))
+			return -EBADMSG;
+		if (nul) {
+			memcpy(a->progs[a->nprogs].digest.bytes, nul + 1, sizeof(a->tool_digest.bytes));
+			a->progs[a->nprogs].has_digest = true;
+		}
+		if (!strchr(a->progs[a->nprogs++].spec, '='))
+			return -EBADMSG;
+		return 0;
+	}
 	default:
 		return 0; /* fields of newer clients are ignored */
 	}
@@ -220,8 +280,10 @@ static int action_req_field(void *arg, uint32_t tag, const uint8_t *v, size_t le
 static int action_req_parse(const struct ctlfile *cf, struct action_req *a)
 {
 	memset(a, 0, sizeof(*a));
+	a->cc = -1;
 	int r = fields_each(cf->req, cf->req_len, action_req_field, a);
-	if (r == 0 && (!a->key || !a->root || !a->root_abs || a->root_abs[0] != '/' ||
+	if (r == 0 && (!a->key || !a->root || !a->root_abs || a->root_abs[0] != '/' || !a->cwd_abs ||
+		       !a->tool || (!a->has_tool_st && !a->has_tool_digest) ||
 		       action_path_check(ACTION_SCOPE_ROOT, a->root) < 0))
 		r = -EBADMSG;
 	return r;
@@ -231,6 +293,10 @@ static void action_req_clear(struct action_req *a)
 {
 	free(a->root);
 	free(a->root_abs);
+	free(a->cwd_abs);
+	free(a->tool);
+	for (size_t i = 0; i < a->nprogs; i++)
+		free(a->progs[i].spec);
 }
 
 /* ---- resolving paths beneath the backing ------------------------------------ */
@@ -254,8 +320,55 @@ static int mount_fd(void)
 	return ino_node_fd_get(FS->tbl, ino_table_root(FS->tbl));
 }
 
+/* The digest of a file casfs does not watch (outside the mount, or not
+ * known yet), open as fd (O_PATH is fine) with stat st: from the 'T'
+ * records (by dev and inode, valid while size, mtime and ctime stay, the
+ * index's rule), else read and recorded (later: a lost record costs a
+ * read).  0 or -errno. */
+static bool outside_known(const struct stat *st, hasher_digest *ret)
+{
+	cache_file_rec rec;
+	uint64_t k[2] = { (uint64_t)st->st_dev, (uint64_t)st->st_ino };
+	void *val = NULL;
+	size_t vlen = 0;
+	bool known = cache_index_kv_get(FS->ix, 'T', k, sizeof(k), &val, &vlen) == 0 && vlen == sizeof(rec);
+	if (known)
+		memcpy(&rec, val, sizeof(rec));
+	free(val);
+	if (!known || !cache_file_rec_valid(&rec, st))
+		return false;
+	*ret = rec.digest;
+	return true;
+}
+
+static int outside_digest(int fd, const struct stat *st, hasher_digest *ret)
+{
+	if (outside_known(st, ret))
+		return 0;
+	cache_file_rec rec;
+	uint64_t k[2] = { (uint64_t)st->st_dev, (uint64_t)st->st_ino };
+	int rfd = fs_reopen_fd(fd, O_RDONLY);
+	if (rfd < 0)
+		return rfd;
+	int64_t at = now_ns();
+	uint64_t size;
+	int r = hasher_digest_fd(rfd, &rec.digest, &size);
+	close(rfd);
+	if (r < 0)
+		return r;
+	rec.size = size;
+	rec.mtime_ns = cache_timespec_ns(&st->st_mtim);
+	rec.ctime_ns = cache_timespec_ns(&st->st_ctim);
+	rec.hashed_at_ns = at;
+	if (size == (uint64_t)st->st_size && rec.ctime_ns + CACHE_RACY_NS <= at)
+		cache_index_kv_put_later(FS->ix, 'T', k, sizeof(k), &rec, sizeof(rec));
+	*ret = rec.digest;
+	return 0;
+}
+
 /* The digest of the regular file open (O_PATH is fine) as fd, st its stat:
- * from the node's state, the index, or by reading it.  0 or -errno. */
+ * from the node's state, the index, the 'T' records, or by reading it.
+ * 0 or -errno. */
 static int file_digest(int fd, const struct stat *st, hasher_digest *ret)
 {
 	ino_node *n = ino_table_find_ref(FS->tbl, st->st_dev, st->st_ino);
@@ -270,13 +383,7 @@ static int file_digest(int fd, const struct stat *st, hasher_digest *ret)
 		*ret = rec.digest;
 		return 0;
 	}
-	int rfd = fs_reopen_fd(fd, O_RDONLY);
-	if (rfd < 0)
-		return rfd;
-	uint64_t size;
-	r = hasher_digest_fd(rfd, ret, &size);
-	close(rfd);
-	return r;
+	return outside_digest(fd, st, ret);
 }
 
 /* Reads the entries of the directory open (O_PATH is fine) as fd into a
@@ -302,6 +409,18 @@ static int probe(void *arg, const action_input *want, action_input *have)
 	struct stat st;
 	int fd;
 	if (want->scope == ACTION_SCOPE_ABS) {
+		/* most are system headers, known by their stat: one syscall */
+		if (fstatat(AT_FDCWD, want->path, &st, AT_SYMLINK_NOFOLLOW) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+			have->kind = ACTION_IN_ABSENT;
+			return 0;
+		}
+		if (want->kind == ACTION_IN_FILE && want->digest_kind == ACTION_DIGEST_PLAIN && S_ISREG(st.st_mode) &&
+		    outside_known(&st, &have->digest)) {
+			have->kind = ACTION_IN_FILE;
+			have->digest_kind = want->digest_kind;
+			have->mode = st.st_mode & 07777;
+			return 0;
+		}
 		fd = open(want->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		fd = fd < 0 ? -errno : fd;
 	} else {
@@ -532,6 +651,143 @@ static int resp_stream(struct ctlfile *cf, uint32_t tag, const action_stream *s)
 	return r;
 }
 
+/* The digest of a file outside the mount (a compiler, say), as the daemon
+ * sees it at path: cached by (dev, ino) with size, mtime and ctime (the
+ * index's rule), so a toolchain is hashed once.  When want (the caller's
+ * stat of it) is given and the daemon sees another file there (another
+ * mount namespace), -EXDEV.  Opened as the caller: a file it may not read
+ * is not hashed for it.  0 or -errno. */
+static int tool_digest_of(struct req *q, const char *path, const struct casfs_exec_stat *want, hasher_digest *ret)
+{
+	struct stat st;
+	req_creds_enter(q);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int err = errno;
+	req_creds_leave(q);
+	if (fd < 0)
+		return -err;
+	int r = fstat(fd, &st) < 0 ? -errno : 0;
+	if (r == 0 && !S_ISREG(st.st_mode))
+		r = -EINVAL;
+	if (r == 0 && want &&
+	    ((uint64_t)st.st_dev != want->dev || (uint64_t)st.st_ino != want->ino || (uint64_t)st.st_size != want->size ||
+	     cache_timespec_ns(&st.st_mtim) != want->mtime_ns || cache_timespec_ns(&st.st_ctim) != want->ctime_ns))
+		r = -EXDEV;
+	if (r == 0)
+		r = outside_digest(fd, &st, ret);
+	close(fd);
+	return r;
+}
+
+
+/* The per-user record of what a compiler driver (by digest) runs as NAME. */
+static void prog_key(uint32_t uid, const char *name, const hasher_digest *driver, char *buf, size_t size)
+{
+	char hex[HASHER_HEX_LEN + 1];
+	hasher_digest_to_hex(driver, hex);
+	snprintf(buf, size, "%u:prog:%s:%s", uid, name, hex);
+}
+
+/* The action's key: the caller's key material and uid with the digests of
+ * the toolchain, which the daemon takes itself (the executable, and for a
+ * gcc/clang driver the compiler proper and the assembler it runs) and of
+ * stdin.  0 and *ret; -EAGAIN with out->status telling what to send. */
+static int action_key(struct req *q, const struct action_req *a, struct casfs_ctl_call *out, hasher_digest *ret)
+{
+	hasher_digest tools[4];
+	size_t n = 0;
+	int r = 0;
+	if (a->has_tool_digest)
+		tools[n++] = a->tool_digest;
+	else if ((r = tool_digest_of(q, a->tool, &a->tool_st, &tools[n++])) == -EXDEV) {
+		out->status = CASFS_LOOKUP_NEED_DIGEST;
+		return -EAGAIN;
+	}
+	if (r < 0)
+		return r;
+	if (a->cc >= 0) {
+		const char *names[2] = { a->cc ? "cc1plus" : "cc1", "as" };
+		for (int i = 0; i < 2; i++) {
+			char key[160], path[PATH_MAX] = "";
+			prog_key(q->uid, names[i], &tools[0], key, sizeof(key));
+			size_t nl = strlen(names[i]);
+			const hasher_digest *given = NULL;
+			for (size_t k = 0; k < a->nprogs; k++)
+				if (!strncmp(a->progs[k].spec, names[i], nl) && a->progs[k].spec[nl] == '=') {
+					snprintf(path, sizeof(path), "%s", a->progs[k].spec + nl + 1);
+					given = a->progs[k].has_digest ? &a->progs[k].digest : NULL;
+				}
+			if (a->has_tool_digest) {
+				/* the daemon sees other files: the caller's digests */
+				if (!given) {
+					out->status = CASFS_LOOKUP_NEED_DIGEST;
+					return -EAGAIN;
+				}
+				tools[n++] = *given;
+				continue;
+			}
+			if (path[0])
+				cache_index_kv_put(FS->ix, 'U', key, strlen(key), path, strlen(path));
+			void *val = NULL;
+			size_t vlen;
+			if (!path[0] && cache_index_kv_get(FS->ix, 'U', key, strlen(key), &val, &vlen) == 0 &&
+			    vlen < sizeof(path)) {
+				memcpy(path, val, vlen);
+				path[vlen] = '\0';
+			}
+			free(val);
+			if (!path[0]) {
+				out->status = CASFS_LOOKUP_NEED_PROGS;
+				return -EAGAIN;
+			}
+			/* a name the driver finds on PATH, or nothing: in the key as text */
+			if (path[0] != '/' || tool_digest_of(q, path, NULL, &tools[n]) < 0)
+				hasher_digest_buffer(path, strlen(path), &tools[n]);
+			n++;
+		}
+	}
+	if (a->has_stdin)
+		tools[n++] = a->stdin_digest;
+	size_t len = a->key_len + 4 + n * sizeof(tools[0].bytes);
+	uint8_t *m = malloc(len);
+	if (!m)
+		return -ENOMEM;
+	memcpy(m, a->key, a->key_len);
+	uint32_t nt = (uint32_t)n | (a->has_stdin ? 0x80000000u : 0);
+	memcpy(m + a->key_len, &nt, 4);
+	for (size_t i = 0; i < n; i++)
+		memcpy(m + a->key_len + 4 + i * sizeof(tools[0].bytes), tools[i].bytes, sizeof(tools[0].bytes));
+	action_key_final(m, len, q->uid, ret);
+	free(m);
+	return 0;
+}
+
+/* The caller's view agrees with the daemon's: its working directory ends
+ * with the path .casfs/ctl was opened in, and the root it names is that
+ * mount's.  -EXDEV otherwise (the caller then asks WHERE). */
+static int check_view(struct ctlfile *cf, const struct action_req *a)
+{
+	char where[PATH_MAX];
+	ino_node *d = ino_table_get(FS->tbl, cf->dir);
+	int wl = d ? ino_node_path(FS->tbl, d, where, sizeof(where)) : -ESTALE;
+	if (wl < 0)
+		return wl;
+	size_t cl = strlen(a->cwd_abs), ml;
+	if (wl == 0)
+		ml = cl;
+	else if (cl > (size_t)wl && a->cwd_abs[cl - wl - 1] == '/' && !strcmp(a->cwd_abs + cl - wl, where))
+		ml = cl - wl - 1;
+	else
+		return -EXDEV;
+	/* root_abs == mount (as the caller sees it) + "/" + root */
+	if (strncmp(a->root_abs, a->cwd_abs, ml) != 0)
+		return -EXDEV;
+	const char *rest = a->root_abs + ml;
+	if (a->root[0] ? (rest[0] != '/' || strcmp(rest + 1, a->root) != 0) : rest[0] != '\0')
+		return -EXDEV;
+	return 0;
+}
+
 static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 {
 	struct action_req a;
@@ -541,13 +797,27 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 	int root_fd = -1, mfd = -1, r;
 	bool dropped = false;
 	hasher_digest key;
-	COUNT(action_lookups);
 	out->status = CASFS_LOOKUP_MISS;
+	cf->have_key = false;
 	if ((r = action_req_parse(cf, &a)) < 0) {
 		out->result = r;
 		return;
 	}
-	action_key_final(a.key, a.key_len, q->uid, &key);
+	if ((r = check_view(cf, &a)) < 0 || (r = action_key(q, &a, out, &key)) < 0) {
+		if (r != -EAGAIN)
+			out->result = r;
+		action_req_clear(&a);
+		return;
+	}
+	COUNT(action_lookups);
+	/* BEGIN traces this action */
+	free(cf->root);
+	free(cf->root_abs);
+	cf->key = key;
+	cf->root = strdup(a.root);
+	cf->root_abs = strdup(a.root_abs);
+	cf->flags = a.flags;
+	cf->have_key = cf->root && cf->root_abs;
 	r = cache_index_kv_get(FS->ix, 'A', key.bytes, sizeof(key.bytes), &val, &vlen);
 	if (r == -ENOENT) {
 		resp_text(cf, CASFS_T_EXPLAIN, "miss: no run of this action is recorded");
@@ -676,16 +946,13 @@ static int begin_session(void *arg)
 
 static void begin(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 {
-	struct action_req a;
-	struct trace *tr;
-	int r = action_req_parse(cf, &a);
-	if (r < 0) {
-		out->result = r;
+	struct trace *tr = NULL;
+	int r;
+	if (!cf->have_key) {
+		out->result = -EINVAL; /* BEGIN without a LOOKUP */
 		return;
 	}
 	end_unrecorded(cf);
-	action_key_final(a.key, a.key_len, q->uid, &cf->key);
-	tr = NULL;
 	struct begin_args b = { q, NULL, &cf->sess };
 	if ((r = trace_new(&tr)) == 0) {
 		b.tr = tr;
@@ -695,14 +962,8 @@ static void begin(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		trace_free(tr);
 		COUNT(exec_uncached);
 		out->result = r;
-		action_req_clear(&a);
 		return;
 	}
-	free(cf->root);
-	free(cf->root_abs);
-	cf->root = a.root;
-	cf->root_abs = a.root_abs;
-	cf->flags = a.flags;
 	cf->begun_ns = now_ns();
 	out->value = session_id(cf->sess);
 	COUNT(sessions);
@@ -1108,12 +1369,9 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 	(void)q;
 }
 
-/* ---- TOOL, KV ------------------------------------------------------------------ */
+/* ---- KV ------------------------------------------------------------------ */
 
 struct small_req {
-	char *path;
-	struct casfs_exec_stat st;
-	bool has_st;
 	const uint8_t *kkey, *kval;
 	size_t kkey_len, kval_len;
 };
@@ -1122,15 +1380,6 @@ static int small_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 {
 	struct small_req *s = arg;
 	switch (tag) {
-	case CASFS_T_PATH:
-		free(s->path);
-		return (s->path = strndup_field(v, len)) ? 0 : -EBADMSG;
-	case CASFS_T_STAT:
-		if (len != sizeof(s->st))
-			return -EBADMSG;
-		memcpy(&s->st, v, len);
-		s->has_st = true;
-		return 0;
 	case CASFS_T_KVKEY:
 		s->kkey = v;
 		s->kkey_len = len;
@@ -1142,51 +1391,6 @@ static int small_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 	default:
 		return 0;
 	}
-}
-
-/* The digest of a file outside the mount (a compiler, say), as the daemon
- * sees it at the path the caller gives: cached by (dev, ino) with size,
- * mtime and ctime, as the index does for the mount's files. */
-static int tool(struct ctlfile *cf, const struct small_req *s)
-{
-	struct stat st;
-	if (!s->path || s->path[0] != '/' || !s->has_st)
-		return -EBADMSG;
-	int fd = open(s->path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = fstat(fd, &st) < 0 ? -errno : 0;
-	if (r == 0 && (!S_ISREG(st.st_mode) || (uint64_t)st.st_dev != s->st.dev || (uint64_t)st.st_ino != s->st.ino ||
-		       (uint64_t)st.st_size != s->st.size || cache_timespec_ns(&st.st_mtim) != s->st.mtime_ns ||
-		       cache_timespec_ns(&st.st_ctim) != s->st.ctime_ns))
-		r = -EXDEV; /* not the caller's file: another mount namespace */
-	cache_file_rec rec;
-	uint64_t k[2] = { (uint64_t)st.st_dev, (uint64_t)st.st_ino };
-	void *val = NULL;
-	size_t vlen = 0;
-	if (r == 0 && cache_index_kv_get(FS->ix, 'T', k, sizeof(k), &val, &vlen) == 0 && vlen == sizeof(rec)) {
-		memcpy(&rec, val, sizeof(rec));
-		if (!cache_file_rec_valid(&rec, &st))
-			vlen = 0;
-	} else {
-		vlen = 0;
-	}
-	free(val);
-	if (r == 0 && vlen == 0) {
-		int64_t at = now_ns();
-		uint64_t size;
-		r = hasher_digest_fd(fd, &rec.digest, &size);
-		rec.size = size;
-		rec.mtime_ns = cache_timespec_ns(&st.st_mtim);
-		rec.ctime_ns = cache_timespec_ns(&st.st_ctim);
-		rec.hashed_at_ns = at;
-		if (r == 0 && size == (uint64_t)st.st_size && rec.ctime_ns + CACHE_RACY_NS <= at)
-			cache_index_kv_put(FS->ix, 'T', k, sizeof(k), &rec, sizeof(rec));
-	}
-	close(fd);
-	if (r == 0)
-		r = resp_field(cf, CASFS_T_DIGEST, rec.digest.bytes, sizeof(rec.digest.bytes));
-	return r;
 }
 
 /* A client's own small records ("which cc1 does this gcc run"), per user:
@@ -1215,9 +1419,8 @@ static void small_op(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *o
 	struct small_req s = { 0 };
 	int r = fields_each(cf->req, cf->req_len, small_field, &s);
 	if (r == 0)
-		r = out->op == CASFS_OP_TOOL ? tool(cf, &s) : kv(q, cf, &s, out->op == CASFS_OP_KV_PUT);
+		r = kv(q, cf, &s, out->op == CASFS_OP_KV_PUT);
 	out->result = r;
-	free(s.path);
 }
 
 static int reason_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
@@ -1290,7 +1493,6 @@ void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call
 	case CASFS_OP_END:
 		end(q, cf, o);
 		break;
-	case CASFS_OP_TOOL:
 	case CASFS_OP_KV_GET:
 	case CASFS_OP_KV_PUT:
 		small_op(q, cf, o);

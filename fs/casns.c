@@ -561,6 +561,7 @@ void casns_open(struct req *q, fuse_ino_t ino, struct fuse_file_info *fi)
 		h->rd.fd = -1;
 		fi->fh = (uintptr_t)h;
 		fi->direct_io = 1; /* every read is of the latest response */
+		fi->noflush = 1;   /* a close ends the session at RELEASE */
 		if (req_open(q, fi) == -ENOENT)
 			vhandle_free(h);
 		return;

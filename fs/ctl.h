@@ -103,14 +103,11 @@ enum casfs_exec_op {
 				of the directory .casfs/ctl was opened in */
 	CASFS_OP_LOOKUP,     /* request: the action; -> status CASFS_LOOKUP_*,
 				response: fields (explain text, replay) */
-	CASFS_OP_BEGIN,      /* request: the action; starts tracing the
-				caller's descendants -> value: session id */
+	CASFS_OP_BEGIN,      /* no request: starts tracing the caller's
+				descendants for the action of the last LOOKUP
+				-> value: session id */
 	CASFS_OP_END,        /* request: how it ended; records it -> status
 				CASFS_END_*, response: fields */
-	CASFS_OP_TOOL,       /* request: PATH (outside the mount) and STAT as
-				the caller sees it; -> response: DIGEST, from
-				the daemon's cache or hashed by it; -EXDEV when
-				the daemon sees another file at that path */
 	CASFS_OP_KV_GET,     /* request: KVKEY -> response: KVVAL (-ENOENT) */
 	CASFS_OP_KV_PUT,     /* request: KVKEY, KVVAL (the caller's own, small) */
 	CASFS_OP_NOTE,       /* request: REASON: the client runs the command
@@ -121,6 +118,11 @@ enum casfs_lookup_status {
 	CASFS_LOOKUP_HIT = 1,      /* outputs restored: replay stdout/stderr/exit */
 	CASFS_LOOKUP_MISS,         /* run it (BEGIN/END) */
 	CASFS_LOOKUP_UNCACHEABLE,  /* run it without tracing */
+	CASFS_LOOKUP_NEED_PROGS,   /* ask again with PROG fields (the programs
+				      the compiler driver runs) */
+	CASFS_LOOKUP_NEED_DIGEST,  /* the daemon sees another file at TOOL: ask
+				      again with TOOL_DIGEST (and for a driver,
+				      PROG fields with digests) */
 };
 
 enum casfs_end_status {
@@ -149,6 +151,14 @@ enum casfs_exec_tag {
 	CASFS_T_KVVAL,        /* at most 4096 bytes */
 	CASFS_T_ABSENT_ABS,   /* END: a name outside the mount that must stay
 				 absent (absolute path) */
+	CASFS_T_CWD_ABS,      /* LOOKUP: the working directory as the caller sees it */
+	CASFS_T_TOOL,         /* LOOKUP: the executable (absolute), with STAT */
+	CASFS_T_TOOL_DIGEST,  /* LOOKUP: its digest, hashed by the caller */
+	CASFS_T_CC,           /* LOOKUP: a gcc/clang driver: u8 1 for C++, 0 */
+	CASFS_T_PROG,         /* LOOKUP: "NAME=PATH", what the driver runs;
+				 with TOOL_DIGEST, "NAME=PATH" followed by
+				 '\0' and the digest the caller took */
+	CASFS_T_STDIN,        /* LOOKUP: digest of a regular file on stdin */
 };
 
 /* A file as its stat describes it (to tell the same file apart). */

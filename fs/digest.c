@@ -267,6 +267,8 @@ static void *flusher_main(void *arg)
 			break;
 		pthread_mutex_unlock(&d->plock);
 		flush(d, false);
+		if (d->ix)
+			cache_index_flush(d->ix); /* blob records and touches deferred */
 		pthread_mutex_lock(&d->plock);
 	}
 	pthread_mutex_unlock(&d->plock);

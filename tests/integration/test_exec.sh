@@ -230,6 +230,42 @@ cx "$G" -- sh -c 'head -c 100000 /dev/urandom > big.bin' && [ -s "$G/big.bin" ] 
     fail "gc: after eviction: rc=$?, misses $(($(counter action_misses) - m))"
 [ "$(md5sum <"$G/big.bin")" != "$sum1" ] && ok "gc: the command really ran again" || fail "gc: the old output came back"
 
+# ---- a caller that sees other files than the daemon (its own mount namespace) ----
+# The same path names another program there: the key takes the caller's.
+V=$MNT/view
+mkdir -p "$V" "$T/tool" "$T/tool2"
+printf '#!/bin/sh\necho one > made.txt\n' >"$T/tool/gen"
+printf '#!/bin/sh\necho two > made.txt\n' >"$T/tool2/gen"
+chmod +x "$T/tool/gen" "$T/tool2/gen"
+cx "$V" -- "$T/tool/gen" </dev/null
+in_view() { # a private mount namespace where $T/tool/gen is the second program
+    unshare -m sh -c 'mount --make-rprivate / && mount --bind "$1/tool2/gen" "$1/tool/gen" &&
+        cd "$2" && rm -f made.txt && "$3" exec -- "$1/tool/gen" </dev/null && cat made.txt' sh "$T" "$V" "$X"
+}
+m=$(counter action_misses)
+got=$(in_view)
+[ "$got" = two ] && [ "$(counter action_misses)" -gt "$m" ] &&
+    ok "another view: the program the caller sees runs (a miss)" ||
+    fail "another view: made.txt holds '$got', misses $m -> $(counter action_misses)"
+h=$(counter action_hits)
+got=$(in_view)
+[ "$got" = two ] && [ "$(counter action_hits)" -gt "$h" ] && ok "another view: then a hit with its output" ||
+    fail "another view: second run: '$got', hits $h -> $(counter action_hits)"
+rm -f "$V/made.txt"
+cx "$V" -- "$T/tool/gen" </dev/null
+[ "$(cat "$V/made.txt")" = one ] && ok "another view: the daemon's view still gets its own result" ||
+    fail "another view: made.txt holds '$(cat "$V/made.txt")'"
+# the whole mount bound elsewhere (in a namespace that takes it away): the
+# caller's paths, one round trip
+B=$T/bound
+mkdir -p "$B"
+rm -f "$V/made.txt"
+h=$(counter action_hits)
+unshare -m sh -c 'mount --make-rprivate / && mount --bind "$1" "$2" && cd "$2/view" &&
+    "$3" exec -- "$4/tool/gen" </dev/null' sh "$MNT" "$B" "$X" "$T" || fail "bind mount: the run failed"
+[ "$(cat "$V/made.txt")" = one ] && [ "$(counter action_hits)" -gt "$h" ] &&
+    ok "a bind mount of the mount: a hit there" || fail "bind mount: made.txt '$(cat "$V/made.txt")'"
+
 # ---- bad input ------------------------------------------------------------------
 cx "$MNT" >/dev/null 2>&1
 [ $? -eq 2 ] && ok "no command: exit 2" || fail "no command: exit $?"

@@ -480,7 +480,7 @@ static void test_key_golden(void **state)
 		.umask = 022, .flags = ACTION_KF_DEPFILE,
 	};
 	hasher_digest k = key_of(&c, 1000);
-	assert_string_equal(hex(&k), "169e86e595eade1d128da004ae90a745");
+	assert_string_equal(hex(&k), "4262c5c38bf7f21bf9912a636462cb48");
 	/* the material, byte by byte, as the grammar in action.c spells it */
 	uint8_t want[512];
 	size_t w = 0;
