@@ -40,7 +40,7 @@ Environment:
                          stdin, output-exists, mmd, probe-mode, probe-size,
                          ancestor-map, outside-output, outside-absence,
                          link-source, mtime, sh-outside (also leaves out
-                         make), root-hidden
+                         make), root-hidden, dir-setgid
 
 Prints "ok"/"FAIL" lines, "#" comments and a closing "N passed, N failed".
 Python 3.11, standard library only.
@@ -59,7 +59,7 @@ import traceback
 
 FEATURES = ("stdin", "output-exists", "mmd", "probe-mode", "probe-size",
             "ancestor-map", "outside-output", "outside-absence", "link-source", "mtime",
-            "sh-outside", "root-hidden")
+            "sh-outside", "root-hidden", "dir-setgid")
 # a hit rate below this in rounds where nothing observed changed fails
 MIN_PURE_HIT_SHARE = 0.6
 CMD_TIMEOUT = 180
@@ -434,6 +434,13 @@ class Campaign:
         os.symlink(new, obj)
         return "obj retargeted to " + new
 
+    def mut_user_file_in_output_dir(self):
+        if os.path.isdir(self.p("out/deep/er")) and self.rng.random() < 0.5:
+            self.write("out/deep/er/user.txt", "the user's\n")
+            return "put out/deep/er/user.txt in an output directory"
+        shutil.rmtree(self.p("out/deep"), ignore_errors=True)
+        return "removed the output directory out/deep"
+
     def mut_reorder(self):
         old = list(self.iorder)
         while self.iorder == old:
@@ -572,10 +579,12 @@ class Campaign:
         self.n_root += 1
         self.root = os.path.join(self.base, str(self.n_root), "execroot", "proj")
         os.makedirs(os.path.dirname(self.root))
-        links = self.rng.random() < 0.4
-        keep = self.rng.random() < 0.3
-        cmd = ["cp", "-al" if links else "-a", old, self.root]
-        subprocess.run(cmd, check=True)
+        # a copy, hard links (cp -al), or a tree of absolute symlinks to the
+        # previous root's files, as Bazel's sandboxes are (cp -as; their
+        # outputs are never symlinks, so they are dropped)
+        how = self.rng.choice(["cp -a", "cp -a", "cp -al", "cp -al", "cp -as"])
+        keep = how != "cp -as" and self.rng.random() < 0.3
+        subprocess.run(how.split() + [old, self.root], check=True)
         old_outer = os.path.join(old, "..", "outer")
         if os.path.isdir(old_outer):
             subprocess.run(["cp", "-a", old_outer, os.path.join(self.root, "..", "outer")], check=True)
@@ -590,8 +599,7 @@ class Campaign:
                     os.makedirs(self.p(d))
             self.remove("gen/gen.h")
         return "relocated to %s (%s, outputs %s)" % (
-            os.path.relpath(self.root, self.mnt), "cp -al" if links else "cp -a",
-            "kept" if keep else "dropped")
+            os.path.relpath(self.root, self.mnt), how, "kept" if keep else "dropped")
 
     def mutations(self):
         """The table of random mutations: (weight, function, feature)."""
@@ -635,6 +643,7 @@ class Campaign:
             (2, self.mut_shared, None),
             (1, self.mut_outer, None),
             (1, self.mut_obj_symlink, None),
+            (1, self.mut_user_file_in_output_dir, None),
         ]
 
     def mutate(self):
@@ -648,12 +657,15 @@ class Campaign:
             gm = self.gmode
             if gm == "g":
                 self.gmode = "none"
-            return [self.relocate()] + (["debug mode none"] if gm == "g" else []), True
+            desc = self.relocate()
+            return [desc] + (["debug mode none"] if gm == "g" else []), "cp -as" not in desc
         x = self.rng.random()
         if x < 0.12:
             return ["none (a no-op round)"], True
         if x < 0.27:
-            return [self.relocate()], self.gmode != "g"
+            # the symlinks of a farm are other inputs than the files they replace
+            desc = self.relocate()
+            return [desc], self.gmode != "g" and "cp -as" not in desc
         if x < 0.32:
             return [self.mut_noise()], True
         table = [(w, f) for w, f, feat in self.mutations() if feat is None or self.has(feat)]
@@ -729,6 +741,10 @@ class Campaign:
              "", None),
             ("reads its own output", ["sh", "-c", "wc -c < gen/gen.in > out/own.tmp && "
                                       "cat out/own.tmp data/alpha.txt > out/own.txt"], "", None),
+            ("temporary directory", ["sh", "-c", "mkdir -p out/tmpd && cat gen/gen.in > out/tmpd/t && "
+                                     "cat out/tmpd/t data/alpha.txt > out/tmpd.copy && rm -rf out/tmpd"],
+             "", None),
+            ("absolute symlink output", ["sh", "-c", 'ln -sfn "$PWD/gen/gen.in" out/abs.link'], "", None),
             ("sparse output", ["sh", "-c", "rm -f out/sparse.bin && truncate -s 200000 out/sparse.bin"
                                " && cat gen/gen.in >> out/sparse.bin"], "", None),
         ]
@@ -759,6 +775,9 @@ class Campaign:
         if self.has("root-hidden"):
             a.append(("the working directory, transformed",
                       ["sh", "-c", "pwd | tr / _ > out/where.txt"], "", None))
+        if self.has("dir-setgid"):
+            a.append(("set-group-ID directory output",
+                      ["sh", "-c", "mkdir -p out/shared && chmod 2775 out/shared"], "", None))
         if self.has("mtime"):
             a.append(("tar", ["tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner",
                               "-cf", "out/data.tar", "data"], "", None))

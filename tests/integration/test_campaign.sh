@@ -396,6 +396,14 @@ echo '#define OPTV 5' >"$OUT/sysh/opt_out.h"
 same_as_fresh "__has_include: the header now exists outside the mount" "$d" /dev/null "h.o" \
     gcc -isystem "$OUT/sysh" -c h.c -o h.o
 
+# A directory output's set-group-ID bit (install -d -m 2775, shared group
+# directories) is not restored; a file's is.
+d=$R/setgid-dir
+mkdir -p "$d"
+cx "$d" sh -c 'mkdir -p shared && chmod 2775 shared'
+rmdir "$d/shared"
+same_as_fresh "a set-group-ID directory output" "$d" /dev/null "shared" sh -c 'mkdir -p shared && chmod 2775 shared'
+
 # 9. A hit restores an output into a directory whose listing the kernel
 #    caches; only the name's entry is dropped, and the kernel marks the
 #    listing stale only when it holds an entry of that name: in a directory
