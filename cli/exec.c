@@ -33,6 +33,7 @@
 
 #include "action.h"
 #include "ccdeps.h"
+#include "shline.h"
 #include "cli.h"
 #include "index.h"
 
@@ -62,7 +63,9 @@ static const char exec_usage[] =
 	"                    variable CASFS_EXEC_ENV='A B C' replaces the default list)\n"
 	"\n"
 	"As a compiler launcher: casfs-exec CMD ARGS...; as make's shell:\n"
-	"make SHELL=casfs-sh.  CASFS_LOG=debug prints every decision on stderr.\n"
+	"make SHELL=casfs-sh (a recipe line that is one plain command runs as that\n"
+	"command; a line with shell syntax that runs a compiler runs uncached: see\n"
+	"docs/ACTIONS.md).  CASFS_LOG=debug prints every decision on stderr.\n"
 	"Exit status: CMD's (127: not found, 126: not executable; 2: usage).\n";
 
 /* ---- a growing buffer of fields --------------------------------------------- */
@@ -188,6 +191,7 @@ static const char *resp_text(struct ctl *c, uint32_t tag, char *buf, size_t size
 /* ---- the action ------------------------------------------------------------ */
 
 struct opts {
+	const char *shell_line;  /* casfs-sh -c LINE run by the shell */
 	const char *root;
 	bool explain, cache_failures, relocate;
 	const char **env_extra;
@@ -723,6 +727,8 @@ struct lookup_in {
 	bool own_digests;           /* the daemon sees other files: hash here */
 	bool progs;                 /* send what the driver runs */
 	const hasher_digest *stdin_digest;
+	char **uses;                /* other programs a shell line runs */
+	size_t nuses;
 };
 
 static int lookup_fields(const struct lookup_in *l, const uint8_t *material, size_t mlen, struct fields *f)
@@ -772,7 +778,81 @@ static int lookup_fields(const struct lookup_in *l, const uint8_t *material, siz
 	}
 	if (l->stdin_digest)
 		field_add(f, CASFS_T_STDIN, l->stdin_digest->bytes, sizeof(l->stdin_digest->bytes));
+	for (size_t i = 0; i < l->nuses; i++) {
+		size_t pl = strlen(l->uses[i]) + 1;
+		uint8_t v[PATH_MAX + sizeof(struct casfs_exec_stat)];
+		memcpy(v, l->uses[i], pl);
+		if (l->own_digests) {
+			hasher_digest d;
+			if ((r = digest_path(l->uses[i], &d)) < 0) /* as the daemon does */
+				hasher_digest_buffer(strerror(-r), strlen(strerror(-r)), &d);
+			memcpy(v + pl, d.bytes, sizeof(d.bytes));
+			field_add(f, CASFS_T_USES, v, pl + sizeof(d.bytes));
+		} else {
+			struct casfs_exec_stat es = { 0 };
+			exec_stat_of(l->uses[i], &es); /* gone: the daemon's open fails too */
+			memcpy(v + pl, &es, sizeof(es));
+			field_add(f, CASFS_T_USES, v, pl + sizeof(es));
+		}
+	}
 	return f->oom ? -ENOMEM : 0;
+}
+
+/* The programs outside the mount a shell line may run: every bare word of
+ * it that names an executable (a path, or found on PATH), deduplicated.
+ * A compiler driver among them is reported in *cc (its compile reads
+ * headers casfs cannot see). */
+struct uses {
+	const char *cwd, *mnt;
+	char **v;
+	size_t n;
+	bool over, oom;
+	char cc[256];
+};
+
+static void use_name(void *arg, const char *name)
+{
+	struct uses *u = arg;
+	char real[PATH_MAX];
+	struct stat st;
+	if (shline_builtin(name))
+		return;
+	if (strchr(name, '/')) {
+		char abs[PATH_MAX];
+		if (snprintf(abs, sizeof(abs), "%s%s%s", name[0] == '/' ? "" : u->cwd, name[0] == '/' ? "" : "/",
+			     name) >= (int)sizeof(abs) ||
+		    !realpath(abs, real) || stat(real, &st) < 0 || !S_ISREG(st.st_mode) || access(real, X_OK) < 0)
+			return;
+	} else if (find_program(name, real, sizeof(real)) < 0) {
+		return;
+	}
+	size_t ml = strlen(u->mnt);
+	if (!strncmp(real, u->mnt, ml) && (real[ml] == '/' || real[ml] == '\0'))
+		return; /* run from the mount: its reads are traced */
+	const char *base = strrchr(name, '/');
+	action_cc_info ci;
+	const char *one[1] = { base ? base + 1 : name };
+	action_cc_analyze(one, 1, &ci);
+	if (ci.is_cc && !u->cc[0])
+		snprintf(u->cc, sizeof(u->cc), "%s", name);
+	for (size_t i = 0; i < u->n; i++)
+		if (!strcmp(u->v[i], real))
+			return;
+	if (u->n == CASFS_EXEC_MAX_USES) {
+		u->over = true;
+		return;
+	}
+	if (!(u->v[u->n] = strdup(real)))
+		u->oom = true;
+	else
+		u->n++;
+}
+
+static void uses_free(struct uses *u)
+{
+	for (size_t i = 0; i < u->n; i++)
+		free(u->v[i]);
+	free(u->v);
 }
 
 static int exec_action(const struct opts *o, char **argv)
@@ -842,6 +922,25 @@ static int exec_action(const struct opts *o, char **argv)
 				    "its stdin is a pipe, socket or device it may read (redirect it from a file or /dev/null)");
 	if (!reads_stdin && sk != STDIN_NONE)
 		sk = STDIN_NONE;
+	struct uses uses = { .cwd = cwd, .mnt = mnt };
+	if (o->shell_line) {
+		if (!(uses.v = calloc(CASFS_EXEC_MAX_USES, sizeof(*uses.v))))
+			return run_uncached(&c, o, prog, argv, "out_of_memory", "out of memory");
+		shline_names(o->shell_line, use_name, &uses);
+		char because[512];
+		if (uses.cc[0]) {
+			snprintf(because, sizeof(because),
+				 "the line runs %s, whose headers outside the mount casfs cannot learn inside a shell "
+				 "line (make it a recipe line of its own: one command, no shell syntax)", uses.cc);
+			uses_free(&uses);
+			return run_uncached(&c, o, prog, argv, "shell_compile", because);
+		}
+		if (uses.over || uses.oom) {
+			uses_free(&uses);
+			return run_uncached(&c, o, prog, argv, "unknown_input",
+					    uses.oom ? "out of memory" : "the line names more programs than casfs keys");
+		}
+	}
 	/* a link: a gcc/clang run that neither compiles only nor preprocesses */
 	bool link = cc.is_cc && !cc.compile_only;
 	for (size_t i = 1; link && i < argc; i++)
@@ -857,6 +956,7 @@ static int exec_action(const struct opts *o, char **argv)
 	struct lookup_in li = {
 		.prog = prog, .cwd = cwd, .root = root, .mnt = mnt, .cc = cc.is_cc ? cc.is_cxx : -1,
 		.stdin_digest = sk == STDIN_FILE ? &stdin_digest : NULL,
+		.uses = uses.v, .nuses = uses.n,
 		.flags = (o->explain ? CASFS_EXEC_F_EXPLAIN : 0) | (o->relocate ? CASFS_EXEC_F_RELOCATE : 0) |
 			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0),
 	};
@@ -912,6 +1012,7 @@ static int exec_action(const struct opts *o, char **argv)
 		break;
 	}
 	free(env);
+	uses_free(&uses);
 	if (r == -ENOTTY || r == -EPROTO) {
 		why = "the mount's daemon runs another casfs version (remount it to cache actions)";
 		goto uncached;
@@ -1092,6 +1193,10 @@ int cmd_exec_launcher(int argc, char **argv)
 	return exec_action(&o, argv + 1);
 }
 
+/* make runs $(SHELL) $(.SHELLFLAGS) LINE: "-c LINE" ("-ec LINE" under
+ * .POSIX).  A line that is one plain command runs as that command (a
+ * compile gets a compiler's handling); any other line runs in /bin/sh, with
+ * the programs it names in the key.  Other arguments: sh, uncached. */
 int cmd_exec_shell(int argc, char **argv)
 {
 	struct opts o = { .debug = getenv("CASFS_LOG") && strcmp(getenv("CASFS_LOG"), "debug") == 0 };
@@ -1100,5 +1205,21 @@ int cmd_exec_shell(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		sh_argv[i] = argv[i];
 	sh_argv[argc] = NULL;
+	if (argc != 3 || (strcmp(argv[1], "-c") && strcmp(argv[1], "-ec"))) {
+		debug(&o, "casfs-sh: not a -c LINE call: running /bin/sh uncached");
+		execv("/bin/sh", sh_argv);
+		cli_error("cannot run /bin/sh: %s", strerror(errno));
+		return 126;
+	}
+	size_t len = strlen(argv[2]);
+	char *buf = malloc(len + 2);
+	char **words = malloc((len / 2 + 2) * sizeof(*words));
+	if (buf && words && shline_simple(argv[2], buf, len + 2, words, len / 2 + 2)) {
+		debug(&o, "casfs-sh: one command: %s", words[0]);
+		return exec_action(&o, words);
+	}
+	free(buf);
+	free(words);
+	o.shell_line = argv[2];
 	return exec_action(&o, sh_argv);
 }

@@ -189,6 +189,7 @@ static char *strndup_field(const uint8_t *v, size_t len)
 
 /* What a LOOKUP carries. */
 #define MAX_PROGS 4
+#define MAX_USES CASFS_EXEC_MAX_USES
 struct action_req {
 	const uint8_t *key;      /* the key material, without the tools */
 	size_t key_len;
@@ -208,6 +209,13 @@ struct action_req {
 	size_t nprogs;
 	hasher_digest stdin_digest;
 	bool has_stdin;
+	struct {
+		char *path;
+		struct casfs_exec_stat st;
+		hasher_digest digest;
+		bool has_digest;
+	} uses[MAX_USES];
+	size_t nuses;
 };
 
 static int action_req_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
@@ -258,6 +266,22 @@ static int action_req_field(void *arg, uint32_t tag, const uint8_t *v, size_t le
 			return -EBADMSG;
 		a->cc = v[0];
 		return 0;
+	case CASFS_T_USES: {
+		const uint8_t *nul = memchr(v, '\0', len);
+		size_t rest = nul ? len - (size_t)(nul - v) - 1 : 0;
+		if (!nul || a->nuses == MAX_USES || v[0] != '/' ||
+		    (rest != sizeof(a->uses[0].st) && rest != sizeof(a->uses[0].digest.bytes)) ||
+		    !(a->uses[a->nuses].path = strndup_field(v, (size_t)(nul - v))))
+			return -EBADMSG;
+		if (rest == sizeof(a->uses[0].st)) {
+			memcpy(&a->uses[a->nuses].st, nul + 1, rest);
+		} else {
+			memcpy(a->uses[a->nuses].digest.bytes, nul + 1, rest);
+			a->uses[a->nuses].has_digest = true;
+		}
+		a->nuses++;
+		return 0;
+	}
 	case CASFS_T_PROG: {
 		const uint8_t *nul = memchr(v, '\0', len);
 		size_t sl = nul ? (size_t)(nul - v) : len;
@@ -297,6 +321,8 @@ static void action_req_clear(struct action_req *a)
 	free(a->tool);
 	for (size_t i = 0; i < a->nprogs; i++)
 		free(a->progs[i].spec);
+	for (size_t i = 0; i < a->nuses; i++)
+		free(a->uses[i].path);
 }
 
 /* ---- resolving paths beneath the backing ------------------------------------ */
@@ -694,7 +720,7 @@ static void prog_key(uint32_t uid, const char *name, const hasher_digest *driver
  * stdin.  0 and *ret; -EAGAIN with out->status telling what to send. */
 static int action_key(struct req *q, const struct action_req *a, struct casfs_ctl_call *out, hasher_digest *ret)
 {
-	hasher_digest tools[4];
+	hasher_digest tools[4 + MAX_USES];
 	size_t n = 0;
 	int r = 0;
 	if (a->has_tool_digest)
@@ -748,6 +774,21 @@ static int action_key(struct req *q, const struct action_req *a, struct casfs_ct
 	}
 	if (a->has_stdin)
 		tools[n++] = a->stdin_digest;
+	/* the other programs a shell line names */
+	for (size_t i = 0; i < a->nuses; i++, n++) {
+		if (a->uses[i].has_digest != a->has_tool_digest)
+			return -EBADMSG;
+		if (a->uses[i].has_digest) {
+			tools[n] = a->uses[i].digest;
+			continue;
+		}
+		if ((r = tool_digest_of(q, a->uses[i].path, &a->uses[i].st, &tools[n])) == -EXDEV) {
+			out->status = CASFS_LOOKUP_NEED_DIGEST;
+			return -EAGAIN;
+		}
+		if (r < 0) /* gone or unreadable: that, as text */
+			hasher_digest_buffer(strerror(-r), strlen(strerror(-r)), &tools[n]);
+	}
 	size_t len = a->key_len + 4 + n * sizeof(tools[0].bytes);
 	uint8_t *m = malloc(len);
 	if (!m)
@@ -788,6 +829,17 @@ static int check_view(struct ctlfile *cf, const struct action_req *a)
 	return 0;
 }
 
+/* A client asking from inside another run (a recursive make under
+ * casfs-sh): that run cannot be cached. */
+static void mark_outer(struct req *q)
+{
+	struct session *outer = session_of_caller(FS->ss, q->tid);
+	if (outer) {
+		trace_nested(session_trace(outer));
+		session_put(outer);
+	}
+}
+
 static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 {
 	struct action_req a;
@@ -810,6 +862,7 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		return;
 	}
 	COUNT(action_lookups);
+	mark_outer(q);
 	/* BEGIN traces this action */
 	free(cf->root);
 	free(cf->root_abs);
@@ -1300,6 +1353,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		case TRACE_INPUT_WRITTEN: c.reason = "input_being_written"; break;
 		case TRACE_TOO_BIG: c.reason = "too_big"; break;
 		case TRACE_NOMEM: c.reason = "out_of_memory"; break;
+		case TRACE_NESTED: c.reason = "nested"; break;
 		}
 	}
 	if (!c.reason) {
@@ -1504,6 +1558,7 @@ void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call
 		} else {
 			COUNT(action_uncacheable);
 			count_reason(reason);
+			mark_outer(q);
 		}
 		break;
 	}

@@ -39,7 +39,8 @@
 	X(uncacheable_too_big) X(uncacheable_out_of_memory) X(uncacheable_writes_outside_root) \
 	X(uncacheable_output_changed) X(uncacheable_special_output) X(uncacheable_unknown_input) \
 	X(uncacheable_store_full) X(uncacheable_store_error) X(uncacheable_outlived) \
-	X(uncacheable_stdin) X(uncacheable_writes_outside_mount)
+	X(uncacheable_stdin) X(uncacheable_writes_outside_mount) X(uncacheable_shell_compile) \
+	X(uncacheable_nested)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,
@@ -95,6 +96,8 @@ struct casfs_ctl_digest {
  * (little-endian, as the machine is).
  */
 #define CASFS_EXEC_PROTO 1
+/* USES fields a LOOKUP may carry. */
+#define CASFS_EXEC_MAX_USES 32
 #define CASFS_CTL_CHUNK 8192
 
 enum casfs_exec_op {
@@ -159,6 +162,10 @@ enum casfs_exec_tag {
 				 with TOOL_DIGEST, "NAME=PATH" followed by
 				 '\0' and the digest the caller took */
 	CASFS_T_STDIN,        /* LOOKUP: digest of a regular file on stdin */
+	CASFS_T_USES,         /* LOOKUP: another program the command runs:
+				 its absolute path, '\0', and the caller's
+				 struct casfs_exec_stat of it (or, with
+				 TOOL_DIGEST, its digest) */
 };
 
 /* A file as its stat describes it (to tell the same file apart). */

@@ -82,6 +82,13 @@ void trace_free(struct trace *t)
 	free(t);
 }
 
+static void problem(struct trace *t, enum trace_problem p);
+
+void trace_nested(struct trace *t)
+{
+	problem(t, TRACE_NESTED);
+}
+
 static void problem(struct trace *t, enum trace_problem p)
 {
 	pthread_mutex_lock(&t->lock);

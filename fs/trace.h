@@ -41,6 +41,9 @@ enum trace_problem {
 	TRACE_INPUT_WRITTEN,    /* an input was being written by someone else */
 	TRACE_TOO_BIG,          /* more events than a trace holds */
 	TRACE_NOMEM,
+	TRACE_NESTED,           /* a process of the run asked for an action
+				   of its own: what that one reads outside
+				   the mount and restores is not this run's */
 };
 
 int trace_new(struct trace **ret);
@@ -80,6 +83,9 @@ void trace_readlink(struct trace *t, ino_node *n, const char *target);
 /* A write handle of the session was opened / closed. */
 void trace_writer_opened(struct trace *t);
 void trace_writer_closed(struct trace *t);
+/* A process of the run looked up an action of its own (casfs exec inside
+ * casfs exec: a recursive make under casfs-sh). */
+void trace_nested(struct trace *t);
 /* Waits up to ms for the session's write handles to be closed (the kernel
  * releases them asynchronously after the processes exit).  True when all
  * are closed. */

@@ -230,6 +230,70 @@ cx "$G" -- sh -c 'head -c 100000 /dev/urandom > big.bin' && [ -s "$G/big.bin" ] 
     fail "gc: after eviction: rc=$?, misses $(($(counter action_misses) - m))"
 [ "$(md5sum <"$G/big.bin")" != "$sum1" ] && ok "gc: the command really ran again" || fail "gc: the old output came back"
 
+# ---- casfs-sh: what a recipe line may observe -------------------------------------
+H=$MNT/shline
+mkdir -p "$H" "$T/sys" "$T/tool"
+echo '#define SYSV 1' >"$T/sys/sysv.h"
+printf '#include <sysv.h>\nint v = SYSV;\nint main(void) { return v; }\n' >"$H/s.c"
+LINE="gcc -isystem $T/sys -MD -MF s.d -c s.c -o s.o"
+(cd "$H" && "$SH" -c "$LINE")
+rm -f "$H/s.o" "$H/s.d"
+echo '#define SYSV 2' >"$T/sys/sysv.h"
+h=$(counter action_hits)
+(cd "$H" && "$SH" -c "$LINE" && gcc -o s s.o; ./s)
+rc=$?
+[ $rc -eq 2 ] && [ "$(counter action_hits)" -eq "$h" ] &&
+    ok "casfs-sh: a one-command compile sees a changed header outside the mount (a miss)" ||
+    fail "casfs-sh: the program returns $rc (want 2), hits $h -> $(counter action_hits)"
+rm -f "$H/s.o" "$H/s.d"
+(cd "$H" && "$SH" -c "$LINE") && [ "$(counter action_hits)" -gt "$h" ] && ok "casfs-sh: then a hit" ||
+    fail "casfs-sh: the unchanged compile missed"
+u=$(counter uncacheable_shell_compile)
+(cd "$H" && "$SH" -c "mkdir -p o && gcc -isystem $T/sys -c s.c -o o/s.o" && [ -s o/s.o ]) &&
+    [ $(($(counter uncacheable_shell_compile) - u)) -eq 1 ] &&
+    ok "casfs-sh: a compile inside a shell line runs uncached (counted)" ||
+    fail "casfs-sh: shell-line compile: uncacheable_shell_compile moved by $(($(counter uncacheable_shell_compile) - u))"
+printf '#!/bin/sh\necho A\n' >"$T/tool/say"
+chmod +x "$T/tool/say"
+(cd "$H" && "$SH" -c "$T/tool/say > said.txt")
+rm -f "$H/said.txt"
+printf '#!/bin/sh\necho B\n' >"$T/tool/say"
+(cd "$H" && "$SH" -c "$T/tool/say > said.txt")
+[ "$(cat "$H/said.txt")" = B ] && ok "casfs-sh: a changed program a shell line names outside the mount: a miss" ||
+    fail "casfs-sh: said.txt holds '$(cat "$H/said.txt")' after the program changed"
+PATH="$T/tool:$PATH"
+rm -f "$H/said.txt"
+printf '#!/bin/sh\necho C\n' >"$T/tool/say"
+(cd "$H" && "$SH" -c "say > said.txt")
+[ "$(cat "$H/said.txt")" = C ] && ok "casfs-sh: the same for a program found on PATH" ||
+    fail "casfs-sh: said.txt holds '$(cat "$H/said.txt")'"
+rm -f "$H/said.txt"
+h=$(counter action_hits)
+(cd "$H" && "$SH" -c "say > said.txt")
+[ "$(cat "$H/said.txt")" = C ] && [ "$(counter action_hits)" -gt "$h" ] && ok "casfs-sh: unchanged: a hit" ||
+    fail "casfs-sh: unchanged line: '$(cat "$H/said.txt")', hits $h -> $(counter action_hits)"
+echo 'echo script > ran.txt' >"$H/x.sh"
+l=$(counter action_lookups)
+(cd "$H" && "$SH" x.sh) && [ "$(cat "$H/ran.txt")" = script ] && [ "$(counter action_lookups)" -eq "$l" ] &&
+    ok "casfs-sh SCRIPT (not -c): runs in sh, uncached" || fail "casfs-sh x.sh"
+
+# a recursive make under casfs-sh: the inner line is an action of its own,
+# the outer run is not cached (what the inner one restores is not its own)
+N=$MNT/nested
+mkdir -p "$N"
+printf 'all:\n\t$(MAKE) -s -C sub\n' >"$N/Makefile"
+mkdir -p "$N/sub"
+printf 'all:\n\techo in > in.txt\n' >"$N/sub/Makefile"
+u=$(counter uncacheable_nested)
+(cd "$N" && make -s SHELL="$SH" >/dev/null)
+rm -f "$N/sub/in.txt"
+h=$(counter action_hits)
+(cd "$N" && make -s SHELL="$SH" >/dev/null)
+[ "$(cat "$N/sub/in.txt")" = in ] && [ $(($(counter uncacheable_nested) - u)) -eq 2 ] &&
+    [ $(($(counter action_hits) - h)) -eq 1 ] &&
+    ok "nested: the recursive make is not cached, its recipe line is (a hit)" ||
+    fail "nested: in.txt '$(cat "$N/sub/in.txt")', uncacheable_nested +$(($(counter uncacheable_nested) - u)), hits +$(($(counter action_hits) - h))"
+
 # ---- a caller that sees other files than the daemon (its own mount namespace) ----
 # The same path names another program there: the key takes the caller's.
 V=$MNT/view

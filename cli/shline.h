@@ -1,0 +1,31 @@
+/*
+ * shline: what casfs-sh can tell about a shell command line (make's recipe
+ * line) without running a shell.
+ *
+ *   shline_simple   one simple command with nothing the shell would
+ *                   expand (no $, `, \, globs, ~, redirections, operators,
+ *                   assignments, comments, shell builtins or keywords):
+ *                   its words, so casfs-sh can run the program itself (and
+ *                   a compile gets the compiler's handling);
+ *   shline_names    every bare word of any line, the candidates for the
+ *                   programs it may run.
+ *
+ * Pure functions over strings; no allocation.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Splits line into words (unquoted and '…'/"…" quoted parts joined, as the
+ * shell would) in buf, pointers in words (NULL-terminated).  Returns the
+ * word count, or 0 when the line needs the shell (or does not fit: buf of
+ * bufsize bytes, max words). */
+size_t shline_simple(const char *line, char *buf, size_t bufsize, char **words, size_t max);
+
+/* True for a word the shell runs itself (a builtin or a reserved word). */
+bool shline_builtin(const char *word);
+
+/* Calls fn for every maximal run of [A-Za-z0-9_.+/-] in line that does not
+ * start with '-' (in order, duplicates included), copied into a
+ * NUL-terminated buffer of at most 4096 bytes (longer runs are skipped). */
+void shline_names(const char *line, void (*fn)(void *arg, const char *name), void *arg);

@@ -1,0 +1,133 @@
+/* Unit tests for cli/shline.c: which recipe lines casfs-sh may run without
+ * a shell, their words, and the names a line holds. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "shline.h"
+
+/* The words joined by '|', or "" when the line needs the shell. */
+static const char *split(const char *line)
+{
+	static char out[1024];
+	char buf[512], *words[16];
+	size_t n = shline_simple(line, buf, sizeof(buf), words, 16);
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			strcat(out, "|");
+		strcat(out, words[i]);
+	}
+	if (n)
+		assert_null(words[n]);
+	return out;
+}
+
+static void test_simple(void **state)
+{
+	static const struct {
+		const char *line, *want;
+	} cases[] = {
+		{ "gcc -c a.c -o a.o", "gcc|-c|a.c|-o|a.o" },
+		{ "  gcc\t-O2   -c a.c  ", "gcc|-O2|-c|a.c" },
+		{ "gcc -DX=1 -I../inc -c lib/a.c -o build/a.o", "gcc|-DX=1|-I../inc|-c|lib/a.c|-o|build/a.o" },
+		{ "gcc '-DMSG=\"hi there\"' -c a.c", "gcc|-DMSG=\"hi there\"|-c|a.c" },
+		{ "gcc \"-DA=b c\" x'y'z -c a.c", "gcc|-DA=b c|xyz|-c|a.c" },
+		{ "cc '' x", "cc||x" },
+		{ "/usr/bin/gcc -Wl,--as-needed,-z,now -o p a.o b.o", "/usr/bin/gcc|-Wl,--as-needed,-z,now|-o|p|a.o|b.o" },
+		{ "ar rcs libx.a a.o b.o", "ar|rcs|libx.a|a.o|b.o" },
+		{ "x@y %z", "x@y|%z" },
+		/* what only the shell may run */
+		{ "", "" },
+		{ "   ", "" },
+		{ "gcc -c $SRC", "" },
+		{ "gcc -c \"$SRC\"", "" },
+		{ "gcc -c `cat f`", "" },
+		{ "gcc -c a\\ b.c", "" },
+		{ "gcc -c *.c", "" },
+		{ "gcc -c a?.c", "" },
+		{ "gcc -c [ab].c", "" },
+		{ "gcc -c ~/a.c", "" },
+		{ "gcc -c a.c > log", "" },
+		{ "gcc -c a.c 2>&1", "" },
+		{ "gcc -c a.c < in", "" },
+		{ "gcc -c a.c | tee log", "" },
+		{ "gcc -c a.c; echo done", "" },
+		{ "gcc -c a.c && touch stamp", "" },
+		{ "gcc -c a.c || true", "" },
+		{ "(gcc -c a.c)", "" },
+		{ "{ gcc -c a.c; }", "" },
+		{ "gcc -c a.c &", "" },
+		{ "gcc -c a.c # note", "" },
+		{ "gcc -c a.c\ntouch x", "" },
+		{ "CC=gcc make", "" },
+		{ "'A=b' cmd", "" },
+		{ "echo hi", "" },
+		{ "'echo' hi", "" },
+		{ "cd sub", "" },
+		{ "test -f x", "" },
+		{ "[ -f x ]", "" },
+		{ "true", "" },
+		{ "exec gcc -c a.c", "" },
+		{ "if true; then :; fi", "" },
+		{ "gcc 'unterminated", "" },
+		{ "gcc \"unterminated", "" },
+		{ "a b c d e f g h i j k l m n o p", "" }, /* 16 words: no room for NULL */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *got = split(cases[i].line);
+		if (strcmp(got, cases[i].want))
+			fail_msg("line \"%s\": got \"%s\", want \"%s\"", cases[i].line, got, cases[i].want);
+	}
+}
+
+static void test_small_buffer(void **state)
+{
+	char buf[8], *words[4];
+	assert_int_equal(shline_simple("gcc -c abcdefgh.c", buf, sizeof(buf), words, 4), 0);
+	assert_int_equal(shline_simple("gcc -c", buf, sizeof(buf), words, 4), 2);
+	assert_string_equal(words[1], "-c");
+}
+
+static void collect(void *arg, const char *name)
+{
+	char *out = arg;
+	if (out[0])
+		strcat(out, "|");
+	strcat(out, name);
+}
+
+static void test_names(void **state)
+{
+	char out[512] = "";
+	shline_names("mkdir -p build && CC=gcc-12 $(MAKE) -C sub; /usr/bin/x86_64-linux-gnu-gcc-12 -c \"a b.c\" | tee x.log",
+		     collect, out);
+	assert_string_equal(out, "mkdir|build|CC|gcc-12|MAKE|sub|/usr/bin/x86_64-linux-gnu-gcc-12|a|b.c|tee|x.log");
+	out[0] = '\0';
+	shline_names("", collect, out);
+	assert_string_equal(out, "");
+}
+
+static void test_builtin(void **state)
+{
+	assert_true(shline_builtin("cd"));
+	assert_true(shline_builtin("echo"));
+	assert_true(shline_builtin("["));
+	assert_false(shline_builtin("gcc"));
+	assert_false(shline_builtin("ec"));
+	assert_false(shline_builtin("cdx"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_simple),
+		cmocka_unit_test(test_small_buffer),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_builtin),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
