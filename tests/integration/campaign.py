@@ -40,7 +40,8 @@ Environment:
                          stdin, output-exists, mmd, probe-mode, probe-size,
                          ancestor-map, outside-output, outside-absence,
                          link-source, mtime, sh-outside (also leaves out
-                         make), root-hidden, dir-setgid
+                         make), root-hidden, dir-setgid, wrapped-compiler,
+                         env-unlisted
 
 Prints "ok"/"FAIL" lines, "#" comments and a closing "N passed, N failed".
 Python 3.11, standard library only.
@@ -59,7 +60,7 @@ import traceback
 
 FEATURES = ("stdin", "output-exists", "mmd", "probe-mode", "probe-size",
             "ancestor-map", "outside-output", "outside-absence", "link-source", "mtime",
-            "sh-outside", "root-hidden", "dir-setgid")
+            "sh-outside", "root-hidden", "dir-setgid", "wrapped-compiler", "env-unlisted")
 # a hit rate below this in rounds where nothing observed changed fails
 MIN_PURE_HIT_SHARE = 0.6
 CMD_TIMEOUT = 180
@@ -775,6 +776,11 @@ class Campaign:
         if self.has("root-hidden"):
             a.append(("the working directory, transformed",
                       ["sh", "-c", "pwd | tr / _ > out/where.txt"], "", None))
+        if self.has("wrapped-compiler"):
+            a.append(("cc c through env", ["env"] + cc + ["-c", "src/c.c", "-o", "obj/c_env.o"], "", None))
+        if self.has("env-unlisted"):
+            a.append(("a variable not on the allowlist",
+                      ["sh", "-c", 'echo "$CAMPAIGN_NOISE" > out/noise.txt'], "", None))
         if self.has("dir-setgid"):
             a.append(("set-group-ID directory output",
                       ["sh", "-c", "mkdir -p out/shared && chmod 2775 out/shared"], "", None))
@@ -1046,7 +1052,7 @@ class Campaign:
             cwd = self.p(cwd_rel) if cwd_rel else self.root
             if argv[0] == "casfs-sh":
                 # a recipe line as make SHELL=casfs-sh runs it
-                d = self.check(name, ["sh"] + argv[1:], cwd, stdin, [self.casfs_sh] + argv[1:])
+                d = self.check(name, ["/bin/sh"] + argv[1:], cwd, stdin, [self.casfs_sh] + argv[1:])
             else:
                 d = self.check(name, argv, cwd, stdin, [self.casfs, "exec", "--"] + argv)
             hits += d["action_hits"] > 0

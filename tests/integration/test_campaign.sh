@@ -64,7 +64,7 @@ state_of() {
 # set, is run right before casfs exec (after --explain, which starts a
 # session of its own).  With SF_SH=1, CMD is the arguments of a shell: the
 # cached run is casfs-sh CMD (as make SHELL=casfs-sh runs a recipe line),
-# the fresh one sh CMD.
+# the fresh one /bin/sh CMD (as make runs its default SHELL).
 same_as_fresh() {
     local name=$1 dir=$2 stdin=$3 outs=$4
     shift 4
@@ -80,7 +80,7 @@ same_as_fresh() {
     local cached=("$X" exec --) plain=()
     if [ "${SF_SH:-}" = 1 ]; then
         cached=("$CASFS_BINDIR/casfs-sh")
-        plain=(sh)
+        plain=(/bin/sh)
     fi
     if [ "${SF_SH:-}" != 1 ]; then
         expl=$(cd "$dir" && "$X" exec --explain -- "$@" </dev/null 2>&1)
@@ -403,6 +403,32 @@ mkdir -p "$d"
 cx "$d" sh -c 'mkdir -p shared && chmod 2775 shared'
 rmdir "$d/shared"
 same_as_fresh "a set-group-ID directory output" "$d" /dev/null "shared" sh -c 'mkdir -p shared && chmod 2775 shared'
+
+# A compiler behind a wrapper (env, nice, timeout, POSIX c99): the command
+# is not gcc, so what it reads outside the mount is not learned.
+d=$R/wrapped
+mkdir -p "$d" "$OUT/sysw"
+echo '#define SYSV 1' >"$OUT/sysw/sysv.h"
+printf '#include <sysv.h>\nint v = SYSV;\n' >"$d/s.c"
+cx "$d" env gcc -isystem "$OUT/sysw" -c s.c -o s.o
+cx "$d" c99 -isystem "$OUT/sysw" -c s.c -o s99.o
+rm "$d/s.o" "$d/s99.o"
+echo '#define SYSV 2' >"$OUT/sysw/sysv.h"
+same_as_fresh "env gcc: a changed -isystem header outside the mount" "$d" /dev/null "s.o" \
+    env gcc -isystem "$OUT/sysw" -c s.c -o s.o
+same_as_fresh "c99: a changed -isystem header outside the mount" "$d" /dev/null "s99.o" \
+    c99 -isystem "$OUT/sysw" -c s.c -o s99.o
+
+# A shell line that expands a variable not on the allowlist: the line names
+# it, but its value is not in the key.
+d=$R/unlisted-variable
+mkdir -p "$d"
+CAMPAIGN_VAR=one cx "$d" sh -c 'echo "$CAMPAIGN_VAR" > v.txt'
+rm "$d/v.txt"
+export CAMPAIGN_VAR=two
+same_as_fresh "sh -c 'echo \$VAR': another value of a variable the line names" "$d" /dev/null "v.txt" \
+    sh -c 'echo "$CAMPAIGN_VAR" > v.txt'
+unset CAMPAIGN_VAR
 
 # 9. A hit restores an output into a directory whose listing the kernel
 #    caches; only the name's entry is dropped, and the kernel marks the
