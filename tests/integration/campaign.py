@@ -8,18 +8,31 @@ Run by test_campaign.sh on a live mount:
 MOUNT is a casfs mount point, OUTSIDE a directory that is not on it.  The
 environment gives CASFS (the casfs binary) and CASFS_SH (casfs-sh).
 
-A small C project (several sources, headers in three -I directories with
-one header name in more than one of them, an -isystem directory outside
-the mount, an -idirafter directory, a generated header, a directory that
-recipes list, a script, a symlinked header, a Makefile) is built action by
-action through `casfs exec`, round after round; before each round it is
-mutated at random: edits of code, comments and whitespace, headers added,
-removed, shadowed and unshadowed, -I flags reordered, allowlisted and other
-environment variables changed, the -isystem header outside the mount
-edited, the whole tree relocated to a new .../<N>/execroot/proj (copied,
-or hard-linked with cp -al), -g with and without prefix maps, a script
-chmod'ed, files added to a listed directory, a header symlink retargeted.
-Some rounds also run `make -j2 SHELL=casfs-sh`.
+A small C project is built action by action through `casfs exec`, round
+after round: six sources; headers in three -I directories with one header
+name in several of them (and a shared -I directory on the mount outside
+the root, first on the list), a directory of headers reached through a
+symlink, a header symlink, -idirafter, an -isystem and a CPATH directory
+outside the mount, a directory beside the root reached with -I../../outer;
+a generated header, directories that recipes list, a script, a response
+file, a Makefile.  Actions: compiles (from the root and from src/, by
+absolute path, with absolute -I, through a symlinked working directory,
+through a response file, through casfs-sh, behind env), a link, ar, the
+program run, listings, a tar, stdin, mkdir, >>, ln, mv, chmod, deep,
+sparse, renamed, removed and read-back outputs, streams over 64 KiB.
+
+Before each round the project is mutated at random: edits of code,
+comments and whitespace (in place, renamed over, or through the hard link
+in the previous root), syntax errors, headers added, removed, shadowed and
+unshadowed, directories swapped and renamed, -I flags reordered, the
+allowlisted (CPATH, SOURCE_DATE_EPOCH, LC_ALL) and other environment
+variables and the umask changed, the headers outside the mount edited (also
+keeping size and mtime), added and removed, the whole tree relocated to a
+new .../<N>/execroot/proj (copied, hard-linked with cp -al, or a symlink
+farm with cp -as), -g with and without prefix maps and -gz, a script
+chmod'ed, files added to and removed from listed directories, symlinks
+retargeted, outputs damaged or removed.  Some rounds also run
+`make -j2 -k SHELL=casfs-sh`.
 
 The oracle, for every action: its outputs (every file's bytes and mode,
 directories, symlinks, absences, in the project and in the outside output
@@ -34,7 +47,9 @@ relocations): a campaign where nothing hits proves nothing.
 
 Environment:
   CASFS_CAMPAIGN_SEED    the seed (default: random, printed); replays a run
-  CASFS_CAMPAIGN_ROUNDS  rounds after the first build (default 12)
+  CASFS_CAMPAIGN_ROUNDS  rounds after the first build (default 12, at least 2;
+                         round 1 changes nothing, round 2 relocates the tree,
+                         the last one changes nothing)
   CASFS_CAMPAIGN_AVOID   comma-separated features to leave out, to look past
                          a wrong result already known (printed when used):
                          stdin, output-exists, mmd, probe-mode, probe-size,
@@ -575,7 +590,7 @@ class Campaign:
             f.truncate(max(0, os.path.getsize(self.p(o)) // 2))
         return "truncated the output " + o
 
-    def relocate(self):
+    def relocate(self, how=None):
         old = self.prev_root = self.root
         self.n_root += 1
         self.root = os.path.join(self.base, str(self.n_root), "execroot", "proj")
@@ -583,7 +598,7 @@ class Campaign:
         # a copy, hard links (cp -al), or a tree of absolute symlinks to the
         # previous root's files, as Bazel's sandboxes are (cp -as; their
         # outputs are never symlinks, so they are dropped)
-        how = self.rng.choice(["cp -a", "cp -a", "cp -al", "cp -al", "cp -as"])
+        how = how or self.rng.choice(["cp -a", "cp -a", "cp -al", "cp -al", "cp -as"])
         keep = how != "cp -as" and self.rng.random() < 0.3
         subprocess.run(how.split() + [old, self.root], check=True)
         old_outer = os.path.join(old, "..", "outer")
@@ -655,18 +670,18 @@ class Campaign:
             # saw them absent misses once (their presence is an input)
             return ["none (a no-op round, outputs present now)"], False
         if r == 2:
-            gm = self.gmode
-            if gm == "g":
-                self.gmode = "none"
-            desc = self.relocate()
-            return [desc] + (["debug mode none"] if gm == "g" else []), "cp -as" not in desc
+            return [self.relocate(self.rng.choice(["cp -a", "cp -al"]))], True
+        if r == self.rounds:
+            # the last round: nothing changes, nearly everything must hit
+            return ["none (a no-op round, the last)"], True
         x = self.rng.random()
         if x < 0.12:
             return ["none (a no-op round)"], True
         if x < 0.27:
             # the symlinks of a farm are other inputs than the files they replace
             desc = self.relocate()
-            return [desc], self.gmode != "g" and "cp -as" not in desc
+            # -g without a map holds the root; an ancestor's map pins the key
+            return [desc], self.gmode not in ("g", "g-ancestor") and "cp -as" not in desc
         if x < 0.32:
             return [self.mut_noise()], True
         table = [(w, f) for w, f, feat in self.mutations() if feat is None or self.has(feat)]
@@ -1139,6 +1154,10 @@ def main():
     seed_s = os.environ.get("CASFS_CAMPAIGN_SEED", "")
     seed = int(seed_s) if seed_s else int.from_bytes(os.urandom(4), "big")
     rounds = int(os.environ.get("CASFS_CAMPAIGN_ROUNDS", "") or 12)
+    if rounds < 2:
+        print("campaign.py: CASFS_CAMPAIGN_ROUNDS=%d: at least 2 (round 2 is the first whose "
+              "hits count)" % rounds, file=sys.stderr)
+        return 2
     avoid = {a for a in os.environ.get("CASFS_CAMPAIGN_AVOID", "").split(",") if a}
     bad = avoid - set(FEATURES)
     if bad:
