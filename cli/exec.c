@@ -1090,7 +1090,8 @@ static int exec_action(const struct opts *o, char **argv)
 	if (traced && WIFEXITED(status) && !out.over && !err.over) {
 		struct fields g = { 0 };
 		int32_t ex = WEXITSTATUS(status);
-		uint64_t ms = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000 + (uint64_t)(t1.tv_nsec - t0.tv_nsec) / 1000000;
+		int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
+		uint64_t ms = ns > 0 ? (uint64_t)ns / 1000000 : 0;
 		field_add(&g, CASFS_T_EXIT, &ex, sizeof(ex));
 		field_add(&g, CASFS_T_RUN_MS, &ms, sizeof(ms));
 		field_add(&g, CASFS_T_STDOUT, out.b, out.len);

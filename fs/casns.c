@@ -651,7 +651,7 @@ void casns_read(struct req *q, fuse_ino_t ino, size_t size, off_t off, struct fu
 		buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		buf.buf[0].fd = h->fd;
 		buf.buf[0].pos = (off_t)h->off + off;
-		req_data(q, &buf, FUSE_BUF_SPLICE_MOVE);
+		req_data(q, &buf, 0);
 		return;
 	}
 	/* From a live file: read, then check nothing changed it meanwhile

@@ -244,7 +244,7 @@ void op_read(fuse_req_t r, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 	buf.buf[0].fd = fs_file_of(fi)->fd;
 	buf.buf[0].pos = off;
 	COUNT_N(bytes_read, size);
-	req_data(&q, &buf, FUSE_BUF_SPLICE_MOVE);
+	req_data(&q, &buf, 0);
 }
 
 /* Writes size bytes at off, all of them unless an error stops it.  Returns

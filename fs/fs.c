@@ -39,7 +39,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
 	conn->want |= conn->capable & (FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_SPLICE_WRITE |
-				       FUSE_CAP_SPLICE_MOVE |
 				       FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
 				       FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_ATOMIC_O_TRUNC |
 				       FUSE_CAP_ASYNC_READ | FUSE_CAP_ASYNC_DIO |
@@ -53,6 +52,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * tools/bench/write-hash compares the hash alone; in its runs the
 	 * copy was no slower than splicing, within the machine's noise. */
 	conn->want &= ~FUSE_CAP_SPLICE_READ;
+	/* Reads are spliced from the backing file's page cache: such pages
+	 * belong to a file and can never be moved into ours, so with
+	 * SPLICE_MOVE the kernel copies each one anyway after logging "fuse:
+	 * trying to steal weird page".  Splice without move. */
+	conn->want &= ~FUSE_CAP_SPLICE_MOVE;
 	/* Locks are kept by the kernel (all access goes through this mount). */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	/* The kernel keeps page cache across opens only if nothing else

@@ -352,5 +352,10 @@ cx "$K" -- sh -c 'echo x > k.txt; kill -9 $$'
 [ "$(counter action_misses)" -gt "$m" ] && ok "killed command: nothing was stored" || fail "killed command: it hit"
 (cd "$MNT" && "$LAUNCH" true) && ok "casfs-exec launcher runs a command" || fail "casfs-exec launcher"
 
+saved=$(counter action_time_saved_ms)
+hits=$(counter action_hits)
+[ "$saved" -gt 0 ] && [ "$saved" -lt $((hits * 60000)) ] &&
+    ok "time saved is plausible: $saved ms over $hits hits" || fail "time saved: $saved ms over $hits hits"
+
 casfs_umount "$MNT" || fail "umount"
 casfs_finish
