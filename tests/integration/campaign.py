@@ -56,7 +56,7 @@ Environment:
                          ancestor-map, outside-output, outside-absence,
                          link-source, mtime, sh-outside (also leaves out
                          make), root-hidden, dir-setgid, wrapped-compiler,
-                         env-unlisted
+                         env-unlisted, output-symlink
 
 Prints "ok"/"FAIL" lines, "#" comments and a closing "N passed, N failed".
 Python 3.11, standard library only.
@@ -75,7 +75,8 @@ import traceback
 
 FEATURES = ("stdin", "output-exists", "mmd", "probe-mode", "probe-size",
             "ancestor-map", "outside-output", "outside-absence", "link-source", "mtime",
-            "sh-outside", "root-hidden", "dir-setgid", "wrapped-compiler", "env-unlisted")
+            "sh-outside", "root-hidden", "dir-setgid", "wrapped-compiler", "env-unlisted",
+            "output-symlink")
 # a hit rate below this in rounds where nothing observed changed fails
 MIN_PURE_HIT_SHARE = 0.6
 CMD_TIMEOUT = 180
@@ -83,6 +84,8 @@ MAX_FAIL_LINES = 40
 
 
 class Campaign:
+    """One campaign: the project, its state, the oracle and the tallies."""
+
     def __init__(self, mnt, outside, seed, rounds, avoid):
         self.casfs = os.environ["CASFS"]
         self.casfs_sh = os.environ["CASFS_SH"]
@@ -92,7 +95,6 @@ class Campaign:
         self.cur = os.path.join(mnt, "campaign", "cur")
         # headers on the mount outside every root, by absolute -I
         self.shared = os.path.join(mnt, "campaign", "shared")
-        self.out = outside
         self.sys = os.path.join(outside, "sys")
         self.cpath_out = os.path.join(outside, "cpath")
         self.outo = os.path.join(outside, "o")
@@ -118,9 +120,8 @@ class Campaign:
         self.cpath = None          # None, "root" or "out"
         self.umask = 0o022
         self.edits = 0
-        self.broken = set()        # sources with a syntax error
         self.extra_headers = []    # unrelated headers added
-        self.opt_at = None         # where opt.h is: None, "inc1", "inc3"
+        self.opt_at = None         # the -I directory holding opt.h, or None
         self.data_n = 0
         self.counters = None
         self.failed_first = {}     # action name -> round of its first wrong result
@@ -457,6 +458,16 @@ class Campaign:
         shutil.rmtree(self.p("out/deep"), ignore_errors=True)
         return "removed the output directory out/deep"
 
+    def mut_output_symlink(self):
+        name = self.rng.choice(["out/run.txt", "out/tool.txt", "out/date.txt"])
+        if os.path.islink(self.p(name)):
+            self.remove(name)
+            return "removed the symlink " + name
+        self.remove(name)
+        os.makedirs(self.p("elsewhere"), exist_ok=True)
+        os.symlink("../elsewhere/" + os.path.basename(name), self.p(name))
+        return "%s made a symlink to elsewhere/" % name
+
     def mut_reorder(self):
         old = list(self.iorder)
         while self.iorder == old:
@@ -660,6 +671,7 @@ class Campaign:
             (1, self.mut_outer, None),
             (1, self.mut_obj_symlink, None),
             (1, self.mut_user_file_in_output_dir, None),
+            (1, self.mut_output_symlink, "output-symlink"),
         ]
 
     def mutate(self):

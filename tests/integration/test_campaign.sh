@@ -8,7 +8,8 @@
 # campaign and by review: each records a run, changes one thing the command
 # can observe, and compares the next casfs exec with a plain run of the same
 # command from the same state.  A miss always passes (the command ran); a
-# hit passes only when it equals the fresh run.
+# hit passes only when it equals the fresh run.  Each comment says what the
+# command observes that a hit once ignored.
 #
 # Then the randomized campaign (campaign.py): a small C project built action
 # by action and with make -j2 SHELL=casfs-sh through casfs exec, mutated at
@@ -149,7 +150,7 @@ same_as_fresh "control: a changed header" "$d" /dev/null "c.o" gcc -Iinc -c c.c 
 
 # ---- reproducers (each fails while the wrong result is handed out) -------------
 
-# 1. What a command reads on its standard input is not part of the action.
+# What a command reads on its standard input.
 d=$R/stdin
 mkdir -p "$d"
 printf 'int a_var = 1;\n' >"$T/in1"
@@ -158,8 +159,8 @@ cx "$d" gcc -x c -c - -o x.o <"$T/in1"
 rm "$d/x.o"
 same_as_fresh "stdin: another program on standard input" "$d" "$T/in2" "x.o" gcc -x c -c - -o x.o
 
-# 2. Whether a run's outputs existed before it is not an input, but mkdir,
-#    ln -s, ar (which updates an archive in place), cp -n, >> ... depend on it.
+# Whether a run's outputs existed before it: mkdir, ln -s, ar (which updates
+# an archive in place), cp -n, >> ... depend on it.
 d=$R/mkdir
 mkdir -p "$d"
 cx "$d" mkdir made
@@ -194,9 +195,9 @@ chmod 600 "$d/o.txt"
 same_as_fresh "> over an existing file: its mode is kept" "$d" /dev/null "o.txt" sh -c 'echo a > o.txt'
 
 # The same, when the output being truncated was put there by a hit and
-# looked up since (its entry cached): the run records nothing of it, and a
-# hit where it is absent restores the mode the truncation kept (644)
-# instead of the one a new file gets (600 under umask 077).
+# looked up since (its entry cached): a hit where it is absent must not
+# restore the mode the truncation kept (644) in place of the one a new file
+# gets (600 under umask 077).
 B=$R/truncate-restored/sb
 for n in 1 2 3; do mkdir -p "$B/$n/execroot/p"; done
 cx "$B/1/execroot/p" sh -c 'echo restored > o.txt'
@@ -208,8 +209,18 @@ same_as_fresh "> over an output a hit restored, then where it is absent" "$B/3/e
     sh -c 'echo restored > o.txt'
 umask 022
 
-# 3. A user's -MMD depfile leaves out system headers: a changed header in an
-#    -isystem directory outside the mount goes unseen.
+# An output's name that was absent when the run was recorded and is now a
+# symlink: the fresh run writes through it (to a file elsewhere), a hit must
+# not put a file in the symlink's place.
+d=$R/output-now-symlink
+mkdir -p "$d/elsewhere"
+cx "$d" sh -c 'echo a > o.txt'
+rm "$d/o.txt"
+ln -s elsewhere/t.txt "$d/o.txt"
+same_as_fresh "> into a name that is a symlink now" "$d" /dev/null "o.txt elsewhere/t.txt" sh -c 'echo a > o.txt'
+
+# Headers outside the mount that a user's -MMD depfile leaves out (system
+# headers): a changed header in an -isystem directory outside the mount.
 d=$R/mmd
 mkdir -p "$d" "$OUT/sys3"
 echo '#define SYSV 1' >"$OUT/sys3/sysv.h"
@@ -220,9 +231,8 @@ echo '#define SYSV 2' >"$OUT/sys3/sysv.h"
 same_as_fresh "-MMD: a changed -isystem header outside the mount" "$d" /dev/null "s.o s.d" \
     gcc -isystem "$OUT/sys3" -MMD -MF s.d -c s.c -o s.o
 
-# 4. A stat-only probe records the file type, a read records the content:
-#    the size a test -s sees and the permission bits cp copies are not
-#    recorded.
+# What a stat shows besides the file type: the size test -s sees, the
+# permission bits cp copies.
 d=$R/size
 mkdir -p "$d"
 : >"$d/e.txt"
@@ -241,9 +251,9 @@ rm -f "$d/tool.out"
 chmod 755 "$d/tool.sh"
 same_as_fresh "cp: the copied file became executable" "$d" /dev/null "tool.out" cp tool.sh tool.out
 
-# ls -F stats every entry it lists; the kernel holds their attributes (a
-# chmod's reply refreshes them), so the stat never reaches the daemon and
-# the mode it showed is not recorded.
+# The modes ls -F shows: it stats every entry it lists, and the kernel holds
+# their attributes (a chmod's reply refreshes them), so the stats need not
+# reach the daemon.
 d=$R/ls-F
 mkdir -p "$d/s"
 echo x >"$d/s/t.sh"
@@ -253,8 +263,8 @@ rm "$d/l.txt"
 chmod 755 "$d/s/t.sh"
 same_as_fresh "ls -F: a listed file became executable" "$d" /dev/null "l.txt" sh -c 'ls -F s > l.txt'
 
-# A script run directly: exec(2) needs its execute bit, which a read does
-# not record.
+# The execute bit of a script run directly: exec(2) needs it; a read alone
+# would not record it.
 d=$R/exec-bit
 mkdir -p "$d"
 printf '#!/bin/sh\necho ran\n' >"$d/t.sh"
@@ -264,9 +274,9 @@ rm "$d/o.txt"
 chmod 644 "$d/t.sh"
 same_as_fresh "exec: the script lost its execute bit" "$d" /dev/null "o.txt" sh -c './t.sh > o.txt'
 
-# make (a recursive $(MAKE) line under casfs-sh, here run directly) decides
-# from modification times, which stat-only probes do not record: a run
-# with nothing to do is replayed after the source changed.
+# Modification times, from which make decides (make run by a cached
+# command whose recipes do not go through casfs): a run with nothing to do
+# is replayed after the source changed.
 d=$R/make-mtime
 mkdir -p "$d"
 printf 'x.o: x.c\n\tgcc -c x.c -o x.o\n' >"$d/Makefile"
@@ -276,9 +286,9 @@ cx "$d" make -s
 echo 'int x = 2;' >"$d/x.c"
 same_as_fresh "make: the source is newer than its object now" "$d" /dev/null "x.o" make -s
 
-# The source of a hard link or a rename is not read, so its content is not
-# an input; a hit puts the recorded content in place of the new one (and
-# mv's hit removes the source: the user's new content is lost).
+# The content of the source of a hard link or a rename, which the command
+# does not read: a hit puts the recorded content in place of the new one
+# (and mv's hit removes the source: the user's new content is lost).
 d=$R/ln
 mkdir -p "$d"
 echo one >"$d/src.txt"
@@ -295,9 +305,8 @@ rm "$d/b.txt"
 echo two >"$d/a.txt"
 same_as_fresh "mv: the moved file changed" "$d" /dev/null "a.txt b.txt" mv a.txt b.txt
 
-# 5. The kernel caches symlink targets (FUSE_CAP_CACHE_SYMLINKS): a run that
-#    follows a symlink resolved before it sends no READLINK, so the symlink
-#    is not an input; retargeting it goes unseen.
+# A symlink's target, which the kernel could cache (FUSE_CAP_CACHE_SYMLINKS):
+# a run that follows a symlink resolved before it would send no READLINK.
 d=$R/symlink
 mkdir -p "$d/inc"
 echo '#define V 1' >"$d/inc/real1.h"
@@ -310,9 +319,9 @@ rm "$d/m.o"
 ln -sfn real2.h "$d/inc/cfg.h"
 same_as_fresh "symlink: a header symlink retargeted" "$d" /dev/null "m.o" gcc -Iinc -c m.c -o m.o
 
-# 6. -fdebug-prefix-map of a proper ancestor of the root: the objects hold the
-#    rest of the root's path (".../1/execroot/proj"), which the root scan
-#    cannot see, and the key does not change between roots.
+# -fdebug-prefix-map of a proper ancestor of the root: the objects hold the
+# rest of the root's path (".../1/execroot/proj"), which the root scan
+# cannot see, and the key would not change between roots.
 B=$R/pm/sb
 for n in 1 2; do
     mkdir -p "$B/$n/execroot/proj"
@@ -333,9 +342,8 @@ cx "$B/1/execroot/proj" gcc @args.rsp
 same_as_fresh "prefix map of an ancestor of the root in a response file: another root" "$B/2/execroot/proj" \
     /dev/null "pm.o" gcc @args.rsp
 
-# A compile in a recipe line, under casfs-sh: the command is sh, so no
-# dependency output is added or read, and headers outside the mount are
-# not inputs (with the user's own -MD too).
+# Headers outside the mount read by a compile in a recipe line under
+# casfs-sh (with the user's own -MD): the command is a shell line.
 d=$R/casfs-sh
 mkdir -p "$d" "$OUT/syssh"
 echo '#define SYSV 1' >"$OUT/syssh/sysv.h"
@@ -348,10 +356,10 @@ same_as_fresh "casfs-sh: a changed -isystem header outside the mount" "$d" /dev/
     -c "gcc -isystem $OUT/syssh -MD -MF s.d -c s.c -o s.o"
 SF_SH=""
 
-# Outputs that hold the root's path where the scan for it cannot see it:
-# gcc -g -gz compresses the debug sections (DW_AT_comp_dir among them), and a
-# command may print its working directory transformed.  Both are taken as
-# relocatable and reused at another root.
+# Outputs that hold the root's path where a scan for it cannot see it: gcc
+# -g -gz compresses the debug sections (DW_AT_comp_dir among them), and a
+# command may print its working directory transformed.  Neither may be
+# reused at another root.
 B=$R/hidden-root/sb
 for n in 1 2; do
     mkdir -p "$B/$n/execroot/proj"
@@ -364,7 +372,7 @@ cx "$B/1/execroot/proj" sh -c 'pwd | tr / _ > where.txt'
 same_as_fresh "the working directory, transformed: another root" "$B/2/execroot/proj" /dev/null "where.txt" \
     sh -c 'pwd | tr / _ > where.txt'
 
-# 7. An output outside the mount is not seen: a hit restores nothing.
+# An output outside the mount: a hit would restore nothing.
 d=$R/outside-output
 mkdir -p "$d"
 echo 'int o7;' >"$d/o7.c"
@@ -372,9 +380,9 @@ cx "$d" gcc -c o7.c -o "$OUT/o7.o"
 rm -f "$OUT/o7.o"
 same_as_fresh "an output outside the mount" "$d" /dev/null "$OUT/o7.o" gcc -c o7.c -o "$OUT/o7.o"
 
-# 8. Absences outside the mount are not learned: a header added to an
-#    -isystem directory outside the mount shadows one found later in the
-#    search chain (here an -idirafter directory on the mount).
+# Absences outside the mount: a header added to an -isystem directory
+# outside the mount shadows one found later in the search chain (here an
+# -idirafter directory on the mount).
 d=$R/shadow-outside
 mkdir -p "$d/late" "$OUT/sys8"
 echo '#define LATE 1' >"$d/late/late.h"
@@ -386,7 +394,7 @@ same_as_fresh "a new header outside the mount shadows one on it" "$d" /dev/null 
     gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
 
 # ... and a header that was found nowhere: __has_include of a name absent
-# from every directory of the chain leaves no header to learn absences from.
+# from every directory of the chain, outside the mount.
 d=$R/has-include-outside
 mkdir -p "$d" "$OUT/sysh"
 printf '#if __has_include(<opt_out.h>)\n#include <opt_out.h>\n#else\n#define OPTV 0\n#endif\nint o = OPTV;\n' >"$d/h.c"
@@ -397,15 +405,15 @@ same_as_fresh "__has_include: the header now exists outside the mount" "$d" /dev
     gcc -isystem "$OUT/sysh" -c h.c -o h.o
 
 # A directory output's set-group-ID bit (install -d -m 2775, shared group
-# directories) is not restored; a file's is.
+# directories).
 d=$R/setgid-dir
 mkdir -p "$d"
 cx "$d" sh -c 'mkdir -p shared && chmod 2775 shared'
 rmdir "$d/shared"
 same_as_fresh "a set-group-ID directory output" "$d" /dev/null "shared" sh -c 'mkdir -p shared && chmod 2775 shared'
 
-# A compiler behind a wrapper (env, nice, timeout, POSIX c99): the command
-# is not gcc, so what it reads outside the mount is not learned.
+# What a compiler behind a wrapper (env, nice, timeout, POSIX c99) reads
+# outside the mount: the command is not gcc.
 d=$R/wrapped
 mkdir -p "$d" "$OUT/sysw"
 echo '#define SYSV 1' >"$OUT/sysw/sysv.h"
@@ -419,8 +427,8 @@ same_as_fresh "env gcc: a changed -isystem header outside the mount" "$d" /dev/n
 same_as_fresh "c99: a changed -isystem header outside the mount" "$d" /dev/null "s99.o" \
     c99 -isystem "$OUT/sysw" -c s.c -o s99.o
 
-# A shell line that expands a variable not on the allowlist: the line names
-# it, but its value is not in the key.
+# The value of a variable not on the allowlist that a shell line expands
+# (the line names it).
 d=$R/unlisted-variable
 mkdir -p "$d"
 CAMPAIGN_VAR=one cx "$d" sh -c 'echo "$CAMPAIGN_VAR" > v.txt'
@@ -430,10 +438,10 @@ same_as_fresh "sh -c 'echo \$VAR': another value of a variable the line names" "
     sh -c 'echo "$CAMPAIGN_VAR" > v.txt'
 unset CAMPAIGN_VAR
 
-# 9. A hit restores an output into a directory whose listing the kernel
-#    caches; only the name's entry is dropped, and the kernel marks the
-#    listing stale only when it holds an entry of that name: in a directory
-#    made anew, `ls` goes on without the restored file.
+# A hit restores an output into a directory whose listing the kernel
+# caches: dropping the name's entry marks the listing stale only when the
+# kernel holds an entry of that name, so in a directory made anew `ls` goes
+# on without the restored file.
 d=$R/listing
 mkdir -p "$d/obj"
 echo 'int l9;' >"$d/l9.c"
@@ -443,11 +451,10 @@ same_as_fresh "a listing after a hit into a directory made anew" "$d" /dev/null 
     gcc -c l9.c -o obj/l9.o
 SF_BEFORE=""
 
-# 10. The recorded run time (explain, action_time_saved_ms) subtracts the
-#     nanoseconds of two timestamps as unsigned numbers: a run that crosses
-#     a second boundary with fewer nanoseconds at its end is recorded as
-#     running 1.8e13 ms.  Runs of about half a second do that half of the
-#     time; six of them all miss it one time in 64.
+# The recorded run time (explain, action_time_saved_ms) of runs that cross
+# a second boundary with fewer nanoseconds at their end (once 1.8e13 ms:
+# the nanoseconds were subtracted as unsigned numbers).  Runs of about half
+# a second do that half of the time; six of them all miss it one time in 64.
 d=$R/runtime
 mkdir -p "$d"
 bad=""
