@@ -56,7 +56,7 @@ Environment:
                          ancestor-map, outside-output, outside-absence,
                          link-source, mtime, sh-outside (also leaves out
                          make), root-hidden, dir-setgid, wrapped-compiler,
-                         env-unlisted, output-symlink
+                         env-unlisted, output-link
 
 Prints "ok"/"FAIL" lines, "#" comments and a closing "N passed, N failed".
 Python 3.11, standard library only.
@@ -76,7 +76,7 @@ import traceback
 FEATURES = ("stdin", "output-exists", "mmd", "probe-mode", "probe-size",
             "ancestor-map", "outside-output", "outside-absence", "link-source", "mtime",
             "sh-outside", "root-hidden", "dir-setgid", "wrapped-compiler", "env-unlisted",
-            "output-symlink")
+            "output-link")
 # a hit rate below this in rounds where nothing observed changed fails
 MIN_PURE_HIT_SHARE = 0.6
 CMD_TIMEOUT = 180
@@ -458,15 +458,20 @@ class Campaign:
         shutil.rmtree(self.p("out/deep"), ignore_errors=True)
         return "removed the output directory out/deep"
 
-    def mut_output_symlink(self):
+    def mut_output_link(self):
         name = self.rng.choice(["out/run.txt", "out/tool.txt", "out/date.txt"])
-        if os.path.islink(self.p(name)):
+        if os.path.islink(self.p(name)) or (os.path.exists(self.p(name)) and
+                                            os.stat(self.p(name)).st_nlink > 1):
             self.remove(name)
-            return "removed the symlink " + name
+            return "removed the link " + name
         self.remove(name)
-        os.makedirs(self.p("elsewhere"), exist_ok=True)
-        os.symlink("../elsewhere/" + os.path.basename(name), self.p(name))
-        return "%s made a symlink to elsewhere/" % name
+        if self.rng.random() < 0.5:
+            os.makedirs(self.p("elsewhere"), exist_ok=True)
+            os.symlink("../elsewhere/" + os.path.basename(name), self.p(name))
+            return "%s made a symlink to elsewhere/" % name
+        self.write("elsewhere/kept.txt", "kept\n")
+        os.link(self.p("elsewhere/kept.txt"), self.p(name))
+        return "%s made a hard link of elsewhere/kept.txt" % name
 
     def mut_reorder(self):
         old = list(self.iorder)
@@ -671,7 +676,7 @@ class Campaign:
             (1, self.mut_outer, None),
             (1, self.mut_obj_symlink, None),
             (1, self.mut_user_file_in_output_dir, None),
-            (1, self.mut_output_symlink, "output-symlink"),
+            (1, self.mut_output_link, "output-link"),
         ]
 
     def mutate(self):

@@ -63,7 +63,8 @@ state_of() {
 # absolute) back as they were before and runs CMD plainly; the two must
 # agree on every OUTPUT, stdout, stderr and the exit status.  SF_BEFORE, if
 # set, is run right before casfs exec (after --explain, which starts a
-# session of its own).  With SF_SH=1, CMD is the arguments of a shell: the
+# session of its own); SF_RELINK, if set, after the OUTPUTs are put back
+# (copies of them, one by one, are no hard links of each other).  With SF_SH=1, CMD is the arguments of a shell: the
 # cached run is casfs-sh CMD (as make SHELL=casfs-sh runs a recipe line),
 # the fresh one /bin/sh CMD (as make runs its default SHELL).
 same_as_fresh() {
@@ -113,6 +114,7 @@ same_as_fresh() {
         if [ -e "$w/pre/$i" ] || [ -L "$w/pre/$i" ]; then cp -a "$w/pre/$i" "$p"; fi
         i=$((i + 1))
     done
+    if [ -n "${SF_RELINK:-}" ]; then eval "$SF_RELINK"; fi
     (cd "$dir" && "${plain[@]}" "$@" <"$stdin" >"$w/f.out" 2>"$w/f.err")
     frc=$?
     fst=""
@@ -218,6 +220,17 @@ cx "$d" sh -c 'echo a > o.txt'
 rm "$d/o.txt"
 ln -s elsewhere/t.txt "$d/o.txt"
 same_as_fresh "> into a name that is a symlink now" "$d" /dev/null "o.txt elsewhere/t.txt" sh -c 'echo a > o.txt'
+
+# ... or a hard link of another file: the fresh run writes through it (the
+# other name changes too), a hit must not put a new file in its place.
+d=$R/output-now-hardlink
+mkdir -p "$d"
+cx "$d" sh -c 'echo out > o.txt'
+echo other >"$d/keep.txt"
+ln -f "$d/keep.txt" "$d/o.txt"
+SF_RELINK='ln -f "$d/keep.txt" "$d/o.txt"'
+same_as_fresh "> into a name that is a hard link now" "$d" /dev/null "o.txt keep.txt" sh -c 'echo out > o.txt'
+SF_RELINK=""
 
 # Headers outside the mount that a user's -MMD depfile leaves out (system
 # headers): a changed header in an -isystem directory outside the mount.
