@@ -1460,6 +1460,7 @@ void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret
 	}
 	info.is_cxx = info.is_cxx || (info.is_cc && driver_cxx);
 	info.compile_only = info.is_cc && compile && !preprocess && sources > 0 && !rsp;
+	info.sources = (unsigned)sources;
 	if (rsp)
 		info.has_debug = true; /* unknown: assume the worst */
 	*ret = info;

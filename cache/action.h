@@ -329,6 +329,8 @@ typedef struct action_cc_info {
 	bool has_prefix_map; /* -ffile-prefix-map= or -fdebug-prefix-map= */
 	bool is_cxx;         /* a C++ driver (g++, c++, clang++), -x c++, or a
 				C++ source (.cc .cp .cxx .cpp .CPP .c++ .C .ii) */
+	unsigned sources;    /* sources it compiles (named by suffix, after
+				-x, or -): a link that compiles when > 0 */
 } action_cc_info;
 void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret);
 

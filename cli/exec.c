@@ -949,6 +949,14 @@ static int exec_action(const struct opts *o, char **argv)
 		       strcmp(argv[i], "-v") && strcmp(argv[i], "--version");
 	char depfile[64] = "";
 	bool inject = (cc.is_cc && cc.compile_only && !cc.has_depfile) || link;
+	/* a gcc link that compiles sources: every cc1 appends what it read,
+	 * system headers too, to $SUNPRO_DEPENDENCIES (a user's own setting
+	 * is left alone: then the compile's reads are not learned) */
+	const char *pbase = strrchr(prog, '/');
+	pbase = pbase ? pbase + 1 : prog;
+	bool sunpro = link && cc.sources > 0 && (strstr(pbase, "gcc") || strstr(pbase, "g++")) &&
+		      !getenv("SUNPRO_DEPENDENCIES") && !getenv("DEPENDENCIES_OUTPUT");
+	char ccdep[64] = "";
 	size_t nenv;
 	const char **env = key_env(o, &nenv);
 	mode_t um = umask(0);
@@ -958,7 +966,9 @@ static int exec_action(const struct opts *o, char **argv)
 		.stdin_digest = sk == STDIN_FILE ? &stdin_digest : NULL,
 		.uses = uses.v, .nuses = uses.n,
 		.flags = (o->explain ? CASFS_EXEC_F_EXPLAIN : 0) | (o->relocate ? CASFS_EXEC_F_RELOCATE : 0) |
-			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0),
+			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0) |
+			 /* what its compiler proper reads outside the mount is learned */
+			 ((cc.is_cc && cc.compile_only) || sunpro ? CASFS_EXEC_F_CC_DEPS : 0),
 	};
 	char text[PATH_MAX + 256];
 	bool asked_where = false;
@@ -1052,6 +1062,19 @@ static int exec_action(const struct opts *o, char **argv)
 		if (dfd < 0)
 			depfile[0] = '\0';
 	}
+	if (sunpro && r == 0) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(ccdep, sizeof(ccdep), "%s/casfs-cc.XXXXXX", tmp && strlen(tmp) < 32 ? tmp : "/tmp");
+		int dfd = mkstemp(ccdep);
+		char val[96];
+		snprintf(val, sizeof(val), "%s casfs", ccdep);
+		if (dfd < 0 || setenv("SUNPRO_DEPENDENCIES", val, 1) < 0)
+			r = -errno;
+		if (dfd >= 0)
+			close(dfd);
+		else
+			ccdep[0] = '\0';
+	}
 
 	/* ---- run it, traced */
 	bool traced = r == 0 && ctl_call(&c, CASFS_OP_BEGIN, NULL) == 0;
@@ -1085,6 +1108,8 @@ static int exec_action(const struct opts *o, char **argv)
 	if (status < 0) {
 		if (depfile[0])
 			unlink(depfile);
+		if (ccdep[0])
+			unlink(ccdep);
 		return 126;
 	}
 	if (traced && WIFEXITED(status) && !out.over && !err.over) {
@@ -1108,6 +1133,8 @@ static int exec_action(const struct opts *o, char **argv)
 			int dr = digest_path(prog, &driver);
 			if (dr == 0 && link)
 				dr = ccdeps_link(&ci, depfile, dep_add, &g);
+			if (dr == 0 && link && sunpro)
+				dr = ccdeps_collect(&ci, ccdep, &cache, dep_add, &g);
 			else if (dr == 0 && cc.compile_only)
 				dr = ccdeps_collect(&ci, inject ? depfile : ccdeps_user_complete(argv, &uf) ? uf : NULL,
 						    &cache, dep_add, &g);
@@ -1132,6 +1159,8 @@ static int exec_action(const struct opts *o, char **argv)
 	free(err.b);
 	if (depfile[0])
 		unlink(depfile);
+	if (ccdep[0])
+		unlink(ccdep);
 	if (WIFSIGNALED(status)) {
 		signal(WTERMSIG(status), SIG_DFL);
 		raise(WTERMSIG(status));
@@ -1194,6 +1223,26 @@ int cmd_exec_launcher(int argc, char **argv)
 	return exec_action(&o, argv + 1);
 }
 
+struct extra_env {
+	char **v;
+	size_t n;
+	bool oom;
+};
+
+static void add_env_name(void *arg, const char *name)
+{
+	struct extra_env *e = arg;
+	char **nv = realloc(e->v, (e->n + 1) * sizeof(*nv));
+	if (!nv || !(nv[e->n] = strdup(name))) {
+		e->oom = true;
+		if (nv)
+			e->v = nv;
+		return;
+	}
+	e->v = nv;
+	e->n++;
+}
+
 /* make runs $(SHELL) $(.SHELLFLAGS) LINE: "-c LINE" ("-ec LINE" under
  * .POSIX).  A line that is one plain command runs as that command (a
  * compile gets a compiler's handling); any other line runs in /bin/sh, with
@@ -1222,5 +1271,14 @@ int cmd_exec_shell(int argc, char **argv)
 	free(buf);
 	free(words);
 	o.shell_line = argv[2];
+	/* the variables it expands are in the key too */
+	struct extra_env ex = { 0 };
+	shline_vars(argv[2], add_env_name, &ex);
+	if (ex.oom) {
+		cli_error("out of memory");
+		return 126;
+	}
+	o.env_extra = (const char **)ex.v;
+	o.nenv_extra = ex.n;
 	return exec_action(&o, sh_argv);
 }

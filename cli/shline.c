@@ -71,6 +71,32 @@ size_t shline_simple(const char *line, char *buf, size_t bufsize, char **words, 
 	return n;
 }
 
+static bool var_start(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg)
+{
+	char name[256];
+	for (const char *p = strchr(line, '$'); p; p = strchr(p, '$')) {
+		p++;
+		if (*p == '{')
+			p++;
+		if (!var_start(*p))
+			continue;
+		size_t l = 0;
+		while (var_start(p[l]) || (p[l] >= '0' && p[l] <= '9'))
+			l++;
+		if (l < sizeof(name)) {
+			memcpy(name, p, l);
+			name[l] = '\0';
+			fn(arg, name);
+		}
+		p += l;
+	}
+}
+
 static bool name_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||

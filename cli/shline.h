@@ -8,7 +8,8 @@
  *                   its words, so casfs-sh can run the program itself (and
  *                   a compile gets the compiler's handling);
  *   shline_names    every bare word of any line, the candidates for the
- *                   programs it may run.
+ *                   programs it may run;
+ *   shline_vars     the variables a line may expand.
  *
  * Pure functions over strings; no allocation.
  */
@@ -29,3 +30,9 @@ bool shline_builtin(const char *word);
  * start with '-' (in order, duplicates included), copied into a
  * NUL-terminated buffer of at most 4096 bytes (longer runs are skipped). */
 void shline_names(const char *line, void (*fn)(void *arg, const char *name), void *arg);
+
+/* Calls fn for the name of every variable the line may expand: $NAME and
+ * ${NAME...} (NAME: a letter or '_', then letters, digits, '_'; at most 255
+ * bytes), wherever they appear (quotes and escapes are not interpreted, so
+ * this may name more than the shell expands, never fewer). */
+void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg);

@@ -589,16 +589,28 @@ static int restore_one(int root_fd, const action_output *o, const char *root_abs
 		}
 		break;
 	}
-	case ACTION_OUT_DIR:
-		if (!had)
-			r = mkdirat(pfd, name, (mode_t)o->mode) < 0 ? -errno : 0;
-		else if (!S_ISDIR(old.st_mode))
+	case ACTION_OUT_DIR: {
+		struct stat now, pst;
+		if (had && !S_ISDIR(old.st_mode))
 			r = -ENOTDIR;
-		else if ((old.st_mode & 07777) != o->mode)
-			r = fchmodat(pfd, name, (mode_t)o->mode, 0) < 0 ? -errno : 0;
+		else if (!had && mkdirat(pfd, name, (mode_t)o->mode & 0777) < 0)
+			r = -errno;
+		if (r == 0 && fstatat(pfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0)
+			r = -errno;
+		if (r == 0) {
+			/* mkdir takes no set-ID or sticky bits from its mode; a
+			 * set-group-ID bit the parent hands down is recorded as
+			 * inherited (left out of the mode): the parent here decides */
+			mode_t want = (mode_t)o->mode;
+			if (!(want & S_ISGID) && fs_stat_fd(pfd, &pst) == 0 && (pst.st_mode & S_ISGID))
+				want |= now.st_mode & S_ISGID;
+			if ((now.st_mode & 07777) != want && fchmodat(pfd, name, want, 0) < 0)
+				r = -errno;
+		}
 		if (r == 0)
 			forget_name(pfd, name, NULL);
 		break;
+	}
 	case ACTION_OUT_SYMLINK: {
 		char *target = action_absolutize(o->target, root_abs);
 		if (!target) {
@@ -1017,6 +1029,8 @@ static void begin(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		out->result = r;
 		return;
 	}
+	if (!(cf->flags & CASFS_EXEC_F_CC_DEPS))
+		trace_watch_compilers(tr);
 	cf->begun_ns = now_ns();
 	out->value = session_id(cf->sess);
 	COUNT(sessions);
@@ -1210,6 +1224,18 @@ static int add_output_at(struct rec_ctx *c, const char *rel, bool existed)
 	} else if (S_ISDIR(st.st_mode)) {
 		o.kind = ACTION_OUT_DIR;
 		o.mode = st.st_mode & 07777;
+		if (o.mode & S_ISGID) {
+			/* handed down by a set-group-ID parent: recorded as inherited */
+			const char *slash = strrchr(rel, '/');
+			char parent[PATH_MAX];
+			struct stat pst;
+			snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - rel) : 0, rel);
+			int pfd = open_beneath(c->root_fd, parent, O_PATH | O_DIRECTORY);
+			if (pfd >= 0 && fs_stat_fd(pfd, &pst) == 0 && (pst.st_mode & S_ISGID))
+				o.mode &= ~(uint32_t)S_ISGID;
+			if (pfd >= 0)
+				close(pfd);
+		}
 		r = action_manifest_add_output(c->m, &o);
 		if (r == 0 && !existed)
 			r = add_dir_entries(c, fd, rel);
@@ -1354,6 +1380,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		case TRACE_TOO_BIG: c.reason = "too_big"; break;
 		case TRACE_NOMEM: c.reason = "out_of_memory"; break;
 		case TRACE_NESTED: c.reason = "nested"; break;
+		case TRACE_HIDDEN_COMPILE: c.reason = "hidden_compile"; break;
 		}
 	}
 	if (!c.reason) {

@@ -40,7 +40,7 @@
 	X(uncacheable_output_changed) X(uncacheable_special_output) X(uncacheable_unknown_input) \
 	X(uncacheable_store_full) X(uncacheable_store_error) X(uncacheable_outlived) \
 	X(uncacheable_stdin) X(uncacheable_writes_outside_mount) X(uncacheable_shell_compile) \
-	X(uncacheable_nested)
+	X(uncacheable_nested) X(uncacheable_hidden_compile)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,
@@ -177,6 +177,9 @@ struct casfs_exec_stat {
 #define CASFS_EXEC_F_EXPLAIN        0x1u /* LOOKUP: decide only, restore nothing */
 #define CASFS_EXEC_F_RELOCATE       0x2u /* reuse results that embed another root */
 #define CASFS_EXEC_F_CACHE_FAILURES 0x4u /* record non-zero exits too */
+#define CASFS_EXEC_F_CC_DEPS        0x8u /* a compile whose reads outside the
+					    mount the client learns: its
+					    compiler proper may run */
 
 struct casfs_ctl_call {
 	uint32_t proto;       /* CASFS_EXEC_PROTO (EPROTO otherwise) */

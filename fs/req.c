@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "session.h"
+#include "trace.h"
 
 void req_begin(struct req *q, fuse_req_t r, enum casfs_counter op)
 {
@@ -19,6 +20,8 @@ void req_begin(struct req *q, fuse_req_t r, enum casfs_counter op)
 	q->uid = c->uid;
 	q->gid = c->gid;
 	q->sess = q->tid ? session_of_caller(FS->ss, q->tid) : NULL;
+	if (q->sess && trace_watching(session_trace(q->sess)) && session_caller_compiles(q->tid))
+		trace_compiler(session_trace(q->sess));
 }
 
 /* Every reply ends here. */

@@ -197,6 +197,26 @@ static struct session *walk(struct sessions *ss, int pidfd)
 	return s;
 }
 
+bool session_caller_compiles(pid_t tid)
+{
+	char path[32], comm[32];
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, comm, sizeof(comm) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	comm[n] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	static const char *const prefixes[] = { "cc1", "f951", "lto1", "clang" };
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (!strncmp(comm, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
+}
+
 struct session *session_of_caller(struct sessions *ss, pid_t tid)
 {
 	if (!ss || atomic_load_explicit(&ss->live, memory_order_acquire) == 0)

@@ -56,5 +56,10 @@ uid_t session_uid(const struct session *s);
 struct trace *session_trace(struct session *s);
 bool session_ended(const struct session *s);
 
+/* True when the thread tid runs a compiler proper (cc1, cc1plus, f951,
+ * lto1, a clang): its name as the kernel keeps it (/proc/<tid>/comm, which
+ * takes no lock an execve holds). */
+bool session_caller_compiles(pid_t tid);
+
 /* How many sessions are live now. */
 unsigned sessions_live(const struct sessions *ss);

@@ -48,6 +48,7 @@ struct trace {
 	struct pentry **changed; /* in order of first change */
 	size_t nch, capch;
 	enum trace_problem problem;
+	_Atomic bool watch_compilers;
 	int writers;
 };
 
@@ -87,6 +88,21 @@ static void problem(struct trace *t, enum trace_problem p);
 void trace_nested(struct trace *t)
 {
 	problem(t, TRACE_NESTED);
+}
+
+void trace_watch_compilers(struct trace *t)
+{
+	atomic_store(&t->watch_compilers, true);
+}
+
+bool trace_watching(struct trace *t)
+{
+	return atomic_load_explicit(&t->watch_compilers, memory_order_relaxed) && t->problem == TRACE_OK;
+}
+
+void trace_compiler(struct trace *t)
+{
+	problem(t, TRACE_HIDDEN_COMPILE);
 }
 
 static void problem(struct trace *t, enum trace_problem p)

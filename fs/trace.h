@@ -41,6 +41,10 @@ enum trace_problem {
 	TRACE_INPUT_WRITTEN,    /* an input was being written by someone else */
 	TRACE_TOO_BIG,          /* more events than a trace holds */
 	TRACE_NOMEM,
+	TRACE_HIDDEN_COMPILE,   /* a compiler proper ran where the client
+				   did not learn what it read outside the
+				   mount (a wrapper, a shell line, a link
+				   that compiles) */
 	TRACE_NESTED,           /* a process of the run asked for an action
 				   of its own: what that one reads outside
 				   the mount and restores is not this run's */
@@ -86,6 +90,12 @@ void trace_writer_closed(struct trace *t);
 /* A process of the run looked up an action of its own (casfs exec inside
  * casfs exec: a recursive make under casfs-sh). */
 void trace_nested(struct trace *t);
+/* Watching for compilers: the run's top command is not a compile whose
+ * outside reads are learned.  trace_watching tells (cheap); trace_compiler
+ * marks the run when one of its processes is a compiler proper. */
+void trace_watch_compilers(struct trace *t);
+bool trace_watching(struct trace *t);
+void trace_compiler(struct trace *t);
 /* Waits up to ms for the session's write handles to be closed (the kernel
  * releases them asynchronously after the processes exit).  True when all
  * are closed. */

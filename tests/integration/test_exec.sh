@@ -135,12 +135,14 @@ ENVV=(CASFS_TEST_IRRELEVANT=1 CPATH="$T/sysinc")
 step "a variable outside the allowlist" hit 15
 ENVV=()
 mkdir -p "$T/cc"
-printf '#!/bin/sh\nexec gcc "$@"\n' >"$T/cc/mycc"
-chmod +x "$T/cc/mycc"
-CC_BIN=$T/cc/mycc
+# (a wrapper named as a driver is taken for one; a wrapper named otherwise
+# runs uncached: see "a compiler behind a wrapper" below)
+printf '#!/bin/sh\nexec /usr/bin/gcc "$@"\n' >"$T/cc/gcc"
+chmod +x "$T/cc/gcc"
+CC_BIN=$T/cc/gcc
 step "another compiler" miss 15
 step "the same other compiler" hit 15
-printf '#!/bin/sh\n# changed\nexec gcc "$@"\n' >"$T/cc/mycc"
+printf '#!/bin/sh\n# changed\nexec /usr/bin/gcc "$@"\n' >"$T/cc/gcc"
 step "that compiler changed" miss 15
 CC_BIN=""
 
@@ -276,6 +278,46 @@ echo 'echo script > ran.txt' >"$H/x.sh"
 l=$(counter action_lookups)
 (cd "$H" && "$SH" x.sh) && [ "$(cat "$H/ran.txt")" = script ] && [ "$(counter action_lookups)" -eq "$l" ] &&
     ok "casfs-sh SCRIPT (not -c): runs in sh, uncached" || fail "casfs-sh x.sh"
+
+# a variable the line expands is in the key (allowlisted or not)
+rm -f "$H/v.txt"
+(cd "$H" && CASFS_TV=one "$SH" -c 'echo $CASFS_TV > v.txt')
+rm -f "$H/v.txt"
+(cd "$H" && CASFS_TV=two "$SH" -c 'echo $CASFS_TV > v.txt')
+[ "$(cat "$H/v.txt")" = two ] && ok "casfs-sh: a variable the line expands changed: a miss" ||
+    fail "casfs-sh: v.txt holds '$(cat "$H/v.txt")' (want two)"
+# a directory output with the set-group-ID bit the command set
+rm -rf "$H/sg"
+(cd "$H" && "$SH" -c 'mkdir sg && chmod 2775 sg')
+rm -rf "$H/sg"
+h=$(counter action_hits)
+(cd "$H" && "$SH" -c 'mkdir sg && chmod 2775 sg')
+[ "$(stat -c %a "$H/sg")" = 2775 ] && [ "$(counter action_hits)" -gt "$h" ] &&
+    ok "a set-group-ID directory output keeps the bit on a hit" ||
+    fail "sgid directory: mode $(stat -c %a "$H/sg"), hits $h -> $(counter action_hits)"
+
+# a compiler behind a wrapper: what it reads outside the mount is unknown
+u=$(counter uncacheable_hidden_compile)
+(cd "$H" && "$X" exec -- env gcc -isystem "$T/sys" -c s.c -o w.o) && [ -s "$H/w.o" ] &&
+    [ $(($(counter uncacheable_hidden_compile) - u)) -eq 1 ] &&
+    ok "a compiler behind a wrapper (env gcc): runs, not cached (hidden_compile)" ||
+    fail "env gcc: uncacheable_hidden_compile moved by $(($(counter uncacheable_hidden_compile) - u))"
+# a link that compiles its source: the headers it read outside the mount count
+(cd "$H" && "$X" exec -- gcc -isystem "$T/sys" s.c -o prog) || fail "compile and link"
+rm -f "$H/prog"
+echo '#define SYSV 3' >"$T/sys/sysv.h"
+h=$(counter action_hits)
+(cd "$H" && "$X" exec -- gcc -isystem "$T/sys" s.c -o prog && ./prog)
+rc=$?
+[ $rc -eq 3 ] && [ "$(counter action_hits)" -eq "$h" ] &&
+    ok "compile and link in one: a changed header outside the mount misses" ||
+    fail "compile and link: the program returns $rc (want 3), hits $h -> $(counter action_hits)"
+rm -f "$H/prog"
+(cd "$H" && "$X" exec -- gcc -isystem "$T/sys" s.c -o prog && ./prog)
+rc=$?
+[ $rc -eq 3 ] && [ "$(counter action_hits)" -gt "$h" ] && ok "compile and link in one: then a hit" ||
+    fail "compile and link: rerun returns $rc, hits $h -> $(counter action_hits)"
+ls /tmp/casfs-cc.* >/dev/null 2>&1 && fail "a dependency file was left in /tmp" || ok "no dependency file left behind"
 
 # a recursive make under casfs-sh: the inner line is an action of its own,
 # the outer run is not cached (what the inner one restores is not its own)

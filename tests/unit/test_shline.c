@@ -111,6 +111,16 @@ static void test_names(void **state)
 	assert_string_equal(out, "");
 }
 
+static void test_vars(void **state)
+{
+	char out[512] = "";
+	shline_vars("echo $A ${B_2} ${C:-x} $$ $1 $@ $? \"$D\" '$E' \\$F $ ${", collect, out);
+	assert_string_equal(out, "A|B_2|C|D|E|F");
+	out[0] = '\0';
+	shline_vars("no variables", collect, out);
+	assert_string_equal(out, "");
+}
+
 static void test_builtin(void **state)
 {
 	assert_true(shline_builtin("cd"));
@@ -127,6 +137,7 @@ int main(void)
 		cmocka_unit_test(test_simple),
 		cmocka_unit_test(test_small_buffer),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_vars),
 		cmocka_unit_test(test_builtin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
