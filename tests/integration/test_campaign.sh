@@ -449,6 +449,14 @@ rm "$d/v.txt"
 export CAMPAIGN_VAR=two
 same_as_fresh "sh -c 'echo \$VAR': another value of a variable the line names" "$d" /dev/null "v.txt" \
     sh -c 'echo "$CAMPAIGN_VAR" > v.txt'
+export CAMPAIGN_VAR=one
+(cd "$d" && "$CASFS_BINDIR/casfs-sh" -c 'echo "$CAMPAIGN_VAR" > w.txt')
+rm "$d/w.txt"
+export CAMPAIGN_VAR=two
+SF_SH=1
+same_as_fresh "casfs-sh 'echo \$VAR': another value of a variable the line names" "$d" /dev/null "w.txt" \
+    -c 'echo "$CAMPAIGN_VAR" > w.txt'
+SF_SH=""
 unset CAMPAIGN_VAR
 
 # A hit restores an output into a directory whose listing the kernel
