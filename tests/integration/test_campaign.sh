@@ -459,6 +459,42 @@ same_as_fresh "casfs-sh 'echo \$VAR': another value of a variable the line names
 SF_SH=""
 unset CAMPAIGN_VAR
 
+# A file read while another process rewrites it: each rewrite truncates it,
+# waits half a millisecond and writes a value.  A run that read it empty
+# must not be recorded as having read a value (the digest of what it read,
+# not of what the file held later).  A race: hundreds of runs in 4 s, then
+# the file gets each value and casfs exec must copy it; while the wrong
+# result is there this fails nearly every time, and never once it is gone.
+d=$R/read-while-rewritten
+mkdir -p "$d"
+echo 1 >"$d/s.txt"
+(cd "$d" && exec "$PYTHON" -c '
+import time
+end = time.time() + 4
+i = 0
+while time.time() < end:
+    i += 1
+    with open("s.txt", "w") as f:
+        time.sleep(0.0005)
+        f.write("%d\n" % (i % 2 + 1))
+') &
+wpid=$!
+n=0
+while kill -0 "$wpid" 2>/dev/null; do
+    (cd "$d" && "$X" exec -- sh -c 'cat s.txt > c.txt' 2>/dev/null)
+    n=$((n + 1))
+done
+wait "$wpid"
+bad=""
+for v in 1 2; do
+    echo "$v" >"$d/s.txt"
+    rm -f "$d/c.txt"
+    (cd "$d" && "$X" exec -- sh -c 'cat s.txt > c.txt')
+    [ "$(cat "$d/c.txt")" = "$v" ] || bad="$bad s.txt=$v c.txt='$(cat "$d/c.txt")';"
+done
+[ -z "$bad" ] && ok "a file read while another process rewrites it: $n runs, then each value copied right" ||
+    fail "a file read while another process rewrites it: after $n runs a hit copied the wrong content:$bad"
+
 # A hit restores an output into a directory whose listing the kernel
 # caches: dropping the name's entry marks the listing stale only when the
 # kernel holds an entry of that name, so in a directory made anew `ls` goes
