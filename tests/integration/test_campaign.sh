@@ -495,6 +495,58 @@ done
 [ -z "$bad" ] && ok "a file read while another process rewrites it: $n runs, then each value copied right" ||
     fail "a file read while another process rewrites it: after $n runs a hit copied the wrong content:$bad"
 
+# A directory listed by other processes while it changes and while runs
+# list it: a run whose listing the kernel served from its cache (filled by
+# another process, not yet dropped) has no listing among its inputs, and its
+# record then matches every later content of the directory.  A race: two
+# listers, a writer and two loops of casfs exec for 5 s, then the directory
+# gets four contents and casfs exec must list each; while the wrong result
+# is there this fails most of the time, and never once it is gone.
+d=$R/listing-race
+mkdir -p "$d/D"
+touch "$d/D/a"
+(cd "$d" && exec "$PYTHON" -c '
+import os, time
+end = time.time() + 5
+i = 0
+while time.time() < end:
+    i += 1
+    n = "D/f%d" % (i % 3)
+    if os.path.exists(n):
+        os.unlink(n)
+    else:
+        open(n, "w").close()
+    os.listdir("D")
+') &
+wpid=$!
+lpids=()
+for i in 1 2; do
+    (while kill -0 "$wpid" 2>/dev/null; do ls "$d/D" >/dev/null; done) &
+    lpids+=($!)
+done
+(cd "$d" && while kill -0 "$wpid" 2>/dev/null; do "$X" exec -- sh -c 'ls D > l2.txt' 2>/dev/null; done) &
+lpids+=($!)
+n=0
+while kill -0 "$wpid" 2>/dev/null; do
+    (cd "$d" && "$X" exec -- sh -c 'ls D > l.txt' 2>/dev/null)
+    n=$((n + 1))
+done
+wait "$wpid" "${lpids[@]}"
+bad=""
+for state in "" "f0" "f1" "f0 f1"; do
+    rm -f "$d"/D/f*
+    for f in $state; do touch "$d/D/$f"; done
+    rm -f "$d/l.txt" "$d/l2.txt"
+    (cd "$d" && "$X" exec -- sh -c 'ls D > l.txt' && "$X" exec -- sh -c 'ls D > l2.txt')
+    want=$(ls "$d/D" | tr '\n' ' ')
+    for l in l.txt l2.txt; do
+        got=$(tr '\n' ' ' <"$d/$l")
+        [ "$got" = "$want" ] || bad="$bad D holds [$want], $l [$got];"
+    done
+done
+[ -z "$bad" ] && ok "a directory listed while it changes: $n runs, then each content listed right" ||
+    fail "a directory listed while it changes: after $n runs a hit listed another content:$bad"
+
 # A hit restores an output into a directory whose listing the kernel
 # caches: dropping the name's entry marks the listing stale only when the
 # kernel holds an entry of that name, so in a directory made anew `ls` goes
