@@ -459,6 +459,19 @@ same_as_fresh "casfs-sh 'echo \$VAR': another value of a variable the line names
 SF_SH=""
 unset CAMPAIGN_VAR
 
+# An output another process writes to while the run is live (here 0.2 s
+# into a 0.6 s run): what the file holds at the end is not what the command
+# made, and must not be replayed as its output.
+d=$R/output-written-by-another
+mkdir -p "$d"
+echo 1 >"$d/in.txt"
+(sleep 0.2; echo junk >>"$d/o.txt") &
+cx "$d" sh -c 'cat in.txt > o.txt; sleep 0.6'
+wait $!
+rm "$d/o.txt"
+same_as_fresh "an output another process appended to during the run" "$d" /dev/null "o.txt" \
+    sh -c 'cat in.txt > o.txt; sleep 0.6'
+
 # A file read while another process rewrites it: each rewrite truncates it,
 # waits half a millisecond and writes a value.  A run that read it empty
 # must not be recorded as having read a value (the digest of what it read,
