@@ -28,6 +28,7 @@
  * A newer version is refused (-EPROTO), never guessed at.
  */
 #include "blob.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -201,8 +202,8 @@ int cache_blob_header_decode(const uint8_t *buf, size_t len, cache_blob_header *
 	return 0;
 }
 
-/* Writes len bytes at off (short writes continue; injected faults stop
- * half-way, as a full disk does). */
+/* Writes len bytes at off (cache_io_write; injected faults stop half-way,
+ * as a full disk does). */
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	int e = fault_hit(CACHE_FAULT_WRITE);
@@ -211,38 +212,7 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 			return -errno;
 		return -e;
 	}
-	const char *p = buf;
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
+	return cache_io_write(fd, buf, len, (off_t)off);
 }
 
 /* Where decoded or copied bytes go: an fd at a moving offset, or nowhere. */
@@ -349,7 +319,7 @@ static int read_header(int fd, const hasher_digest *name, cache_blob_header *h, 
 	uint8_t buf[CACHE_BLOB_HDR];
 	struct stat st;
 	*why = NULL;
-	ssize_t n = pread_full(fd, buf, sizeof(buf), 0);
+	ssize_t n = cache_io_read(fd, buf, sizeof(buf), 0);
 	if (n < 0)
 		return (int)n;
 	if (fstat(fd, &st) < 0)
@@ -395,7 +365,7 @@ static int decode(int fd, const cache_blob_header *h, struct sink *k, const char
 		ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only);
 	while (pos < h->stored) {
 		size_t want = h->stored - pos < CHUNK ? (size_t)(h->stored - pos) : CHUNK;
-		ssize_t n = pread_full(fd, in, want, h->payload_off + pos);
+		ssize_t n = cache_io_read(fd, in, want, (off_t)(h->payload_off + pos));
 		if (n < 0) {
 			r = (int)n;
 			goto out;
@@ -712,12 +682,9 @@ static int put_raw(int src, struct sink *k, struct feed *f, uint8_t *buf, uint64
 {
 	uint64_t off = 0;
 	for (;;) {
-		ssize_t n = pread(src, buf, CHUNK, (off_t)off);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
+		ssize_t n = cache_io_read(src, buf, CHUNK, (off_t)off);
+		if (n < 0)
+			return (int)n;
 		if (n == 0)
 			break;
 		feed(f, buf, (size_t)n);
@@ -750,11 +717,9 @@ static int put_zstd(int src, struct sink *k, struct feed *f, int level, uint8_t 
 		ZSTD_CCtx_setPledgedSrcSize(cctx, (unsigned long long)st.st_size);
 	ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0); /* the digest checks it */
 	for (bool end = false; !end;) {
-		ssize_t n = pread(src, buf, CHUNK, (off_t)off);
+		ssize_t n = cache_io_read(src, buf, CHUNK, (off_t)off);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
+			r = (int)n;
 			goto done;
 		}
 		end = n == 0;
@@ -795,9 +760,9 @@ static int put_reflink(int src, int dst, struct feed *f, uint8_t *buf, uint64_t 
 	}
 	uint64_t off = CACHE_BLOB_ALIGNED_OFF;
 	for (;;) {
-		ssize_t n = pread(dst, buf, CHUNK, (off_t)off);
+		ssize_t n = cache_io_read(dst, buf, CHUNK, (off_t)off);
 		if (n < 0)
-			return -errno;
+			return (int)n;
 		if (n == 0)
 			break;
 		feed(f, buf, (size_t)n);

@@ -155,14 +155,6 @@ static unsigned char entry_type(int dfd, const struct dirent *e)
 	return S_ISREG(st.st_mode) ? DT_REG : S_ISDIR(st.st_mode) ? DT_DIR : DT_UNKNOWN;
 }
 
-static bool is_hex(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return s[len] == '\0';
-}
-
 /* A temp file nobody holds (its writer is gone) is removed. */
 static void check_temp(struct fsck *f, int dfd, const char *dir, const char *name)
 {
@@ -261,7 +253,7 @@ static int walk_fanout(struct fsck *f, int objects, const char *dir)
 		unsigned char type = entry_type(dirfd(d), e);
 		if (!strncmp(e->d_name, ".tmp-", 5)) {
 			check_temp(f, dirfd(d), path, e->d_name);
-		} else if (strlen(e->d_name) == HASHER_HEX_LEN && is_hex(e->d_name, HASHER_HEX_LEN) &&
+		} else if (strlen(e->d_name) == HASHER_HEX_LEN && hasher_hex_is_lower(e->d_name, HASHER_HEX_LEN) &&
 			   !strncmp(e->d_name, dir, 2) && type == DT_REG) {
 			check_blob(f, dirfd(d), path, e->d_name);
 			if (f->progress)
@@ -341,7 +333,7 @@ int cache_fsck(cache_index *ix, bool repair, cache_fsck_report_fn report_fn,
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strncmp(e->d_name, ".tmp-", 5))
 			continue;
 		unsigned char type = entry_type(objects, e);
-		if (strlen(e->d_name) == 2 && is_hex(e->d_name, 2) && type == DT_DIR && nfan < 256) {
+		if (strlen(e->d_name) == 2 && hasher_hex_is_lower(e->d_name, 2) && type == DT_DIR && nfan < 256) {
 			memcpy(fan[nfan++], e->d_name, 3);
 		} else {
 			ret->unknown++;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "action.h"
+#include "io.h"
 
 extern char **environ;
 
@@ -105,10 +106,13 @@ static int run_pass(const char *prog, char **argv, char **err)
 					break;
 				b = nb;
 			}
-			ssize_t r = read(p[0], b + len, cap - len - 1);
+			size_t want = cap - len - 1;
+			ssize_t r = cache_io_read(p[0], b + len, want, CACHE_IO_CUR);
 			if (r <= 0)
 				break;
 			len += (size_t)r;
+			if ((size_t)r < want)
+				break; /* the end: the child closed its side */
 		}
 		close(p[0]);
 		if (b)
@@ -353,7 +357,7 @@ static int read_deps(const char *file, struct deps *d)
 	char *buf = NULL;
 	int r = -EIO;
 	if (fstat(fd, &st) == 0 && st.st_size < (64 << 20) && (buf = malloc((size_t)st.st_size + 1)) &&
-	    read(fd, buf, (size_t)st.st_size) == st.st_size)
+	    cache_io_read(fd, buf, (size_t)st.st_size, 0) == st.st_size)
 		r = action_depfile_parse(buf, (size_t)st.st_size, dep_cb, d);
 	free(buf);
 	close(fd);

@@ -24,6 +24,10 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A usage error: prints one line "casfs: <message> (see 'casfs CMD --help')"
  * to stderr (CMD NULL: 'casfs help') and returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The usage error for what getopt_long answered c ('?': unknown option,
+ * ':': missing value; the option string starts with ':' and opterr is 0),
+ * naming the option as the user gave it.  Returns CLI_EXIT_USAGE. */
+int cli_option_error(const char *cmd, int c, char **argv);
 
 /* Makes path absolute without resolving symlinks of the last component (a
  * stale mount cannot be stat'ed).  Returns 0 or -errno. */

@@ -36,6 +36,7 @@
 #include "shline.h"
 #include "cli.h"
 #include "index.h"
+#include "io.h"
 
 extern char **environ;
 
@@ -161,15 +162,11 @@ static int ctl_call(struct ctl *c, uint32_t op, const struct fields *f)
 		if (!b)
 			return -ENOMEM;
 		c->resp = b;
-		size_t got = 0;
-		while (got < rlen) {
-			ssize_t n = pread(c->fd, b + got, rlen - got, (off_t)got);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return n < 0 ? -errno : -EIO;
-			got += (size_t)n;
-		}
+		ssize_t got = cache_io_read(c->fd, b, rlen, 0);
+		if (got < 0)
+			return (int)got;
+		if (got != (ssize_t)rlen)
+			return -EIO;
 		c->resp_len = rlen;
 	}
 	return c->call->result;
@@ -285,10 +282,8 @@ static void driver_prog(const char *cc, const char *name, char *out, size_t size
 	}
 	close(p[1]);
 	char got_buf[PATH_MAX];
-	size_t got = 0;
-	ssize_t n;
-	while (got < sizeof(got_buf) - 1 && (n = read(p[0], got_buf + got, sizeof(got_buf) - 1 - got)) > 0)
-		got += (size_t)n;
+	ssize_t n = cache_io_read(p[0], got_buf, sizeof(got_buf) - 1, CACHE_IO_CUR);
+	size_t got = n > 0 ? (size_t)n : 0;
 	close(p[0]);
 	int st = 0;
 	if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
@@ -444,21 +439,6 @@ static void capture_add(struct capture *c, const void *data, size_t n)
 	c->len += n;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static volatile sig_atomic_t child_pid;
 
 static void forward_signal(int sig)
@@ -527,7 +507,7 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 					open_n--;
 					continue;
 				}
-				write_all(i ? 2 : 1, buf, (size_t)n);
+				cache_io_write(i ? 2 : 1, buf, (size_t)n, CACHE_IO_CUR);
 				capture_add(i ? err : out, buf, (size_t)n);
 			}
 		}
@@ -600,7 +580,7 @@ static enum stdin_kind classify_stdin(hasher_digest *ret)
 		hasher_stream *h = hasher_stream_new();
 		char buf[65536];
 		ssize_t n;
-		while (h && (n = read(fd, buf, sizeof(buf))) > 0)
+		while (h && (n = cache_io_read(fd, buf, sizeof(buf), CACHE_IO_CUR)) > 0)
 			hasher_stream_update(h, buf, (size_t)n);
 		close(fd);
 		if (!h)
@@ -1033,9 +1013,9 @@ static int exec_action(const struct opts *o, char **argv)
 		int32_t ex = 0;
 		debug(o, "%s", resp_text(&c, CASFS_T_EXPLAIN, text, sizeof(text)) ? text : "hit");
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_STDOUT, &l)))
-			write_all(1, v, l);
+			cache_io_write(1, v, l, CACHE_IO_CUR);
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_STDERR, &l)))
-			write_all(2, v, l);
+			cache_io_write(2, v, l, CACHE_IO_CUR);
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_EXIT, &l)) && l == 4)
 			memcpy(&ex, v, 4);
 		return ex;

@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "fs.h"
+#include "io.h"
 #include "store.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
@@ -577,15 +578,7 @@ static int do_mount(struct mount_args *a)
 	}
 	close(pfd[1]);
 	char msg[1100] = { 0 };
-	size_t got = 0;
-	for (;;) {
-		ssize_t n = read(pfd[0], msg + got, sizeof(msg) - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
+	cache_io_read(pfd[0], msg, sizeof(msg) - 1, CACHE_IO_CUR); /* to the daemon's close */
 	close(pfd[0]);
 	cache_store_close(store);
 	if (strncmp(msg, "OK", 2) != 0) {
@@ -663,8 +656,7 @@ int cmd_mount(int argc, char **argv)
 			fputs(mount_usage, stdout);
 			fputs(mount_usage_generic, stdout);
 			return CLI_EXIT_OK;
-		case ':': return cli_usage_error("mount", "option '%s' needs a value", argv[optind - 1]);
-		default: return cli_usage_error("mount", "unknown option '%s' for mount", argv[optind - 1]);
+		default: return cli_option_error("mount", c, argv); /* '?' or ':' */
 		}
 	}
 	if (optind != argc - 1)

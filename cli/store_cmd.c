@@ -145,12 +145,13 @@ static const struct option store_longopts[] = {
 #define ACCEPTS(opt) (1u << ((opt) - OPT_STORE))
 
 /* Parses the options of store command cmd, which accepts --store, --help
- * and the options in the bit set accepted (1 << (OPT_x - OPT_STORE)).
+ * and the options in the bit set accepted (1 << (OPT_x - OPT_STORE)), and
+ * operands unless no_operands is set (the hint its usage error ends with).
  * Returns STORE_ARGS_CONTINUE with *ret filled, or the exit status to
  * return at once: CLI_EXIT_OK after printing usage for --help,
  * CLI_EXIT_USAGE after one error line. */
-static int store_args_parse(const char *cmd, const char *usage, unsigned accepted, int argc, char **argv,
-			    struct store_args *ret)
+static int store_args_parse(const char *cmd, const char *usage, unsigned accepted, const char *no_operands,
+			    int argc, char **argv, struct store_args *ret)
 {
 	struct option longopts[sizeof(store_longopts) / sizeof(store_longopts[0]) + 1];
 	size_t n = 0;
@@ -196,15 +197,11 @@ static int store_args_parse(const char *cmd, const char *usage, unsigned accepte
 		case OPT_REPAIR: a.repair = true; break;
 		case OPT_JSON: a.json = true; break;
 		case 'h': fputs(usage, stdout); return CLI_EXIT_OK;
-		default: { /* '?' or ':' */
-			char shortopt[3] = { '-', (char)optopt, '\0' };
-			const char *opt = optopt && optopt < 0x100 ? shortopt : argv[optind - 1];
-			if (c == ':')
-				return cli_usage_error(cmd, "option '%s' needs a value", opt);
-			return cli_usage_error(cmd, "unknown option '%s' for %s", opt, cmd);
-		}
+		default: return cli_option_error(cmd, c, argv); /* '?' or ':' */
 		}
 	}
+	if (no_operands && optind < argc)
+		return cli_usage_error(cmd, "unexpected argument '%s' (%s)", argv[optind], no_operands);
 	a.first = optind;
 	*ret = a;
 	return STORE_ARGS_CONTINUE;
@@ -455,7 +452,7 @@ static void put_error(const char *path, const char *store, int r)
 int cmd_put(int argc, char **argv)
 {
 	struct store_args a;
-	int r = store_args_parse("put", put_usage, ACCEPTS(OPT_COMPRESSION) | ACCEPTS(OPT_LEVEL), argc, argv, &a);
+	int r = store_args_parse("put", put_usage, ACCEPTS(OPT_COMPRESSION) | ACCEPTS(OPT_LEVEL), NULL, argc, argv, &a);
 	if (r != STORE_ARGS_CONTINUE)
 		return r;
 	if (a.level && a.mode == CACHE_PUT_RAW)
@@ -510,7 +507,7 @@ int cmd_put(int argc, char **argv)
 int cmd_get(int argc, char **argv)
 {
 	struct store_args a;
-	int r = store_args_parse("get", get_usage, 0, argc, argv, &a);
+	int r = store_args_parse("get", get_usage, 0, NULL, argc, argv, &a);
 	if (r != STORE_ARGS_CONTINUE)
 		return r;
 	if (argc - a.first != 2)
@@ -622,37 +619,33 @@ int cmd_get(int argc, char **argv)
 int cmd_gc(int argc, char **argv)
 {
 	struct store_args a;
-	int r = store_args_parse("gc", gc_usage, ACCEPTS(OPT_MAX_SIZE), argc, argv, &a);
+	int r = store_args_parse("gc", gc_usage, ACCEPTS(OPT_MAX_SIZE), "gc takes options only", argc, argv, &a);
 	if (r != STORE_ARGS_CONTINUE)
 		return r;
-	if (a.first < argc)
-		return cli_usage_error("gc", "unexpected argument '%s' (gc takes options only)", argv[a.first]);
 	bool set_max = a.max_size != 0;
 
 	cache_store *s;
 	cache_index *ix;
 	if (open_store(a.store, STORE_EXISTING, &s, &ix) < 0)
 		return CLI_EXIT_FAILURE;
-	if (set_max && (r = cache_index_set_max_size(ix, a.max_size)) < 0) {
-		cli_error("gc: cannot set the limit of the store %s: %s", cache_store_path(s), strerror(-r));
-		close_store(s, ix);
-		return CLI_EXIT_FAILURE;
-	}
+	const char *what;
 	cache_totals before, after;
-	if ((r = cache_index_totals(ix, &before)) < 0) {
-		cli_error("gc: cannot read the totals of the store %s: %s", cache_store_path(s), strerror(-r));
-		close_store(s, ix);
-		return CLI_EXIT_FAILURE;
-	}
 	struct progress p;
-	progress_init(&p, "gc", true);
 	cache_gc_result res;
+	if (set_max && (r = cache_index_set_max_size(ix, a.max_size)) < 0) {
+		what = "cannot set the limit of";
+		goto fail;
+	}
+	if ((r = cache_index_totals(ix, &before)) < 0) {
+		what = "cannot read the totals of";
+		goto fail;
+	}
+	progress_init(&p, "gc", true);
 	r = cache_gc(ix, 0, true, progress_draw, &p, &res);
 	progress_clear(&p);
 	if (r < 0) {
-		cli_error("gc: collecting the store %s failed: %s", cache_store_path(s), strerror(-r));
-		close_store(s, ix);
-		return CLI_EXIT_FAILURE;
+		what = "failed to collect";
+		goto fail;
 	}
 	if (cache_index_totals(ix, &after) < 0)
 		after = before;
@@ -673,6 +666,10 @@ int cmd_gc(int argc, char **argv)
 		printf("the store is still over its limit: contents in use could not be evicted; run casfs gc again later\n");
 	close_store(s, ix);
 	return finish_stdout(CLI_EXIT_OK);
+fail:
+	cli_error("gc: %s the store %s: %s", what, cache_store_path(s), strerror(-r));
+	close_store(s, ix);
+	return CLI_EXIT_FAILURE;
 }
 
 /* ---- fsck --------------------------------------------------------------------- */
@@ -692,11 +689,9 @@ static void fsck_report(const char *kind, const char *path, const char *why, voi
 int cmd_fsck(int argc, char **argv)
 {
 	struct store_args a;
-	int r = store_args_parse("fsck", fsck_usage, ACCEPTS(OPT_REPAIR), argc, argv, &a);
+	int r = store_args_parse("fsck", fsck_usage, ACCEPTS(OPT_REPAIR), "fsck takes options only", argc, argv, &a);
 	if (r != STORE_ARGS_CONTINUE)
 		return r;
-	if (a.first < argc)
-		return cli_usage_error("fsck", "unexpected argument '%s' (fsck takes options only)", argv[a.first]);
 	bool repair = a.repair;
 
 	cache_store *s;
@@ -828,12 +823,10 @@ int cli_print_store_stats(const char *store_path, bool json, bool json_comma)
 int cmd_store(int argc, char **argv)
 {
 	struct store_args a;
-	int r = store_args_parse("store", store_usage, ACCEPTS(OPT_JSON), argc, argv, &a);
+	int r = store_args_parse("store", store_usage, ACCEPTS(OPT_JSON), "give the store with --store DIR", argc,
+				 argv, &a);
 	if (r != STORE_ARGS_CONTINUE)
 		return r;
-	if (a.first < argc)
-		return cli_usage_error("store", "unexpected argument '%s' (give the store with --store DIR)",
-				       argv[a.first]);
 	bool json = a.json;
 	r = cli_print_store_stats(a.store, json, false);
 	if (r == 0 && json)

@@ -1,6 +1,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -35,6 +36,17 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	else
 		fputs(" (see 'casfs help')\n", stderr);
 	return CLI_EXIT_USAGE;
+}
+
+int cli_option_error(const char *cmd, int c, char **argv)
+{
+	/* a short option is named by optopt: argv[optind - 1] may hold a
+	 * group of them ("-fx"), or the option before */
+	char shortopt[3] = { '-', (char)optopt, '\0' };
+	const char *opt = optopt && optopt < 0x100 ? shortopt : argv[optind - 1];
+	if (c == ':')
+		return cli_usage_error(cmd, "option '%s' needs a value", opt);
+	return cli_usage_error(cmd, "unknown option '%s' for %s", opt, cmd);
 }
 
 int cli_abspath(const char *path, char *buf, size_t len)

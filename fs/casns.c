@@ -397,11 +397,8 @@ static bool may_read_cas(struct req *q)
 /* "<32 lower-case hex>" or "<32 lower-case hex>.<ext>". */
 static int parse_name(const char *name, hasher_digest *d)
 {
-	for (int i = 0; i < HASHER_HEX_LEN; i++) {
-		char c = name[i];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
-			return -ENOENT;
-	}
+	if (!hasher_hex_is_lower(name, HASHER_HEX_LEN))
+		return -ENOENT;
 	if (name[HASHER_HEX_LEN] != '\0' && !(name[HASHER_HEX_LEN] == '.' && name[HASHER_HEX_LEN + 1]))
 		return -ENOENT;
 	return hasher_digest_from_hex(name, HASHER_HEX_LEN, d) < 0 ? -ENOENT : 0;

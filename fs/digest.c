@@ -5,6 +5,7 @@
  * to attach a state to a node.
  */
 #include "digest.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -374,9 +375,10 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 	struct stat st;
 	if (!s)
 		return;
+	bool empty = fstat(fd, &st) == 0 && st.st_size == 0;
 	if (s->writers++ == 0) {
 		s->touched = false;
-		if (fstat(fd, &st) == 0 && st.st_size == 0) {
+		if (empty) {
 			stream_restart(s);
 			/* empty now (new, O_TRUNC): changed unless known empty before */
 			if (!(s->valid && s->rec.size == 0))
@@ -384,6 +386,11 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 		} else {
 			s->dirty = true; /* existing content: reread at the end */
 		}
+	} else if (empty && !(s->stream && !s->dirty && s->hashed == 0)) {
+		/* another writer has it open, and this open emptied it (O_TRUNC):
+		 * what was known or streamed is gone */
+		changed(s);
+		stream_restart(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 }
@@ -477,12 +484,10 @@ static bool hash_abandon(void *arg)
  * read, -ECANCELED when abandoned (w may be NULL: never). */
 static int hash_file(digests *d, int fd, struct hash_watch *w, hasher_digest *ret, struct stat *st)
 {
-	char name[16];
 	uint64_t size;
-	snprintf(name, sizeof(name), "%d", fd);
-	int rfd = openat(d->proc_fd, name, O_RDONLY | O_CLOEXEC);
+	int rfd = cache_io_reopen(d->proc_fd, fd, O_RDONLY);
 	if (rfd < 0)
-		return -errno;
+		return rfd;
 	hasher_cancel c = { hash_abandon, w };
 	int r = hasher_digest_fd_sparse(rfd, w ? &c : NULL, ret, &size);
 	if (r == 0 && fstat(rfd, st) < 0)

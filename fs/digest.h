@@ -1,11 +1,13 @@
 /* digest.h — per-inode content digests kept right under every mutation.
  *
  * State machine of one regular file's digest (per ino_node, in node->priv):
- *   - opened for writing while empty (new file, O_TRUNC, truncate to 0):
- *     a streaming XXH3 state starts at offset 0;
+ *   - opened for writing while empty (new file, O_TRUNC, truncate to 0),
+ *     also while another writer has it open: a streaming XXH3 state starts
+ *     at offset 0;
  *   - a write at exactly the streamed length feeds the stream; any other
- *     write, fallocate, copy_file_range into it, truncate to non-zero, or a
- *     write we could not see the bytes of marks the stream dirty;
+ *     write, fallocate, copy_file_range into it, truncate to a non-zero
+ *     size other than the streamed length, or a write we could not see the
+ *     bytes of marks the stream dirty;
  *   - at the last release of a written file the digest is final: from the
  *     stream when it covers the whole file, else by one read of the file;
  *   - files never written through this mount get their digest on first

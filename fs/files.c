@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "casns.h"
+#include "io.h"
 #include "ops.h"
 #include "req.h"
 #include "session.h"
@@ -247,24 +248,6 @@ void op_read(fuse_req_t r, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
 	req_data(&q, &buf, 0);
 }
 
-/* Writes size bytes at off, all of them unless an error stops it.  Returns
- * the bytes written, or -errno when none were. */
-static ssize_t pwrite_all(int fd, const char *data, size_t size, off_t off)
-{
-	size_t done = 0;
-	while (done < size) {
-		ssize_t w = pwrite(fd, data + done, size - done, off + (off_t)done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return done ? (ssize_t)done : -errno;
-		if (w == 0)
-			break;
-		done += (size_t)w;
-	}
-	return done || !size ? (ssize_t)done : -EIO;
-}
-
 void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t off, struct fuse_file_info *fi)
 {
 	struct req q;
@@ -280,7 +263,7 @@ void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t of
 	if (in->count == 1 && !(b->flags & FUSE_BUF_IS_FD)) {
 		/* in memory: write it and feed the digest stream */
 		const char *data = (const char *)b->mem + in->off;
-		n = pwrite_all(f->fd, data, size, off);
+		n = cache_io_write_some(f->fd, data, size, off);
 		if (n < 0) {
 			digests_invalidate(FS->dg, f->node);
 			req_err(&q, (int)-n);

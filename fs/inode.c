@@ -1,5 +1,6 @@
 /* inode.c — see inode.h for the model and the locking rules. */
 #include "inode.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -119,9 +120,7 @@ static int mount_slot(ino_table *t, int mnt_id, int fd)
 	/* open_by_handle_at refuses O_PATH mount fds: open the object for
 	 * real (it is the first object seen on that mount, normally its root
 	 * directory; O_NONBLOCK so a fifo does not block). */
-	char name[32];
-	snprintf(name, sizeof(name), "/proc/self/fd/%d", fd);
-	int d = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	int d = cache_io_reopen(-1, fd, O_RDONLY | O_NONBLOCK | O_NOCTTY);
 	if (d < 0)
 		return -1;
 	t->mounts[t->nmounts] = (struct mount_fd){ .mnt_id = mnt_id, .fd = d };

@@ -1,5 +1,6 @@
 /* state.c — the daemon's shared state (see state.h). */
 #include "state.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,10 +12,7 @@ struct fs *FS;
 
 int fs_reopen_fd(int fd, int flags)
 {
-	char name[16];
-	snprintf(name, sizeof(name), "%d", fd);
-	int r = openat(FS->proc_fd, name, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
-	return r < 0 ? -errno : r;
+	return cache_io_reopen(FS->proc_fd, fd, flags);
 }
 
 int fs_node_open(ino_node *n, int flags)

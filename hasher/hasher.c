@@ -188,15 +188,24 @@ void hasher_digest_to_hex(const hasher_digest *d, char out[HASHER_HEX_LEN + 1])
 	out[HASHER_HEX_LEN] = '\0';
 }
 
-static int hexval(char c)
+/* The value of hex digit c, or -1; upper-case digits only with any_case. */
+static int hexval(char c, bool any_case)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
+	if (any_case && c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
 	return -1;
+}
+
+bool hasher_hex_is_lower(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (hexval(s[i], false) < 0)
+			return false;
+	return true;
 }
 
 int hasher_digest_from_hex(const char *hex, size_t len, hasher_digest *ret)
@@ -205,7 +214,7 @@ int hasher_digest_from_hex(const char *hex, size_t len, hasher_digest *ret)
 	if (len != HASHER_HEX_LEN)
 		return -EINVAL;
 	for (int i = 0; i < HASHER_DIGEST_LEN; i++) {
-		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		int hi = hexval(hex[2 * i], true), lo = hexval(hex[2 * i + 1], true);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		d.bytes[i] = (uint8_t)(hi << 4 | lo);

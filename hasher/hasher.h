@@ -51,8 +51,14 @@ int hasher_digest_fd_sparse(int fd, const hasher_cancel *cancel, hasher_digest *
 
 /* Writes 32 lower-case hex chars and a NUL into out (33 bytes). */
 void hasher_digest_to_hex(const hasher_digest *d, char out[HASHER_HEX_LEN + 1]);
-/* Parses exactly 32 hex chars (either case). Returns 0 or -EINVAL. */
+/* Parses exactly 32 hex chars (either case: what a user types). Returns 0
+ * or -EINVAL. */
 int hasher_digest_from_hex(const char *hex, size_t len, hasher_digest *ret);
+/* True when the len chars at s are lower-case hex digits, the only form of
+ * the names casfs makes from digests (store files and their fan-out
+ * directories, .casfs/cas/<hex>).  Stops at the first other char (a NUL
+ * too), so s may be shorter than len. */
+bool hasher_hex_is_lower(const char *s, size_t len);
 bool hasher_digest_equal(const hasher_digest *a, const hasher_digest *b);
 
 /* ---- content-aware digests (rules: docs/DIGESTS.md) ----------------------

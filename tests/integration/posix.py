@@ -1916,7 +1916,7 @@ def _(d, ctx):
                 if i >= 20:
                     os.unlink(J(d, "tmp%d" % (i - 20)))
                 i += 1
-            churn[0] = i
+                churn[0] = i
         except Exception as e:       # report, do not hang the lister
             errors.append(repr(e))
 
@@ -1924,9 +1924,11 @@ def _(d, ctx):
     th.start()
     problems = []
     listings = 0
-    deadline = time.monotonic() + 20
+    start = time.monotonic()
     try:
-        while listings < 12 or time.monotonic() < deadline - 15:
+        # 12 listings or more, during 5 s of churn or more (20 files made at
+        # least), however long that takes: the caller's timeout bounds it
+        while listings < 12 or time.monotonic() < start + 5 or (churn[0] < 20 and th.is_alive()):
             for variant in ("listdir", "getdents_small"):
                 if variant == "listdir":
                     names = os.listdir(d)
@@ -1942,8 +1944,6 @@ def _(d, ctx):
                 if dups or missing or strange:
                     problems.append("%s#%d: dups=%s missing=%s strange=%s" % (
                         variant, listings, dups[:5], missing[:5], strange[:5]))
-            if time.monotonic() > deadline:
-                break
     finally:
         stop.set()
         th.join(30)

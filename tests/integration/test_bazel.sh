@@ -86,11 +86,13 @@ casfs_extra_cleanup() {
 # to its server over 127.0.0.1); every bazel command enters it ---------------
 unshare -n sleep "$CASFS_TEST_TIMEOUT" &
 NETNS_PID=$!
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-    [ "$(readlink "/proc/$NETNS_PID/ns/net")" != "$(readlink /proc/self/ns/net)" ] && break
-    sleep 0.1
-done
-if [ "$(readlink "/proc/$NETNS_PID/ns/net")" = "$(readlink /proc/self/ns/net)" ] ||
+own_netns() {
+    local ns
+    ns=$(readlink "/proc/$NETNS_PID/ns/net" 2>/dev/null) && [ "$ns" != "$(readlink /proc/self/ns/net)" ]
+}
+netns_settled() { own_netns || [ ! -d "/proc/$NETNS_PID" ]; }
+wait_for "unshare -n to enter its network namespace" netns_settled
+if ! own_netns ||
     ! nsenter -t "$NETNS_PID" -n ip link set lo up; then
     fail "setup: no network namespace (unshare -n / ip link set lo up)"
     casfs_finish

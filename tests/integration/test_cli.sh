@@ -87,6 +87,11 @@ for cmd in mount umount stats hash put get gc fsck store; do
     expect_error "usage_$cmd" 2 "$CASFS" "$cmd" --no-such-option
 done
 expect_error "usage_status" 2 "$CASFS" status --no-such-option
+# a short option in a group is named alone
+expect_error "usage_mount_short_group" 2 "$CASFS" mount -fx "$T/plain"
+check "usage_mount_short_group/names_it" grep -q "unknown option '-x' for mount" "$T/err.stderr"
+expect_error "usage_mount_missing_value" 2 "$CASFS" mount -o
+check "usage_mount_missing_value/names_it" grep -q "option '-o' needs a value" "$T/err.stderr"
 expect_error "usage_hash_no_file" 2 "$CASFS" hash
 expect_error "usage_put_no_file" 2 "$CASFS" put --store "$STORE"
 expect_error "usage_get_one_arg" 2 "$CASFS" get --store "$STORE" 0123456789abcdef0123456789abcdef
@@ -434,8 +439,10 @@ if mount -t tmpfs -o size=1m casfs-test-tmpfs "$B9"; then
         fail "enospc: casfs mount --backing tmpfs failed"
     fi
     umount "$B9" || umount -l "$B9"
+elif [ "$(id -u)" = 0 ]; then
+    fail "enospc: root cannot mount a 1 MiB tmpfs as the backing directory"
 else
-    skip "enospc" "cannot mount a 1 MiB tmpfs as the backing directory"
+    skip "enospc" "needs root to mount a 1 MiB tmpfs as the backing directory"
 fi
 
 # ------------------------------------- the kernel's generic mount options ---

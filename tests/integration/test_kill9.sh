@@ -136,7 +136,9 @@ PY
     # /dev/fuse descriptors closed, the connection aborted), so no request
     # of ours is in flight when the kernel aborts it: a request caught in
     # flight fails with ECONNABORTED, every later one with ENOTCONN.
-    if [ -n "$PID" ]; then
+    if [ -z "$PID" ]; then
+        fail "$v/daemon_killed: no daemon pid recorded for $MNT"
+    else
         kill -KILL "$PID"
         if wait_pid_gone "$PID"; then ok "$v/daemon_killed"; else fail "$v/daemon_killed: pid $PID still alive"; fi
     fi

@@ -176,9 +176,13 @@ fi
 # ---- gc under a small limit while a mount keeps reading --------------------
 if casfs_umount "$A"; then ok "umount A"; else fail "umount A"; fi
 if casfs_mount_at "$A" --ingest=all -o max_size=2M; then ok "mount A with a 2 MiB limit"; else fail "mount A with a 2 MiB limit"; fi
-reader() {  # reads blobs through B while A's ingest and gc run
-    local end=$((SECONDS + 8)) f h
-    while [ $SECONDS -lt $end ]; do
+# reader STOP: reads blobs through B while A's ingest and gc run, pass after
+# pass, until the file STOP exists; STOP.reading appears once it reads
+reader() {
+    local stop=$1 f h passes=0
+    while [ $passes -eq 0 ] || [ ! -e "$stop" ]; do
+        passes=$((passes + 1))
+        touch "$stop.reading"
         for f in "$T"/gc*.bin; do
             [ -f "$f" ] || continue
             h=$(basename "$f" .bin); h=${h#gc-}
@@ -187,13 +191,14 @@ reader() {  # reads blobs through B while A's ingest and gc run
             fi
         done
     done
+    echo "# $passes passes"
 }
 for i in $(seq 1 10); do
     head -c 524288 /dev/urandom >"$T/gc.tmp"
     h=$(digest_of "$T/gc.tmp")
     mv "$T/gc.tmp" "$T/gc-$h.bin"
 done
-reader >"$T/reader.out" &
+reader "$T/reader.stop" >"$T/reader.out" &
 RPID=$!
 casfs_extra_cleanup() { kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null; }
 for f in "$T"/gc-*.bin; do cp "$f" "$A/$(basename "$f")"; done
@@ -206,6 +211,7 @@ used=$(store_used)
     fail "store still holds $used bytes over a 2 MiB limit"
 [ "$(counter "$A" gc_runs)" -ge 1 ] && ok "gc ran in the daemon" || fail "no gc run counted"
 [ "$(counter "$A" gc_evicted)" -ge 1 ] && ok "gc evicted blobs" || fail "no eviction counted"
+touch "$T/reader.stop"
 wait "$RPID"
 if grep -q WRONG "$T/reader.out"; then fail "a reader got wrong content during gc: $(head -n 3 "$T/reader.out")"; else ok "reads during gc were all correct"; fi
 # live files are still whole on the mount, whatever gc removed
@@ -219,13 +225,14 @@ done
 check_eq "evicted contents still served from live files" 0 "$bad"
 
 # ---- casfs gc under a new limit while a mount reads ------------------------
-reader >"$T/reader2.out" &
+reader "$T/reader2.stop" >"$T/reader2.out" &
 RPID=$!
-sleep 0.5
+wait_for "the reader to start" test -e "$T/reader2.stop.reading"
 check "casfs gc --max-size 600K while B reads" "$CASFS" gc --store "$STORE" --max-size 600K
 used=$(find "$STORE/objects" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 [ "$used" -le 614400 ] && ok "casfs gc brought the store under 600 KiB ($used bytes)" ||
     fail "store holds $used bytes after gc to 600 KiB"
+touch "$T/reader2.stop"
 wait "$RPID"
 if grep -q WRONG "$T/reader2.out"; then fail "a reader got wrong content during casfs gc"; else ok "reads during casfs gc were all correct"; fi
 check "fsck after gc: clean" "$CASFS" fsck --store "$STORE"
@@ -269,7 +276,8 @@ mkdir -p "$T/c"
 if casfs_mount_at "$T/c" --ingest=all; then ok "mount C with --ingest=all"; else fail "mount C with --ingest=all"; fi
 ( for i in $(seq 1 2000); do head -c $(( (i % 50) * 4099 + 1 )) /dev/urandom >"$T/c/f$i" 2>/dev/null || exit 0; done ) &
 WPID=$!
-sleep 1.5
+ingesting() { [ "$(counter "$T/c" ingest_stored)" -ge 20 ]; }
+wait_for "the daemon to ingest its first files" ingesting
 CPID=$(casfs_recorded_pid "$T/c")
 stored_before=$(counter "$T/c" ingest_stored)
 if [ -n "$CPID" ] && kill -9 "$CPID"; then ok "kill -9 the daemon after $stored_before ingested files"; else fail "no daemon pid for $T/c"; fi

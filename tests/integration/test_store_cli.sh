@@ -282,9 +282,13 @@ fi
 # ------------------------------------------------ kill -9 during puts ---
 SK=$T/s-kill
 mapfile -t KF < <(ls "$D"/kill/f*)
+# round_stored N: more than N blobs in the store, or the round's puts ended
+round_stored() { { [ -d "$SK/objects" ] && [ "$(nobjects "$SK")" -gt "$1" ]; } || ! kill -0 "$BGPID" 2>/dev/null; }
 for round in 0 1 2 3 4; do
-    # 120 files per round, a few per casfs put, in their own process group
+    # 120 files per round, a few per casfs put, in their own process group,
+    # killed once the round has stored something, a little later each round
     part=("${KF[@]:$((round * 120)):120}")
+    before=$( [ -d "$SK/objects" ] && nobjects "$SK" || echo 0)
     setsid bash -c '
         C=$1; S=$2; shift 2
         mode=(auto zstd none)
@@ -295,7 +299,8 @@ for round in 0 1 2 3 4; do
             i=$((i + 1))
         done' _ "$C" "$SK" "${part[@]}" &
     BGPID=$!
-    sleep "0.$((6 + round))"
+    wait_for "round $round to store a blob" round_stored "$before"
+    sleep "0.$((1 + round))"
     kill -KILL -- "-$BGPID" 2>/dev/null
     wait "$BGPID" 2>/dev/null
     BGPID=""

@@ -85,6 +85,14 @@ static void test_hex_round_trip(void **state)
 	assert_int_equal(hasher_digest_from_hex("ABCDEF0123456789abcdef0123456789", 32, &back), 0);
 	assert_int_equal(hasher_digest_from_hex(hex, 31, &back), -EINVAL);
 	assert_int_equal(hasher_digest_from_hex("g0000000000000000000000000000000", 32, &back), -EINVAL);
+	/* names casfs makes are lower-case only */
+	assert_true(hasher_hex_is_lower(hex, 32));
+	assert_true(hasher_hex_is_lower("0123456789abcdef", 16));
+	assert_true(hasher_hex_is_lower("", 0));
+	assert_false(hasher_hex_is_lower("0123456789ABCDEF", 16));
+	assert_false(hasher_hex_is_lower("0123456789abcdeg", 16));
+	assert_false(hasher_hex_is_lower("ab", 3)); /* stops at the NUL */
+	assert_true(hasher_hex_is_lower("ab/", 2));
 }
 
 static void test_digest_fd(void **state)
