@@ -99,13 +99,18 @@ static int64_t now_ns(void)
 	return cache_timespec_ns(&ts);
 }
 
-static void dstate_free(void *p)
+/* Tells the subscribers that s's known digest is no longer its file's. */
+static void tell_gone(digests *d, struct dstate *s)
 {
-	struct dstate *s = p;
-	digests *d = gone_owner;
 	for (int i = 0; s->valid && d && i < d->nsubs; i++)
 		if (d->subs[i].gone)
 			d->subs[i].gone(d->subs[i].arg, s->dev, s->ino, &s->rec.digest);
+}
+
+static void dstate_free(void *p)
+{
+	struct dstate *s = p;
+	tell_gone(gone_owner, s);
 	hasher_stream_free(s->stream);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -362,8 +367,9 @@ static void stream_restart(struct dstate *s)
 	s->dirty = s->stream == NULL;
 }
 
-static void changed(struct dstate *s)
+static void changed(digests *d, struct dstate *s)
 {
+	tell_gone(d, s);
 	s->valid = false;
 	s->touched = true;
 	s->version++;
@@ -382,14 +388,14 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 			stream_restart(s);
 			/* empty now (new, O_TRUNC): changed unless known empty before */
 			if (!(s->valid && s->rec.size == 0))
-				changed(s);
+				changed(d, s);
 		} else {
 			s->dirty = true; /* existing content: reread at the end */
 		}
 	} else if (empty && !(s->stream && !s->dirty && s->hashed == 0)) {
 		/* another writer has it open, and this open emptied it (O_TRUNC):
 		 * what was known or streamed is gone */
-		changed(s);
+		changed(d, s);
 		stream_restart(s);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -400,7 +406,7 @@ void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t 
 	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	changed(s);
+	changed(d, s);
 	if (!s->dirty && s->stream && data && (uint64_t)off == s->hashed) {
 		hasher_stream_update(s->stream, data, len);
 		s->hashed += len;
@@ -416,7 +422,7 @@ void digests_begin_change(digests *d, ino_node *n)
 	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	changed(s);
+	changed(d, s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -425,7 +431,7 @@ void digests_invalidate(digests *d, ino_node *n)
 	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	changed(s);
+	changed(d, s);
 	s->dirty = true;
 	pthread_mutex_unlock(&s->lock);
 }
@@ -435,7 +441,7 @@ void digests_truncate(digests *d, ino_node *n, off_t size)
 	struct dstate *s = lock_state(d, n);
 	if (!s)
 		return;
-	changed(s);
+	changed(d, s);
 	if (size == 0 && s->writers > 0)
 		stream_restart(s);
 	else if (!(s->stream && !s->dirty && (uint64_t)size == s->hashed))
@@ -504,6 +510,8 @@ static int hash_file(digests *d, int fd, struct hash_watch *w, hasher_digest *re
 static void set_digest(digests *d, ino_node *n, struct dstate *s, const hasher_digest *digest,
 		       const struct stat *st, int64_t at, bool written, struct known_event *ev)
 {
+	if (s->valid && !hasher_digest_equal(&s->rec.digest, digest))
+		tell_gone(d, s);
 	s->rec.digest = *digest;
 	fill_rec_stat(&s->rec, st);
 	s->rec.hashed_at_ns = at;

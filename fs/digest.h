@@ -47,8 +47,10 @@ typedef struct digest_counters {
  *          else found in the index or hashed on request.  Called with no
  *          lock of this module held (it may block, and may call digests_*);
  *          n stays valid for the call.
- *   gone:  a node whose digest was known is freed.  Called with the inode
- *          table's lock held: must not call into the table or block. */
+ *   gone:  a node's known digest stops being its file's: the content
+ *          changes, another digest replaces it, or the node is freed.
+ *          Called with the node's digest state or the inode table locked:
+ *          must not call into the table or this module, or block. */
 typedef struct digests_subscriber {
 	void (*known)(void *arg, ino_node *n, const cache_file_rec *rec, bool written);
 	void (*gone)(void *arg, uint64_t dev, uint64_t ino, const hasher_digest *d);
