@@ -1381,6 +1381,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		case TRACE_NOMEM: c.reason = "out_of_memory"; break;
 		case TRACE_NESTED: c.reason = "nested"; break;
 		case TRACE_HIDDEN_COMPILE: c.reason = "hidden_compile"; break;
+		case TRACE_MOVED_DIR: c.reason = "moved_dir"; break;
 		}
 	}
 	if (!c.reason) {

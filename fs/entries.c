@@ -216,9 +216,14 @@ void op_setattr(fuse_req_t r, fuse_ino_t ino, struct stat *attr, int valid, stru
 	struct stat st;
 	char name[16];
 	snprintf(name, sizeof(name), "%d", fd);
-	if (q.sess) /* its old content matters unless all of it goes */
-		trace_write_open(session_trace(q.sess), n, fd,
-				 !(valid & FUSE_SET_ATTR_SIZE) || attr->st_size == 0 || n->type != S_IFREG);
+	if (q.sess) {
+		/* its old content matters unless all of it goes: a chmod or
+		 * touch leaves it in the output */
+		bool trunc = ((valid & FUSE_SET_ATTR_SIZE) && attr->st_size == 0) || n->type != S_IFREG;
+		if (trunc && (rc = fs_stat_fd(fd, &st)) < 0)
+			goto fail;
+		trace_write_open(session_trace(q.sess), n, fd, trunc ? &st : NULL);
+	}
 	if ((valid & FUSE_SET_ATTR_MODE) &&
 	    (ffd >= 0 ? fchmod(ffd, attr->st_mode) : fchmodat(FS->proc_fd, name, attr->st_mode, 0)) < 0)
 		goto fail_errno;
@@ -453,6 +458,21 @@ static void renamed_at(ino_node *dir, int dfd, const char *name)
 		digests_meta_changed(FS->dg, n, &st);
 }
 
+/* A run renames name in dir (dfd): what it holds is an input of the run
+ * (trace_source), recorded before the rename. */
+static void moved_source(struct req *q, ino_node *dir, int dfd, const char *name)
+{
+	struct stat st;
+	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return; /* the rename fails the same way */
+	ino_node *n = fs_stat_fd(fd, &st) == 0 ? ino_table_find_ref(FS->tbl, st.st_dev, st.st_ino) : NULL;
+	trace_source(session_trace(q->sess), n, fd);
+	if (n)
+		ino_node_unref(FS->tbl, n);
+	close(fd);
+}
+
 void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 	       const char *newname, unsigned int flags)
 {
@@ -474,6 +494,11 @@ void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t new
 	}
 	if (!(flags & RENAME_EXCHANGE))
 		victim_probe(npfd, newname, &v);
+	if (q.sess) {
+		moved_source(&q, p, pfd, name);
+		if (flags & RENAME_EXCHANGE)
+			moved_source(&q, np, npfd, newname);
+	}
 	int rc = (int)syscall(SYS_renameat2, pfd, name, npfd, newname, flags);
 	int e = errno;
 	if (rc == 0 && q.sess)
@@ -507,6 +532,8 @@ void op_link(fuse_req_t r, fuse_ino_t ino, fuse_ino_t newparent, const char *new
 		ino_node_fd_put(FS->tbl, np);
 		return;
 	}
+	if (q.sess)
+		trace_source(session_trace(q.sess), n, fd);
 	/* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc magic
 	 * link with AT_SYMLINK_FOLLOW does not. */
 	snprintf(name, sizeof(name), "%d", fd);

@@ -153,6 +153,15 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 	int fd = req_node_fd(&q, ino, &n);
 	if (fd < 0)
 		return;
+	/* what a truncating open of a traced run finds is observed */
+	struct stat before;
+	bool trunc = q.sess && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+	int e = trunc ? fs_stat_fd(fd, &before) : 0;
+	if (e < 0) {
+		ino_node_fd_put(FS->tbl, n);
+		req_err(&q, -e);
+		return;
+	}
 	int flags = open_flags(fi->flags, true);
 	int ofd = fs_reopen_fd(fd, flags);
 	if (ofd == -EACCES && flags != open_flags(fi->flags, false)) {
@@ -170,7 +179,7 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		if ((fi->flags & O_ACCMODE) == O_RDONLY)
 			trace_read(tr, n, ofd);
 		else
-			trace_write_open(tr, n, ofd, fi->flags & O_TRUNC);
+			trace_write_open(tr, n, ofd, trunc ? &before : NULL);
 	}
 	struct fs_file *f = file_new(&q, n, ofd, flags, fi->flags);
 	if (!f) {

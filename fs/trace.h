@@ -48,6 +48,9 @@ enum trace_problem {
 	TRACE_NESTED,           /* a process of the run asked for an action
 				   of its own: what that one reads outside
 				   the mount and restores is not this run's */
+	TRACE_MOVED_DIR,        /* a directory the run did not make was
+				   renamed: its entries, never read, would
+				   be outputs */
 };
 
 int trace_new(struct trace **ret);
@@ -56,9 +59,20 @@ void trace_free(struct trace *t);
 
 /* n (regular file) opened for reading; fd: any fd of it. */
 void trace_read(struct trace *t, ino_node *n, int fd);
-/* n opened for writing (existing file); `trunc`: its old content does not
- * matter (O_TRUNC), else it is an input too.  fd: any fd of it. */
-void trace_write_open(struct trace *t, ino_node *n, int fd, bool trunc);
+/* n opened for writing (existing file).  trunc_from NULL: its content is
+ * an input (appended to, patched, or kept by a chmod).  Else its old
+ * content does not matter (O_TRUNC, truncated to 0, not a regular file),
+ * and trunc_from is its stat from before the truncation: that it existed,
+ * its type, mode and size are observed (a truncated file keeps its mode).
+ * fd: any fd of it. */
+void trace_write_open(struct trace *t, ino_node *n, int fd, const struct stat *trunc_from);
+/* n (fd: any fd of it, O_PATH is fine) is about to be linked or renamed
+ * to another name: what it holds now is what the new name will hold, so
+ * it is an input, as if read (a regular file's digest and mode, a
+ * symlink's target, else its type and mode; a directory the run did not
+ * make sets TRACE_MOVED_DIR).  n NULL (no node known): TRACE_NO_PATH.  Call before the change,
+ * while n's remembered name is still the old one. */
+void trace_source(struct trace *t, ino_node *n, int fd);
 /* `name` in parent was created (mkdir, mknod, symlink, link). */
 void trace_created(struct trace *t, ino_node *parent, const char *name);
 /* `name` in parent was created by an open (CREATE) of thread tid with

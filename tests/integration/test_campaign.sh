@@ -318,6 +318,29 @@ rm "$d/b.txt"
 echo two >"$d/a.txt"
 same_as_fresh "mv: the moved file changed" "$d" /dev/null "a.txt b.txt" mv a.txt b.txt
 
+# ... and of a directory moved: what it holds becomes the run's outputs,
+# none of it read.  (The hit restores A, with the old file, first; the
+# removal of Z, not empty, then fails and the command runs on: it moves Z
+# into the restored A.)
+d=$R/mv-dir
+mkdir -p "$d/Z"
+echo one >"$d/Z/f.txt"
+cx "$d" mv Z A
+rm -rf "$d/A"
+mkdir "$d/Z"
+echo two >"$d/Z/f.txt"
+same_as_fresh "mv: a file in the moved directory changed" "$d" /dev/null "Z Z/f.txt A A/f.txt A/Z" mv Z A
+
+# The content of a file a chmod (or touch) leaves in place: the file, as
+# it ends, is the output.
+d=$R/chmod-content
+mkdir -p "$d"
+echo 'echo one' >"$d/t.sh"
+cx "$d" chmod 755 t.sh
+chmod 644 "$d/t.sh"
+echo 'echo two' >"$d/t.sh"
+same_as_fresh "chmod: the file's content changed" "$d" /dev/null "t.sh" chmod 755 t.sh
+
 # A symlink's target, which the kernel could cache (FUSE_CAP_CACHE_SYMLINKS):
 # a run that follows a symlink resolved before it would send no READLINK.
 d=$R/symlink
