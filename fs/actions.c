@@ -1461,7 +1461,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		/* the client's measure, bounded by the session's own span */
 		uint64_t span_ms = (uint64_t)(m.created_ns - cf->begun_ns) / 1000000;
 		m.run_ms = e.run_ms < span_ms ? e.run_ms : span_ms;
-		m.flags = c.scanning && c.scan.found ? ACTION_F_EMBEDS_ROOT : 0;
+		m.flags = (c.scanning && c.scan.found) || (cf->flags & CASFS_EXEC_F_HIDES_ROOT) ? ACTION_F_EMBEDS_ROOT : 0;
 		m.root_at_record = strdup(cf->root_abs);
 		action_record rec = { 0 };
 		void *val = NULL;

@@ -180,6 +180,11 @@ struct casfs_exec_stat {
 #define CASFS_EXEC_F_CC_DEPS        0x8u /* a compile whose reads outside the
 					    mount the client learns: its
 					    compiler proper may run */
+#define CASFS_EXEC_F_HIDES_ROOT     0x10u /* its outputs may hold the root's
+					     path where no scan sees it
+					     (compressed debug info): reused
+					     at another root only with
+					     --relocate */
 
 struct casfs_ctl_call {
 	uint32_t proto;       /* CASFS_EXEC_PROTO (EPROTO otherwise) */
