@@ -224,6 +224,7 @@ void op_setattr(fuse_req_t r, fuse_ino_t ino, struct stat *attr, int valid, stru
 			goto fail;
 		trace_write_open(session_trace(q.sess), n, fd, trunc ? &st : NULL);
 	}
+	trace_foreign_change(FS->ss, q.sess, n, NULL);
 	if ((valid & FUSE_SET_ATTR_MODE) &&
 	    (ffd >= 0 ? fchmod(ffd, attr->st_mode) : fchmodat(FS->proc_fd, name, attr->st_mode, 0)) < 0)
 		goto fail_errno;
@@ -341,6 +342,7 @@ static void make_entry(struct req *q, fuse_ino_t parent, const char *name, enum 
 	} else {
 		if (q->sess)
 			trace_created(session_trace(q->sess), p, name);
+		trace_foreign_change(FS->ss, q->sess, p, name);
 		reply_new_entry(q, p, pfd, name);
 	}
 	ino_node_fd_put(FS->tbl, p);
@@ -427,6 +429,8 @@ static void remove_entry(struct req *q, fuse_ino_t parent, const char *name, int
 	int e = errno;
 	if (rc == 0 && q->sess)
 		trace_removed(session_trace(q->sess), p, name);
+	if (rc == 0)
+		trace_foreign_change(FS->ss, q->sess, p, name);
 	victim_done(&v, rc == 0, p, name);
 	ino_node_fd_put(FS->tbl, p);
 	req_err(q, rc < 0 ? e : 0);
@@ -503,6 +507,10 @@ void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t new
 	int e = errno;
 	if (rc == 0 && q.sess)
 		trace_renamed(session_trace(q.sess), p, name, np, newname, v.fd >= 0 || (flags & RENAME_EXCHANGE));
+	if (rc == 0) {
+		trace_foreign_change(FS->ss, q.sess, p, name);
+		trace_foreign_change(FS->ss, q.sess, np, newname);
+	}
 	victim_done(&v, rc == 0, np, newname);
 	if (rc == 0) {
 		renamed_at(np, npfd, newname);
@@ -550,6 +558,7 @@ void op_link(fuse_req_t r, fuse_ino_t ino, fuse_ino_t newparent, const char *new
 	digests_meta_changed(FS->dg, n, &ent.attr); /* ctime changed, content not */
 	if (q.sess)
 		trace_created(session_trace(q.sess), np, newname);
+	trace_foreign_change(FS->ss, q.sess, np, newname);
 	if (req_entry(&q, &ent) == -ENOENT)
 		ino_table_forget(FS->tbl, n, 1);
 }

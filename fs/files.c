@@ -181,6 +181,8 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		else
 			trace_write_open(tr, n, ofd, trunc ? &before : NULL);
 	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		trace_foreign_change(FS->ss, q.sess, n, NULL);
 	struct fs_file *f = file_new(&q, n, ofd, flags, fi->flags);
 	if (!f) {
 		close(ofd);
@@ -226,6 +228,7 @@ void op_create(fuse_req_t r, fuse_ino_t parent, const char *name, mode_t mode, s
 	ino_node *n = ino_table_get(FS->tbl, e.ino);
 	if (q.sess)
 		trace_created_file(session_trace(q.sess), q.tid, p, name, fi->flags);
+	trace_foreign_change(FS->ss, q.sess, p, name);
 	struct fs_file *f = file_new(&q, n, fd, flags, fi->flags);
 	if (!f) {
 		close(fd);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "session.h"
 #include "state.h"
 
 #define BUCKETS 4096
@@ -285,6 +286,45 @@ void trace_read(struct trace *t, ino_node *n, int fd)
 		return;
 	}
 	add_input(t, path, &in, n, version);
+}
+
+/* The path (mount-relative) a change was made to, by another session or
+ * by no session. */
+static void foreign_one(void *arg, struct session *s)
+{
+	const char *path = arg;
+	struct trace *t = session_trace(s);
+	char up[PATH_MAX];
+	snprintf(up, sizeof(up), "%s", path);
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		struct pentry *p = t->buckets[path_hash(up)];
+		while (p && strcmp(p->path, up) != 0)
+			p = p->next;
+		if (p && (p->flags & P_CHANGED)) {
+			if (t->problem == TRACE_OK)
+				t->problem = TRACE_OUTPUT_CHANGED;
+			break;
+		}
+		char *slash = strrchr(up, '/');
+		if (!slash)
+			break;
+		*slash = '\0';
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void trace_foreign_change(struct sessions *ss, const struct session *by, ino_node *n, const char *name)
+{
+	char path[PATH_MAX];
+	if (sessions_live(ss) == 0 || (by && sessions_live(ss) == 1))
+		return;
+	if (ino_node_path(FS->tbl, n, path, sizeof(path)) < 0)
+		return; /* a node without a known path: it is no traced path */
+	size_t l = strlen(path);
+	if (name && snprintf(path + l, sizeof(path) - l, "%s%s", l ? "/" : "", name) >= (int)(sizeof(path) - l))
+		return;
+	sessions_each_live(ss, by, foreign_one, path);
 }
 
 void trace_write_open(struct trace *t, ino_node *n, int fd, const struct stat *trunc_from)

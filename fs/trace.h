@@ -32,6 +32,8 @@
 #include "inode.h"
 
 struct trace;
+struct session;
+struct sessions;
 
 /* Why a recorded run cannot be cached (each counted in stats). */
 enum trace_problem {
@@ -51,6 +53,9 @@ enum trace_problem {
 	TRACE_MOVED_DIR,        /* a directory the run did not make was
 				   renamed: its entries, never read, would
 				   be outputs */
+	TRACE_OUTPUT_CHANGED,   /* another process changed an output (or
+				   something in a directory the run made)
+				   while the run was live */
 };
 
 int trace_new(struct trace **ret);
@@ -97,6 +102,14 @@ void trace_listed(struct trace *t, ino_node *n, int dfd);
 int trace_listing_digest(int dfd, hasher_digest *ret);
 /* the symlink n was read: its target */
 void trace_readlink(struct trace *t, ino_node *n, const char *target);
+
+/* A process other than those of session `by` (NULL: in no session) opened
+ * for writing, truncated, chmod'ed, created, removed or renamed the node n
+ * (name NULL) or the name `name` in the directory n: every other live
+ * session that changed that path or a directory above it gets
+ * TRACE_OUTPUT_CHANGED (what it would store is not all its own).  One
+ * atomic load while no session is live. */
+void trace_foreign_change(struct sessions *ss, const struct session *by, ino_node *n, const char *name);
 
 /* A write handle of the session was opened / closed. */
 void trace_writer_opened(struct trace *t);
