@@ -163,6 +163,11 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	int flags = open_flags(fi->flags, true);
+	/* the digest learns of a truncation before the backing sees it (a
+	 * reader opening in between must not be served the old digest) */
+	bool truncating = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY && n->type == S_IFREG;
+	if (truncating)
+		digests_begin_change(FS->dg, n);
 	int ofd = fs_reopen_fd(fd, flags);
 	if (ofd == -EACCES && flags != open_flags(fi->flags, false)) {
 		/* may write but not read (an unprivileged daemon): no widening */

@@ -517,6 +517,9 @@ while time.time() < end:
 wpid=$!
 n=0
 while kill -0 "$wpid" 2>/dev/null; do
+    # as absent as at the check below (a truncated output's existence and
+    # size are inputs)
+    rm -f "$d/c.txt"
     (cd "$d" && "$X" exec -- sh -c 'cat s.txt > c.txt' 2>/dev/null)
     n=$((n + 1))
 done
@@ -560,10 +563,11 @@ for i in 1 2; do
     (while kill -0 "$wpid" 2>/dev/null; do ls "$d/D" >/dev/null; done) &
     lpids+=($!)
 done
-(cd "$d" && while kill -0 "$wpid" 2>/dev/null; do "$X" exec -- sh -c 'ls D > l2.txt' 2>/dev/null; done) &
+(cd "$d" && while kill -0 "$wpid" 2>/dev/null; do rm -f l2.txt; "$X" exec -- sh -c 'ls D > l2.txt' 2>/dev/null; done) &
 lpids+=($!)
 n=0
 while kill -0 "$wpid" 2>/dev/null; do
+    rm -f "$d/l.txt" # absent, as at the check below
     (cd "$d" && "$X" exec -- sh -c 'ls D > l.txt' 2>/dev/null)
     n=$((n + 1))
 done
