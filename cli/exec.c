@@ -66,7 +66,9 @@ static const char exec_usage[] =
 	"As a compiler launcher: casfs-exec CMD ARGS...; as make's shell:\n"
 	"make SHELL=casfs-sh (a recipe line that is one plain command runs as that\n"
 	"command; a line with shell syntax that runs a compiler runs uncached: see\n"
-	"docs/ACTIONS.md).  CASFS_LOG=debug prints every decision on stderr.\n"
+	"docs/ACTIONS.md).  CMD 'sh -c LINE' is keyed as such a line (the variables\n"
+	"it expands, the programs it names).  CASFS_LOG=debug prints every decision\n"
+	"on stderr.\n"
 	"Exit status: CMD's (127: not found, 126: not executable; 2: usage).\n";
 
 /* ---- a growing buffer of fields --------------------------------------------- */
