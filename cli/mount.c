@@ -51,6 +51,10 @@ static const char mount_usage[] =
 	"      writeback      kernel writeback cache (merges small writes, but\n"
 	"                     every close then costs a FLUSH and a GETATTR)\n"
 	"      no_writeback   write through, read-only opens skip FLUSH (default)\n"
+	"      no_passthrough  serve every read through casfs; by default, when root\n"
+	"                     mounts, a read-only open of a file of 1 MiB or more is\n"
+	"                     passed through to the backing file in the kernel\n"
+	"                     (FUSE passthrough: its reads never reach the daemon)\n"
 	"      timeout=SECS   entry/attribute cache lifetime (default 86400)\n"
 	"      no_handles     reopen inodes by name, not by file handle (the mode\n"
 	"                     used anyway without CAP_DAC_READ_SEARCH)\n"
@@ -207,6 +211,10 @@ static int parse_opts(char *list, struct mount_args *a)
 			a->fo.writeback = true;
 		else if (!strcmp(o, "no_writeback") && !val)
 			a->fo.writeback = false;
+		else if (!strcmp(o, "passthrough") && !val)
+			a->fo.passthrough = true;
+		else if (!strcmp(o, "no_passthrough") && !val)
+			a->fo.passthrough = false;
 		else if (!strcmp(o, "no_handles") && !val)
 			a->fo.use_handles = false;
 		else if (!strcmp(o, "no_xattr") && !val)
@@ -616,6 +624,7 @@ static void mount_defaults(struct mount_args *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->fo.writeback = false;
+	a->fo.passthrough = true;
 	a->fo.use_handles = true;
 	a->fo.xattr = true;
 	a->fo.timeout = 86400;

@@ -228,6 +228,13 @@ void op_setattr(fuse_req_t r, fuse_ino_t ino, struct stat *attr, int valid, stru
 	if ((valid & FUSE_SET_ATTR_MODE) &&
 	    (ffd >= 0 ? fchmod(ffd, attr->st_mode) : fchmodat(FS->proc_fd, name, attr->st_mode, 0)) < 0)
 		goto fail_errno;
+	/* FATTR_KILL_SUIDGID (kernel_io.h): a truncation by a caller without
+	 * CAP_FSETID, or a change of owner.  The backing's own chown (by this
+	 * daemon) drops set-user-ID and a group-executable set-group-ID; what
+	 * it cannot know is a caller outside the file's group. */
+	if ((valid & FUSE_SET_ATTR_KILL_SUID) &&
+	    ((valid & FUSE_SET_ATTR_SIZE) || q.uid != 0) && (rc = req_kill_suidgid(&q, fd)) < 0)
+		goto fail;
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;

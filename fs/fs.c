@@ -29,6 +29,7 @@
 #include "casns.h"
 #include "ingest.h"
 #include "kcache.h"
+#include "kernel_io.h"
 #include "ops.h"
 #include "session.h"
 #include "state.h"
@@ -52,6 +53,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	 * tools/bench/write-hash compares the hash alone; in its runs the
 	 * copy was no slower than splicing, within the machine's noise. */
 	conn->want &= ~FUSE_CAP_SPLICE_READ;
+	/* Killing set-user/group-ID: FUSE_HANDLE_KILLPRIV_V2, asked for by
+	 * kernel_io.c, where the kernel says when; never the first version,
+	 * which would have casfs kill them on every write, even root's. */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 	/* Reads are spliced from the backing file's page cache: such pages
 	 * belong to a file and can never be moved into ours, so with
 	 * SPLICE_MOVE the kernel copies each one anyway after logging "fuse:
@@ -256,6 +261,12 @@ int fs_run(const struct fs_options *o, int ready_fd)
 			   fuse_last_error[0] ? fuse_last_error : "mount failed");
 		goto out_signals;
 	}
+	/* Past here a failure only costs speed: say so and go on. */
+	/* passthrough needs CAP_SYS_ADMIN to register backing files */
+	struct kio_options kio = { .killpriv_v2 = true, .passthrough = o->passthrough && fs.root_daemon };
+	if ((r = kio_install(fs.se, &kio)) < 0)
+		fprintf(stderr, "casfs: cannot read /dev/fuse itself (%s): every write(2) costs a "
+			"security.capability request\n", strerror(-r));
 	send_ready("OK\n");
 	if (!o->foreground && o->log_path) {
 		/* Detach from the caller's terminal: messages go to the log. */

@@ -16,6 +16,8 @@ struct fs_options {
 	bool allow_other;
 	bool read_only;
 	bool writeback;           /* kernel writeback cache */
+	bool passthrough;         /* kernel passthrough for large read-only opens
+				     (root daemons; never with writeback) */
 	bool use_handles;         /* try file handles (needs CAP_DAC_READ_SEARCH) */
 	bool xattr;               /* pass getxattr & co. (false: ENOSYS) */
 	bool security_xattrs;     /* security.* and system.posix_acl_* reach the

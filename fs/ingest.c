@@ -21,7 +21,8 @@
 #include "ingest.h"
 #include "state.h"
 
-/* A full queue makes closing writers wait: nothing is dropped. */
+/* A full queue makes the rehash worker wait when it queues a file; a
+ * request never waits (the queue grows instead): no file is dropped. */
 #define QUEUE_MAX 4096
 
 struct job {
@@ -186,7 +187,7 @@ void ingest_queue(struct ingest *g, ino_node *n, const hasher_digest *d)
 	j->digest = *d;
 	j->next = NULL;
 	pthread_mutex_lock(&g->lock);
-	while (g->queued >= QUEUE_MAX && !g->stop)
+	while (g->queued >= QUEUE_MAX && !g->stop && !fs_request_thread)
 		pthread_cond_wait(&g->space, &g->lock);
 	if (g->tail)
 		g->tail->next = j;

@@ -953,6 +953,22 @@ int ino_node_fd_get(ino_table *t, ino_node *n)
 	return fd;
 }
 
+int ino_node_open_uncached(ino_table *t, ino_node *n, int flags)
+{
+	int mfd = -1;
+	ino_table_lock(t);
+	if (t->handles && n->fd < 0 && n->handle) {
+		mfd = t->mounts[n->mnt].fd;
+		t->st.fd_misses++;
+		t->st.reopen_by_handle++;
+	}
+	ino_table_unlock(t);
+	if (mfd < 0)
+		return -EAGAIN;
+	int fd = open_by_handle_at(mfd, n->handle, flags | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
 void ino_node_fd_put(ino_table *t, ino_node *n)
 {
 	int victims[1], nv = 0;

@@ -173,6 +173,13 @@ void ino_node_unref(ino_table *t, ino_node *n);
 /* Returns a pinned O_PATH (or better) fd for n, or -errno (-ESTALE when the
  * inode can no longer be reached).  Release with ino_node_fd_put. */
 int ino_node_fd_get(ino_table *t, ino_node *n);
+/* In handle mode, when n has no cached fd: opens n by its handle with
+ * flags (a real open, never O_PATH or O_CREAT), an fd the caller owns,
+ * leaving the cache as it was (one system call where a cached O_PATH fd
+ * and a reopen of it would take two, and an eviction a third).  -EAGAIN
+ * when n has a cached fd or the table is in path mode (reopen the cached
+ * fd instead), else an fd or -errno. */
+int ino_node_open_uncached(ino_table *t, ino_node *n, int flags);
 void ino_node_fd_put(ino_table *t, ino_node *n);
 
 /* n is now reachable as newname in newparent.  A name that was unlinked or

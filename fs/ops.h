@@ -9,8 +9,9 @@
 struct fs_file {
 	int fd;
 	bool writer;  /* opened for writing: feeds the node's digest */
-	bool append;  /* O_APPEND on the backing fd */
 	bool direct;  /* the caller opened with O_DIRECT */
+	int backing_id; /* > 0: the kernel passes its reads and writes through
+			   to the backing (kernel_io.h); under files.c's lock */
 	struct session *sess; /* opened for writing by a session (referenced) */
 	ino_node *node;
 	struct fs_file *next; /* node->open_files, under the table lock */

@@ -2,7 +2,9 @@
 #include "req.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/capability.h>
+#include <stdio.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -14,6 +16,7 @@
 void req_begin(struct req *q, fuse_req_t r, enum casfs_counter op)
 {
 	const struct fuse_ctx *c = fuse_req_ctx(r);
+	fs_request_thread = true;
 	atomic_fetch_add_explicit(&FS->counters[op], 1, memory_order_relaxed);
 	q->r = r;
 	q->tid = c->pid;
@@ -156,6 +159,45 @@ int req_node_fd(struct req *q, fuse_ino_t id, ino_node **ret_n)
 	}
 	*ret_n = n;
 	return fd;
+}
+
+/* ---- set-user-ID and set-group-ID ------------------------------------------ */
+
+/* Whether the caller is in group gid: its fs group, else (rarely needed)
+ * its supplementary groups, which libfuse reads from /proc. */
+static bool req_in_group(struct req *q, gid_t gid)
+{
+	if (q->gid == gid)
+		return true;
+	gid_t groups[64];
+	int n = fuse_req_getgroups(q->r, 64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return true;
+	return false;
+}
+
+int req_kill_suidgid(struct req *q, int fd)
+{
+	struct stat st;
+	char name[16];
+	int r = fs_stat_fd(fd, &st);
+	if (r < 0)
+		return r;
+	mode_t kill = 0;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	if (st.st_mode & S_ISUID)
+		kill |= S_ISUID;
+	if ((st.st_mode & S_ISGID) && ((st.st_mode & S_IXGRP) || !req_in_group(q, st.st_gid)))
+		kill |= S_ISGID;
+	if (!kill)
+		return 0;
+	snprintf(name, sizeof(name), "%d", fd);
+	if (fchmodat(FS->proc_fd, name, st.st_mode & 07777 & ~kill, 0) < 0)
+		return -errno;
+	COUNT(setid_killed);
+	return 1;
 }
 
 /* ---- credentials ---------------------------------------------------------- */

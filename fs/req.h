@@ -61,6 +61,14 @@ ino_node *req_node(struct req *q, fuse_ino_t id);
  * failure replies and returns -1. */
 int req_node_fd(struct req *q, fuse_ino_t id, ino_node **ret_n);
 
+/* Kills set-user-ID and set-group-ID on the file open as fd (any fd, O_PATH
+ * too) where the kernel asked (FUSE_HANDLE_KILLPRIV_V2): what ext4 does for
+ * a writer or truncater without CAP_FSETID, whom the kernel already told
+ * apart.  Set-user-ID always goes; set-group-ID when the group may execute
+ * or the caller is not in the file's group.  Returns 1 when a bit went, 0
+ * when there was none, or -errno. */
+int req_kill_suidgid(struct req *q, int fd);
+
 /* Credentials: a root daemon creates files as the caller (fsuid/fsgid of
  * this thread, capabilities it must not use dropped); no-op otherwise.
  * Every req_creds_enter is paired with req_creds_leave before replying. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 struct fs *FS;
+_Thread_local bool fs_request_thread;
 
 int fs_reopen_fd(int fd, int flags)
 {
@@ -17,7 +18,12 @@ int fs_reopen_fd(int fd, int flags)
 
 int fs_node_open(ino_node *n, int flags)
 {
-	int fd = ino_node_fd_get(FS->tbl, n);
+	int fd = ino_node_open_uncached(FS->tbl, n, flags);
+	if (fd >= 0)
+		return fd;
+	/* cached (reopened), or a handle that failed (an unlinked file the
+	 * table reaches another way): the pinned fd's way */
+	fd = ino_node_fd_get(FS->tbl, n);
 	if (fd < 0)
 		return fd;
 	int r = fs_reopen_fd(fd, flags);

@@ -59,6 +59,11 @@ struct fs {
 /* The one daemon of this process (set by fs_run for its duration). */
 extern struct fs *FS;
 
+/* True on a thread that serves FUSE requests (set by req_begin): code
+ * below the handlers that may be reached from a request never blocks on
+ * background work there. */
+extern _Thread_local bool fs_request_thread;
+
 #define COUNT(name) atomic_fetch_add_explicit(&FS->counters[CASFS_C_##name], 1, memory_order_relaxed)
 #define COUNT_N(name, n) atomic_fetch_add_explicit(&FS->counters[CASFS_C_##name], (n), memory_order_relaxed)
 
@@ -81,8 +86,8 @@ static inline bool fs_reserved(const char *name)
  * through /proc/self/fd/N (a magic link to the very inode, not a path
  * lookup).  Returns an fd or -errno. */
 int fs_reopen_fd(int fd, int flags);
-/* Opens n's backing file with flags (its cached fd reopened).  Returns the
- * fd or -errno. */
+/* Opens n's backing file with flags (its cached fd reopened, or by its
+ * handle when none is cached).  Returns the fd or -errno. */
 int fs_node_open(ino_node *n, int flags);
 /* fstatat(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW): 0 or -errno. */
 int fs_stat_fd(int fd, struct stat *st);

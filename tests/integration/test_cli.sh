@@ -147,6 +147,8 @@ M2=$T/m2
 mkdir -p "$B2/dir" "$M2"
 for i in $(seq 50); do echo "entry $i" >"$B2/dir/e$i"; done
 head -c 3000000 /dev/urandom >"$B2/blob"
+# below kernel passthrough's size: its reads reach the daemon as READs
+head -c 200000 /dev/urandom >"$B2/small"
 if casfs_mount_at "$M2" --backing "$B2"; then
     ok "mount_with_backing"
     line=$(timeout 20 "$CASFS" status | awk -v m="$M2" '$1 == m')
@@ -163,7 +165,7 @@ if casfs_mount_at "$M2" --backing "$B2"; then
     # work: lookups, readdir, reads, writes
     ls -l "$M2/dir" >/dev/null
     cmp -s "$B2/blob" "$M2/blob" || true
-    cat "$M2/blob" >/dev/null
+    cat "$M2/blob" "$M2/small" >/dev/null
     head -c 2000000 /dev/urandom >"$M2/written"
     sync "$M2/written"
     timeout 20 "$CASFS" stats --json "$M2" >"$T/s2.json"

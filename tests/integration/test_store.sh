@@ -270,6 +270,26 @@ else
     grep -q "bad value 'maybe' for --ingest" "$T/err" && ok "--ingest=maybe refused" || fail "--ingest=maybe: $(cat "$T/err")"
 fi
 
+# ---- a read through cas/ records the content's use (gc goes by it) --------
+# The open does not wait for an index transaction: the use is committed
+# with the mount's deferred records (a timer, gc, unmount).  Three contents
+# stored a second apart, the oldest read through a mount D that is then
+# unmounted: gc down to one of them keeps the one just read.
+check "casfs gc --max-size 1G (room again)" "$CASFS" gc --store "$STORE" --max-size 1G
+for i in 1 2 3; do
+    head -c 400000 /dev/urandom >"$T/lru$i"
+    "$CASFS" put --store "$STORE" "$T/lru$i" >/dev/null || fail "put lru$i"
+    sleep 1.1
+done
+L1=$(digest_of "$T/lru1"); L2=$(digest_of "$T/lru2"); L3=$(digest_of "$T/lru3")
+if casfs_mount_at "$T/d"; then ok "mount D to read through cas"; else fail "mount D to read through cas"; fi
+check "the oldest content read through cas" cmp "$T/lru1" "$T/d/.casfs/cas/$L1"
+if casfs_umount "$T/d"; then ok "umount D after the read"; else fail "umount D after the read"; fi
+check "casfs gc --max-size 500K" "$CASFS" gc --store "$STORE" --max-size 500K
+[ -f "$(blob_path "$L1")" ] && ok "gc kept the content read last" || fail "gc evicted the content just read through cas"
+[ ! -f "$(blob_path "$L2")" ] && [ ! -f "$(blob_path "$L3")" ] && ok "gc evicted the two not read since" ||
+    fail "gc kept a content used less recently than the one it kept"
+
 # ---- kill -9 of a daemon while it ingests: fsck has nothing to repair ------
 check "casfs gc --max-size 1G" "$CASFS" gc --store "$STORE" --max-size 1G
 mkdir -p "$T/c"

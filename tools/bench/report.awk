@@ -9,7 +9,7 @@ function median(arr, n,   i, j, t, b) {
   for (i = 2; i <= n; i++) { t = b[i]; for (j = i - 1; j >= 1 && b[j] > t; j--) b[j+1] = b[j]; b[j+1] = t }
   if (n % 2) return b[(n+1)/2]; return (b[n/2] + b[n/2+1]) / 2
 }
-function label(f) { return f == "overlay" ? "fuse-overlayfs" : f == "hp" ? "passthrough_hp" : f }
+function label(f) { return f == "overlay" ? "fuse-overlayfs" : f == "hp" ? "passthrough_hp" : f == "base" ? "casfs-base" : f }
 function target(r) { g = r; sub(/\..*/, "", g)
   return g == "build" ? 1.05 : g == "noop" ? 1.10 : g == "meta" ? 1.5 : 1.3 }
 BEGIN { nf = split(fslist, F, ","); nr = split(rows, R, ","); if (R[nr] == "") nr-- }
