@@ -653,7 +653,7 @@ fi
 # ---- the randomized campaign ------------------------------------------------------
 # tests/integration/campaign.py says what it generates, mutates and judges.
 # The default run is one fixed seed (12 rounds, about 70-100 s here; seeds
-# 1-3 pass), without the actions that meet the open questions above
+# 1-4 pass), without the actions that meet the open questions above
 # (listed-mode, mtime, cwd-transformed; CASFS_CAMPAIGN_OPEN=1 keeps them).
 # CASFS_CAMPAIGN_SEED=random draws a seed (printed), another number replays
 # one; CASFS_CAMPAIGN_ROUNDS makes it longer; CASFS_CAMPAIGN_AVOID leaves
