@@ -951,7 +951,9 @@ static int exec_action(const struct opts *o, char **argv)
 			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0) |
 			 /* what its compiler proper reads outside the mount is learned */
 			 ((cc.is_cc && cc.compile_only) || sunpro ? CASFS_EXEC_F_CC_DEPS : 0) |
-			 (cc.is_cc && cc.compresses_debug ? CASFS_EXEC_F_HIDES_ROOT : 0),
+			 (cc.is_cc && cc.compresses_debug ? CASFS_EXEC_F_HIDES_ROOT : 0) |
+			 /* its depfile and diagnostics name paths as given */
+			 (cc.is_cc && cc.compile_only ? CASFS_EXEC_F_ROOT_TEXT : 0),
 	};
 	char text[PATH_MAX + 256];
 	bool asked_where = false;
@@ -1106,6 +1108,11 @@ static int exec_action(const struct opts *o, char **argv)
 		field_add(&g, CASFS_T_STDERR, err.b, err.len);
 		if (outlived)
 			field_add(&g, CASFS_T_OUTLIVED, NULL, 0);
+		char dep[PATH_MAX], depabs[PATH_MAX];
+		const char *udep = cc.is_cc && cc.compile_only ? ccdeps_user_depfile(argv, dep, sizeof(dep)) : NULL;
+		if (udep && (size_t)snprintf(depabs, sizeof(depabs), "%s%s%s", udep[0] == '/' ? "" : cwd,
+					     udep[0] == '/' ? "" : "/", udep) < sizeof(depabs))
+			field_str(&g, CASFS_T_TEXT_OUT, depabs);
 		if (cc.is_cc && (ex == 0 || o->cache_failures)) {
 			/* what it read outside the mount (ccdeps.h) */
 			hasher_digest driver;

@@ -40,6 +40,7 @@
 
 #include "action.h"
 #include "blob.h"
+#include "io.h"
 #include "kcache.h"
 #include "session.h"
 #include "trace.h"
@@ -550,6 +551,81 @@ static int parent_dir(int root_fd, const char *rel, size_t *name_at)
 	return open_beneath(root_fd, dir, O_PATH | O_DIRECTORY);
 }
 
+/* Largest text output or stream rewritten for another root (they are held
+ * in memory whole). */
+#define ROOT_TEXT_MAX (16u << 20)
+
+/* Stores len bytes of data, whose digest is d, in the store (through a
+ * memfd).  0 or -errno. */
+static int put_bytes(const uint8_t *data, size_t len, const hasher_digest *d)
+{
+	int fd = memfd_create("casfs-bytes", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = cache_io_write_some(fd, data, len, 0) == (ssize_t)len ? 0 : -EIO;
+	cache_put_result res;
+	cache_put_opts opts = { .mode = FS->o.compression, .has_expect = true, .expect = *d };
+	if (r == 0)
+		r = cache_put_fd(FS->ix, fd, &opts, &res);
+	close(fd);
+	return r;
+}
+
+/* The whole content of blob d, at most max bytes: *ret (malloc'd) and
+ * *ret_len.  0, -EFBIG, -errno. */
+static int blob_bytes(const hasher_digest *d, size_t max, uint8_t **ret, size_t *ret_len)
+{
+	cache_reader rd;
+	int r = cache_blob_open(FS->ix, d, &rd);
+	if (r < 0)
+		return r;
+	uint8_t *buf = rd.size <= max ? malloc(rd.size ? rd.size : 1) : NULL;
+	r = rd.size > max ? -EFBIG : buf ? 0 : -ENOMEM;
+	if (r == 0 && cache_io_read(rd.fd, buf, rd.size, (off_t)rd.off) != (ssize_t)rd.size)
+		r = -EIO;
+	cache_reader_close(&rd);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	*ret = buf;
+	*ret_len = rd.size;
+	return 0;
+}
+
+/* For a hit at root `to` of a run recorded at root `from`: the content of
+ * each text output naming the root (action_output.root_text) as the run
+ * would have written it at `to`, stored; *ret_alt[i] is its digest (the
+ * original's when it needs no change).  Called before restoring, as the
+ * daemon (the store is its own).  0 or -errno. */
+static int root_text_outputs(const action_manifest *m, const char *from, const char *to, hasher_digest **ret_alt)
+{
+	hasher_digest *alt = calloc(m->nout ? m->nout : 1, sizeof(*alt));
+	int r = alt ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < m->nout; i++) {
+		alt[i] = m->out[i].digest;
+		if (!m->out[i].root_text)
+			continue;
+		uint8_t *text, *moved;
+		size_t len, mlen;
+		if ((r = blob_bytes(&m->out[i].digest, ROOT_TEXT_MAX, &text, &len)) < 0)
+			break;
+		r = action_root_rewrite(text, len, from, to, &moved, &mlen);
+		free(text);
+		if (r < 0)
+			break;
+		hasher_digest_buffer(moved, mlen, &alt[i]);
+		r = put_bytes(moved, mlen, &alt[i]);
+		free(moved);
+	}
+	if (r < 0) {
+		free(alt);
+		return r;
+	}
+	*ret_alt = alt;
+	return 0;
+}
+
 /* Seeds the digest of the file just restored as name in pdfd: the content
  * is known, so nothing reads it again. */
 static void seed_digest(int pdfd, const char *name, const hasher_digest *d)
@@ -569,7 +645,7 @@ static void seed_digest(int pdfd, const char *name, const hasher_digest *d)
 	}
 }
 
-static int restore_one(int root_fd, const action_output *o, const char *root_abs)
+static int restore_one(int root_fd, const action_output *o, const hasher_digest *digest, const char *root_abs)
 {
 	size_t at;
 	int pfd = parent_dir(root_fd, o->path, &at);
@@ -586,10 +662,10 @@ static int restore_one(int root_fd, const action_output *o, const char *root_abs
 			r = -EISDIR;
 			break;
 		}
-		r = cache_get_at(FS->ix, &o->digest, pfd, name, (mode_t)o->mode, &reflinked);
+		r = cache_get_at(FS->ix, digest, pfd, name, (mode_t)o->mode, &reflinked);
 		if (r == 0) {
 			forget_name(pfd, name, had ? &old : NULL);
-			seed_digest(pfd, name, &o->digest);
+			seed_digest(pfd, name, digest);
 		}
 		break;
 	}
@@ -705,23 +781,26 @@ static const char *in_kind_name(int kind)
 	}
 }
 
-/* A replayed stream into the response: inline bytes, or the blob's. */
-static int resp_stream(struct ctlfile *cf, uint32_t tag, const action_stream *s)
+/* A replayed stream into the response: inline bytes, or the blob's; with
+ * from, as the run would have written it at root `to` (its paths under the
+ * root moved there) when that rewrite holds. */
+static int resp_stream(struct ctlfile *cf, uint32_t tag, const action_stream *s, const char *from, const char *to)
 {
-	if (s->inline_data || s->size == 0)
-		return resp_field(cf, tag, s->data, (size_t)s->size);
-	cache_reader rd;
-	int r = cache_blob_open(FS->ix, &s->digest, &rd);
-	if (r < 0)
+	uint8_t *buf = NULL, *moved;
+	size_t len = (size_t)s->size, mlen;
+	const uint8_t *data = s->data;
+	int r = 0;
+	if (!s->inline_data && s->size && (r = blob_bytes(&s->digest, SIZE_MAX, &buf, &len)) < 0)
 		return r;
-	uint8_t *buf = malloc(rd.size ? rd.size : 1);
-	r = buf ? 0 : -ENOMEM;
-	if (r == 0 && pread(rd.fd, buf, rd.size, (off_t)rd.off) != (ssize_t)rd.size)
-		r = -EIO;
-	if (r == 0)
-		r = resp_field(cf, tag, buf, rd.size);
+	if (buf)
+		data = buf;
+	if (from && len && action_root_rewrite(data, len, from, to, &moved, &mlen) == 0) {
+		r = resp_field(cf, tag, moved, mlen);
+		free(moved);
+	} else {
+		r = resp_field(cf, tag, data, len);
+	}
 	free(buf);
-	cache_reader_close(&rd);
 	return r;
 }
 
@@ -979,10 +1058,16 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 				  (m->flags & ACTION_F_EMBEDS_ROOT) && relocated ? " at another root (--relocate)" : "");
 			goto out;
 		}
+		/* text naming the root (dependency files) as a run here would
+		 * have written it */
+		hasher_digest *alt = NULL;
+		if (relocated)
+			r = root_text_outputs(m, m->root_at_record, a.root_abs, &alt);
 		req_creds_enter(q);
 		for (size_t k = 0; r == 0 && k < m->nout; k++)
-			r = restore_one(root_fd, &m->out[k], a.root_abs);
+			r = restore_one(root_fd, &m->out[k], alt ? &alt[k] : &m->out[k].digest, a.root_abs);
 		req_creds_leave(q);
+		free(alt);
 		if (r < 0) {
 			/* what was restored stays; the command runs and writes
 			 * its outputs anyway */
@@ -993,8 +1078,9 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		}
 		int32_t ex = m->exit_status;
 		resp_field(cf, CASFS_T_EXIT, &ex, sizeof(ex));
-		if ((r = resp_stream(cf, CASFS_T_STDOUT, &m->out_stdout)) < 0 ||
-		    (r = resp_stream(cf, CASFS_T_STDERR, &m->out_stderr)) < 0) {
+		const char *from = relocated && (m->flags & ACTION_F_STREAMS_ROOT_TEXT) ? m->root_at_record : NULL;
+		if ((r = resp_stream(cf, CASFS_T_STDOUT, &m->out_stdout, from, a.root_abs)) < 0 ||
+		    (r = resp_stream(cf, CASFS_T_STDERR, &m->out_stderr, from, a.root_abs)) < 0) {
 			out->status = CASFS_LOOKUP_MISS;
 			cf->resp_len = 0;
 			resp_text(cf, CASFS_T_EXPLAIN, "miss: the recorded output streams are unreadable (%s)",
@@ -1012,9 +1098,10 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 	}
 	COUNT(action_misses);
 	if (relocation_needed)
-		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its outputs hold the path of "
-			  "its root (%s); reuse them here with --relocate, or build with -ffile-prefix-map",
-			  rec.n ? rec.m[0].root_at_record : "?");
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its outputs or streams hold the "
+			  "path of its root (%s) where casfs cannot move it (a compile's -MD dependency file and "
+			  "diagnostics it moves); reuse them here with --relocate, or make the object relocatable "
+			  "with -ffile-prefix-map=ROOT=.", rec.n ? rec.m[0].root_at_record : "?");
 	else if (blocked)
 		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its output %s %s", blocked_out,
 			  blocked);
@@ -1115,6 +1202,9 @@ struct end_req {
 	size_t out_len, err_len;
 	const uint8_t *fields;  /* for the DEP_ABS walk */
 	size_t fields_len;
+	const uint8_t *text_out[4]; /* CASFS_T_TEXT_OUT (not NUL-terminated) */
+	size_t text_out_len[4];
+	int ntext_out;
 };
 
 static int end_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
@@ -1143,6 +1233,14 @@ static int end_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 	case CASFS_T_OUTLIVED:
 		e->outlived = true;
 		return 0;
+	case CASFS_T_TEXT_OUT:
+		if (len == 0 || v[0] != '/')
+			return -EBADMSG;
+		if (e->ntext_out < (int)(sizeof(e->text_out) / sizeof(*e->text_out))) {
+			e->text_out[e->ntext_out] = v;
+			e->text_out_len[e->ntext_out++] = len;
+		}
+		return 0;
 	case CASFS_T_REASON:
 		if (len == 0 || len >= sizeof(e->reason))
 			return -EBADMSG;
@@ -1162,7 +1260,35 @@ struct rec_ctx {
 	action_scan scan;
 	bool scanning;
 	const char *reason;   /* set when the run cannot be cached */
+	const struct end_req *e; /* its TEXT_OUT outputs */
 };
+
+/* Whether the output rel (root-relative) is one the client named as text
+ * naming paths with the root spelled out. */
+static bool is_text_out(const struct rec_ctx *c, const char *rel)
+{
+	size_t rl = strlen(c->root_abs), l = strlen(rel);
+	for (int i = 0; c->e && i < c->e->ntext_out; i++) {
+		const uint8_t *v = c->e->text_out[i];
+		size_t vl = c->e->text_out_len[i];
+		if (vl == rl + 1 + l && memcmp(v, c->root_abs, rl) == 0 && v[rl] == '/' && memcmp(v + rl + 1, rel, l) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Whether the text of fd (size bytes) names the root only as a prefix of
+ * paths under it (action_root_rewrite can move it to another root). */
+static bool root_text_rewritable(const struct rec_ctx *c, int fd, uint64_t size)
+{
+	if (size > ROOT_TEXT_MAX)
+		return false;
+	uint8_t *buf = malloc(size ? size : 1);
+	bool ok = buf && cache_io_read(fd, buf, size, 0) == (ssize_t)size &&
+		  action_root_rewrite(buf, size, c->root_abs, NULL, NULL, NULL) == 0;
+	free(buf);
+	return ok;
+}
 
 static void scan_chunk(void *arg, const void *data, size_t len)
 {
@@ -1175,7 +1301,7 @@ static void scan_chunk(void *arg, const void *data, size_t len)
  * once with the store, and then recorded as the file's: an output written
  * out of order is not read a second time for it) and whether it holds the
  * root's path. */
-static int store_file(struct rec_ctx *c, int fd, const struct stat *st, action_output *o)
+static int store_file(struct rec_ctx *c, const char *rel, int fd, const struct stat *st, action_output *o)
 {
 	int rfd = fs_reopen_fd(fd, O_RDONLY);
 	if (rfd < 0)
@@ -1195,6 +1321,7 @@ static int store_file(struct rec_ctx *c, int fd, const struct stat *st, action_o
 	cache_put_result res;
 	bool before = c->scan.found;
 	c->scan.found = false;
+	c->scan.matched = 0;
 	int r = cache_put_fd(FS->ix, rfd, &opts, &res);
 	struct stat after;
 	if (r == 0 && seed && res.read && fstat(rfd, &after) == 0 && (uint64_t)after.st_size == res.size)
@@ -1212,7 +1339,14 @@ static int store_file(struct rec_ctx *c, int fd, const struct stat *st, action_o
 			off += got;
 		}
 	}
-	c->scan.found |= before;
+	/* a dependency file naming the root: rewritten for another root when
+	 * restored there, so it does not pin the result to this one */
+	bool here = c->scan.found;
+	if (r == 0 && here && is_text_out(c, rel) && root_text_rewritable(c, rfd, res.size)) {
+		o->root_text = true;
+		here = false;
+	}
+	c->scan.found = before || here;
 	close(rfd);
 	if (r < 0)
 		return r;
@@ -1274,7 +1408,7 @@ static int add_output_at(struct rec_ctx *c, const char *rel, bool existed)
 	if (r < 0)
 		goto out;
 	if (S_ISREG(st.st_mode)) {
-		r = store_file(c, fd, &st, &o);
+		r = store_file(c, rel, fd, &st, &o);
 		if (r == -ESTALE) {
 			c->reason = "output_changed";
 			r = 0;
@@ -1328,12 +1462,15 @@ static int change_cb(void *arg, const char *rel, bool existed)
 }
 
 /* A captured stream: inline, or stored as a blob (through a memfd). */
-static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, action_stream *s)
+static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, action_stream *s, bool root_text)
 {
 	s->size = len;
 	hasher_digest_buffer(data, len, &s->digest);
-	if (c->scanning)
+	if (c->scanning && !(root_text && len <= ROOT_TEXT_MAX &&
+			     action_root_rewrite(data, len, c->root_abs, NULL, NULL, NULL) == 0)) {
+		c->scan.matched = 0;
 		action_scan_feed(&c->scan, data, len);
+	}
 	if (len <= ACTION_INLINE_MAX) {
 		s->inline_data = true;
 		s->data = len ? malloc(len) : NULL;
@@ -1343,16 +1480,7 @@ static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, actio
 			memcpy(s->data, data, len);
 		return 0;
 	}
-	int fd = memfd_create("casfs-stream", MFD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = write(fd, data, len) == (ssize_t)len ? 0 : -EIO;
-	cache_put_result res;
-	cache_put_opts opts = { .mode = FS->o.compression, .has_expect = true, .expect = s->digest };
-	if (r == 0)
-		r = cache_put_fd(FS->ix, fd, &opts, &res);
-	close(fd);
-	return r;
+	return put_bytes(data, len, &s->digest);
 }
 
 /* Adds the inputs outside the mount the client learned (the compiler's
@@ -1407,7 +1535,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 {
 	struct end_req e = { 0 };
 	action_manifest m = { 0 };
-	struct rec_ctx c = { .m = &m, .root_fd = -1, .root_abs = cf->root_abs, .begun_ns = cf->begun_ns };
+	struct rec_ctx c = { .m = &m, .root_fd = -1, .root_abs = cf->root_abs, .begun_ns = cf->begun_ns, .e = &e };
 	int r, mfd = -1;
 	if (!cf->sess) {
 		out->result = -EINVAL; /* END without BEGIN */
@@ -1459,8 +1587,11 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 				r = 0;
 			}
 		}
-		if (r == 0 && !c.reason && (r = make_stream(&c, e.out, e.out_len, &m.out_stdout)) == 0)
-			r = make_stream(&c, e.err, e.err_len, &m.out_stderr);
+		/* a compile's streams name paths as given: rewritten for another
+		 * root on a hit when they name the root only as such paths' prefix */
+		bool st_text = cf->flags & CASFS_EXEC_F_ROOT_TEXT;
+		if (r == 0 && !c.reason && (r = make_stream(&c, e.out, e.out_len, &m.out_stdout, st_text)) == 0)
+			r = make_stream(&c, e.err, e.err_len, &m.out_stderr, st_text);
 		if (r < 0 && !c.reason)
 			c.reason = r == -ENOSPC ? "store_full" : "store_error";
 	}
@@ -1471,6 +1602,8 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		uint64_t span_ms = (uint64_t)(m.created_ns - cf->begun_ns) / 1000000;
 		m.run_ms = e.run_ms < span_ms ? e.run_ms : span_ms;
 		m.flags = (c.scanning && c.scan.found) || (cf->flags & CASFS_EXEC_F_HIDES_ROOT) ? ACTION_F_EMBEDS_ROOT : 0;
+		if (cf->flags & CASFS_EXEC_F_ROOT_TEXT)
+			m.flags |= ACTION_F_STREAMS_ROOT_TEXT;
 		m.root_at_record = strdup(cf->root_abs);
 		action_record rec = { 0 };
 		void *val = NULL;

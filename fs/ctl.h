@@ -168,6 +168,10 @@ enum casfs_exec_tag {
 				 its absolute path, '\0', and the caller's
 				 struct casfs_exec_stat of it (or, with
 				 TOOL_DIGEST, its digest) */
+	CASFS_T_TEXT_OUT,     /* END: an output (absolute path) that is text
+				 naming paths with the root spelled out (a
+				 compiler's dependency file): rewritten for
+				 another root on a hit (action_root_rewrite) */
 };
 
 /* A file as its stat describes it (to tell the same file apart). */
@@ -187,6 +191,10 @@ struct casfs_exec_stat {
 					     (compressed debug info): reused
 					     at another root only with
 					     --relocate */
+#define CASFS_EXEC_F_ROOT_TEXT      0x20u /* a compile: its stdout and stderr
+					     name paths as given, with the
+					     root spelled out: rewritten for
+					     another root on a hit */
 
 struct casfs_ctl_call {
 	uint32_t proto;       /* CASFS_EXEC_PROTO (EPROTO otherwise) */

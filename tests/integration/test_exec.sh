@@ -98,6 +98,39 @@ for s in $SRCS; do cx "$R2" --relocate -- gcc -std=c11 -O2 -Iinclude -Igen -g -c
 [ $(($(counter action_hits) - h5)) -eq "$NSRC" ] && [ "$(counter action_relocated_hits)" -ge "$NSRC" ] &&
     ok "relocation -g: --relocate reuses them (counted)" || fail "relocation -g: --relocate: $(($(counter action_hits) - h5)) hits"
 
+# ---- a compile with absolute paths (as CMake gives them) relocated: its -MD
+# dependency file and its warnings name the root; a hit at another root
+# gets them as a compile there writes them, without --relocate
+for n in 7 8; do
+    d=$MNT/sb/$n/execroot/dp
+    mkdir -p "$d/inc" "$d/obj"
+    printf '#include "w.h"\nint f(void) { int unused; return W; }\n' >"$d/w.c"
+    printf '#define W 1\n' >"$d/inc/w.h"
+done
+dcc() { # DIR [gcc or casfs exec -- gcc] DEPFILE OBJ ERR
+    local d=$1 mf=$2 obj=$3 err=$4
+    shift 4
+    (cd "$d" && "$@" -Wall -O2 -I"$d/inc" "-ffile-prefix-map=$d=." -MD -MT obj/w.o -MF "$mf" -c "$d/w.c" \
+        -o "$obj") 2>"$err"
+}
+D1=$MNT/sb/7/execroot/dp D2=$MNT/sb/8/execroot/dp
+h=$(counter action_hits)
+dcc "$D1" obj/w.o.d obj/w.o "$T/d1.err" "$X" exec -- gcc || fail "depfile relocation: first compile failed"
+grep -q "$D1/inc/w.h" "$D1/obj/w.o.d" && grep -q "$D1/w.c" "$T/d1.err" ||
+    fail "depfile relocation: the depfile or the warning does not name the root (the check needs both)"
+dcc "$D2" obj/w.o.d obj/w.o "$T/d2.err" "$X" exec -- gcc || fail "depfile relocation: second compile failed"
+[ $(($(counter action_hits) - h)) -eq 1 ] && ok "depfile relocation: a hit at the other root without --relocate" ||
+    fail "depfile relocation: $(($(counter action_hits) - h)) hits at the other root"
+dcc "$D2" "$T/fresh.d" "$T/fresh.o" "$T/fresh.err" gcc || fail "depfile relocation: the plain compile failed"
+cmp -s "$D2/obj/w.o.d" "$T/fresh.d" && ok "depfile relocation: the dependency file names the new root as a compile there does" ||
+    fail "depfile relocation: restored $(head -c 300 "$D2/obj/w.o.d") against $(head -c 300 "$T/fresh.d")"
+cmp -s "$D2/obj/w.o" "$T/fresh.o" && ok "depfile relocation: the object equals a plain compile's" ||
+    fail "depfile relocation: the object differs from a plain compile's"
+cmp -s "$T/d2.err" "$T/fresh.err" && ok "depfile relocation: the replayed warning names the new root" ||
+    fail "depfile relocation: replayed '$(head -c 300 "$T/d2.err")' against '$(head -c 300 "$T/fresh.err")'"
+check_eq "depfile relocation: the restored dependency file's digest" "$(xxh128sum <"$D2/obj/w.o.d" | cut -c1-32)" \
+    "$("$X" hash "$D2/obj/w.o.d" | cut -c1-32)"
+
 # ---- what a compile can observe: each change misses, and the object is right --
 P=$MNT/obs
 mkdir -p "$P/inc1" "$P/inc2" "$P/src" "$T/sysinc"
