@@ -201,6 +201,12 @@ static int set_size(ino_node *n, int fd, int ffd, off_t size)
 	return rc;
 }
 
+/* The SETATTR bits that change an attribute (FUSE_SET_ATTR_CTIME alone,
+ * which the writeback cache sends with a chown, does not). */
+#define SETATTR_SETS                                                                      \
+	(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE | \
+	 FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)
+
 void op_setattr(fuse_req_t r, fuse_ino_t ino, struct stat *attr, int valid, struct fuse_file_info *fi)
 {
 	struct req q;
@@ -229,14 +235,21 @@ void op_setattr(fuse_req_t r, fuse_ino_t ino, struct stat *attr, int valid, stru
 	if ((valid & FUSE_SET_ATTR_MODE) &&
 	    (ffd >= 0 ? fchmod(ffd, attr->st_mode) : fchmodat(FS->proc_fd, name, attr->st_mode, 0)) < 0)
 		goto fail_errno;
+	/* A SETATTR that sets nothing is chown(-1, -1) (or the kernel's removal
+	 * of set-id bits ahead of a write or fallocate, which casfs does there
+	 * too).  Under FUSE_HANDLE_KILLPRIV_V2 the kernel sends no mode for it
+	 * and no FATTR_KILL_SUIDGID: casfs does what ext4 does, the backing's
+	 * own chown(-1, -1) below (set-id bits as for a change of owner, and
+	 * the change time). */
+	bool chown_none = !(valid & SETATTR_SETS);
 	/* FATTR_KILL_SUIDGID (kernel_io.h): a truncation by a caller without
 	 * CAP_FSETID, or a change of owner.  The backing's own chown (by this
 	 * daemon) drops set-user-ID and a group-executable set-group-ID; what
 	 * it cannot know is a caller outside the file's group. */
-	if ((valid & FUSE_SET_ATTR_KILL_SUID) &&
+	if (((valid & FUSE_SET_ATTR_KILL_SUID) || chown_none) &&
 	    ((valid & FUSE_SET_ATTR_SIZE) || q.uid != 0) && (rc = req_kill_suidgid(&q, fd)) < 0)
 		goto fail;
-	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+	if ((valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) || chown_none) {
 		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
