@@ -67,6 +67,11 @@ static const char mount_usage[] =
 	"                     by default casfs answers them EOPNOTSUPP, so ls -l asks\n"
 	"                     once per device instead of twice per file and write(2)\n"
 	"                     costs no backing call for security.capability\n"
+	"      fast_sandboxes (root only) keep Bazel's sandboxes in memory: every\n"
+	"                     directory named bazel-sandbox.* (below --sandbox_base)\n"
+	"                     is served from a tmpfs of its own, seen by the daemon\n"
+	"                     only, while it exists; files renamed out of it are\n"
+	"                     copied (docs/BAZEL.md)\n"
 	"      store=DIR      same as --store (for /etc/fstab)\n"
 	"      backing=DIR    same as --backing (mount(8) takes it as the SOURCE)\n"
 	"      ingest=all|none  same as --ingest\n"
@@ -221,6 +226,8 @@ static int parse_opts(char *list, struct mount_args *a)
 			a->fo.xattr = false;
 		else if (!strcmp(o, "security_xattrs") && !val)
 			a->fo.security_xattrs = true;
+		else if (!strcmp(o, "fast_sandboxes") && !val)
+			a->fo.fast_sandboxes = true;
 		else if (!strcmp(o, "timeout") && val) {
 			a->fo.timeout = strtod(val, &end);
 			if (*end || a->fo.timeout < 0)
@@ -479,6 +486,11 @@ static int do_mount(struct mount_args *a)
 	bool root = geteuid() == 0;
 	if (!root && (r = generic_check_unprivileged(&a->g)) != 0)
 		return r;
+	if (!root && a->fo.fast_sandboxes) {
+		cli_error("-o fast_sandboxes mounts tmpfs filesystems, which only root may do: mount as root, or "
+			  "drop the option");
+		return CLI_EXIT_FAILURE;
+	}
 	a->fo.read_only = a->g.ro == 1;
 	generic_libfuse_opts(&a->g, a->libfuse_opts, sizeof(a->libfuse_opts));
 	a->fo.mount_opts = a->libfuse_opts;

@@ -1121,7 +1121,9 @@ static void scan_chunk(void *arg, const void *data, size_t len)
 }
 
 /* Stores the regular file open (O_PATH) as fd: its digest (known, or read
- * once with the store) and whether it holds the root's path. */
+ * once with the store, and then recorded as the file's: an output written
+ * out of order is not read a second time for it) and whether it holds the
+ * root's path. */
 static int store_file(struct rec_ctx *c, int fd, const struct stat *st, action_output *o)
 {
 	int rfd = fs_reopen_fd(fd, O_RDONLY);
@@ -1132,16 +1134,22 @@ static int store_file(struct rec_ctx *c, int fd, const struct stat *st, action_o
 	ino_node *n = ino_table_find_ref(FS->tbl, st->st_dev, st->st_ino);
 	cache_file_rec rec;
 	uint64_t version;
+	bool seed = false;
 	if (n && FS->dg && digests_peek(FS->dg, n, &rec, &version) == 0 && rec.size == (uint64_t)st->st_size) {
 		opts.has_expect = true;
 		opts.expect = rec.digest;
+	} else if (n && FS->dg) {
+		seed = digests_version(FS->dg, n, &version) == 0;
 	}
-	if (n)
-		ino_node_unref(FS->tbl, n);
 	cache_put_result res;
 	bool before = c->scan.found;
 	c->scan.found = false;
 	int r = cache_put_fd(FS->ix, rfd, &opts, &res);
+	struct stat after;
+	if (r == 0 && seed && res.read && fstat(rfd, &after) == 0 && (uint64_t)after.st_size == res.size)
+		(void)digests_seed_read(FS->dg, n, &res.digest, &after, version);
+	if (n)
+		ino_node_unref(FS->tbl, n);
 	if (r == 0 && c->scanning && !res.read) {
 		/* stored before, so not read now: read it for the root */
 		char buf[65536];

@@ -64,6 +64,7 @@ static void fill_stats(struct casfs_ctl_stats *s)
 		digests_counters(FS->dg, &dc);
 		s->counters[CASFS_C_files_hashed_streaming] = dc.files_hashed_streaming;
 		s->counters[CASFS_C_files_hashed_by_reread] = dc.files_hashed_by_reread;
+		s->counters[CASFS_C_files_hashed_by_store_read] = dc.files_hashed_by_store_read;
 		s->counters[CASFS_C_files_hashed_on_demand] = dc.files_hashed_on_demand;
 		s->counters[CASFS_C_bytes_hashed] = dc.bytes_hashed;
 		s->counters[CASFS_C_digest_index_hits] = dc.digest_index_hits;

@@ -19,7 +19,7 @@
 	X(nodes) X(fd_cache_open) X(fd_cache_capacity) X(fd_cache_hits) \
 	X(fd_cache_misses) X(fd_cache_evictions) X(reopen_by_handle) \
 	X(reopen_by_path) X(stale_handles) \
-	X(files_hashed_streaming) X(files_hashed_by_reread) X(files_hashed_on_demand) \
+	X(files_hashed_streaming) X(files_hashed_by_reread) X(files_hashed_by_store_read) X(files_hashed_on_demand) \
 	X(bytes_hashed) X(digest_index_hits) X(index_writes) X(index_errors) \
 	X(cas_lookups) X(cas_misses) X(cas_denied) X(cas_opens_live) X(cas_opens_blob) \
 	X(cas_bytes_read) X(cas_corrupt) X(cas_live_changed) \
@@ -31,6 +31,7 @@
 	X(action_blob_missing) X(action_restore_errors) X(exec_uncached) \
 	X(kernel_negatives_expired) X(kernel_listings_dropped) \
 	X(setid_killed) X(passthrough_opens) X(passthrough_backings) \
+	X(fast_sandboxes) X(fast_sandboxes_removed) X(renames_across) X(renames_exdev) \
 	CASFS_UNCACHEABLE_COUNTERS(X)
 
 /* Why a run was not recorded: uncacheable_<reason>. */

@@ -51,7 +51,7 @@ struct digests {
 	bool stop;
 	pthread_t flusher;
 	bool flusher_started;
-	_Atomic uint64_t c_stream, c_reread, c_demand, c_bytes, c_index_hits, c_index_writes, c_index_errors;
+	_Atomic uint64_t c_stream, c_reread, c_seeded_by_read, c_demand, c_bytes, c_index_hits, c_index_writes, c_index_errors;
 	digests_subscriber subs[DIGESTS_MAX_SUBSCRIBERS];
 	int nsubs;
 	/* the rehash worker: files written out of order, hashed after their
@@ -67,6 +67,7 @@ struct digests {
 struct job {
 	ino_node *node; /* referenced */
 	uint64_t version;
+	struct timespec due; /* CLOCK_MONOTONIC: not re-read before */
 	struct job *next;
 };
 
@@ -292,7 +293,11 @@ int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret)
 	pthread_mutex_init(&d->plock, NULL);
 	pthread_cond_init(&d->pcond, NULL);
 	pthread_mutex_init(&d->wlock, NULL);
-	pthread_cond_init(&d->wcond, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->wcond, &ca);
+	pthread_condattr_destroy(&ca);
 	int r = pthread_create(&d->worker, NULL, worker_main, d);
 	if (r) {
 		free(d);
@@ -349,6 +354,7 @@ void digests_counters(digests *d, digest_counters *ret)
 {
 	ret->files_hashed_streaming = atomic_load(&d->c_stream);
 	ret->files_hashed_by_reread = atomic_load(&d->c_reread);
+	ret->files_hashed_by_store_read = atomic_load(&d->c_seeded_by_read);
 	ret->files_hashed_on_demand = atomic_load(&d->c_demand);
 	ret->bytes_hashed = atomic_load(&d->c_bytes);
 	ret->digest_index_hits = atomic_load(&d->c_index_hits);
@@ -596,6 +602,13 @@ static void *worker_main(void *arg)
 		struct job *j = d->jobs;
 		if (!j)
 			break; /* stopped */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!d->wstop && (now.tv_sec < j->due.tv_sec ||
+				  (now.tv_sec == j->due.tv_sec && now.tv_nsec < j->due.tv_nsec))) {
+			pthread_cond_timedwait(&d->wcond, &d->wlock, &j->due);
+			continue;
+		}
 		d->jobs = j->next;
 		if (!d->jobs)
 			d->jobs_tail = NULL;
@@ -610,8 +623,9 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Queues n for the worker.  State lock held (the version is read there). */
-static void rehash_later(digests *d, ino_node *n, struct dstate *s)
+/* Queues n for the worker, to be re-read no sooner than delay_ms from
+ * now.  State lock held (the version is read there). */
+static void rehash_later(digests *d, ino_node *n, struct dstate *s, int delay_ms)
 {
 	struct job *j = malloc(sizeof(*j));
 	if (!j)
@@ -619,6 +633,13 @@ static void rehash_later(digests *d, ino_node *n, struct dstate *s)
 	ino_node_ref(d->tbl, n);
 	j->node = n;
 	j->version = s->version;
+	clock_gettime(CLOCK_MONOTONIC, &j->due);
+	j->due.tv_sec += delay_ms / 1000;
+	j->due.tv_nsec += (long)(delay_ms % 1000) * 1000000L;
+	if (j->due.tv_nsec >= 1000000000L) {
+		j->due.tv_sec++;
+		j->due.tv_nsec -= 1000000000L;
+	}
 	j->next = NULL;
 	pthread_mutex_lock(&d->wlock);
 	if (d->jobs_tail)
@@ -630,7 +651,7 @@ static void rehash_later(digests *d, ino_node *n, struct dstate *s)
 	pthread_mutex_unlock(&d->wlock);
 }
 
-void digests_release_write(digests *d, ino_node *n, int fd)
+void digests_release_write(digests *d, ino_node *n, int fd, bool recorded)
 {
 	struct known_event ev = { 0 };
 	struct stat st;
@@ -648,7 +669,10 @@ void digests_release_write(digests *d, ino_node *n, int fd)
 				set_digest(d, n, s, &digest, &st, now_ns(), true, &ev);
 				BUMP(d, c_stream, 1);
 			} else {
-				rehash_later(d, n, s); /* never on a request's path */
+				/* never on a request's path; an output a recorder
+				 * will read to store gets its digest from that read
+				 * (digests_seed_read) unless it takes long */
+				rehash_later(d, n, s, recorded ? DIGESTS_RECORDED_DELAY_MS : 0);
 			}
 		}
 		hasher_stream_free(s->stream);
@@ -728,6 +752,30 @@ void digests_seed(digests *d, ino_node *n, const hasher_digest *digest, const st
 	tell_known(d, n, &ev);
 }
 
+void digests_moved(digests *d, ino_node *n, const struct stat *st)
+{
+	struct known_event ev = { 0 };
+	struct dstate *s = d ? lock_state(d, n) : NULL;
+	if (!s)
+		return;
+	bool keep = s->valid && s->writers == 0 && s->rec.size == (uint64_t)st->st_size;
+	/* the old inode's digest is gone either way */
+	if (keep)
+		tell_gone(d, s);
+	else
+		changed(d, s); /* computed on request, from the copy */
+	s->dev = n->dev;
+	s->ino = n->ino;
+	if (keep) {
+		fill_rec_stat(&s->rec, st);
+		s->version++;
+		enqueue(d, n, s);
+		ev = (struct known_event){ .set = true, .rec = s->rec };
+	}
+	pthread_mutex_unlock(&s->lock);
+	tell_known(d, n, &ev);
+}
+
 int digests_subscribe(digests *d, const digests_subscriber *sub)
 {
 	if (!d)
@@ -736,6 +784,38 @@ int digests_subscribe(digests *d, const digests_subscriber *sub)
 		return -ENOSPC;
 	d->subs[d->nsubs++] = *sub;
 	return 0;
+}
+
+int digests_version(digests *d, ino_node *n, uint64_t *ret_version)
+{
+	struct dstate *s = lock_state(d, n);
+	if (!s)
+		return -ENOMEM;
+	int r = s->writers == 0 ? 0 : -EBUSY;
+	if (r == 0)
+		*ret_version = s->version;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int digests_seed_read(digests *d, ino_node *n, const hasher_digest *digest, const struct stat *st,
+		      uint64_t version)
+{
+	struct known_event ev = { 0 };
+	struct dstate *s = lock_state(d, n);
+	if (!s)
+		return -ENOMEM;
+	int r = -ESTALE;
+	if (s->version == version && s->writers == 0 && !__atomic_load_n(&n->detached, __ATOMIC_RELAXED)) {
+		r = 0;
+		if (!s->valid) {
+			set_digest(d, n, s, digest, st, now_ns(), s->touched, &ev);
+			BUMP(d, c_seeded_by_read, 1);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	tell_known(d, n, &ev);
+	return r;
 }
 
 int digests_peek(digests *d, ino_node *n, cache_file_rec *rec, uint64_t *version)

@@ -33,6 +33,7 @@ typedef struct digests digests;
 typedef struct digest_counters {
 	uint64_t files_hashed_streaming;
 	uint64_t files_hashed_by_reread;
+	uint64_t files_hashed_by_store_read; /* digests_seed_read */
 	uint64_t files_hashed_on_demand;
 	uint64_t bytes_hashed;
 	uint64_t digest_index_hits;
@@ -89,8 +90,13 @@ void digests_truncate(digests *d, ino_node *n, off_t size);
 /* Metadata (mode, owner, times, links, name) changed, content did not: st is
  * the file's new stat; keeps a known digest valid across remounts. */
 void digests_meta_changed(digests *d, ino_node *n, const struct stat *st);
-/* A write handle is closed; fd is still open. */
-void digests_release_write(digests *d, ino_node *n, int fd);
+/* A write handle is closed; fd is still open.  recorded: the writer belongs
+ * to a run whose outputs a recorder will read to store them; a file that
+ * needs a re-read then waits DIGESTS_RECORDED_DELAY_MS for it, so that the
+ * recorder's read gives the digest (digests_seed_read) and the file is read
+ * once, not twice. */
+#define DIGESTS_RECORDED_DELAY_MS 3000
+void digests_release_write(digests *d, ino_node *n, int fd, bool recorded);
 /* The digest of the regular file n; fd is any fd of it (O_PATH is fine).
  * Returns 0 or -errno. */
 int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret);
@@ -102,6 +108,25 @@ int digests_get_versioned(digests *d, ino_node *n, int fd, hasher_digest *ret, u
 /* n's content is known to have digest d (restored from the store): st is
  * the file's stat.  Nothing reads it to learn its digest. */
 void digests_seed(digests *d, ino_node *n, const hasher_digest *digest, const struct stat *st);
+
+/* The version of n's content (see digests_peek), valid or not: 0, or
+ * -EBUSY while a writer has the file open. */
+int digests_version(digests *d, ino_node *n, uint64_t *ret_version);
+
+/* n's content, read whole by the caller since digests_version gave
+ * version, has digest d; st: the file's stat after that read.  Recorded as
+ * its digest when the content is still that version (nothing changed it
+ * since, no writer has it open, it still has a name) and not yet known:
+ * a re-read queued for it then finds it known and reads nothing.  0, or
+ * -ESTALE when it changed (nothing recorded). */
+int digests_seed_read(digests *d, ino_node *n, const hasher_digest *digest, const struct stat *st,
+		      uint64_t version);
+
+/* n now is another inode with the same content (ino_table_moved: a copy
+ * made when a rename crossed two backing filesystems); st is its stat.  A
+ * known digest stays known, for the new inode (subscribers hear "gone" for
+ * the old one and "known" for n), and nothing reads the copy to learn it. */
+void digests_moved(digests *d, ino_node *n, const struct stat *st);
 
 /* The known digest of n without computing anything: 0 and *rec, *version
  * when it is valid and no writer has the file open, else -EAGAIN.  The

@@ -12,6 +12,7 @@
 #include "kcache.h"
 #include "ops.h"
 #include "req.h"
+#include "sandbox_fast.h"
 #include "session.h"
 #include "trace.h"
 
@@ -78,7 +79,7 @@ static void do_readdir(struct req *q, fuse_ino_t ino, size_t size, off_t off, bo
 				continue; /* the namespace's name: never listed */
 			bool dot = name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 			size_t entsize;
-			struct stat st = { .st_ino = d->d_ino };
+			struct stat st = { .st_ino = sbfast_dirent_ino(FS->sb, n, name, d->d_ino) };
 			if (d->d_type == DT_UNKNOWN) {
 				/* Rare (some backing filesystems): stat just this one. */
 				COUNT(dtype_stat_fallback);
@@ -180,7 +181,11 @@ void op_statfs(fuse_req_t r, fuse_ino_t ino)
 	req_begin(&q, r, CASFS_C_statfs);
 	struct statvfs sv;
 	ino_node *n;
-	int fd = req_node_fd(&q, fs_is_virtual(ino) ? FUSE_ROOT_ID : ino, &n);
+	fuse_ino_t id = ino;
+	/* one filesystem throughout: .casfs and fast sandboxes answer as the root */
+	if (fs_is_virtual(ino) || ((n = ino_table_get(FS->tbl, ino)) && sbfast_dev(FS->sb, n->dev)))
+		id = FUSE_ROOT_ID;
+	int fd = req_node_fd(&q, id, &n);
 	if (fd < 0)
 		return;
 	int rc = fstatvfs(fd, &sv);

@@ -17,6 +17,7 @@
 #include "kcache.h"
 #include "ops.h"
 #include "req.h"
+#include "sandbox_fast.h"
 #include "session.h"
 #include "trace.h"
 
@@ -425,8 +426,14 @@ static void remove_entry(struct req *q, fuse_ino_t parent, const char *name, int
 	if (pfd < 0)
 		return;
 	victim_probe(pfd, name, &v);
-	int rc = unlinkat(pfd, name, flags);
-	int e = errno;
+	int rc, e;
+	if ((flags & AT_REMOVEDIR) && FS->sb && sbfast_name(name)) {
+		rc = sbfast_rmdir(FS->sb, pfd, name); /* a fast sandbox goes only empty */
+		e = -rc;
+	} else {
+		rc = unlinkat(pfd, name, flags);
+		e = errno;
+	}
 	if (rc == 0 && q->sess)
 		trace_removed(session_trace(q->sess), p, name);
 	victim_done(&v, rc == 0, p, name);
@@ -481,8 +488,14 @@ void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t new
 	}
 	if (!(flags & RENAME_EXCHANGE))
 		victim_probe(npfd, newname, &v);
-	int rc = (int)syscall(SYS_renameat2, pfd, name, npfd, newname, flags);
-	int e = errno;
+	int rc, e;
+	if (FS->sb) { /* fast sandboxes: their directories, renames across filesystems */
+		rc = sbfast_rename(FS->sb, p, pfd, name, np, npfd, newname, flags);
+		e = -rc;
+	} else {
+		rc = (int)syscall(SYS_renameat2, pfd, name, npfd, newname, flags);
+		e = errno;
+	}
 	if (rc == 0 && q.sess)
 		trace_renamed(session_trace(q.sess), p, name, np, newname, v.fd >= 0 || (flags & RENAME_EXCHANGE));
 	victim_done(&v, rc == 0, np, newname);

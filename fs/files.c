@@ -3,6 +3,7 @@
  * node's digest (digest.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "kernel_io.h"
 #include "ops.h"
 #include "req.h"
+#include "sandbox_fast.h"
 #include "session.h"
 #include "trace.h"
 
@@ -206,7 +208,7 @@ static void file_free(struct fs_file *f)
 	bool last = file_unlink(f);
 	atomic_fetch_sub_explicit(&FS->counters[CASFS_C_open_files], 1, memory_order_relaxed);
 	if (f->writer)
-		digests_release_write(FS->dg, n, f->fd);
+		digests_release_write(FS->dg, n, f->fd, f->sess != NULL);
 	close(f->fd);
 	if (f->sess) {
 		trace_writer_closed(session_trace(f->sess));
@@ -249,6 +251,14 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 	ino_node *n = req_node(&q, ino);
 	if (!n)
 		return;
+	/* -o fast_sandboxes: n stays pinned until the open file is n's, so
+	 * that a rename across filesystems (ino_table_moved, which waits for
+	 * both) never leaves ofd on the inode n just left */
+	int pin = FS->sb ? ino_node_fd_get(FS->tbl, n) : -1;
+	if (FS->sb && pin < 0) {
+		req_err(&q, -pin);
+		return;
+	}
 	int flags = open_flags(fi->flags, true);
 	int ofd = fs_node_open(n, flags);
 	if (ofd == -EACCES && flags != open_flags(fi->flags, false)) {
@@ -260,6 +270,8 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (rc < 0) {
 		if (ofd >= 0)
 			close(ofd);
+		if (pin >= 0)
+			ino_node_fd_put(FS->tbl, n);
 		req_err(&q, -rc);
 		return;
 	}
@@ -273,6 +285,8 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 			trace_write_open(tr, n, ofd, fi->flags & O_TRUNC);
 	}
 	struct fs_file *f = file_new(&q, n, ofd, flags, fi->flags);
+	if (pin >= 0)
+		ino_node_fd_put(FS->tbl, n);
 	if (!f) {
 		close(ofd);
 		req_err(&q, ENOMEM);
@@ -514,6 +528,10 @@ void op_fallocate(fuse_req_t r, fuse_ino_t ino, int mode, off_t off, off_t len, 
 	req_creds_enter(&q);
 	int rc = fallocate(f->fd, mode, off, len);
 	int e = errno;
+	if (rc < 0 && e == EOPNOTSUPP && (mode & FALLOC_FL_ZERO_RANGE) && sbfast_dev(FS->sb, f->node->dev)) {
+		rc = sbfast_zero_range(f->fd, mode, off, len); /* as on the disk */
+		e = -rc;
+	}
 	req_creds_leave(&q);
 	setid_changed(ino, f->fd, before);
 	digests_invalidate(FS->dg, f->node);

@@ -31,6 +31,7 @@
 #include "kcache.h"
 #include "kernel_io.h"
 #include "ops.h"
+#include "sandbox_fast.h"
 #include "session.h"
 #include "state.h"
 
@@ -193,7 +194,16 @@ int fs_run(const struct fs_options *o, int ready_fd)
 		if (rl.rlim_cur != RLIM_INFINITY && fd_cache > rl.rlim_cur / 2)
 			fd_cache = (unsigned)(rl.rlim_cur / 2);
 	}
-	r = ino_table_new(o->backing_fd, o->use_handles, fd_cache, &fs.tbl);
+	/* -o fast_sandboxes: the daemon serves the backing from a private copy
+	 * of its mount tree, where it mounts the sandboxes' tmpfs */
+	int backing_fd = o->backing_fd;
+	if (o->fast_sandboxes && (r = sbfast_new(o->backing_fd, &fs.sb, &backing_fd)) < 0) {
+		send_ready("ERR -o fast_sandboxes: cannot mount a tmpfs in a private mount tree (%s): it needs a "
+			   "daemon running as root with CAP_SYS_ADMIN and Linux 6.15 or later; drop the option\n",
+			   strerror(-r));
+		goto out;
+	}
+	r = ino_table_new(backing_fd, o->use_handles, fd_cache, &fs.tbl);
 	if (r < 0) {
 		send_ready("ERR cannot use backing directory %s: %s\n", o->backing_path, strerror(-r));
 		goto out;
@@ -308,6 +318,8 @@ out:
 	fs.ss = NULL;
 	cache_index_close(fs.ix);
 	ino_table_free(fs.tbl);
+	sbfast_free(fs.sb); /* the private tree and its tmpfs go with the last fd */
+	fs.sb = NULL;
 	if (fs.proc_fd >= 0)
 		close(fs.proc_fd);
 	if (ready_fd_global >= 0)

@@ -108,14 +108,19 @@ static struct file_handle *handle_of(int fd, int *ret_mnt_id)
 	return small ? small : h;
 }
 
-/* Index of the mount-fd slot for mnt_id, adopting a dup of fd when new.
- * Called with the lock held. Returns -1 when full. */
+/* Index of the mount-fd slot for mnt_id, adopting a dup of fd when new
+ * (in a slot freed by ino_table_mount_gone, else a new one).  Called with
+ * the lock held. Returns -1 when full. */
 static int mount_slot(ino_table *t, int mnt_id, int fd)
 {
-	for (int i = 0; i < t->nmounts; i++)
-		if (t->mounts[i].mnt_id == mnt_id)
+	int slot = -1;
+	for (int i = 0; i < t->nmounts; i++) {
+		if (t->mounts[i].fd >= 0 && t->mounts[i].mnt_id == mnt_id)
 			return i;
-	if (t->nmounts == MAX_MOUNTS)
+		if (t->mounts[i].fd < 0 && slot < 0)
+			slot = i;
+	}
+	if (slot < 0 && t->nmounts == MAX_MOUNTS)
 		return -1;
 	/* open_by_handle_at refuses O_PATH mount fds: open the object for
 	 * real (it is the first object seen on that mount, normally its root
@@ -123,8 +128,10 @@ static int mount_slot(ino_table *t, int mnt_id, int fd)
 	int d = cache_io_reopen(-1, fd, O_RDONLY | O_NONBLOCK | O_NOCTTY);
 	if (d < 0)
 		return -1;
-	t->mounts[t->nmounts] = (struct mount_fd){ .mnt_id = mnt_id, .fd = d };
-	return t->nmounts++;
+	if (slot < 0)
+		slot = t->nmounts++;
+	t->mounts[slot] = (struct mount_fd){ .mnt_id = mnt_id, .fd = d };
+	return slot;
 }
 
 /* ---- node ids (lock held, except ino_table_get) ---------------------------- */
@@ -309,7 +316,7 @@ ino_node *ino_table_get(ino_table *t, uint64_t id)
 }
 
 static ino_node *bucket_find(ino_table *t, uint64_t dev, uint64_t ino);
-static void bucket_grow(ino_table *t);
+static void bucket_insert(ino_table *t, ino_node *n);
 
 /* Brings back the node that held slot `slot` (lock held, returned held):
  * opens its handle, and re-creates it with its old id and generation unless
@@ -324,7 +331,8 @@ static ino_node *revive(ino_table *t, uint32_t slot)
 	ino_table_unlock(t);
 	int fd = open_by_handle_at(mfd, tb.handle, O_PATH | O_CLOEXEC);
 	struct stat st;
-	bool ok = fd >= 0 && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 && st.st_nlink > 0;
+	bool ok = fd >= 0 && fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 && st.st_nlink > 0 &&
+		  (uint64_t)st.st_dev == tb.dev && (uint64_t)st.st_ino == tb.ino;
 	ino_table_lock(t);
 	ino_node *n = NULL;
 	/* still free, still the same tomb, and no other node has the inode */
@@ -338,12 +346,7 @@ static ino_node *revive(ino_table *t, uint32_t slot)
 		(*tp)->handle = NULL;
 		n->fd = -1;
 		slot_take_back(t, n, *tp);
-		if (t->count >= t->nbuckets)
-			bucket_grow(t);
-		size_t b = key_hash(n->dev, n->ino) & (t->nbuckets - 1);
-		n->hash_next = t->buckets[b];
-		t->buckets[b] = n;
-		t->count++;
+		bucket_insert(t, n);
 	}
 	if (fd >= 0)
 		close(fd);
@@ -459,7 +462,8 @@ void ino_table_free(ino_table *t)
 	free(t->free_slots);
 	free(t->tomb_buckets);
 	for (int i = 0; i < t->nmounts; i++)
-		close(t->mounts[i].fd);
+		if (t->mounts[i].fd >= 0)
+			close(t->mounts[i].fd);
 	close(t->root.fd);
 	free(t->root.handle);
 	free(t->buckets);
@@ -508,6 +512,16 @@ static void bucket_grow(ino_table *t)
 	free(t->buckets);
 	t->buckets = b;
 	t->nbuckets = nb;
+}
+
+static void bucket_insert(ino_table *t, ino_node *n)
+{
+	if (t->count >= t->nbuckets)
+		bucket_grow(t);
+	size_t b = key_hash(n->dev, n->ino) & (t->nbuckets - 1);
+	n->hash_next = t->buckets[b];
+	t->buckets[b] = n;
+	t->count++;
 }
 
 static void bucket_remove(ino_table *t, ino_node *n)
@@ -653,6 +667,21 @@ ino_node *ino_table_find_ref(ino_table *t, dev_t dev, ino_t ino)
 	return n;
 }
 
+/* Takes the hashed node n out of the hash table for good (its inode lost
+ * its last name); its cached fd, unless pinned or a directory's, goes to
+ * victims (one).  Lock held. */
+static void detach_locked(ino_table *t, ino_node *n, int *victims, int *nv)
+{
+	bucket_remove(t, n);
+	n->detached = true;
+	t->st.detached++;
+	ino_node *parent = name_drop(n);
+	if (n->fd_pins == 0 && n->type != S_IFDIR)
+		cache_drop(t, n, victims, nv);
+	if (parent)
+		maybe_free(t, parent);
+}
+
 ino_node *ino_table_detach(ino_table *t, dev_t dev, ino_t ino)
 {
 	int victims[1], nv = 0;
@@ -661,18 +690,10 @@ ino_node *ino_table_detach(ino_table *t, dev_t dev, ino_t ino)
 	if (tb)
 		tomb_clear(t, tb->slot); /* gone for good: its id is not kept */
 	ino_node *n = bucket_find(t, dev, ino);
-	if (n && n != &t->root) {
-		bucket_remove(t, n);
-		n->detached = true;
-		t->st.detached++;
-		ino_node *parent = name_drop(n);
-		if (n->fd_pins == 0 && n->type != S_IFDIR)
-			cache_drop(t, n, victims, &nv);
-		if (parent)
-			maybe_free(t, parent);
-	} else {
+	if (n && n != &t->root)
+		detach_locked(t, n, victims, &nv);
+	else
 		n = NULL;
-	}
 	ino_table_unlock(t);
 	if (nv)
 		close(victims[0]);
@@ -797,12 +818,7 @@ int ino_table_insert(ino_table *t, ino_node *parent, const char *name, int fd,
 			return -EMFILE;
 		}
 	}
-	if (t->count >= t->nbuckets)
-		bucket_grow(t);
-	size_t b = key_hash(n->dev, n->ino) & (t->nbuckets - 1);
-	n->hash_next = t->buckets[b];
-	t->buckets[b] = n;
-	t->count++;
+	bucket_insert(t, n);
 found:
 	n->nlookup += nlookup;
 	if (parent)
@@ -860,16 +876,48 @@ void ino_node_unref(ino_table *t, ino_node *n)
 }
 
 /* Reopens n without the lock. Returns an fd or -errno. */
+/* A copy of n's file handle and its mount fd, read under the lock (held):
+ * a node can change inode (ino_table_moved) and its mount can go
+ * (ino_table_mount_gone), which free the handle.  0, or -ESTALE when n
+ * has no handle now. */
+union handle_buf {
+	struct file_handle h;
+	char bytes[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+};
+
+static int handle_copy_locked(ino_table *t, ino_node *n, union handle_buf *ret, int *ret_mfd)
+{
+	if (!n->handle || n->mnt < 0)
+		return -ESTALE;
+	memcpy(ret, n->handle, sizeof(*n->handle) + n->handle->handle_bytes);
+	*ret_mfd = t->mounts[n->mnt].fd;
+	t->st.reopen_by_handle++;
+	return 0;
+}
+
 static int reopen(ino_table *t, ino_node *n)
 {
 	if (t->handles) {
+		/* what opens is checked too: the inode n was when the handle
+		 * was read */
+		union handle_buf fh;
+		struct stat st;
 		int mfd;
 		ino_table_lock(t);
-		mfd = t->mounts[n->mnt].fd;
-		t->st.reopen_by_handle++;
+		uint64_t dev = n->dev, ino = n->ino;
+		int r = handle_copy_locked(t, n, &fh, &mfd);
 		ino_table_unlock(t);
-		int fd = open_by_handle_at(mfd, n->handle, O_PATH | O_CLOEXEC);
-		return fd < 0 ? -errno : fd;
+		if (r < 0)
+			return r;
+		int fd = open_by_handle_at(mfd, &fh.h, O_PATH | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 || (uint64_t)st.st_dev != dev ||
+		    (uint64_t)st.st_ino != ino) {
+			close(fd);
+			return -ESTALE;
+		}
+		return fd;
 	}
 
 	/* Path mode: open the parent, then the name, then check identity. */
@@ -955,17 +1003,15 @@ int ino_node_fd_get(ino_table *t, ino_node *n)
 
 int ino_node_open_uncached(ino_table *t, ino_node *n, int flags)
 {
+	union handle_buf fh;
 	int mfd = -1;
 	ino_table_lock(t);
-	if (t->handles && n->fd < 0 && n->handle) {
-		mfd = t->mounts[n->mnt].fd;
+	if (t->handles && n->fd < 0 && handle_copy_locked(t, n, &fh, &mfd) == 0)
 		t->st.fd_misses++;
-		t->st.reopen_by_handle++;
-	}
 	ino_table_unlock(t);
 	if (mfd < 0)
 		return -EAGAIN;
-	int fd = open_by_handle_at(mfd, n->handle, flags | O_CLOEXEC);
+	int fd = open_by_handle_at(mfd, &fh.h, flags | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -987,4 +1033,93 @@ void ino_table_renamed(ino_table *t, ino_node *n, ino_node *newparent, const cha
 	ino_table_lock(t);
 	set_name(t, n, newparent, newname);
 	ino_table_unlock(t);
+}
+
+int ino_table_moved(ino_table *t, ino_node *n, int fd, const struct stat *st, ino_node *newparent,
+		    const char *newname)
+{
+	struct file_handle *h = NULL;
+	int mnt_id = -1, mnt = -1, victims[5], nv = 0, r = 0;
+	if (t->handles && !(h = handle_of(fd, &mnt_id)))
+		return errno == EOVERFLOW ? -EOPNOTSUPP : -errno;
+	ino_table_lock(t);
+	if (n->fd_pins > 0 || n->open_files)
+		r = -EBUSY;
+	else if (n == &t->root || n->detached)
+		r = -ESTALE;
+	else if (bucket_find(t, st->st_dev, st->st_ino))
+		r = -EEXIST;
+	else if (h && (mnt = mount_slot(t, mnt_id, fd)) < 0)
+		r = -EMFILE;
+	if (r < 0) {
+		ino_table_unlock(t);
+		free(h);
+		return r;
+	}
+	struct tomb *tb = tomb_find(t, st->st_dev, st->st_ino);
+	if (tb)
+		tomb_clear(t, tb->slot); /* the number of an inode since deleted */
+	bucket_remove(t, n);
+	cache_drop(t, n, victims, &nv);
+	n->dev = st->st_dev;
+	n->ino = st->st_ino;
+	if (t->handles) {
+		free(n->handle);
+		n->handle = h;
+		n->mnt = mnt;
+	}
+	bucket_insert(t, n);
+	set_name(t, n, newparent, newname);
+	nv += cache_adopt(t, n, fd, victims + nv, 4);
+	ino_table_unlock(t);
+	for (int i = 0; i < nv; i++)
+		close(victims[i]);
+	return 0;
+}
+
+/* A hashed node on dev, or NULL.  Lock held. */
+static ino_node *node_on_dev(ino_table *t, uint64_t dev)
+{
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (ino_node *n = t->buckets[i]; n; n = n->hash_next)
+			if (n->dev == dev)
+				return n;
+	return NULL;
+}
+
+void ino_table_mount_gone(ino_table *t, uint64_t dev, int mnt_id)
+{
+	ino_table_lock(t);
+	if (dev != t->root.dev) {
+		ino_node *n;
+		while ((n = node_on_dev(t, dev))) {
+			int victims[1], nv = 0;
+			detach_locked(t, n, victims, &nv);
+			if (nv)
+				close(victims[0]); /* an O_PATH fd: never blocks */
+		}
+	}
+	int m = -1, mfd = -1;
+	for (int i = 0; i < t->nmounts && m < 0; i++)
+		if (t->mounts[i].fd >= 0 && t->mounts[i].mnt_id == mnt_id && i != t->root.mnt)
+			m = i;
+	if (t->handles && m >= 0) {
+		mfd = t->mounts[m].fd;
+		t->mounts[m] = (struct mount_fd){ .mnt_id = -1, .fd = -1 };
+		for (uint32_t slot = 1; slot < t->slots_used; slot++) {
+			_Atomic(ino_node *) *p = slot_at(t, slot, false);
+			ino_node *n = p ? atomic_load_explicit(p, memory_order_relaxed) : NULL;
+			if (n && n->handle && n->mnt == m) {
+				free(n->handle);
+				n->handle = NULL;
+				n->mnt = -1;
+			}
+			struct tomb **tp = tomb_at(t, slot, false);
+			if (tp && *tp && (*tp)->mnt == m)
+				tomb_clear(t, slot);
+		}
+	}
+	ino_table_unlock(t);
+	if (mfd >= 0)
+		close(mfd);
 }

@@ -187,6 +187,26 @@ void ino_node_fd_put(ino_table *t, ino_node *n);
  * answers ESTALE on a mismatch. */
 void ino_table_renamed(ino_table *t, ino_node *n, ino_node *newparent, const char *newname);
 
+/* n (a regular file or symlink with one link, no open file) is now the
+ * inode open as fd and described by st: a copy of it, made when a rename
+ * crossed two backing filesystems.  The node keeps its id and generation
+ * (the kernel's references and file handles now reach the copy), takes the
+ * new inode's identity, handle and cached fd, and the name newname in
+ * newparent.  fd (O_PATH is fine) is the table's on success, the caller's
+ * on failure.  0, -EBUSY (a caller is using n's fd, or the fs layer has
+ * it open: try again), -EEXIST
+ * (another node has that inode), -errno (no file handle for it). */
+int ino_table_moved(ino_table *t, ino_node *n, int fd, const struct stat *st, ino_node *newparent,
+		    const char *newname);
+
+/* The filesystem dev, mounted inside the backing directory, was unmounted
+ * (mnt_id: its mount id, as name_to_handle_at and statx give it): every
+ * node on it leaves the hash table as if deleted, so that a filesystem
+ * given the same dev later gets nodes of its own; in handle mode the mount
+ * fd kept for it is closed and its entry reused, and nodes and freed slots
+ * that reopened through it answer ESTALE from now on. */
+void ino_table_mount_gone(ino_table *t, uint64_t dev, int mnt_id);
+
 /* Called with the table lock held when the fd cache finds no way to reopen n
  * (an unlinked file, say): returns a new fd for n or -1.  Set by the fs layer. */
 typedef int (*ino_fallback_open_fn)(ino_node *n, void *arg);

@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "sandbox_fast.h"
 #include "session.h"
 #include "trace.h"
 
@@ -66,7 +67,9 @@ int req_create(struct req *q, const struct fuse_entry_param *e, const struct fus
 
 void req_attr(struct req *q, const struct stat *st, double timeout)
 {
-	fuse_reply_attr(q->r, st, timeout);
+	struct stat told = *st;
+	told.st_ino = sbfast_ino(FS->sb, st->st_dev, st->st_ino);
+	fuse_reply_attr(q->r, &told, timeout);
 	req_end(q);
 }
 

@@ -2,6 +2,8 @@
 #include "state.h"
 #include "io.h"
 
+#include "sandbox_fast.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -42,6 +44,7 @@ void fs_fill_entry(struct fuse_entry_param *e, ino_node *n, const struct stat *s
 	e->ino = n->id;
 	e->generation = n->generation;
 	e->attr = *st;
+	e->attr.st_ino = sbfast_ino(FS->sb, st->st_dev, st->st_ino);
 	e->attr_timeout = FS->o.timeout;
 	e->entry_timeout = FS->o.timeout;
 }
@@ -49,6 +52,8 @@ void fs_fill_entry(struct fuse_entry_param *e, ino_node *n, const struct stat *s
 int fs_lookup_at(ino_node *parent, int pfd, const char *name, struct fuse_entry_param *e)
 {
 	struct stat st;
+	if (FS->sb && sbfast_name(name))
+		sbfast_adopt(FS->sb, parent, pfd, name);
 	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	ino_node *n = ino_table_find(FS->tbl, parent, name, st.st_dev, st.st_ino, 1);

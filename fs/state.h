@@ -36,6 +36,7 @@ struct casns;
 struct ingest;
 struct sessions;
 struct kcache;
+struct sbfast;
 
 struct fs {
 	ino_table *tbl;
@@ -45,6 +46,7 @@ struct fs {
 	struct ingest *ing;
 	struct sessions *ss;
 	struct kcache *kc;
+	struct sbfast *sb;      /* -o fast_sandboxes, else NULL */
 	int proc_fd;            /* /proc/self/fd */
 	bool root_daemon;       /* euid 0: act as the caller when creating */
 	uid_t owner_uid;        /* who mounted: the only user who may read .casfs/cas */

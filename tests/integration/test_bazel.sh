@@ -5,14 +5,15 @@
 # cc_test) with linux-sandbox, inside a network namespace that has only a
 # loopback interface:
 #   - natively (output user root and sandbox base on the temp dir's disk),
-#   - on casfs with --ingest=all, output user root, sandbox base and disk
-#     cache all on the mount: the same outputs byte for byte, every digest in
-#     Bazel's execution log equal to sha256sum of the file, outputs moved out
-#     of the sandbox by rename (no cross-device copy), no sandbox left, the
-#     disk cache's blobs all in the casfs store, and a clean rebuild served
-#     entirely by the disk cache,
-#   - on a second mount of the same store: an identical disk cache whose
-#     blobs add nothing to the store.
+#   - on casfs with --ingest=all -o fast_sandboxes, output user root,
+#     sandbox base and disk cache all on the mount: the same outputs byte for
+#     byte, every digest in Bazel's execution log equal to sha256sum of the
+#     file, outputs moved out of the sandbox by rename (no cross-device copy
+#     by Bazel: the daemon moves them off the sandboxes' tmpfs), no sandbox
+#     left and every sandbox tmpfs let go, the disk cache's blobs all in the
+#     casfs store, and a clean rebuild served entirely by the disk cache,
+#   - on a second mount of the same store (its sandboxes on the disk): an
+#     identical disk cache whose blobs add nothing to the store.
 # Every Bazel server is shut down (by the output user root it used) and
 # every mount unmounted, also when the test fails; nothing of it survives.
 #
@@ -268,8 +269,8 @@ NROOT=$T/native/out
 build_side native "$NROOT" "$T/native/sb"
 
 # ---- casfs: output user root, sandbox base and disk cache on one mount -----
-if ! casfs_mount --ingest=all; then
-    fail "mount $MNT --ingest=all"
+if ! casfs_mount --ingest=all -o fast_sandboxes; then
+    fail "mount $MNT --ingest=all -o fast_sandboxes"
     casfs_finish
 fi
 CROOT=$MNT/out
@@ -298,6 +299,14 @@ else
 fi
 check_eq "casfs: no hard links made" 0 "$(delta "$T/c0.json" "$T/c1.json" link)"
 check_eq "casfs: sandbox base empty after the build" "" "$(find "$MNT/sb" -mindepth 1 -maxdepth 1)"
+across=$(delta "$T/c0.json" "$T/c1.json" renames_across)
+nfast=$(delta "$T/c0.json" "$T/c1.json" fast_sandboxes)
+if [ "$nfast" -ge 1 ] && [ "$across" -ge "$outs" ] &&
+    [ "$(delta "$T/c0.json" "$T/c1.json" fast_sandboxes_removed)" = "$nfast" ]; then
+    ok "casfs: sandboxes on $nfast tmpfs, all let go; $across outputs renamed off them by the daemon"
+else
+    fail "casfs: $nfast sandbox tmpfs ($(delta "$T/c0.json" "$T/c1.json" fast_sandboxes_removed) let go), $across renames across for $outs outputs"
+fi
 for c in ingest_errors index_errors; do
     check_eq "casfs: $c" 0 "$(delta "$T/c0.json" "$T/c1.json" "$c")"
 done

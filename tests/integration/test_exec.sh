@@ -55,9 +55,18 @@ for d in "$R1" "$R2" "$R3" "$NATIVE/ref/proj"; do
     "$T/mkcrc" >"$d/gen/crc32_table.h" && (cd "$d" && sh gen/version.sh VERSION >gen/version.h)
 done
 h0=$(counter action_hits); m0=$(counter action_misses)
+sr0=$(counter files_hashed_by_store_read); rr0=$(counter files_hashed_by_reread)
 compile_all "$R1" -g "-ffile-prefix-map=$R1=." || fail "relocation: first build failed"
 m1=$(counter action_misses)
 [ $((m1 - m0)) -eq "$NSRC" ] && ok "relocation: first build: $NSRC misses" || fail "relocation: first build: $((m1 - m0)) misses of $NSRC"
+# each object (written out of order by as) is read once after its close:
+# storing it gives its digest, no re-read for the digest alone
+sr=$(($(counter files_hashed_by_store_read) - sr0)); rr=$(($(counter files_hashed_by_reread) - rr0))
+if [ "$sr" -ge "$NSRC" ] && [ "$rr" -eq 0 ]; then
+    ok "recorded objects read once: $sr digests from the store's read, $rr re-reads"
+else
+    fail "recorded objects: $sr digests from the store's read, $rr re-reads for $NSRC objects"
+fi
 compile_all "$R2" -g "-ffile-prefix-map=$R2=." || fail "relocation: second build failed"
 h2=$(counter action_hits); m2=$(counter action_misses)
 if [ $((h2 - h0)) -eq "$NSRC" ] && [ "$m2" -eq "$m1" ]; then

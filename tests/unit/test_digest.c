@@ -196,7 +196,7 @@ static void write_at(struct fx *f, ino_node *n, int fd, off_t off, const void *d
 
 static void close_w(struct fx *f, ino_node *n, int fd)
 {
-	digests_release_write(f->d, n, fd);
+	digests_release_write(f->d, n, fd, false);
 	close(fd);
 }
 
@@ -816,6 +816,66 @@ static void test_seed_reads_nothing(void **state)
 	assert_int_equal(counters(f).digest_index_hits, 1);
 }
 
+/* Writes the 8 KiB a into a new file name as `as` does (the header last),
+ * by a writer of a recorded run. */
+static ino_node *write_recorded_out_of_order(struct fx *f, const char *name, const uint8_t *a)
+{
+	put_file(f, name, NULL, 0);
+	ino_node *n = node_of(f, name);
+	int fd = openat(f->tree, name, O_WRONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	digests_open_write(f->d, n, fd);
+	write_at(f, n, fd, 4096, a + 4096, 4096, true);
+	write_at(f, n, fd, 0, a, 4096, true);
+	digests_release_write(f->d, n, fd, true);
+	close(fd);
+	return n;
+}
+
+/* An output written out of order by a recorded run: the recorder's read
+ * (to store it) gives its digest, and the delayed re-read reads nothing;
+ * a seed from a read of an older version is refused and the re-read
+ * comes. */
+static void test_recorded_output_read_once(void **state)
+{
+	struct fx *f = *state;
+	uint8_t a[8192];
+	for (size_t i = 0; i < sizeof(a); i++)
+		a[i] = (uint8_t)(i * 13);
+	ino_node *n = write_recorded_out_of_order(f, "obj", a);
+	uint64_t version;
+	assert_int_equal(digests_version(f->d, n, &version), 0);
+	hasher_digest want = file_digest(f, "obj"); /* the recorder's read */
+	struct stat st = stat_of(f, "obj");
+	assert_int_equal(digests_seed_read(f->d, n, &want, &st, version), 0);
+	assert_int_equal(events(f), 1);
+	assert_known(&f->rec.ev[0], n, &want, true);
+	struct timespec past = { DIGESTS_RECORDED_DELAY_MS / 1000 + 1, 0 };
+	nanosleep(&past, NULL);
+	digest_counters c = counters(f);
+	assert_int_equal(c.files_hashed_by_store_read, 1);
+	assert_int_equal(c.files_hashed_by_reread, 0);
+	assert_int_equal(c.bytes_hashed, 0); /* the module read nothing */
+	assert_digest_equal(get(f, n), want);
+
+	/* changed after the recorder's digests_version: its seed is refused */
+	ino_node *n2 = write_recorded_out_of_order(f, "obj2", a);
+	int fd;
+	assert_int_equal(digests_version(f->d, n2, &version), 0);
+	hasher_digest old = file_digest(f, "obj2");
+	fd = open_w(f, n2, "obj2", 0);
+	write_at(f, n2, fd, 100, "changed", 7, true);
+	close_w(f, n2, fd);
+	st = stat_of(f, "obj2");
+	assert_int_equal(digests_seed_read(f->d, n2, &old, &st, version), -ESTALE);
+	hasher_digest now = file_digest(f, "obj2");
+	struct event e = wait_event(f, 2);
+	assert_known(&e, n2, &now, true);
+	c = counters(f);
+	assert_int_equal(c.files_hashed_by_store_read, 1);
+	assert_int_equal(c.files_hashed_by_reread, 1);
+}
+
 /* ---- subscribers and the end ------------------------------------------------ */
 
 static void test_subscribers(void **state)
@@ -921,6 +981,7 @@ int main(void)
 		T(test_versions_follow_content),
 		T(test_peek_computes_nothing),
 		T(test_seed_reads_nothing),
+		T(test_recorded_output_read_once),
 		T(test_subscribers),
 		T(test_gone_on_change),
 		T(test_free_flushes),

@@ -438,6 +438,54 @@ static void test_detach_drops_fd(void **state)
 	assert_int_equal(stats(f).nodes, 0);
 }
 
+/* ino_table_moved: the node takes another inode (a copy made for a rename
+ * across filesystems) and keeps its id and generation; it reopens as the
+ * new inode, by handle or by its new name. */
+static void test_moved(void **state)
+{
+	struct fixture *f = *state;
+	ino_node *root = ino_table_root(f->t), *keep[8];
+	struct stat sst, cst;
+	touch(f->dirfd, "src");
+	touch(f->dirfd, ".copy");
+	ino_node *n = lookup(f, root, "src");
+	uint64_t id = n->id, gen = n->generation;
+	assert_int_equal(fstatat(f->dirfd, "src", &sst, 0), 0);
+	assert_int_equal(fstatat(f->dirfd, ".copy", &cst, 0), 0);
+	int cfd = openat(f->dirfd, ".copy", O_PATH | O_CLOEXEC);
+	assert_true(cfd >= 0);
+	/* not while a caller uses its fd */
+	int pin = ino_node_fd_get(f->t, n);
+	assert_true(pin >= 0);
+	assert_int_equal(ino_table_moved(f->t, n, cfd, &cst, root, "dst"), -EBUSY);
+	ino_node_fd_put(f->t, n);
+	/* not onto an inode another node has */
+	ino_node *other = lookup(f, root, ".copy");
+	assert_int_equal(ino_table_moved(f->t, n, cfd, &cst, root, "dst"), -EEXIST);
+	ino_table_forget(f->t, other, 1);
+	assert_int_equal(renameat(f->dirfd, ".copy", f->dirfd, "dst"), 0);
+	assert_int_equal(ino_table_moved(f->t, n, cfd, &cst, root, "dst"), 0);
+	assert_int_equal(unlinkat(f->dirfd, "src", 0), 0);
+	assert_ptr_equal(ino_table_find(f->t, NULL, NULL, cst.st_dev, cst.st_ino, 0), n);
+	assert_null(ino_table_find(f->t, NULL, NULL, sst.st_dev, sst.st_ino, 0));
+	assert_int_equal(n->id, id);
+	assert_int_equal(n->generation, gen);
+	char buf[16];
+	assert_int_equal(ino_node_path(f->t, n, buf, sizeof(buf)), 3);
+	assert_string_equal(buf, "dst");
+	/* pushed out of the fd cache, it reopens as the copy */
+	fill_cache(f, "m", 8, keep);
+	int fd = ino_node_fd_get(f->t, n);
+	assert_true(fd >= 0);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_ino, cst.st_ino);
+	ino_node_fd_put(f->t, n);
+	release_all(f, 8, keep);
+	ino_table_forget(f->t, n, 1);
+	assert_int_equal(stats(f).nodes, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 /* Can this process use handle mode (file handles on /tmp)? */
@@ -475,6 +523,7 @@ int main(int argc, char **argv)
 		T(test_generations_differ_between_tables),
 		T(test_paths),
 		T(test_detach_drops_fd),
+		T(test_moved),
 	};
 	if (argc != 2 || (strcmp(argv[1], "handles") && strcmp(argv[1], "paths"))) {
 		fprintf(stderr, "usage: %s handles|paths\n", argv[0]);
