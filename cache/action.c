@@ -1443,12 +1443,18 @@ void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret
 			if (takes_value(a))
 				i++;
 		} else if (!strncmp(a, "-g", 2)) {
+			if (!strcmp(a, "-gz") || !strncmp(a, "-gz=", 4))
+				info.compresses_debug = strcmp(a, "-gz=none") != 0;
 			if (!strcmp(a, "-g0"))
 				info.has_debug = false;
 			else if (!debug_modifier(a))
 				info.has_debug = true;
 		} else if (!strncmp(a, "-ffile-prefix-map=", 18) || !strncmp(a, "-fdebug-prefix-map=", 19)) {
 			info.has_prefix_map = true;
+		} else if (!strncmp(a, "-Wa,", 4) || !strncmp(a, "-Wl,", 4)) {
+			const char *c = strstr(a, "-compress-debug-sections");
+			if (c)
+				info.compresses_debug = strncmp(c + strlen("-compress-debug-sections"), "=none", 5) != 0;
 		} else if (!strncmp(a, "-x", 2)) {
 			const char *lang = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : "");
 			lang_set = strcmp(lang, "none") != 0;
@@ -1462,7 +1468,7 @@ void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret
 	info.compile_only = info.is_cc && compile && !preprocess && sources > 0 && !rsp;
 	info.sources = (unsigned)sources;
 	if (rsp)
-		info.has_debug = true; /* unknown: assume the worst */
+		info.has_debug = info.compresses_debug = true; /* unknown: assume the worst */
 	*ret = info;
 }
 

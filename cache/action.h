@@ -327,6 +327,10 @@ typedef struct action_cc_info {
 	bool has_debug;      /* -g* (last wins; -g0 turns it off) or a response
 				file: debug info (with columns) may be written */
 	bool has_prefix_map; /* -ffile-prefix-map= or -fdebug-prefix-map= */
+	bool compresses_debug; /* -gz[=zlib|zstd], -Wa,/-Wl,--compress-debug-
+				  sections (not =none), or a response file:
+				  debug info, with the root's path in it, may
+				  be compressed where a scan cannot see it */
 	bool is_cxx;         /* a C++ driver (g++, c++, clang++), -x c++, or a
 				C++ source (.cc .cp .cxx .cpp .CPP .c++ .C .ii) */
 	unsigned sources;    /* sources it compiles (named by suffix, after

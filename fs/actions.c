@@ -493,7 +493,9 @@ out:
 /* ---- restoring outputs ------------------------------------------------------ */
 
 /* Drops the kernel's cached entry for name in the directory open as pdfd,
- * and the node of a file it replaced (st of the old file, if any). */
+ * the directory's cached listing (dropping the entry marks it stale only
+ * when the kernel holds one of that name), and the node of a file it
+ * replaced (st of the old file, if any). */
 static void forget_name(int pdfd, const char *name, const struct stat *old)
 {
 	struct stat pst;
@@ -502,8 +504,10 @@ static void forget_name(int pdfd, const char *name, const struct stat *old)
 	if (fs_stat_fd(pdfd, &pst) < 0)
 		return;
 	ino_node *p = ino_table_find(FS->tbl, NULL, NULL, pst.st_dev, pst.st_ino, 0);
-	if (p)
+	if (p) {
 		fuse_lowlevel_notify_inval_entry(FS->se, p->id, name, strlen(name));
+		fuse_lowlevel_notify_inval_inode(FS->se, p->id, 0, 0);
+	}
 }
 
 /* The directory of rel beneath root_fd (rel's last '/' splits it), made
@@ -640,6 +644,38 @@ static int restore_one(int root_fd, const action_output *o, const char *root_abs
 }
 
 /* ---- LOOKUP ----------------------------------------------------------------- */
+
+/* Why output o of m cannot be restored as a fresh run would leave it, or
+ * NULL.  A hit replaces the name; a fresh run that opens it truncating
+ * writes through what is there: a symlink, or a file with other links.
+ * And where m observed nothing of the name (its absence was implied by the
+ * open that created it), a file there now keeps its permission bits when
+ * truncated, and anything but a regular file makes the run differ. */
+static const char *output_blocked(int root_fd, const action_manifest *m, const action_output *o)
+{
+	struct stat st;
+	if (o->kind != ACTION_OUT_FILE)
+		return NULL;
+	int fd = open_beneath(root_fd, o->path, O_PATH | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL; /* absent (or unreachable: restoring it fails) */
+	int r = fs_stat_fd(fd, &st);
+	close(fd);
+	if (r < 0)
+		return NULL;
+	if (S_ISLNK(st.st_mode))
+		return "is a symlink";
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1)
+		return "is a file with other hard links";
+	for (size_t i = 0; i < m->nin; i++)
+		if (m->in[i].scope == ACTION_SCOPE_ROOT && strcmp(m->in[i].path, o->path) == 0)
+			return NULL;
+	if (!S_ISREG(st.st_mode))
+		return "exists, not as a file";
+	if ((st.st_mode & 07777) != o->mode)
+		return "is a file of another mode";
+	return NULL;
+}
 
 /* True when every stored output of m is still in the store (gc may have
  * evicted some: then m is of no use). */
@@ -902,6 +938,7 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 	ssize_t first_diff = -2;
 	size_t first_m = 0;
 	bool relocation_needed = false;
+	const char *blocked = NULL, *blocked_out = NULL; /* an output in the way */
 	for (size_t i = 0; i < rec.n; i++) {
 		action_manifest *m = &rec.m[i];
 		ssize_t d = action_manifest_match(m, probe, &pc);
@@ -909,6 +946,17 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 			if (first_diff == -2) {
 				first_diff = d;
 				first_m = i;
+			}
+			continue;
+		}
+		const char *why = NULL;
+		size_t o = 0;
+		while (o < m->nout && !(why = output_blocked(root_fd, m, &m->out[o])))
+			o++;
+		if (why) {
+			if (!blocked) {
+				blocked = why;
+				blocked_out = m->out[o].path;
 			}
 			continue;
 		}
@@ -967,6 +1015,9 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its outputs hold the path of "
 			  "its root (%s); reuse them here with --relocate, or build with -ffile-prefix-map",
 			  rec.n ? rec.m[0].root_at_record : "?");
+	else if (blocked)
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its output %s %s", blocked_out,
+			  blocked);
 	else if (first_diff >= 0) {
 		const action_input *in = &rec.m[first_m].in[first_diff];
 		resp_text(cf, CASFS_T_EXPLAIN, "miss: %s%s%s (%s) differs from the recorded run",
@@ -1389,6 +1440,8 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		case TRACE_NOMEM: c.reason = "out_of_memory"; break;
 		case TRACE_NESTED: c.reason = "nested"; break;
 		case TRACE_HIDDEN_COMPILE: c.reason = "hidden_compile"; break;
+		case TRACE_MOVED_DIR: c.reason = "moved_dir"; break;
+		case TRACE_OUTPUT_CHANGED: c.reason = "output_changed"; break;
 		}
 	}
 	if (!c.reason) {
@@ -1417,7 +1470,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		/* the client's measure, bounded by the session's own span */
 		uint64_t span_ms = (uint64_t)(m.created_ns - cf->begun_ns) / 1000000;
 		m.run_ms = e.run_ms < span_ms ? e.run_ms : span_ms;
-		m.flags = c.scanning && c.scan.found ? ACTION_F_EMBEDS_ROOT : 0;
+		m.flags = (c.scanning && c.scan.found) || (cf->flags & CASFS_EXEC_F_HIDES_ROOT) ? ACTION_F_EMBEDS_ROOT : 0;
 		m.root_at_record = strdup(cf->root_abs);
 		action_record rec = { 0 };
 		void *val = NULL;

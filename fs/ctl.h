@@ -42,7 +42,7 @@
 	X(uncacheable_output_changed) X(uncacheable_special_output) X(uncacheable_unknown_input) \
 	X(uncacheable_store_full) X(uncacheable_store_error) X(uncacheable_outlived) \
 	X(uncacheable_stdin) X(uncacheable_writes_outside_mount) X(uncacheable_shell_compile) \
-	X(uncacheable_nested) X(uncacheable_hidden_compile)
+	X(uncacheable_nested) X(uncacheable_hidden_compile) X(uncacheable_moved_dir)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,
@@ -182,6 +182,11 @@ struct casfs_exec_stat {
 #define CASFS_EXEC_F_CC_DEPS        0x8u /* a compile whose reads outside the
 					    mount the client learns: its
 					    compiler proper may run */
+#define CASFS_EXEC_F_HIDES_ROOT     0x10u /* its outputs may hold the root's
+					     path where no scan sees it
+					     (compressed debug info): reused
+					     at another root only with
+					     --relocate */
 
 struct casfs_ctl_call {
 	uint32_t proto;       /* CASFS_EXEC_PROTO (EPROTO otherwise) */

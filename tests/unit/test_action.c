@@ -1350,7 +1350,7 @@ static void test_cc_analyze(void **state)
 	action_cc_info i;
 	i = cc("gcc -c a.c -o a.o");
 	assert_true(i.compile_only);
-	assert_false(i.has_depfile || i.has_debug || i.has_prefix_map || i.is_cxx);
+	assert_false(i.has_depfile || i.has_debug || i.has_prefix_map || i.compresses_debug || i.is_cxx);
 	i = cc("gcc a.c -o a");          /* compiles and links */
 	assert_false(i.compile_only);
 	i = cc("gcc -E a.c");
@@ -1393,6 +1393,21 @@ static void test_cc_analyze(void **state)
 	assert_true(i.has_debug);
 	i = cc("gcc -c a.c -gz -gno-column-info -grecord-gcc-switches");
 	assert_false(i.has_debug);
+	assert_true(i.compresses_debug);
+	i = cc("gcc -c a.c -g -gz=zstd");
+	assert_true(i.compresses_debug);
+	i = cc("gcc -c a.c -g -gz -gz=none");
+	assert_false(i.compresses_debug);
+	i = cc("gcc -c a.c -g -Wa,--compress-debug-sections");
+	assert_true(i.compresses_debug);
+	i = cc("gcc a.o -o a -Wl,--compress-debug-sections=zlib");
+	assert_true(i.compresses_debug);
+	i = cc("gcc a.o -o a -Wl,--compress-debug-sections=none");
+	assert_false(i.compresses_debug);
+	i = cc("gcc -c a.c -g");
+	assert_false(i.compresses_debug);
+	i = cc("gcc -c @args.rsp");
+	assert_true(i.compresses_debug);
 	i = cc("clang -c a.c -gline-tables-only");
 	assert_true(i.has_debug);
 	i = cc("gcc -c a.c -g -ffile-prefix-map=/r=.");
