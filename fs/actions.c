@@ -1570,6 +1570,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		case TRACE_HIDDEN_COMPILE: c.reason = "hidden_compile"; break;
 		case TRACE_MOVED_DIR: c.reason = "moved_dir"; break;
 		case TRACE_OUTPUT_CHANGED: c.reason = "output_changed"; break;
+		case TRACE_XATTRS: c.reason = "xattrs"; break;
 		}
 	}
 	if (!c.reason) {

@@ -379,6 +379,14 @@ void trace_source(struct trace *t, ino_node *n, int fd)
 	trace_exists(t, n, &st);
 }
 
+void trace_xattrs(struct trace *t)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->problem == TRACE_OK)
+		t->problem = TRACE_XATTRS;
+	pthread_mutex_unlock(&t->lock);
+}
+
 void trace_created(struct trace *t, ino_node *parent, const char *name)
 {
 	char path[PATH_MAX];

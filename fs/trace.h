@@ -56,9 +56,15 @@ enum trace_problem {
 	TRACE_OUTPUT_CHANGED,   /* another process changed an output (or
 				   something in a directory the run made)
 				   while the run was live */
+	TRACE_XATTRS,           /* the run read, listed (other than
+				   casfs's own), set or removed extended
+				   attributes: neither inputs nor outputs
+				   of a manifest */
 };
 
 int trace_new(struct trace **ret);
+/* The run used extended attributes other than casfs's own (TRACE_XATTRS). */
+void trace_xattrs(struct trace *t);
 /* Releases the nodes it holds.  Accepts NULL. */
 void trace_free(struct trace *t);
 

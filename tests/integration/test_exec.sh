@@ -225,6 +225,21 @@ cx "$E" -- sh -c 'exit 4'
 [ $(($(counter uncacheable_failed) - u)) -eq 2 ] && ok "a failing command is not cached without --cache-failures" ||
     fail "failing command: uncacheable_failed moved by $(($(counter uncacheable_failed) - u))"
 
+# ---- extended attributes are neither inputs nor outputs of a manifest: a run
+# that sets one (a hit would restore the file without it) or reads a user
+# one is not cached
+u=$(counter uncacheable_xattrs)
+for i in 1 2; do
+    rm -f "$E/x.txt"
+    cx "$E" -- sh -c 'echo x >x.txt && setfattr -n user.origin -v build x.txt' || fail "xattrs: setfattr run $i"
+    check_eq "xattrs: the output keeps its attribute (run $i)" "build" \
+        "$(cd "$E" && getfattr --only-values -n user.origin x.txt 2>&1)"
+done
+setfattr -n user.flavour -v sweet "$E/o.txt"
+cx "$E" -- getfattr --only-values -n user.flavour o.txt >/dev/null || fail "xattrs: getfattr run"
+[ $(($(counter uncacheable_xattrs) - u)) -eq 3 ] && ok "xattrs: runs that set or read them are not cached" ||
+    fail "xattrs: uncacheable_xattrs moved by $(($(counter uncacheable_xattrs) - u)) for 3 runs"
+
 # ---- make -j2 SHELL=casfs-sh: a relocated copy runs no recipe -------------------
 M1=$MNT/msb/1/execroot/sample
 M2=$MNT/msb/2/execroot/sample
