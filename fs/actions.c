@@ -719,6 +719,40 @@ static int restore_one(int root_fd, const action_output *o, const hasher_digest 
 	return r;
 }
 
+static size_t path_depth(const char *p)
+{
+	size_t d = 0;
+	for (; *p; p++)
+		d += *p == '/';
+	return d;
+}
+
+static int removed_deeper_first(const void *a, const void *b, void *arg)
+{
+	const action_manifest *m = arg;
+	size_t da = path_depth(m->out[*(const size_t *)a].path), db = path_depth(m->out[*(const size_t *)b].path);
+	return da < db ? 1 : da > db ? -1 : 0;
+}
+
+/* The order to restore m's outputs in: the names the run removed first,
+ * deepest first (a removed directory's entries before it: `rm -rf`), then
+ * the others as recorded (a directory before what it holds).  malloc'd,
+ * NULL on ENOMEM. */
+static size_t *restore_order(const action_manifest *m)
+{
+	size_t *order = malloc((m->nout ? m->nout : 1) * sizeof(*order)), n = 0;
+	if (!order)
+		return NULL;
+	for (size_t k = 0; k < m->nout; k++)
+		if (m->out[k].kind == ACTION_OUT_REMOVED)
+			order[n++] = k;
+	qsort_r(order, n, sizeof(*order), removed_deeper_first, (void *)m);
+	for (size_t k = 0; k < m->nout; k++)
+		if (m->out[k].kind != ACTION_OUT_REMOVED)
+			order[n++] = k;
+	return order;
+}
+
 /* ---- LOOKUP ----------------------------------------------------------------- */
 
 /* Why output o of m cannot be restored as a fresh run would leave it, or
@@ -1063,10 +1097,16 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		hasher_digest *alt = NULL;
 		if (relocated)
 			r = root_text_outputs(m, m->root_at_record, a.root_abs, &alt);
+		size_t *order = r == 0 ? restore_order(m) : NULL;
+		if (r == 0 && !order)
+			r = -ENOMEM;
 		req_creds_enter(q);
-		for (size_t k = 0; r == 0 && k < m->nout; k++)
+		for (size_t j = 0; r == 0 && j < m->nout; j++) {
+			size_t k = order[j];
 			r = restore_one(root_fd, &m->out[k], alt ? &alt[k] : &m->out[k].digest, a.root_abs);
+		}
 		req_creds_leave(q);
+		free(order);
 		free(alt);
 		if (r < 0) {
 			/* what was restored stays; the command runs and writes

@@ -225,6 +225,17 @@ cx "$E" -- sh -c 'exit 4'
 [ $(($(counter uncacheable_failed) - u)) -eq 2 ] && ok "a failing command is not cached without --cache-failures" ||
     fail "failing command: uncacheable_failed moved by $(($(counter uncacheable_failed) - u))"
 
+# ---- a recorded recursive removal is replayed: entries before their directory
+h=$(counter action_hits); re=$(counter action_restore_errors)
+for i in 1 2; do
+    mkdir -p "$E/P/sub" && echo a >"$E/P/1" && echo b >"$E/P/sub/2"
+    cx "$E" -- rm -rf P || fail "rm -rf P: run $i failed"
+    [ ! -e "$E/P" ] || fail "rm -rf P: P still there after run $i"
+done
+[ $(($(counter action_hits) - h)) -eq 1 ] && [ "$(counter action_restore_errors)" -eq "$re" ] &&
+    ok "rm -rf replayed: a hit, P gone, nothing failed to restore" ||
+    fail "rm -rf: $(($(counter action_hits) - h)) hits, $(($(counter action_restore_errors) - re)) restore errors"
+
 # ---- extended attributes are neither inputs nor outputs of a manifest: a run
 # that sets one (a hit would restore the file without it) or reads a user
 # one is not cached
