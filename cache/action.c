@@ -24,7 +24,7 @@
  *   digest      = 16 bytes, canonical XXH3-128         ; file, dir, symlink only
  *   nout        = u32
  *   output      = out-kind path [mode] [size digest] [target]
- *   out-kind    = u8: 1 file, 2 dir, 3 symlink, 4 removed
+ *   out-kind    = u8: 1 file, 2 dir, 3 symlink, 4 removed; a file | 0x80: root_text
  *                 (path: scope root, not empty)
  *   mode        = u32: <= 07777                         ; file and dir only
  *   size        = u64                                   ; file only
@@ -399,6 +399,45 @@ void action_scan_free(action_scan *s)
 	free(s->needle);
 	free(s->fail);
 	*s = (action_scan){ 0 };
+}
+
+int action_root_rewrite(const uint8_t *in, size_t len, const char *from, const char *to, uint8_t **ret,
+			size_t *ret_len)
+{
+	size_t fl = strlen(from), tl = to ? strlen(to) : 0, n = 0;
+	if (!fl || strpbrk(from, " \t\n#$\\:"))
+		return -EINVAL;
+	/* count (and check) the occurrences first: the size of the result */
+	for (const uint8_t *p = in, *end = in + len; p < end;) {
+		const uint8_t *hit = len >= fl ? memmem(p, (size_t)(end - p), from, fl) : NULL;
+		if (!hit)
+			break;
+		if (hit + fl >= end || hit[fl] != '/')
+			return -EINVAL;
+		n++;
+		p = hit + fl;
+	}
+	if (!ret)
+		return 0;
+	size_t out_len = len - n * fl + n * tl;
+	uint8_t *out = malloc(out_len ? out_len : 1), *o = out;
+	if (!out)
+		return -ENOMEM;
+	for (const uint8_t *p = in, *end = in + len; p < end;) {
+		const uint8_t *hit = n ? memmem(p, (size_t)(end - p), from, fl) : NULL;
+		size_t keep = hit ? (size_t)(hit - p) : (size_t)(end - p);
+		memcpy(o, p, keep);
+		o += keep;
+		if (!hit)
+			break;
+		memcpy(o, to, tl);
+		o += tl;
+		p = hit + fl;
+		n--;
+	}
+	*ret = out;
+	*ret_len = out_len;
+	return 0;
 }
 
 /* ---- keys ------------------------------------------------------------------ */
@@ -807,9 +846,14 @@ static bool input_valid(const action_input *in)
 	return action_path_check(in->scope, in->path) == 0;
 }
 
+/* In the encoded kind byte of a FILE output: action_output.root_text. */
+#define OUT_ROOT_TEXT 0x80u
+
 static bool output_valid(const action_output *o)
 {
 	if (o->kind < ACTION_OUT_FILE || o->kind > ACTION_OUT_REMOVED)
+		return false;
+	if (o->root_text && o->kind != ACTION_OUT_FILE)
 		return false;
 	if (!o->path || !o->path[0] || action_path_check(ACTION_SCOPE_ROOT, o->path) < 0)
 		return false;
@@ -968,7 +1012,7 @@ static void w_stream(struct wbuf *w, const action_stream *s)
 /* Appends the encoding of m; false when m breaks the grammar's rules. */
 static bool w_manifest(struct wbuf *w, const action_manifest *m)
 {
-	if ((m->flags & ~ACTION_F_EMBEDS_ROOT) || m->exit_status < 0 || m->exit_status > 255 ||
+	if ((m->flags & ~(ACTION_F_EMBEDS_ROOT | ACTION_F_STREAMS_ROOT_TEXT)) || m->exit_status < 0 || m->exit_status > 255 ||
 	    !m->root_at_record || action_path_check(ACTION_SCOPE_ABS, m->root_at_record) < 0 ||
 	    m->nin > UINT32_MAX || m->nout > UINT32_MAX ||
 	    !stream_valid(&m->out_stdout) || !stream_valid(&m->out_stderr))
@@ -1003,7 +1047,7 @@ static bool w_manifest(struct wbuf *w, const action_manifest *m)
 		const action_output *o = &m->out[i];
 		if (!output_valid(o))
 			return false;
-		w_u8(w, o->kind);
+		w_u8(w, (uint8_t)(o->kind | (o->root_text ? OUT_ROOT_TEXT : 0)));
 		w_str(w, o->path);
 		if (o->kind == ACTION_OUT_FILE || o->kind == ACTION_OUT_DIR)
 			w_u32(w, o->mode);
@@ -1079,7 +1123,7 @@ static bool r_manifest(struct rbuf *r, action_manifest *m, bool *oom)
 {
 	uint32_t exit_status, nin, nout;
 	uint64_t created;
-	if (!r_u32(r, &m->flags) || (m->flags & ~ACTION_F_EMBEDS_ROOT) ||
+	if (!r_u32(r, &m->flags) || (m->flags & ~(ACTION_F_EMBEDS_ROOT | ACTION_F_STREAMS_ROOT_TEXT)) ||
 	    !r_u32(r, &exit_status) || exit_status > 255 ||
 	    !r_u64(r, &m->run_ms) || !r_u64(r, &created) ||
 	    !r_str(r, &m->root_at_record, oom) ||
@@ -1118,6 +1162,8 @@ static bool r_manifest(struct rbuf *r, action_manifest *m, bool *oom)
 	for (uint32_t i = 0; i < nout; i++) {
 		action_output *o = &m->out[i];
 		bool ok = r_u8(r, &o->kind) && r_str(r, &o->path, oom);
+		o->root_text = o->kind & OUT_ROOT_TEXT;
+		o->kind &= (uint8_t)~OUT_ROOT_TEXT;
 		if (ok && (o->kind == ACTION_OUT_FILE || o->kind == ACTION_OUT_DIR))
 			ok = r_u32(r, &o->mode);
 		if (ok && o->kind == ACTION_OUT_FILE)
@@ -1443,12 +1489,18 @@ void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret
 			if (takes_value(a))
 				i++;
 		} else if (!strncmp(a, "-g", 2)) {
+			if (!strcmp(a, "-gz") || !strncmp(a, "-gz=", 4))
+				info.compresses_debug = strcmp(a, "-gz=none") != 0;
 			if (!strcmp(a, "-g0"))
 				info.has_debug = false;
 			else if (!debug_modifier(a))
 				info.has_debug = true;
 		} else if (!strncmp(a, "-ffile-prefix-map=", 18) || !strncmp(a, "-fdebug-prefix-map=", 19)) {
 			info.has_prefix_map = true;
+		} else if (!strncmp(a, "-Wa,", 4) || !strncmp(a, "-Wl,", 4)) {
+			const char *c = strstr(a, "-compress-debug-sections");
+			if (c)
+				info.compresses_debug = strncmp(c + strlen("-compress-debug-sections"), "=none", 5) != 0;
 		} else if (!strncmp(a, "-x", 2)) {
 			const char *lang = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : "");
 			lang_set = strcmp(lang, "none") != 0;
@@ -1462,7 +1514,7 @@ void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret
 	info.compile_only = info.is_cc && compile && !preprocess && sources > 0 && !rsp;
 	info.sources = (unsigned)sources;
 	if (rsp)
-		info.has_debug = true; /* unknown: assume the worst */
+		info.has_debug = info.compresses_debug = true; /* unknown: assume the worst */
 	*ret = info;
 }
 

@@ -104,6 +104,18 @@ void action_scan_feed(action_scan *s, const void *data, size_t len);
 /* Accepts a zeroed or freed scanner. */
 void action_scan_free(action_scan *s);
 
+/* Text that names paths under the root with the root spelled out (a
+ * compiler's dependency file, its diagnostics), as it would read had the
+ * run been made at root `to` instead of `from`: every occurrence of `from`
+ * followed by '/' becomes `to`.  -EINVAL when an occurrence is followed by
+ * anything else (the root itself, or a longer name such as ROOT0 of a root
+ * ROOT: no rewrite can be trusted), or when `from` holds a character that
+ * such text escapes (space, tab, newline, '#', '$', '\\', ':').  With
+ * ret NULL, only checks.  Else *ret (malloc'd, also when len is 0) and
+ * *ret_len.  0, -EINVAL, -ENOMEM. */
+int action_root_rewrite(const uint8_t *in, size_t len, const char *from, const char *to, uint8_t **ret,
+			size_t *ret_len);
+
 /* ---- keys ---------------------------------------------------------------- */
 
 typedef struct action_key_in {
@@ -196,6 +208,9 @@ typedef struct action_output {
 	hasher_digest digest; /* FILE */
 	uint64_t size;        /* FILE */
 	char *target;         /* SYMLINK (non-empty); else NULL */
+	bool root_text;       /* FILE: text naming paths under the root (a
+				 dependency file): restored through
+				 action_root_rewrite at another root */
 } action_output;
 
 /* A captured stream: inline bytes, or a blob of the store. */
@@ -209,6 +224,9 @@ typedef struct action_stream {
 #define ACTION_F_EMBEDS_ROOT 0x1u /* an output contains the root path: reuse
 				     only at root_at_record unless relocation
 				     is asked for */
+#define ACTION_F_STREAMS_ROOT_TEXT 0x2u /* stdout/stderr name paths under the
+					   root: replayed through
+					   action_root_rewrite at another root */
 
 struct action_seen;
 
@@ -327,6 +345,10 @@ typedef struct action_cc_info {
 	bool has_debug;      /* -g* (last wins; -g0 turns it off) or a response
 				file: debug info (with columns) may be written */
 	bool has_prefix_map; /* -ffile-prefix-map= or -fdebug-prefix-map= */
+	bool compresses_debug; /* -gz[=zlib|zstd], -Wa,/-Wl,--compress-debug-
+				  sections (not =none), or a response file:
+				  debug info, with the root's path in it, may
+				  be compressed where a scan cannot see it */
 	bool is_cxx;         /* a C++ driver (g++, c++, clang++), -x c++, or a
 				C++ source (.cc .cp .cxx .cpp .CPP .c++ .C .ii) */
 	unsigned sources;    /* sources it compiles (named by suffix, after

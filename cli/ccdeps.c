@@ -381,6 +381,36 @@ bool ccdeps_user_complete(char **argv, const char **file)
 	return complete && *file;
 }
 
+const char *ccdeps_user_depfile(char **argv, char *buf, size_t size)
+{
+	const char *mf = NULL, *out = NULL;
+	bool side = false;
+	for (int i = 1; argv[i]; i++) {
+		if (!strcmp(argv[i], "-MD") || !strcmp(argv[i], "-MMD"))
+			side = true;
+		else if (!strcmp(argv[i], "-M") || !strcmp(argv[i], "-MM"))
+			return NULL; /* the list is the output (stdout or -o) */
+		else if (!strcmp(argv[i], "-MF") && argv[i + 1])
+			mf = argv[++i];
+		else if (!strncmp(argv[i], "-MF", 3))
+			mf = argv[i] + 3;
+		else if (!strcmp(argv[i], "-o") && argv[i + 1])
+			out = argv[++i];
+	}
+	if (!side || (!mf && !out))
+		return NULL;
+	if (mf) {
+		if ((size_t)snprintf(buf, size, "%s", mf) >= size)
+			return NULL;
+		return buf;
+	}
+	const char *base = strrchr(out, '/'), *dot = strrchr(base ? base + 1 : out, '.');
+	size_t keep = dot && dot != (base ? base + 1 : out) ? (size_t)(dot - out) : strlen(out);
+	if ((size_t)snprintf(buf, size, "%.*s.d", (int)keep, out) >= size)
+		return NULL;
+	return buf;
+}
+
 int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_cache *cache, ccdeps_add_fn add,
 		   void *arg)
 {

@@ -54,3 +54,9 @@ int ccdeps_link(const ccdeps_compile *cc, const char *depfile, ccdeps_add_fn add
 /* True when argv's dependency options write a complete list (-MD or -M,
  * not -MMD/-MM); *file is the -MF file (NULL: the default name). */
 bool ccdeps_user_complete(char **argv, const char **file);
+
+/* The dependency file a compile's argv asks for as a side output (-MD or
+ * -MMD): its -MF name, else the -o name with its suffix replaced by .d, as
+ * gcc names it; written into buf (size bytes).  NULL when there is none
+ * (no -MD/-MMD, -M/-MM writing to stdout, no name, or too long). */
+const char *ccdeps_user_depfile(char **argv, char *buf, size_t size);

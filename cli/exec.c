@@ -66,7 +66,9 @@ static const char exec_usage[] =
 	"As a compiler launcher: casfs-exec CMD ARGS...; as make's shell:\n"
 	"make SHELL=casfs-sh (a recipe line that is one plain command runs as that\n"
 	"command; a line with shell syntax that runs a compiler runs uncached: see\n"
-	"docs/ACTIONS.md).  CASFS_LOG=debug prints every decision on stderr.\n"
+	"docs/ACTIONS.md).  CMD 'sh -c LINE' is keyed as such a line (the variables\n"
+	"it expands, the programs it names).  CASFS_LOG=debug prints every decision\n"
+	"on stderr.\n"
 	"Exit status: CMD's (127: not found, 126: not executable; 2: usage).\n";
 
 /* ---- a growing buffer of fields --------------------------------------------- */
@@ -948,7 +950,10 @@ static int exec_action(const struct opts *o, char **argv)
 		.flags = (o->explain ? CASFS_EXEC_F_EXPLAIN : 0) | (o->relocate ? CASFS_EXEC_F_RELOCATE : 0) |
 			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0) |
 			 /* what its compiler proper reads outside the mount is learned */
-			 ((cc.is_cc && cc.compile_only) || sunpro ? CASFS_EXEC_F_CC_DEPS : 0),
+			 ((cc.is_cc && cc.compile_only) || sunpro ? CASFS_EXEC_F_CC_DEPS : 0) |
+			 (cc.is_cc && cc.compresses_debug ? CASFS_EXEC_F_HIDES_ROOT : 0) |
+			 /* its depfile and diagnostics name paths as given */
+			 (cc.is_cc && cc.compile_only ? CASFS_EXEC_F_ROOT_TEXT : 0),
 	};
 	char text[PATH_MAX + 256];
 	bool asked_where = false;
@@ -1103,6 +1108,11 @@ static int exec_action(const struct opts *o, char **argv)
 		field_add(&g, CASFS_T_STDERR, err.b, err.len);
 		if (outlived)
 			field_add(&g, CASFS_T_OUTLIVED, NULL, 0);
+		char dep[PATH_MAX], depabs[PATH_MAX];
+		const char *udep = cc.is_cc && cc.compile_only ? ccdeps_user_depfile(argv, dep, sizeof(dep)) : NULL;
+		if (udep && (size_t)snprintf(depabs, sizeof(depabs), "%s%s%s", udep[0] == '/' ? "" : cwd,
+					     udep[0] == '/' ? "" : "/", udep) < sizeof(depabs))
+			field_str(&g, CASFS_T_TEXT_OUT, depabs);
 		if (cc.is_cc && (ex == 0 || o->cache_failures)) {
 			/* what it read outside the mount (ccdeps.h) */
 			hasher_digest driver;
@@ -1149,6 +1159,85 @@ static int exec_action(const struct opts *o, char **argv)
 	return WEXITSTATUS(status);
 }
 
+struct extra_env {
+	char **v;
+	size_t n;
+	bool oom;
+};
+
+static void add_env_name(void *arg, const char *name)
+{
+	struct extra_env *e = arg;
+	char **nv = realloc(e->v, (e->n + 1) * sizeof(*nv));
+	if (!nv || !(nv[e->n] = strdup(name))) {
+		e->oom = true;
+		if (nv)
+			e->v = nv;
+		return;
+	}
+	e->v = nv;
+	e->n++;
+}
+
+/* o runs the shell line `line`: the programs it names and the variables
+ * it expands join the key, besides o's own --env names (ex: the merged
+ * list, o->env_extra points into it; free ex->v and its names).  0 or
+ * -ENOMEM. */
+static int shell_line_key(struct opts *o, const char *line, struct extra_env *ex)
+{
+	for (size_t i = 0; i < o->nenv_extra; i++)
+		add_env_name(ex, o->env_extra[i]);
+	shline_vars(line, add_env_name, ex);
+	if (ex->oom)
+		return -ENOMEM;
+	o->shell_line = line;
+	o->env_extra = (const char **)ex->v;
+	o->nenv_extra = ex->n;
+	return 0;
+}
+
+/* The LINE of `SHELL [OPTIONS] -c LINE ...` for a POSIX shell by name (sh,
+ * bash, dash, ksh, mksh, zsh; -c may be grouped, as in -ec; -o/+o take a
+ * value), or NULL. */
+static const char *shell_c_line(char *const *argv)
+{
+	static const char *const shells[] = { "sh", "bash", "dash", "ksh", "mksh", "zsh" };
+	const char *base = strrchr(argv[0], '/');
+	base = base ? base + 1 : argv[0];
+	bool shell = false;
+	for (size_t i = 0; i < sizeof(shells) / sizeof(shells[0]); i++)
+		shell |= strcmp(base, shells[i]) == 0;
+	for (size_t i = 1; shell && argv[i] && (argv[i][0] == '-' || argv[i][0] == '+') && argv[i][1] &&
+			   strcmp(argv[i], "--");
+	     i++) {
+		if (!strcmp(argv[i] + 1, "o")) {
+			if (!argv[++i])
+				return NULL;
+		} else if (argv[i][0] == '-' && strchr(argv[i], 'c')) {
+			return argv[i + 1];
+		}
+	}
+	return NULL;
+}
+
+/* exec_action, keyed as casfs-sh keys a shell line when the command is a
+ * shell's -c LINE (sh -c 'echo "$V" > f' reads V, on the allowlist or
+ * not). */
+static int exec_command(struct opts *o, char **argv)
+{
+	const char *line = shell_c_line(argv);
+	struct extra_env ex = { 0 };
+	if (line && shell_line_key(o, line, &ex) < 0) {
+		cli_error("out of memory");
+		return 126;
+	}
+	int rc = exec_action(o, argv);
+	for (size_t i = 0; i < ex.n; i++)
+		free(ex.v[i]);
+	free(ex.v);
+	return rc;
+}
+
 int cmd_exec(int argc, char **argv)
 {
 	struct opts o = { .debug = getenv("CASFS_LOG") && strcmp(getenv("CASFS_LOG"), "debug") == 0 };
@@ -1190,7 +1279,7 @@ int cmd_exec(int argc, char **argv)
 	o.env_extra = extra;
 	if (i >= argc || !argv[i][0])
 		return cli_usage_error("exec", "give a command: casfs exec [OPTIONS] -- CMD [ARGS...]");
-	return exec_action(&o, argv + i);
+	return exec_command(&o, argv + i);
 }
 
 int cmd_exec_launcher(int argc, char **argv)
@@ -1200,27 +1289,7 @@ int cmd_exec_launcher(int argc, char **argv)
 		cli_error("casfs-exec: give a command: casfs-exec CMD [ARGS...]");
 		return CLI_EXIT_USAGE;
 	}
-	return exec_action(&o, argv + 1);
-}
-
-struct extra_env {
-	char **v;
-	size_t n;
-	bool oom;
-};
-
-static void add_env_name(void *arg, const char *name)
-{
-	struct extra_env *e = arg;
-	char **nv = realloc(e->v, (e->n + 1) * sizeof(*nv));
-	if (!nv || !(nv[e->n] = strdup(name))) {
-		e->oom = true;
-		if (nv)
-			e->v = nv;
-		return;
-	}
-	e->v = nv;
-	e->n++;
+	return exec_command(&o, argv + 1);
 }
 
 /* make runs $(SHELL) $(.SHELLFLAGS) LINE: "-c LINE" ("-ec LINE" under
@@ -1250,15 +1319,5 @@ int cmd_exec_shell(int argc, char **argv)
 	}
 	free(buf);
 	free(words);
-	o.shell_line = argv[2];
-	/* the variables it expands are in the key too */
-	struct extra_env ex = { 0 };
-	shline_vars(argv[2], add_env_name, &ex);
-	if (ex.oom) {
-		cli_error("out of memory");
-		return 126;
-	}
-	o.env_extra = (const char **)ex.v;
-	o.nenv_extra = ex.n;
-	return exec_action(&o, sh_argv);
+	return exec_command(&o, sh_argv);
 }

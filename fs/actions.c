@@ -40,6 +40,7 @@
 
 #include "action.h"
 #include "blob.h"
+#include "io.h"
 #include "kcache.h"
 #include "session.h"
 #include "trace.h"
@@ -536,7 +537,9 @@ out:
 /* ---- restoring outputs ------------------------------------------------------ */
 
 /* Drops the kernel's cached entry for name in the directory open as pdfd,
- * and the node of a file it replaced (st of the old file, if any). */
+ * the directory's cached listing (dropping the entry marks it stale only
+ * when the kernel holds one of that name), and the node of a file it
+ * replaced (st of the old file, if any). */
 static void forget_name(int pdfd, const char *name, const struct stat *old)
 {
 	struct stat pst;
@@ -545,8 +548,10 @@ static void forget_name(int pdfd, const char *name, const struct stat *old)
 	if (fs_stat_fd(pdfd, &pst) < 0)
 		return;
 	ino_node *p = ino_table_find(FS->tbl, NULL, NULL, pst.st_dev, pst.st_ino, 0);
-	if (p)
+	if (p) {
 		fuse_lowlevel_notify_inval_entry(FS->se, p->id, name, strlen(name));
+		fuse_lowlevel_notify_inval_inode(FS->se, p->id, 0, 0);
+	}
 }
 
 /* The directory of rel beneath root_fd (rel's last '/' splits it), made
@@ -589,6 +594,81 @@ static int parent_dir(int root_fd, const char *rel, size_t *name_at)
 	return open_beneath(root_fd, dir, O_PATH | O_DIRECTORY);
 }
 
+/* Largest text output or stream rewritten for another root (they are held
+ * in memory whole). */
+#define ROOT_TEXT_MAX (16u << 20)
+
+/* Stores len bytes of data, whose digest is d, in the store (through a
+ * memfd).  0 or -errno. */
+static int put_bytes(const uint8_t *data, size_t len, const hasher_digest *d)
+{
+	int fd = memfd_create("casfs-bytes", MFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = cache_io_write_some(fd, data, len, 0) == (ssize_t)len ? 0 : -EIO;
+	cache_put_result res;
+	cache_put_opts opts = { .mode = FS->o.compression, .has_expect = true, .expect = *d };
+	if (r == 0)
+		r = cache_put_fd(FS->ix, fd, &opts, &res);
+	close(fd);
+	return r;
+}
+
+/* The whole content of blob d, at most max bytes: *ret (malloc'd) and
+ * *ret_len.  0, -EFBIG, -errno. */
+static int blob_bytes(const hasher_digest *d, size_t max, uint8_t **ret, size_t *ret_len)
+{
+	cache_reader rd;
+	int r = cache_blob_open(FS->ix, d, &rd);
+	if (r < 0)
+		return r;
+	uint8_t *buf = rd.size <= max ? malloc(rd.size ? rd.size : 1) : NULL;
+	r = rd.size > max ? -EFBIG : buf ? 0 : -ENOMEM;
+	if (r == 0 && cache_io_read(rd.fd, buf, rd.size, (off_t)rd.off) != (ssize_t)rd.size)
+		r = -EIO;
+	cache_reader_close(&rd);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	*ret = buf;
+	*ret_len = rd.size;
+	return 0;
+}
+
+/* For a hit at root `to` of a run recorded at root `from`: the content of
+ * each text output naming the root (action_output.root_text) as the run
+ * would have written it at `to`, stored; *ret_alt[i] is its digest (the
+ * original's when it needs no change).  Called before restoring, as the
+ * daemon (the store is its own).  0 or -errno. */
+static int root_text_outputs(const action_manifest *m, const char *from, const char *to, hasher_digest **ret_alt)
+{
+	hasher_digest *alt = calloc(m->nout ? m->nout : 1, sizeof(*alt));
+	int r = alt ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < m->nout; i++) {
+		alt[i] = m->out[i].digest;
+		if (!m->out[i].root_text)
+			continue;
+		uint8_t *text, *moved;
+		size_t len, mlen;
+		if ((r = blob_bytes(&m->out[i].digest, ROOT_TEXT_MAX, &text, &len)) < 0)
+			break;
+		r = action_root_rewrite(text, len, from, to, &moved, &mlen);
+		free(text);
+		if (r < 0)
+			break;
+		hasher_digest_buffer(moved, mlen, &alt[i]);
+		r = put_bytes(moved, mlen, &alt[i]);
+		free(moved);
+	}
+	if (r < 0) {
+		free(alt);
+		return r;
+	}
+	*ret_alt = alt;
+	return 0;
+}
+
 /* Seeds the digest of the file just restored as name in pdfd: the content
  * is known, so nothing reads it again. */
 static void seed_digest(int pdfd, const char *name, const hasher_digest *d)
@@ -608,7 +688,7 @@ static void seed_digest(int pdfd, const char *name, const hasher_digest *d)
 	}
 }
 
-static int restore_one(int root_fd, const action_output *o, const char *root_abs)
+static int restore_one(int root_fd, const action_output *o, const hasher_digest *digest, const char *root_abs)
 {
 	size_t at;
 	int pfd = parent_dir(root_fd, o->path, &at);
@@ -625,10 +705,10 @@ static int restore_one(int root_fd, const action_output *o, const char *root_abs
 			r = -EISDIR;
 			break;
 		}
-		r = cache_get_at(FS->ix, &o->digest, pfd, name, (mode_t)o->mode, &reflinked);
+		r = cache_get_at(FS->ix, digest, pfd, name, (mode_t)o->mode, &reflinked);
 		if (r == 0) {
 			forget_name(pfd, name, had ? &old : NULL);
-			seed_digest(pfd, name, &o->digest);
+			seed_digest(pfd, name, digest);
 		}
 		break;
 	}
@@ -682,7 +762,73 @@ static int restore_one(int root_fd, const action_output *o, const char *root_abs
 	return r;
 }
 
+static size_t path_depth(const char *p)
+{
+	size_t d = 0;
+	for (; *p; p++)
+		d += *p == '/';
+	return d;
+}
+
+static int removed_deeper_first(const void *a, const void *b, void *arg)
+{
+	const action_manifest *m = arg;
+	size_t da = path_depth(m->out[*(const size_t *)a].path), db = path_depth(m->out[*(const size_t *)b].path);
+	return da < db ? 1 : da > db ? -1 : 0;
+}
+
+/* The order to restore m's outputs in: the names the run removed first,
+ * deepest first (a removed directory's entries before it: `rm -rf`), then
+ * the others as recorded (a directory before what it holds).  malloc'd,
+ * NULL on ENOMEM. */
+static size_t *restore_order(const action_manifest *m)
+{
+	size_t *order = malloc((m->nout ? m->nout : 1) * sizeof(*order)), n = 0;
+	if (!order)
+		return NULL;
+	for (size_t k = 0; k < m->nout; k++)
+		if (m->out[k].kind == ACTION_OUT_REMOVED)
+			order[n++] = k;
+	qsort_r(order, n, sizeof(*order), removed_deeper_first, (void *)m);
+	for (size_t k = 0; k < m->nout; k++)
+		if (m->out[k].kind != ACTION_OUT_REMOVED)
+			order[n++] = k;
+	return order;
+}
+
 /* ---- LOOKUP ----------------------------------------------------------------- */
+
+/* Why output o of m cannot be restored as a fresh run would leave it, or
+ * NULL.  A hit replaces the name; a fresh run that opens it truncating
+ * writes through what is there: a symlink, or a file with other links.
+ * And where m observed nothing of the name (its absence was implied by the
+ * open that created it), a file there now keeps its permission bits when
+ * truncated, and anything but a regular file makes the run differ. */
+static const char *output_blocked(int root_fd, const action_manifest *m, const action_output *o)
+{
+	struct stat st;
+	if (o->kind != ACTION_OUT_FILE)
+		return NULL;
+	int fd = open_beneath(root_fd, o->path, O_PATH | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL; /* absent (or unreachable: restoring it fails) */
+	int r = fs_stat_fd(fd, &st);
+	close(fd);
+	if (r < 0)
+		return NULL;
+	if (S_ISLNK(st.st_mode))
+		return "is a symlink";
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1)
+		return "is a file with other hard links";
+	for (size_t i = 0; i < m->nin; i++)
+		if (m->in[i].scope == ACTION_SCOPE_ROOT && strcmp(m->in[i].path, o->path) == 0)
+			return NULL;
+	if (!S_ISREG(st.st_mode))
+		return "exists, not as a file";
+	if ((st.st_mode & 07777) != o->mode)
+		return "is a file of another mode";
+	return NULL;
+}
 
 /* True when every stored output of m is still in the store (gc may have
  * evicted some: then m is of no use). */
@@ -712,23 +858,26 @@ static const char *in_kind_name(int kind)
 	}
 }
 
-/* A replayed stream into the response: inline bytes, or the blob's. */
-static int resp_stream(struct ctlfile *cf, uint32_t tag, const action_stream *s)
+/* A replayed stream into the response: inline bytes, or the blob's; with
+ * from, as the run would have written it at root `to` (its paths under the
+ * root moved there) when that rewrite holds. */
+static int resp_stream(struct ctlfile *cf, uint32_t tag, const action_stream *s, const char *from, const char *to)
 {
-	if (s->inline_data || s->size == 0)
-		return resp_field(cf, tag, s->data, (size_t)s->size);
-	cache_reader rd;
-	int r = cache_blob_open(FS->ix, &s->digest, &rd);
-	if (r < 0)
+	uint8_t *buf = NULL, *moved;
+	size_t len = (size_t)s->size, mlen;
+	const uint8_t *data = s->data;
+	int r = 0;
+	if (!s->inline_data && s->size && (r = blob_bytes(&s->digest, SIZE_MAX, &buf, &len)) < 0)
 		return r;
-	uint8_t *buf = malloc(rd.size ? rd.size : 1);
-	r = buf ? 0 : -ENOMEM;
-	if (r == 0 && pread(rd.fd, buf, rd.size, (off_t)rd.off) != (ssize_t)rd.size)
-		r = -EIO;
-	if (r == 0)
-		r = resp_field(cf, tag, buf, rd.size);
+	if (buf)
+		data = buf;
+	if (from && len && action_root_rewrite(data, len, from, to, &moved, &mlen) == 0) {
+		r = resp_field(cf, tag, moved, mlen);
+		free(moved);
+	} else {
+		r = resp_field(cf, tag, data, len);
+	}
 	free(buf);
-	cache_reader_close(&rd);
 	return r;
 }
 
@@ -947,6 +1096,7 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 	ssize_t first_diff = -2;
 	size_t first_m = 0;
 	bool relocation_needed = false;
+	const char *blocked = NULL, *blocked_out = NULL; /* an output in the way */
 	for (size_t i = 0; i < rec.n; i++) {
 		action_manifest *m = &rec.m[i];
 		pc.rec_root = m->root_at_record;
@@ -955,6 +1105,17 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 			if (first_diff == -2) {
 				first_diff = d;
 				first_m = i;
+			}
+			continue;
+		}
+		const char *why = NULL;
+		size_t o = 0;
+		while (o < m->nout && !(why = output_blocked(root_fd, m, &m->out[o])))
+			o++;
+		if (why) {
+			if (!blocked) {
+				blocked = why;
+				blocked_out = m->out[o].path;
 			}
 			continue;
 		}
@@ -977,10 +1138,22 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 				  (m->flags & ACTION_F_EMBEDS_ROOT) && relocated ? " at another root (--relocate)" : "");
 			goto out;
 		}
+		/* text naming the root (dependency files) as a run here would
+		 * have written it */
+		hasher_digest *alt = NULL;
+		if (relocated)
+			r = root_text_outputs(m, m->root_at_record, a.root_abs, &alt);
+		size_t *order = r == 0 ? restore_order(m) : NULL;
+		if (r == 0 && !order)
+			r = -ENOMEM;
 		req_creds_enter(q);
-		for (size_t k = 0; r == 0 && k < m->nout; k++)
-			r = restore_one(root_fd, &m->out[k], a.root_abs);
+		for (size_t j = 0; r == 0 && j < m->nout; j++) {
+			size_t k = order[j];
+			r = restore_one(root_fd, &m->out[k], alt ? &alt[k] : &m->out[k].digest, a.root_abs);
+		}
 		req_creds_leave(q);
+		free(order);
+		free(alt);
 		if (r < 0) {
 			/* what was restored stays; the command runs and writes
 			 * its outputs anyway */
@@ -991,8 +1164,9 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		}
 		int32_t ex = m->exit_status;
 		resp_field(cf, CASFS_T_EXIT, &ex, sizeof(ex));
-		if ((r = resp_stream(cf, CASFS_T_STDOUT, &m->out_stdout)) < 0 ||
-		    (r = resp_stream(cf, CASFS_T_STDERR, &m->out_stderr)) < 0) {
+		const char *from = relocated && (m->flags & ACTION_F_STREAMS_ROOT_TEXT) ? m->root_at_record : NULL;
+		if ((r = resp_stream(cf, CASFS_T_STDOUT, &m->out_stdout, from, a.root_abs)) < 0 ||
+		    (r = resp_stream(cf, CASFS_T_STDERR, &m->out_stderr, from, a.root_abs)) < 0) {
 			out->status = CASFS_LOOKUP_MISS;
 			cf->resp_len = 0;
 			resp_text(cf, CASFS_T_EXPLAIN, "miss: the recorded output streams are unreadable (%s)",
@@ -1010,9 +1184,13 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 	}
 	COUNT(action_misses);
 	if (relocation_needed)
-		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its outputs hold the path of "
-			  "its root (%s); reuse them here with --relocate, or build with -ffile-prefix-map",
-			  rec.n ? rec.m[0].root_at_record : "?");
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its outputs or streams hold the "
+			  "path of its root (%s) where casfs cannot move it (a compile's -MD dependency file and "
+			  "diagnostics it moves); reuse them here with --relocate, or make the object relocatable "
+			  "with -ffile-prefix-map=ROOT=.", rec.n ? rec.m[0].root_at_record : "?");
+	else if (blocked)
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its output %s %s", blocked_out,
+			  blocked);
 	else if (first_diff >= 0) {
 		const action_input *in = &rec.m[first_m].in[first_diff];
 		resp_text(cf, CASFS_T_EXPLAIN, "miss: %s%s%s (%s) differs from the recorded run",
@@ -1110,6 +1288,9 @@ struct end_req {
 	size_t out_len, err_len;
 	const uint8_t *fields;  /* for the DEP_ABS walk */
 	size_t fields_len;
+	const uint8_t *text_out[4]; /* CASFS_T_TEXT_OUT (not NUL-terminated) */
+	size_t text_out_len[4];
+	int ntext_out;
 };
 
 static int end_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
@@ -1138,6 +1319,14 @@ static int end_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 	case CASFS_T_OUTLIVED:
 		e->outlived = true;
 		return 0;
+	case CASFS_T_TEXT_OUT:
+		if (len == 0 || v[0] != '/')
+			return -EBADMSG;
+		if (e->ntext_out < (int)(sizeof(e->text_out) / sizeof(*e->text_out))) {
+			e->text_out[e->ntext_out] = v;
+			e->text_out_len[e->ntext_out++] = len;
+		}
+		return 0;
 	case CASFS_T_REASON:
 		if (len == 0 || len >= sizeof(e->reason))
 			return -EBADMSG;
@@ -1157,7 +1346,35 @@ struct rec_ctx {
 	action_scan scan;
 	bool scanning;
 	const char *reason;   /* set when the run cannot be cached */
+	const struct end_req *e; /* its TEXT_OUT outputs */
 };
+
+/* Whether the output rel (root-relative) is one the client named as text
+ * naming paths with the root spelled out. */
+static bool is_text_out(const struct rec_ctx *c, const char *rel)
+{
+	size_t rl = strlen(c->root_abs), l = strlen(rel);
+	for (int i = 0; c->e && i < c->e->ntext_out; i++) {
+		const uint8_t *v = c->e->text_out[i];
+		size_t vl = c->e->text_out_len[i];
+		if (vl == rl + 1 + l && memcmp(v, c->root_abs, rl) == 0 && v[rl] == '/' && memcmp(v + rl + 1, rel, l) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Whether the text of fd (size bytes) names the root only as a prefix of
+ * paths under it (action_root_rewrite can move it to another root). */
+static bool root_text_rewritable(const struct rec_ctx *c, int fd, uint64_t size)
+{
+	if (size > ROOT_TEXT_MAX)
+		return false;
+	uint8_t *buf = malloc(size ? size : 1);
+	bool ok = buf && cache_io_read(fd, buf, size, 0) == (ssize_t)size &&
+		  action_root_rewrite(buf, size, c->root_abs, NULL, NULL, NULL) == 0;
+	free(buf);
+	return ok;
+}
 
 static void scan_chunk(void *arg, const void *data, size_t len)
 {
@@ -1170,7 +1387,7 @@ static void scan_chunk(void *arg, const void *data, size_t len)
  * once with the store, and then recorded as the file's: an output written
  * out of order is not read a second time for it) and whether it holds the
  * root's path. */
-static int store_file(struct rec_ctx *c, int fd, const struct stat *st, action_output *o)
+static int store_file(struct rec_ctx *c, const char *rel, int fd, const struct stat *st, action_output *o)
 {
 	int rfd = fs_reopen_fd(fd, O_RDONLY);
 	if (rfd < 0)
@@ -1190,6 +1407,7 @@ static int store_file(struct rec_ctx *c, int fd, const struct stat *st, action_o
 	cache_put_result res;
 	bool before = c->scan.found;
 	c->scan.found = false;
+	c->scan.matched = 0;
 	int r = cache_put_fd(FS->ix, rfd, &opts, &res);
 	struct stat after;
 	if (r == 0 && seed && res.read && fstat(rfd, &after) == 0 && (uint64_t)after.st_size == res.size)
@@ -1207,7 +1425,14 @@ static int store_file(struct rec_ctx *c, int fd, const struct stat *st, action_o
 			off += got;
 		}
 	}
-	c->scan.found |= before;
+	/* a dependency file naming the root: rewritten for another root when
+	 * restored there, so it does not pin the result to this one */
+	bool here = c->scan.found;
+	if (r == 0 && here && is_text_out(c, rel) && root_text_rewritable(c, rfd, res.size)) {
+		o->root_text = true;
+		here = false;
+	}
+	c->scan.found = before || here;
 	close(rfd);
 	if (r < 0)
 		return r;
@@ -1269,7 +1494,7 @@ static int add_output_at(struct rec_ctx *c, const char *rel, bool existed)
 	if (r < 0)
 		goto out;
 	if (S_ISREG(st.st_mode)) {
-		r = store_file(c, fd, &st, &o);
+		r = store_file(c, rel, fd, &st, &o);
 		if (r == -ESTALE) {
 			c->reason = "output_changed";
 			r = 0;
@@ -1323,12 +1548,15 @@ static int change_cb(void *arg, const char *rel, bool existed)
 }
 
 /* A captured stream: inline, or stored as a blob (through a memfd). */
-static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, action_stream *s)
+static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, action_stream *s, bool root_text)
 {
 	s->size = len;
 	hasher_digest_buffer(data, len, &s->digest);
-	if (c->scanning)
+	if (c->scanning && !(root_text && len <= ROOT_TEXT_MAX &&
+			     action_root_rewrite(data, len, c->root_abs, NULL, NULL, NULL) == 0)) {
+		c->scan.matched = 0;
 		action_scan_feed(&c->scan, data, len);
+	}
 	if (len <= ACTION_INLINE_MAX) {
 		s->inline_data = true;
 		s->data = len ? malloc(len) : NULL;
@@ -1338,16 +1566,7 @@ static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, actio
 			memcpy(s->data, data, len);
 		return 0;
 	}
-	int fd = memfd_create("casfs-stream", MFD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	int r = write(fd, data, len) == (ssize_t)len ? 0 : -EIO;
-	cache_put_result res;
-	cache_put_opts opts = { .mode = FS->o.compression, .has_expect = true, .expect = s->digest };
-	if (r == 0)
-		r = cache_put_fd(FS->ix, fd, &opts, &res);
-	close(fd);
-	return r;
+	return put_bytes(data, len, &s->digest);
 }
 
 /* Adds the inputs outside the mount the client learned (the compiler's
@@ -1402,7 +1621,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 {
 	struct end_req e = { 0 };
 	action_manifest m = { 0 };
-	struct rec_ctx c = { .m = &m, .root_fd = -1, .root_abs = cf->root_abs, .begun_ns = cf->begun_ns };
+	struct rec_ctx c = { .m = &m, .root_fd = -1, .root_abs = cf->root_abs, .begun_ns = cf->begun_ns, .e = &e };
 	int r, mfd = -1;
 	if (!cf->sess) {
 		out->result = -EINVAL; /* END without BEGIN */
@@ -1435,6 +1654,9 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		case TRACE_NOMEM: c.reason = "out_of_memory"; break;
 		case TRACE_NESTED: c.reason = "nested"; break;
 		case TRACE_HIDDEN_COMPILE: c.reason = "hidden_compile"; break;
+		case TRACE_MOVED_DIR: c.reason = "moved_dir"; break;
+		case TRACE_OUTPUT_CHANGED: c.reason = "output_changed"; break;
+		case TRACE_XATTRS: c.reason = "xattrs"; break;
 		}
 	}
 	if (!c.reason) {
@@ -1452,8 +1674,11 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 				r = 0;
 			}
 		}
-		if (r == 0 && !c.reason && (r = make_stream(&c, e.out, e.out_len, &m.out_stdout)) == 0)
-			r = make_stream(&c, e.err, e.err_len, &m.out_stderr);
+		/* a compile's streams name paths as given: rewritten for another
+		 * root on a hit when they name the root only as such paths' prefix */
+		bool st_text = cf->flags & CASFS_EXEC_F_ROOT_TEXT;
+		if (r == 0 && !c.reason && (r = make_stream(&c, e.out, e.out_len, &m.out_stdout, st_text)) == 0)
+			r = make_stream(&c, e.err, e.err_len, &m.out_stderr, st_text);
 		if (r < 0 && !c.reason)
 			c.reason = r == -ENOSPC ? "store_full" : "store_error";
 	}
@@ -1463,7 +1688,9 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		/* the client's measure, bounded by the session's own span */
 		uint64_t span_ms = (uint64_t)(m.created_ns - cf->begun_ns) / 1000000;
 		m.run_ms = e.run_ms < span_ms ? e.run_ms : span_ms;
-		m.flags = c.scanning && c.scan.found ? ACTION_F_EMBEDS_ROOT : 0;
+		m.flags = (c.scanning && c.scan.found) || (cf->flags & CASFS_EXEC_F_HIDES_ROOT) ? ACTION_F_EMBEDS_ROOT : 0;
+		if (cf->flags & CASFS_EXEC_F_ROOT_TEXT)
+			m.flags |= ACTION_F_STREAMS_ROOT_TEXT;
 		m.root_at_record = strdup(cf->root_abs);
 		action_record rec = { 0 };
 		void *val = NULL;

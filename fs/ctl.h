@@ -43,7 +43,8 @@
 	X(uncacheable_output_changed) X(uncacheable_special_output) X(uncacheable_unknown_input) \
 	X(uncacheable_store_full) X(uncacheable_store_error) X(uncacheable_outlived) \
 	X(uncacheable_stdin) X(uncacheable_writes_outside_mount) X(uncacheable_shell_compile) \
-	X(uncacheable_nested) X(uncacheable_hidden_compile)
+	X(uncacheable_nested) X(uncacheable_hidden_compile) X(uncacheable_moved_dir) \
+	X(uncacheable_xattrs)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,
@@ -172,6 +173,10 @@ enum casfs_exec_tag {
 				 its absolute path, '\0', and the caller's
 				 struct casfs_exec_stat of it (or, with
 				 TOOL_DIGEST, its digest) */
+	CASFS_T_TEXT_OUT,     /* END: an output (absolute path) that is text
+				 naming paths with the root spelled out (a
+				 compiler's dependency file): rewritten for
+				 another root on a hit (action_root_rewrite) */
 };
 
 /* A file as its stat describes it (to tell the same file apart). */
@@ -186,6 +191,15 @@ struct casfs_exec_stat {
 #define CASFS_EXEC_F_CC_DEPS        0x8u /* a compile whose reads outside the
 					    mount the client learns: its
 					    compiler proper may run */
+#define CASFS_EXEC_F_HIDES_ROOT     0x10u /* its outputs may hold the root's
+					     path where no scan sees it
+					     (compressed debug info): reused
+					     at another root only with
+					     --relocate */
+#define CASFS_EXEC_F_ROOT_TEXT      0x20u /* a compile: its stdout and stderr
+					     name paths as given, with the
+					     root spelled out: rewritten for
+					     another root on a hit */
 
 struct casfs_ctl_call {
 	uint32_t proto;       /* CASFS_EXEC_PROTO (EPROTO otherwise) */

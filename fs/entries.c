@@ -201,6 +201,12 @@ static int set_size(ino_node *n, int fd, int ffd, off_t size)
 	return rc;
 }
 
+/* The SETATTR bits that change an attribute (FUSE_SET_ATTR_CTIME alone,
+ * which the writeback cache sends with a chown, does not). */
+#define SETATTR_SETS                                                                      \
+	(FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE | \
+	 FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)
+
 void op_setattr(fuse_req_t r, fuse_ino_t ino, struct stat *attr, int valid, struct fuse_file_info *fi)
 {
 	struct req q;
@@ -217,20 +223,33 @@ void op_setattr(fuse_req_t r, fuse_ino_t ino, struct stat *attr, int valid, stru
 	struct stat st;
 	char name[16];
 	snprintf(name, sizeof(name), "%d", fd);
-	if (q.sess) /* its old content matters unless all of it goes */
-		trace_write_open(session_trace(q.sess), n, fd,
-				 !(valid & FUSE_SET_ATTR_SIZE) || attr->st_size == 0 || n->type != S_IFREG);
+	if (q.sess) {
+		/* its old content matters unless all of it goes: a chmod or
+		 * touch leaves it in the output */
+		bool trunc = ((valid & FUSE_SET_ATTR_SIZE) && attr->st_size == 0) || n->type != S_IFREG;
+		if (trunc && (rc = fs_stat_fd(fd, &st)) < 0)
+			goto fail;
+		trace_write_open(session_trace(q.sess), n, fd, trunc ? &st : NULL);
+	}
+	trace_foreign_change(FS->ss, q.sess, n, NULL);
 	if ((valid & FUSE_SET_ATTR_MODE) &&
 	    (ffd >= 0 ? fchmod(ffd, attr->st_mode) : fchmodat(FS->proc_fd, name, attr->st_mode, 0)) < 0)
 		goto fail_errno;
+	/* A SETATTR that sets nothing is chown(-1, -1) (or the kernel's removal
+	 * of set-id bits ahead of a write or fallocate, which casfs does there
+	 * too).  Under FUSE_HANDLE_KILLPRIV_V2 the kernel sends no mode for it
+	 * and no FATTR_KILL_SUIDGID: casfs does what ext4 does, the backing's
+	 * own chown(-1, -1) below (set-id bits as for a change of owner, and
+	 * the change time). */
+	bool chown_none = !(valid & SETATTR_SETS);
 	/* FATTR_KILL_SUIDGID (kernel_io.h): a truncation by a caller without
 	 * CAP_FSETID, or a change of owner.  The backing's own chown (by this
 	 * daemon) drops set-user-ID and a group-executable set-group-ID; what
 	 * it cannot know is a caller outside the file's group. */
-	if ((valid & FUSE_SET_ATTR_KILL_SUID) &&
+	if (((valid & FUSE_SET_ATTR_KILL_SUID) || chown_none) &&
 	    ((valid & FUSE_SET_ATTR_SIZE) || q.uid != 0) && (rc = req_kill_suidgid(&q, fd)) < 0)
 		goto fail;
-	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+	if ((valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) || chown_none) {
 		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
@@ -344,6 +363,7 @@ static void make_entry(struct req *q, fuse_ino_t parent, const char *name, enum 
 	} else {
 		if (q->sess)
 			trace_created(session_trace(q->sess), p, name);
+		trace_foreign_change(FS->ss, q->sess, p, name);
 		reply_new_entry(q, p, pfd, name);
 	}
 	ino_node_fd_put(FS->tbl, p);
@@ -436,6 +456,8 @@ static void remove_entry(struct req *q, fuse_ino_t parent, const char *name, int
 	}
 	if (rc == 0 && q->sess)
 		trace_removed(session_trace(q->sess), p, name);
+	if (rc == 0)
+		trace_foreign_change(FS->ss, q->sess, p, name);
 	victim_done(&v, rc == 0, p, name);
 	ino_node_fd_put(FS->tbl, p);
 	req_err(q, rc < 0 ? e : 0);
@@ -467,6 +489,21 @@ static void renamed_at(ino_node *dir, int dfd, const char *name)
 		digests_meta_changed(FS->dg, n, &st);
 }
 
+/* A run renames name in dir (dfd): what it holds is an input of the run
+ * (trace_source), recorded before the rename. */
+static void moved_source(struct req *q, ino_node *dir, int dfd, const char *name)
+{
+	struct stat st;
+	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return; /* the rename fails the same way */
+	ino_node *n = fs_stat_fd(fd, &st) == 0 ? ino_table_find_ref(FS->tbl, st.st_dev, st.st_ino) : NULL;
+	trace_source(session_trace(q->sess), n, fd);
+	if (n)
+		ino_node_unref(FS->tbl, n);
+	close(fd);
+}
+
 void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 	       const char *newname, unsigned int flags)
 {
@@ -488,6 +525,11 @@ void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t new
 	}
 	if (!(flags & RENAME_EXCHANGE))
 		victim_probe(npfd, newname, &v);
+	if (q.sess) {
+		moved_source(&q, p, pfd, name);
+		if (flags & RENAME_EXCHANGE)
+			moved_source(&q, np, npfd, newname);
+	}
 	int rc, e;
 	if (FS->sb) { /* fast sandboxes: their directories, renames across filesystems */
 		rc = sbfast_rename(FS->sb, p, pfd, name, np, npfd, newname, flags);
@@ -498,6 +540,10 @@ void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t new
 	}
 	if (rc == 0 && q.sess)
 		trace_renamed(session_trace(q.sess), p, name, np, newname, v.fd >= 0 || (flags & RENAME_EXCHANGE));
+	if (rc == 0) {
+		trace_foreign_change(FS->ss, q.sess, p, name);
+		trace_foreign_change(FS->ss, q.sess, np, newname);
+	}
 	victim_done(&v, rc == 0, np, newname);
 	if (rc == 0) {
 		renamed_at(np, npfd, newname);
@@ -527,6 +573,8 @@ void op_link(fuse_req_t r, fuse_ino_t ino, fuse_ino_t newparent, const char *new
 		ino_node_fd_put(FS->tbl, np);
 		return;
 	}
+	if (q.sess)
+		trace_source(session_trace(q.sess), n, fd);
 	/* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc magic
 	 * link with AT_SYMLINK_FOLLOW does not. */
 	snprintf(name, sizeof(name), "%d", fd);
@@ -543,6 +591,7 @@ void op_link(fuse_req_t r, fuse_ino_t ino, fuse_ino_t newparent, const char *new
 	digests_meta_changed(FS->dg, n, &ent.attr); /* ctime changed, content not */
 	if (q.sess)
 		trace_created(session_trace(q.sess), np, newname);
+	trace_foreign_change(FS->ss, q.sess, np, newname);
 	if (req_entry(&q, &ent) == -ENOENT)
 		ino_table_forget(FS->tbl, n, 1);
 }

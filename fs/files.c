@@ -259,7 +259,29 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		req_err(&q, -pin);
 		return;
 	}
+	/* what a truncating open of a traced run finds is observed: its
+	 * stat from before the truncation */
+	struct stat before;
+	bool trunc = q.sess && (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+	int e = 0;
+	if (trunc) {
+		int sfd = fs_node_open(n, O_PATH);
+		e = sfd < 0 ? sfd : fs_stat_fd(sfd, &before);
+		if (sfd >= 0)
+			close(sfd);
+	}
+	if (e < 0) {
+		if (pin >= 0)
+			ino_node_fd_put(FS->tbl, n);
+		req_err(&q, -e);
+		return;
+	}
 	int flags = open_flags(fi->flags, true);
+	/* the digest learns of a truncation before the backing sees it (a
+	 * reader opening in between must not be served the old digest) */
+	bool truncating = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY && n->type == S_IFREG;
+	if (truncating)
+		digests_begin_change(FS->dg, n);
 	int ofd = fs_node_open(n, flags);
 	if (ofd == -EACCES && flags != open_flags(fi->flags, false)) {
 		/* may write but not read (an unprivileged daemon): no widening */
@@ -282,8 +304,10 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		if ((fi->flags & O_ACCMODE) == O_RDONLY)
 			trace_read(tr, n, ofd);
 		else
-			trace_write_open(tr, n, ofd, fi->flags & O_TRUNC);
+			trace_write_open(tr, n, ofd, trunc ? &before : NULL);
 	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		trace_foreign_change(FS->ss, q.sess, n, NULL);
 	struct fs_file *f = file_new(&q, n, ofd, flags, fi->flags);
 	if (pin >= 0)
 		ino_node_fd_put(FS->tbl, n);
@@ -343,6 +367,7 @@ void op_create(fuse_req_t r, fuse_ino_t parent, const char *name, mode_t mode, s
 	ino_node *n = ino_table_get(FS->tbl, e.ino);
 	if (q.sess)
 		trace_created_file(session_trace(q.sess), q.tid, p, name, fi->flags);
+	trace_foreign_change(FS->ss, q.sess, p, name);
 	struct fs_file *f = file_new(&q, n, fd, flags, fi->flags);
 	if (!f) {
 		close(fd);

@@ -8,6 +8,8 @@
  *     (FUSE_OPEN_KILL_SUIDGID), SETATTR of the size or owner
  *     (FATTR_KILL_SUIDGID, which libfuse passes as FUSE_SET_ATTR_KILL_SUID).
  *     The first two reach the handlers as FS_KILL_SUIDGID in fi->flags.
+ *     A chown(-1, -1) comes with no mark at all, as a SETATTR that sets
+ *     nothing: op_setattr kills there too, as ext4 does.
  *   FUSE_PASSTHROUGH (protocol 7.40): an open file whose reads and writes
  *     the kernel sends straight to a backing file registered by casfs, never
  *     through the daemon (needs CAP_SYS_ADMIN).

@@ -126,6 +126,16 @@ struct trace *session_trace(struct session *s) { return s->trace; }
 bool session_ended(const struct session *s) { return atomic_load(&s->ended); }
 unsigned sessions_live(const struct sessions *ss) { return atomic_load(&ss->live); }
 
+void sessions_each_live(struct sessions *ss, const struct session *except,
+			void (*fn)(void *arg, struct session *s), void *arg)
+{
+	pthread_mutex_lock(&ss->lock);
+	for (struct session *s = ss->list; s; s = s->next)
+		if (s != except)
+			fn(arg, s);
+	pthread_mutex_unlock(&ss->lock);
+}
+
 /* The kernel's own answer about a pidfd (Linux 6.13): pid, tgid and parent
  * in the daemon's pid namespace, read without any lock a task in the middle
  * of execve may hold.  (Reading /proc/<pid>/stat there can wait for that

@@ -63,3 +63,7 @@ bool session_caller_compiles(pid_t tid);
 
 /* How many sessions are live now. */
 unsigned sessions_live(const struct sessions *ss);
+/* Calls fn for every live session but `except` (NULL: none), under the
+ * sessions' lock: fn must not call into ss. */
+void sessions_each_live(struct sessions *ss, const struct session *except,
+			void (*fn)(void *arg, struct session *s), void *arg);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "session.h"
 #include "state.h"
 
 #define BUCKETS 4096
@@ -287,14 +288,103 @@ void trace_read(struct trace *t, ino_node *n, int fd)
 	add_input(t, path, &in, n, version);
 }
 
-void trace_write_open(struct trace *t, ino_node *n, int fd, bool trunc)
+/* The path (mount-relative) a change was made to, by another session or
+ * by no session. */
+static void foreign_one(void *arg, struct session *s)
+{
+	const char *path = arg;
+	struct trace *t = session_trace(s);
+	char up[PATH_MAX];
+	snprintf(up, sizeof(up), "%s", path);
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		struct pentry *p = t->buckets[path_hash(up)];
+		while (p && strcmp(p->path, up) != 0)
+			p = p->next;
+		if (p && (p->flags & P_CHANGED)) {
+			if (t->problem == TRACE_OK)
+				t->problem = TRACE_OUTPUT_CHANGED;
+			break;
+		}
+		char *slash = strrchr(up, '/');
+		if (!slash)
+			break;
+		*slash = '\0';
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void trace_foreign_change(struct sessions *ss, const struct session *by, ino_node *n, const char *name)
+{
+	char path[PATH_MAX];
+	if (sessions_live(ss) == 0 || (by && sessions_live(ss) == 1))
+		return;
+	if (ino_node_path(FS->tbl, n, path, sizeof(path)) < 0)
+		return; /* a node without a known path: it is no traced path */
+	size_t l = strlen(path);
+	if (name && snprintf(path + l, sizeof(path) - l, "%s%s", l ? "/" : "", name) >= (int)(sizeof(path) - l))
+		return;
+	sessions_each_live(ss, by, foreign_one, path);
+}
+
+void trace_write_open(struct trace *t, ino_node *n, int fd, const struct stat *trunc_from)
 {
 	char path[PATH_MAX];
 	if (!node_path(t, n, path, sizeof(path)))
 		return;
-	if (!trunc)
+	if (!trunc_from)
 		trace_read(t, n, fd); /* what it appends to or patches is read */
+	else
+		trace_exists(t, n, trunc_from); /* truncated, it keeps its mode */
 	add_change(t, path, true);
+}
+
+void trace_source(struct trace *t, ino_node *n, int fd)
+{
+	struct stat st;
+	char target[PATH_MAX];
+	if (!n || fs_stat_fd(fd, &st) < 0) {
+		problem(t, TRACE_NO_PATH);
+		return;
+	}
+	if (S_ISREG(st.st_mode)) {
+		trace_read(t, n, fd);
+		return;
+	}
+	if (S_ISLNK(st.st_mode)) {
+		ssize_t l = readlinkat(fd, "", target, sizeof(target) - 1);
+		if (l < 0) {
+			problem(t, TRACE_NO_PATH);
+			return;
+		}
+		target[l] = '\0';
+		trace_readlink(t, n, target);
+		return;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		/* what a moved directory holds becomes outputs (the entries of
+		 * a directory new at its new name), none of it read: unless the
+		 * run made the directory, the run is not cached */
+		char path[PATH_MAX];
+		if (!node_path(t, n, path, sizeof(path)))
+			return;
+		pthread_mutex_lock(&t->lock);
+		struct pentry *p = pentry_get(t, path);
+		bool made = p && (p->flags & P_CHANGED) && !(p->flags & P_EXISTED);
+		if (p && !made && t->problem == TRACE_OK)
+			t->problem = TRACE_MOVED_DIR;
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	trace_exists(t, n, &st);
+}
+
+void trace_xattrs(struct trace *t)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->problem == TRACE_OK)
+		t->problem = TRACE_XATTRS;
+	pthread_mutex_unlock(&t->lock);
 }
 
 void trace_created(struct trace *t, ino_node *parent, const char *name)

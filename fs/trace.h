@@ -32,6 +32,8 @@
 #include "inode.h"
 
 struct trace;
+struct session;
+struct sessions;
 
 /* Why a recorded run cannot be cached (each counted in stats). */
 enum trace_problem {
@@ -48,17 +50,40 @@ enum trace_problem {
 	TRACE_NESTED,           /* a process of the run asked for an action
 				   of its own: what that one reads outside
 				   the mount and restores is not this run's */
+	TRACE_MOVED_DIR,        /* a directory the run did not make was
+				   renamed: its entries, never read, would
+				   be outputs */
+	TRACE_OUTPUT_CHANGED,   /* another process changed an output (or
+				   something in a directory the run made)
+				   while the run was live */
+	TRACE_XATTRS,           /* the run read, listed (other than
+				   casfs's own), set or removed extended
+				   attributes: neither inputs nor outputs
+				   of a manifest */
 };
 
 int trace_new(struct trace **ret);
+/* The run used extended attributes other than casfs's own (TRACE_XATTRS). */
+void trace_xattrs(struct trace *t);
 /* Releases the nodes it holds.  Accepts NULL. */
 void trace_free(struct trace *t);
 
 /* n (regular file) opened for reading; fd: any fd of it. */
 void trace_read(struct trace *t, ino_node *n, int fd);
-/* n opened for writing (existing file); `trunc`: its old content does not
- * matter (O_TRUNC), else it is an input too.  fd: any fd of it. */
-void trace_write_open(struct trace *t, ino_node *n, int fd, bool trunc);
+/* n opened for writing (existing file).  trunc_from NULL: its content is
+ * an input (appended to, patched, or kept by a chmod).  Else its old
+ * content does not matter (O_TRUNC, truncated to 0, not a regular file),
+ * and trunc_from is its stat from before the truncation: that it existed,
+ * its type, mode and size are observed (a truncated file keeps its mode).
+ * fd: any fd of it. */
+void trace_write_open(struct trace *t, ino_node *n, int fd, const struct stat *trunc_from);
+/* n (fd: any fd of it, O_PATH is fine) is about to be linked or renamed
+ * to another name: what it holds now is what the new name will hold, so
+ * it is an input, as if read (a regular file's digest and mode, a
+ * symlink's target, else its type and mode; a directory the run did not
+ * make sets TRACE_MOVED_DIR).  n NULL (no node known): TRACE_NO_PATH.  Call before the change,
+ * while n's remembered name is still the old one. */
+void trace_source(struct trace *t, ino_node *n, int fd);
 /* `name` in parent was created (mkdir, mknod, symlink, link). */
 void trace_created(struct trace *t, ino_node *parent, const char *name);
 /* `name` in parent was created by an open (CREATE) of thread tid with
@@ -83,6 +108,14 @@ void trace_listed(struct trace *t, ino_node *n, int dfd);
 int trace_listing_digest(int dfd, hasher_digest *ret);
 /* the symlink n was read: its target */
 void trace_readlink(struct trace *t, ino_node *n, const char *target);
+
+/* A process other than those of session `by` (NULL: in no session) opened
+ * for writing, truncated, chmod'ed, created, removed or renamed the node n
+ * (name NULL) or the name `name` in the directory n: every other live
+ * session that changed that path or a directory above it gets
+ * TRACE_OUTPUT_CHANGED (what it would store is not all its own).  One
+ * atomic load while no session is live. */
+void trace_foreign_change(struct sessions *ss, const struct session *by, ino_node *n, const char *name);
 
 /* A write handle of the session was opened / closed. */
 void trace_writer_opened(struct trace *t);

@@ -196,6 +196,11 @@ void op_getxattr(fuse_req_t r, fuse_ino_t ino, const char *name, size_t size)
 		req_xattr(&q, size, value, rc < 0 ? -1 : (ssize_t)len, -rc);
 		return;
 	}
+	/* a value (or its absence) no manifest holds; security.* and system.*
+	 * (passed through with -o security_xattrs) are the kernel's and ls's
+	 * questions about permissions, not data a command computes with */
+	if (q.sess && (!strncmp(name, "user.", 5) || !strncmp(name, "trusted.", 8)))
+		trace_xattrs(session_trace(q.sess));
 	if (size && !(buf = malloc(size))) {
 		xattr_put(&x);
 		req_err(&q, ENOMEM);
@@ -256,6 +261,8 @@ void op_listxattr(fuse_req_t r, fuse_ino_t ino, size_t size)
 			}
 			at += l;
 		}
+		if (kept && q.sess)
+			trace_xattrs(session_trace(q.sess)); /* names no manifest holds */
 		memcpy(buf + kept, own_all, ours);
 		len = (ssize_t)(kept + ours);
 	}
@@ -304,6 +311,8 @@ void op_setxattr(fuse_req_t r, fuse_ino_t ino, const char *name, const char *val
 	struct xpath x;
 	if (xattr_path(&q, ino, &x) < 0)
 		return;
+	if (q.sess)
+		trace_xattrs(session_trace(q.sess)); /* a hit would not restore it */
 	req_creds_enter(&q); /* as the caller: the backing drops setgid as for it */
 	int rc = x_set(&x, name, value, size, flags);
 	int e = errno;
@@ -331,6 +340,8 @@ void op_removexattr(fuse_req_t r, fuse_ino_t ino, const char *name)
 	struct xpath x;
 	if (xattr_path(&q, ino, &x) < 0)
 		return;
+	if (q.sess)
+		trace_xattrs(session_trace(q.sess));
 	req_creds_enter(&q);
 	int rc = x_remove(&x, name);
 	int e = errno;

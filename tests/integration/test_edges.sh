@@ -182,10 +182,16 @@ setid_case() { # DIR CASE: prepares DIR/f, runs the case, prints the mode
         chgrp-outside) chown nobody:root "$f"; chmod 2745 "$f"; runuser -u nobody -- chgrp nogroup "$f" ;;
         copy-range) echo defg >"$1/src"; runuser -u nobody -- xfs_io -c "copy_range -l 4 $1/src" "$f" ;;
         falloc) runuser -u nobody -- xfs_io -c "falloc 0 8192" "$f" ;;
+        # chown(f, -1, -1) changes no owner but drops the bits as a chown
+        chown-none-root) "$PYTHON" -c "import os; os.chown('$f', -1, -1)" ;;
+        chown-none-owner) chown nobody "$f"; chmod 6777 "$f"
+            runuser -u nobody -- "$PYTHON" -c "import os; os.chown('$f', -1, -1)" ;;
+        chown-none-sgid-nogx) chmod 6767 "$f"; "$PYTHON" -c "import os; os.chown('$f', -1, -1)" ;;
     esac
     stat -c %a "$f"
 }
-SETID_CASES="write write-root write-dio truncate truncate-root otrunc otrunc-empty otrunc-root sgid-nogx sgid-ingroup sgid-gx chgrp-outside copy-range falloc"
+SETID_CASES="write write-root write-dio truncate truncate-root otrunc otrunc-empty otrunc-root sgid-nogx sgid-ingroup sgid-gx chgrp-outside copy-range falloc
+    chown-none-root chown-none-owner chown-none-sgid-nogx"
 casfs_mount -o allow_other
 chmod 777 "$MNT" "$NATIVE"
 for c in $SETID_CASES; do
@@ -197,8 +203,28 @@ for c in $SETID_CASES; do
 done
 # the write by another user really dropped the bit (a test that cannot pass
 # by accident: the native answer itself must show the kill)
-[ "$(setid_case "$NATIVE" write)" = 777 ] && [ "$(setid_case "$NATIVE" write-root)" = 6777 ] ||
+[ "$(setid_case "$NATIVE" write)" = 777 ] && [ "$(setid_case "$NATIVE" write-root)" = 6777 ] &&
+    [ "$(setid_case "$NATIVE" chown-none-root)" = 777 ] ||
     fail "setid: the native filesystem does not drop set-user-ID as expected here"
+# chown(-1, -1) also changes the change time, of a file and of a directory
+chown_none_ctime() { # DIR: prints, for DIR/ct/f and DIR/ct, 1 if ctime moved
+    local p c0
+    for p in "$1/ct/f" "$1/ct"; do
+        c0=$(stat -c %Z "$p")
+        "$PYTHON" -c "import os; os.chown('$p', -1, -1)"
+        printf '%s ' "$(($(stat -c %Z "$p") > c0))"
+    done
+}
+for d in "$NATIVE" "$MNT"; do
+    rm -rf "$d/ct"; mkdir "$d/ct"; : >"$d/ct/f"
+done
+sleep 1.1
+want=$(chown_none_ctime "$NATIVE")
+got=$(chown_none_ctime "$MNT")
+[ "$want" = "1 1 " ] && [ "$got" = "$want" ] &&
+    ok "setid: chown(-1, -1) changes the change time as on the native filesystem" ||
+    fail "setid: chown(-1, -1) moved ctime (file dir): '$got' on casfs, '$want' on the native filesystem"
+rm -rf "$NATIVE/ct" "$MNT/ct"
 # what the backing holds, seen after a remount (no cached attributes)
 for c in $SETID_CASES; do
     setid_case "$MNT" "$c" >/dev/null
@@ -243,7 +269,9 @@ casfs_umount "$MNT" || fail "umount"
 # page cache of earlier cached opens must not serve old bytes afterwards
 # (the kernel drops it at every passthrough open: none has keep_cache).
 pt_configured() {
-    [ -r /proc/config.gz ] && zcat /proc/config.gz | grep -qx "CONFIG_FUSE_PASSTHROUGH=y"
+    # grep reads it all: under pipefail, grep -q would quit early and zcat's
+    # SIGPIPE would fail the pipeline (the config is larger than a pipe)
+    [ -r /proc/config.gz ] && zcat /proc/config.gz | grep -x "CONFIG_FUSE_PASSTHROUGH=y" >/dev/null
 }
 if ! pt_configured; then
     skip "passthrough" "the kernel has no FUSE passthrough (CONFIG_FUSE_PASSTHROUGH) or no /proc/config.gz to say so"

@@ -126,6 +126,39 @@ case "$out" in
 *) fail "sandbox gone: sb/6 (mode 0700) should miss on the root's parent: $out" ;;
 esac
 
+# ---- a compile with absolute paths (as CMake gives them) relocated: its -MD
+# dependency file and its warnings name the root; a hit at another root
+# gets them as a compile there writes them, without --relocate
+for n in 7 8; do
+    d=$MNT/sb/$n/execroot/dp
+    mkdir -p "$d/inc" "$d/obj"
+    printf '#include "w.h"\nint f(void) { int unused; return W; }\n' >"$d/w.c"
+    printf '#define W 1\n' >"$d/inc/w.h"
+done
+dcc() { # DIR [gcc or casfs exec -- gcc] DEPFILE OBJ ERR
+    local d=$1 mf=$2 obj=$3 err=$4
+    shift 4
+    (cd "$d" && "$@" -Wall -O2 -I"$d/inc" "-ffile-prefix-map=$d=." -MD -MT obj/w.o -MF "$mf" -c "$d/w.c" \
+        -o "$obj") 2>"$err"
+}
+D1=$MNT/sb/7/execroot/dp D2=$MNT/sb/8/execroot/dp
+h=$(counter action_hits)
+dcc "$D1" obj/w.o.d obj/w.o "$T/d1.err" "$X" exec -- gcc || fail "depfile relocation: first compile failed"
+grep -q "$D1/inc/w.h" "$D1/obj/w.o.d" && grep -q "$D1/w.c" "$T/d1.err" ||
+    fail "depfile relocation: the depfile or the warning does not name the root (the check needs both)"
+dcc "$D2" obj/w.o.d obj/w.o "$T/d2.err" "$X" exec -- gcc || fail "depfile relocation: second compile failed"
+[ $(($(counter action_hits) - h)) -eq 1 ] && ok "depfile relocation: a hit at the other root without --relocate" ||
+    fail "depfile relocation: $(($(counter action_hits) - h)) hits at the other root"
+dcc "$D2" "$T/fresh.d" "$T/fresh.o" "$T/fresh.err" gcc || fail "depfile relocation: the plain compile failed"
+cmp -s "$D2/obj/w.o.d" "$T/fresh.d" && ok "depfile relocation: the dependency file names the new root as a compile there does" ||
+    fail "depfile relocation: restored $(head -c 300 "$D2/obj/w.o.d") against $(head -c 300 "$T/fresh.d")"
+cmp -s "$D2/obj/w.o" "$T/fresh.o" && ok "depfile relocation: the object equals a plain compile's" ||
+    fail "depfile relocation: the object differs from a plain compile's"
+cmp -s "$T/d2.err" "$T/fresh.err" && ok "depfile relocation: the replayed warning names the new root" ||
+    fail "depfile relocation: replayed '$(head -c 300 "$T/d2.err")' against '$(head -c 300 "$T/fresh.err")'"
+check_eq "depfile relocation: the restored dependency file's digest" "$(xxh128sum <"$D2/obj/w.o.d" | cut -c1-32)" \
+    "$("$X" hash "$D2/obj/w.o.d" | cut -c1-32)"
+
 # ---- what a compile can observe: each change misses, and the object is right --
 P=$MNT/obs
 mkdir -p "$P/inc1" "$P/inc2" "$P/src" "$T/sysinc"
@@ -219,6 +252,32 @@ cx "$E" -- sh -c 'exit 4'
 cx "$E" -- sh -c 'exit 4'
 [ $(($(counter uncacheable_failed) - u)) -eq 2 ] && ok "a failing command is not cached without --cache-failures" ||
     fail "failing command: uncacheable_failed moved by $(($(counter uncacheable_failed) - u))"
+
+# ---- a recorded recursive removal is replayed: entries before their directory
+h=$(counter action_hits); re=$(counter action_restore_errors)
+for i in 1 2; do
+    mkdir -p "$E/P/sub" && echo a >"$E/P/1" && echo b >"$E/P/sub/2"
+    cx "$E" -- rm -rf P || fail "rm -rf P: run $i failed"
+    [ ! -e "$E/P" ] || fail "rm -rf P: P still there after run $i"
+done
+[ $(($(counter action_hits) - h)) -eq 1 ] && [ "$(counter action_restore_errors)" -eq "$re" ] &&
+    ok "rm -rf replayed: a hit, P gone, nothing failed to restore" ||
+    fail "rm -rf: $(($(counter action_hits) - h)) hits, $(($(counter action_restore_errors) - re)) restore errors"
+
+# ---- extended attributes are neither inputs nor outputs of a manifest: a run
+# that sets one (a hit would restore the file without it) or reads a user
+# one is not cached
+u=$(counter uncacheable_xattrs)
+for i in 1 2; do
+    rm -f "$E/x.txt"
+    cx "$E" -- sh -c 'echo x >x.txt && setfattr -n user.origin -v build x.txt' || fail "xattrs: setfattr run $i"
+    check_eq "xattrs: the output keeps its attribute (run $i)" "build" \
+        "$(cd "$E" && getfattr --only-values -n user.origin x.txt 2>&1)"
+done
+setfattr -n user.flavour -v sweet "$E/o.txt"
+cx "$E" -- getfattr --only-values -n user.flavour o.txt >/dev/null || fail "xattrs: getfattr run"
+[ $(($(counter uncacheable_xattrs) - u)) -eq 3 ] && ok "xattrs: runs that set or read them are not cached" ||
+    fail "xattrs: uncacheable_xattrs moved by $(($(counter uncacheable_xattrs) - u)) for 3 runs"
 
 # ---- make -j2 SHELL=casfs-sh: a relocated copy runs no recipe -------------------
 M1=$MNT/msb/1/execroot/sample

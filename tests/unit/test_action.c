@@ -683,6 +683,7 @@ static void rand_manifest(action_manifest *m)
 		if (o.kind == ACTION_OUT_FILE || o.kind == ACTION_OUT_DIR)
 			o.mode = (uint32_t)rnd(010000);
 		if (o.kind == ACTION_OUT_FILE) {
+			o.root_text = rnd(2);
 			o.size = rng();
 			rand_digest(&o.digest);
 		}
@@ -699,7 +700,7 @@ static void rand_manifest(action_manifest *m)
 	m->exit_status = (int32_t)rnd(256);
 	m->run_ms = rng();
 	m->created_ns = (int64_t)rng();
-	m->flags = (uint32_t)rnd(2);
+	m->flags = (uint32_t)rnd(4);
 	rand_path(path, true);
 	m->root_at_record = strdup(path);
 	if (rnd(2))
@@ -729,6 +730,7 @@ static void assert_manifest_equal(const action_manifest *a, const action_manifes
 	assert_int_equal(a->nout, b->nout);
 	for (size_t i = 0; i < a->nout; i++) {
 		assert_int_equal(a->out[i].kind, b->out[i].kind);
+		assert_int_equal(a->out[i].root_text, b->out[i].root_text);
 		assert_int_equal(a->out[i].mode, b->out[i].mode);
 		assert_string_equal(a->out[i].path, b->out[i].path);
 		assert_int_equal(a->out[i].size, b->out[i].size);
@@ -773,6 +775,51 @@ static void test_manifest_roundtrip_random(void **state)
 		action_manifest_clear(&m);
 		action_manifest_clear(&d);
 	}
+}
+
+/* Text naming paths under a root, rewritten for another root: every
+ * occurrence followed by '/', none that is the root itself or a longer
+ * name, none when the root has a character such text escapes. */
+static void test_root_rewrite(void **state)
+{
+	(void)state;
+	const char *from = "/m/sb/1/execroot/p";
+	const char *dep = "obj/a.o: /m/sb/1/execroot/p/src/a.c \\\n /m/sb/1/execroot/p/inc/a.h /usr/include/stdio.h\n";
+	uint8_t *out;
+	size_t len;
+	assert_int_equal(action_root_rewrite((const uint8_t *)dep, strlen(dep), from, NULL, NULL, NULL), 0);
+	assert_int_equal(action_root_rewrite((const uint8_t *)dep, strlen(dep), from, "/m/sb/22/execroot/p", &out, &len), 0);
+	const char *want = "obj/a.o: /m/sb/22/execroot/p/src/a.c \\\n /m/sb/22/execroot/p/inc/a.h /usr/include/stdio.h\n";
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(out, want, len);
+	free(out);
+	/* to a shorter root, at the very start and end */
+	const char *edge = "/m/sb/1/execroot/p/x/m/sb/1/execroot/p/";
+	assert_int_equal(action_root_rewrite((const uint8_t *)edge, strlen(edge), from, "/r", &out, &len), 0);
+	assert_int_equal(len, strlen("/r/x/r/"));
+	assert_memory_equal(out, "/r/x/r/", len);
+	free(out);
+	/* nothing to rewrite: a copy; empty text */
+	assert_int_equal(action_root_rewrite((const uint8_t *)"plain", 5, from, "/r", &out, &len), 0);
+	assert_int_equal(len, 5);
+	assert_memory_equal(out, "plain", 5);
+	free(out);
+	assert_int_equal(action_root_rewrite((const uint8_t *)"", 0, from, "/r", &out, &len), 0);
+	assert_int_equal(len, 0);
+	free(out);
+	/* the root itself, a longer name, the root at the end: refused */
+	const char *bad[] = { "cd /m/sb/1/execroot/p\n", "/m/sb/1/execroot/p2/a.c", "x /m/sb/1/execroot/p",
+			      "/m/sb/1/execroot/p: warning" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		out = NULL;
+		assert_int_equal(action_root_rewrite((const uint8_t *)bad[i], strlen(bad[i]), from, "/r", &out, &len),
+				 -EINVAL);
+		assert_null(out);
+	}
+	/* roots such text would escape: refused even without an occurrence */
+	const char *odd[] = { "/m/my dir", "/m/a#b", "/m/a$b", "/m/a:b", "/m/a\\b" };
+	for (size_t i = 0; i < sizeof(odd) / sizeof(*odd); i++)
+		assert_int_equal(action_root_rewrite((const uint8_t *)"x", 1, odd[i], "/r", NULL, NULL), -EINVAL);
 }
 
 /* A small manifest with one of everything. */
@@ -880,7 +927,7 @@ static void test_manifest_grammar_refusals(void **state)
 	REFUSED("newer version", b[OFF_VERSION] = ACTION_MANIFEST_VERSION + 1, -EPROTO);
 	REFUSED("version 0", b[OFF_VERSION] = 0, -EBADMSG);
 	REFUSED("reserved byte", b[OFF_VERSION + 1] = 1, -EBADMSG);
-	REFUSED("unknown flag", b[OFF_FLAGS] = 0x2, -EBADMSG);
+	REFUSED("unknown flag", b[OFF_FLAGS] = 0x4, -EBADMSG);
 	REFUSED("exit 256", b[OFF_EXIT + 1] = 1, -EBADMSG);
 	REFUSED("root not absolute", b[OFF_ROOT + 4] = 'x', -EBADMSG);
 	REFUSED("NUL in root", b[OFF_ROOT + 6] = 0, -EBADMSG);
@@ -1350,7 +1397,7 @@ static void test_cc_analyze(void **state)
 	action_cc_info i;
 	i = cc("gcc -c a.c -o a.o");
 	assert_true(i.compile_only);
-	assert_false(i.has_depfile || i.has_debug || i.has_prefix_map || i.is_cxx);
+	assert_false(i.has_depfile || i.has_debug || i.has_prefix_map || i.compresses_debug || i.is_cxx);
 	i = cc("gcc a.c -o a");          /* compiles and links */
 	assert_false(i.compile_only);
 	i = cc("gcc -E a.c");
@@ -1393,6 +1440,21 @@ static void test_cc_analyze(void **state)
 	assert_true(i.has_debug);
 	i = cc("gcc -c a.c -gz -gno-column-info -grecord-gcc-switches");
 	assert_false(i.has_debug);
+	assert_true(i.compresses_debug);
+	i = cc("gcc -c a.c -g -gz=zstd");
+	assert_true(i.compresses_debug);
+	i = cc("gcc -c a.c -g -gz -gz=none");
+	assert_false(i.compresses_debug);
+	i = cc("gcc -c a.c -g -Wa,--compress-debug-sections");
+	assert_true(i.compresses_debug);
+	i = cc("gcc a.o -o a -Wl,--compress-debug-sections=zlib");
+	assert_true(i.compresses_debug);
+	i = cc("gcc a.o -o a -Wl,--compress-debug-sections=none");
+	assert_false(i.compresses_debug);
+	i = cc("gcc -c a.c -g");
+	assert_false(i.compresses_debug);
+	i = cc("gcc -c @args.rsp");
+	assert_true(i.compresses_debug);
 	i = cc("clang -c a.c -gline-tables-only");
 	assert_true(i.has_debug);
 	i = cc("gcc -c a.c -g -ffile-prefix-map=/r=.");
@@ -1547,6 +1609,7 @@ int main(void)
 		cmocka_unit_test(test_path_check),
 		cmocka_unit_test(test_scan_split_everywhere),
 		cmocka_unit_test(test_scan_random_vs_memmem),
+		cmocka_unit_test(test_root_rewrite),
 		cmocka_unit_test(test_key_relocation_and_differences),
 		cmocka_unit_test(test_key_pinning),
 		cmocka_unit_test(test_key_golden),

@@ -185,17 +185,15 @@ def main():
             walls = [s.wall for s in ss]
             cpus = [s.cpu for s in ss]
             daemon = "-" if fs_of(c) == "ext4" else f"{statistics.median(s.daemon for s in ss):.2f}"
-            hs = [(s.hits, s.misses) for s in ss if s.hits is not None]
+            # the repetition with the median hit count; the range when they differ
+            hs = sorted(((s.hits, s.misses) for s in ss if s.hits is not None), key=lambda x: (x[0], x[1]))
+            hits = "-"
             if hs:
-                hv = sorted({f"{h}/{h + m}" for h, m in hs})
-                hits = " ".join(hv)
                 h, m = hs[len(hs) // 2]
                 if h + m:
-                    hits += f" ({100 * h / (h + m):.0f}%)"
-                else:
-                    hits = "-"
-            else:
-                hits = "-"
+                    hits = f"{h}/{h + m} ({100 * h / (h + m):.0f}%)"
+                    if hs[0][0] != hs[-1][0]:
+                        hits += f" [{hs[0][0]}-{hs[-1][0]}]"
             checks = [check(s) for s in ss]
             texts = sorted({t for _, _, t in checks})
             out = "; ".join(texts)
@@ -368,16 +366,19 @@ def latency_report(a):
     if "true" not in wall:
         return [], [], []
     floor = statistics.median(wall["true"])
+    cfloor = statistics.median(cpu["true"])
     head = ["command", "spawns", "wall ms median [p10-p90]", "above /bin/true ms", "CPU ms (client)",
-            "casfs daemon CPU ms"]
+            "casfs daemon CPU ms", "CPU above /bin/true ms"]
     rows = []
     for v in order:
         w = wall[v]
+        d = dcpu[v] / dn[v] if dn[v] else 0.0
         rows.append([v + (f" ({bad[v]} FAILED)" if bad[v] else ""), str(len(w)),
                      f"{statistics.median(w):.2f} [{pct(w, 0.1):.2f}-{pct(w, 0.9):.2f}]",
                      "-" if v == "true" else f"{statistics.median(w) - floor:+.2f}",
                      f"{statistics.median(cpu[v]):.2f}",
-                     f"{dcpu[v] / dn[v]:.2f}" if dn[v] else "-"])
+                     f"{d:.2f}" if dn[v] else "-",
+                     "-" if v == "true" else f"{statistics.median(cpu[v]) + d - cfloor:+.2f}"])
     checks = []
     try:
         with open(a.latency_casfs, encoding="utf-8") as f:
@@ -404,7 +405,6 @@ def latency_report(a):
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md += ["", "Verified: " + "; ".join(checks) + "."]
     tg = []
-    cfloor = statistics.median(cpu["true"])
     for v, t in (("casfs exec -- cc (hit)", True), ("ccache cc (hit)", False)):
         if v in wall:
             d = statistics.median(wall[v]) - floor
