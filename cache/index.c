@@ -5,6 +5,11 @@
  *   files  key u64 dev, u64 ino
  *          val u8 version=1, u8 pad[7], digest[16], u64 size, i64 mtime_ns,
  *              i64 ctime_ns, i64 hashed_at_ns                      (56 bytes)
+ *          or, when the content's SHA-256 is known,
+ *              u8 version=2, then as version 1, then sha256[32]    (88 bytes)
+ *          (version 1 is still written without a SHA-256, so that older
+ *          casfs keeps reading those; an older casfs reads a version 2
+ *          record as absent, hashes the file again and writes version 1)
  *   blobs  key digest[16]
  *          val u8 version=1, u8 compression, u8 pad[6], u64 size,
  *              u64 stored, i64 created_ns, i64 last_use_ns, u64 refs (48 bytes)
@@ -78,6 +83,13 @@ struct file_val {
 	uint64_t size;
 	int64_t mtime_ns, ctime_ns, hashed_at_ns;
 };
+
+/* Version 2: version 1 and the SHA-256. */
+struct file_val2 {
+	struct file_val v1;
+	uint8_t sha256[HASHER_SHA256_LEN];
+};
+_Static_assert(sizeof(struct file_val) == 56 && sizeof(struct file_val2) == 88, "files record layout");
 
 /* Sets the map size with no transaction of this process open. */
 static int set_mapsize(cache_index *ix, uint64_t size)
@@ -201,35 +213,52 @@ void cache_index_close(cache_index *ix)
 
 cache_store *cache_index_store(const cache_index *ix) { return ix->store; }
 
-int cache_index_file_get(cache_index *ix, uint64_t dev, uint64_t ino, cache_file_rec *ret)
+/* Decodes a files record into *ret: 0, or MDB_NOTFOUND for an unknown
+ * version or length (treated as absent). */
+static int file_from_val(const MDB_val *val, cache_file_entry *ret)
+{
+	struct file_val2 v;
+	if (val->mv_size != sizeof(v.v1) && val->mv_size != sizeof(v))
+		return MDB_NOTFOUND;
+	memcpy(&v, val->mv_data, val->mv_size);
+	if (v.v1.version != (val->mv_size == sizeof(v) ? 2 : 1))
+		return MDB_NOTFOUND;
+	memcpy(ret->rec.digest.bytes, v.v1.digest, HASHER_DIGEST_LEN);
+	ret->rec.size = v.v1.size;
+	ret->rec.mtime_ns = v.v1.mtime_ns;
+	ret->rec.ctime_ns = v.v1.ctime_ns;
+	ret->rec.hashed_at_ns = v.v1.hashed_at_ns;
+	ret->has_sha256 = v.v1.version == 2;
+	if (ret->has_sha256)
+		memcpy(ret->sha256.bytes, v.sha256, HASHER_SHA256_LEN);
+	return 0;
+}
+
+int cache_index_file_get_entry(cache_index *ix, uint64_t dev, uint64_t ino, cache_file_entry *ret)
 {
 	uint64_t k[2] = { dev, ino };
 	MDB_val key = { sizeof(k), k }, val;
 	MDB_txn *txn;
+	cache_file_entry e = { .dev = dev, .ino = ino };
 	int rc = txn_begin(ix, MDB_RDONLY, &txn);
 	if (rc)
 		return mdb_to_errno(rc);
 	rc = mdb_get(txn, ix->files, &key, &val);
-	if (rc == 0) {
-		/* values live only until the transaction ends: copy out */
-		struct file_val v;
-		if (val.mv_size != sizeof(v)) {
-			rc = MDB_NOTFOUND; /* unknown layout: treat as absent */
-		} else {
-			memcpy(&v, val.mv_data, sizeof(v));
-			if (v.version != 1) {
-				rc = MDB_NOTFOUND;
-			} else {
-				memcpy(ret->digest.bytes, v.digest, 16);
-				ret->size = v.size;
-				ret->mtime_ns = v.mtime_ns;
-				ret->ctime_ns = v.ctime_ns;
-				ret->hashed_at_ns = v.hashed_at_ns;
-			}
-		}
-	}
+	if (rc == 0) /* values live only until the transaction ends: copy out */
+		rc = file_from_val(&val, &e);
 	txn_end(ix, txn);
+	if (rc == 0)
+		*ret = e;
 	return mdb_to_errno(rc);
+}
+
+int cache_index_file_get(cache_index *ix, uint64_t dev, uint64_t ino, cache_file_rec *ret)
+{
+	cache_file_entry e;
+	int r = cache_index_file_get_entry(ix, dev, ino, &e);
+	if (r == 0)
+		*ret = e.rec;
+	return r;
 }
 
 /* Runs fn in a write transaction, doubling the map on MDB_MAP_FULL until
@@ -266,13 +295,15 @@ static int put_fn(MDB_txn *txn, cache_index *ix, const void *arg, size_t n)
 	const cache_file_entry *e = arg;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t k[2] = { e[i].dev, e[i].ino };
-		struct file_val v = { .version = 1 };
-		memcpy(v.digest, e[i].rec.digest.bytes, 16);
-		v.size = e[i].rec.size;
-		v.mtime_ns = e[i].rec.mtime_ns;
-		v.ctime_ns = e[i].rec.ctime_ns;
-		v.hashed_at_ns = e[i].rec.hashed_at_ns;
-		MDB_val key = { sizeof(k), k }, val = { sizeof(v), &v };
+		struct file_val2 v = { .v1.version = e[i].has_sha256 ? 2 : 1 };
+		memcpy(v.v1.digest, e[i].rec.digest.bytes, HASHER_DIGEST_LEN);
+		v.v1.size = e[i].rec.size;
+		v.v1.mtime_ns = e[i].rec.mtime_ns;
+		v.v1.ctime_ns = e[i].rec.ctime_ns;
+		v.v1.hashed_at_ns = e[i].rec.hashed_at_ns;
+		if (e[i].has_sha256)
+			memcpy(v.sha256, e[i].sha256.bytes, HASHER_SHA256_LEN);
+		MDB_val key = { sizeof(k), k }, val = { e[i].has_sha256 ? sizeof(v) : sizeof(v.v1), &v };
 		int rc = mdb_put(txn, ix->files, &key, &val, 0);
 		if (rc)
 			return rc;

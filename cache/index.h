@@ -2,7 +2,8 @@
  *
  * Databases:
  *   files:   backing (st_dev, st_ino) → digest, size, mtime_ns, ctime_ns,
- *            hashed_at_ns.  Lets digests survive remounts.
+ *            hashed_at_ns, and the content's SHA-256 when it is known.
+ *            Lets digests survive remounts.
  *   blobs:   digest → size, stored size, compression, created, last use,
  *            references (how many times the content was stored).
  *   meta:    store-wide totals and settings (one record, updated in the
@@ -49,6 +50,8 @@ typedef struct cache_file_rec {
 typedef struct cache_file_entry {
 	uint64_t dev, ino;
 	cache_file_rec rec;
+	bool has_sha256;       /* sha256 is the SHA-256 of the content rec describes */
+	hasher_sha256 sha256;
 } cache_file_entry;
 
 typedef struct cache_index cache_index;
@@ -64,7 +67,12 @@ void cache_index_close(cache_index *ix);
 
 /* Returns 0 and *ret, -ENOENT, or -errno. */
 int cache_index_file_get(cache_index *ix, uint64_t dev, uint64_t ino, cache_file_rec *ret);
-/* Writes n entries in one transaction (one fsync). Returns 0 or -errno. */
+/* The whole entry of (dev, ino), its SHA-256 included when recorded:
+ * 0 and *ret, -ENOENT, or -errno. */
+int cache_index_file_get_entry(cache_index *ix, uint64_t dev, uint64_t ino, cache_file_entry *ret);
+/* Writes n entries in one transaction (one fsync); an entry's SHA-256 is
+ * kept when has_sha256 and dropped from the record otherwise.  Returns 0
+ * or -errno. */
 int cache_index_file_put(cache_index *ix, const cache_file_entry *e, size_t n);
 int cache_index_file_del(cache_index *ix, uint64_t dev, uint64_t ino);
 

@@ -62,6 +62,11 @@ static const char mount_usage[] =
 	"      threads=N      maximum worker threads (default 16)\n"
 	"      no_xattr       answer every xattr call with ENOSYS (casfs hash still\n"
 	"                     works, through an ioctl)\n"
+	"      sha256         also compute SHA-256 on the write path, beside XXH3:\n"
+	"                     user.casfs.sha256 (the raw 32 bytes, for Bazel's\n"
+	"                     --unix_digest_hash_attribute_name) is then known at\n"
+	"                     close without reading the file, and listed; without\n"
+	"                     it, user.casfs.sha256 is computed on first request\n"
 	"      security_xattrs  pass security.* (SELinux labels, file capabilities)\n"
 	"                     and system.posix_acl_* (ACLs) through to the backing;\n"
 	"                     by default casfs answers them EOPNOTSUPP, so ls -l asks\n"
@@ -226,6 +231,8 @@ static int parse_opts(char *list, struct mount_args *a)
 			a->fo.xattr = false;
 		else if (!strcmp(o, "security_xattrs") && !val)
 			a->fo.security_xattrs = true;
+		else if (!strcmp(o, "sha256") && !val)
+			a->fo.sha256 = true;
 		else if (!strcmp(o, "fast_sandboxes") && !val)
 			a->fo.fast_sandboxes = true;
 		else if (!strcmp(o, "timeout") && val) {
@@ -625,10 +632,13 @@ static int do_mount(struct mount_args *a)
 
 /* FUSE kernel options are what mount(8) finds on a mount it remounts;
  * anywhere else casfs sets them itself.  0 or CLI_EXIT_USAGE. */
-static int check_kernel_opts(const struct mount_args *a)
+static int check_opts(const struct mount_args *a)
 {
 	if (a->kernel_opt && !a->g.remount && !a->sloppy)
 		return cli_usage_error("mount", "mount option '%s' is set by casfs itself: drop it", a->kernel_opt);
+	if (a->fo.sha256 && !a->fo.xattr && !a->g.remount)
+		return cli_usage_error("mount", "-o sha256 serves user.casfs.sha256, which -o no_xattr turns off: "
+				       "drop one of them");
 	return 0;
 }
 
@@ -683,7 +693,7 @@ int cmd_mount(int argc, char **argv)
 	if (optind != argc - 1)
 		return cli_usage_error("mount", optind == argc ? "mount needs a MOUNTPOINT" : "mount takes one MOUNTPOINT");
 	a.mountpoint_arg = argv[optind];
-	if ((r = check_kernel_opts(&a)) != 0)
+	if ((r = check_opts(&a)) != 0)
 		return r;
 	return do_mount(&a);
 }
@@ -728,7 +738,7 @@ int cmd_mount_helper(int argc, char **argv)
 	for (int i = 0; i < nopt; i++)
 		if ((r = parse_opts(optlists[i], &a)) != 0)
 			return r;
-	if ((r = check_kernel_opts(&a)) != 0)
+	if ((r = check_opts(&a)) != 0)
 		return r;
 	a.mountpoint_arg = pos[1];
 	/* mount(8) resolves a SOURCE that is not absolute against its current

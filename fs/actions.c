@@ -426,15 +426,56 @@ static int dir_digest(int fd, hasher_digest *ret)
 }
 
 struct probe_ctx {
-	int root_fd;   /* the current root */
-	int mount_fd;  /* the backing root */
+	int root_fd;             /* the current root */
+	int mount_fd;            /* the backing root */
+	const char *root;        /* the current root, mount-relative */
+	size_t mount_abs_len;    /* root_abs less "/" root: the mount's path */
+	const char *root_abs;    /* the current root as the caller sees it */
+	const char *rec_root;    /* the manifest's root_at_record */
 };
+
+/* The number of components of a path ("" has none). */
+static size_t components(const char *path)
+{
+	size_t n = path[0] != '\0';
+	for (const char *c = path; *c; c++)
+		n += *c == '/';
+	return n;
+}
+
+/* A mount-scope input at one of the recorded root's own ancestors (met by
+ * a walk from / down to the working directory: Bazel's <N> and
+ * <N>/execroot) is checked at the same height above the current root
+ * (docs/ACTIONS.md, "Path scopes"): true and that path in buf; false when
+ * path is no such ancestor, or the mount was elsewhere when it was
+ * recorded. */
+static bool root_ancestor_now(const struct probe_ctx *p, const char *path, char *buf, size_t size)
+{
+	const char *rec = p->rec_root;
+	size_t pl = strlen(path);
+	if (!rec || !pl || strncmp(rec, p->root_abs, p->mount_abs_len) != 0 || rec[p->mount_abs_len] != '/' ||
+	    strncmp(rec + p->mount_abs_len + 1, path, pl) != 0 || rec[p->mount_abs_len + 1 + pl] != '/')
+		return false;
+	size_t up = components(rec + p->mount_abs_len + 1 + pl + 1); /* levels below it to the root */
+	size_t have = components(p->root);
+	if (up == 0 || have <= up)
+		return false;
+	const char *end = p->root;
+	for (size_t keep = have - up; keep > 0; keep--)
+		end = strchrnul(end + (end != p->root), '/');
+	if ((size_t)(end - p->root) >= size)
+		return false;
+	memcpy(buf, p->root, (size_t)(end - p->root));
+	buf[end - p->root] = '\0';
+	return true;
+}
 
 static int probe(void *arg, const action_input *want, action_input *have)
 {
 	struct probe_ctx *p = arg;
 	struct stat st;
 	int fd;
+	char above[PATH_MAX];
 	if (want->scope == ACTION_SCOPE_ABS) {
 		/* most are system headers, known by their stat: one syscall */
 		if (fstatat(AT_FDCWD, want->path, &st, AT_SYMLINK_NOFOLLOW) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
@@ -450,6 +491,8 @@ static int probe(void *arg, const action_input *want, action_input *have)
 		}
 		fd = open(want->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		fd = fd < 0 ? -errno : fd;
+	} else if (want->scope == ACTION_SCOPE_MOUNT && root_ancestor_now(p, want->path, above, sizeof(above))) {
+		fd = open_beneath(p->mount_fd, above, O_PATH | O_NOFOLLOW);
 	} else {
 		fd = open_beneath(want->scope == ACTION_SCOPE_ROOT ? p->root_fd : p->mount_fd, want->path,
 				  O_PATH | O_NOFOLLOW);
@@ -1047,13 +1090,16 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		out->result = mfd < 0 ? mfd : root_fd;
 		goto out;
 	}
-	struct probe_ctx pc = { root_fd, mfd };
+	size_t rl = strlen(a.root);
+	struct probe_ctx pc = { .root_fd = root_fd, .mount_fd = mfd, .root = a.root, .root_abs = a.root_abs,
+				.mount_abs_len = strlen(a.root_abs) - (rl ? rl + 1 : 0) };
 	ssize_t first_diff = -2;
 	size_t first_m = 0;
 	bool relocation_needed = false;
 	const char *blocked = NULL, *blocked_out = NULL; /* an output in the way */
 	for (size_t i = 0; i < rec.n; i++) {
 		action_manifest *m = &rec.m[i];
+		pc.rec_root = m->root_at_record;
 		ssize_t d = action_manifest_match(m, probe, &pc);
 		if (d >= 0) {
 			if (first_diff == -2) {

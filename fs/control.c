@@ -70,6 +70,9 @@ static void fill_stats(struct casfs_ctl_stats *s)
 		s->counters[CASFS_C_digest_index_hits] = dc.digest_index_hits;
 		s->counters[CASFS_C_index_writes] = dc.index_writes;
 		s->counters[CASFS_C_index_errors] = dc.index_errors;
+		s->counters[CASFS_C_sha256_streamed] = dc.sha256_streamed;
+		s->counters[CASFS_C_sha256_by_read] = dc.sha256_by_read;
+		s->counters[CASFS_C_sha256_index_hits] = dc.sha256_index_hits;
 	}
 }
 

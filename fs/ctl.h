@@ -21,6 +21,7 @@
 	X(reopen_by_path) X(stale_handles) \
 	X(files_hashed_streaming) X(files_hashed_by_reread) X(files_hashed_by_store_read) X(files_hashed_on_demand) \
 	X(bytes_hashed) X(digest_index_hits) X(index_writes) X(index_errors) \
+	X(sha256_streamed) X(sha256_by_read) X(sha256_index_hits) \
 	X(cas_lookups) X(cas_misses) X(cas_denied) X(cas_opens_live) X(cas_opens_blob) \
 	X(cas_bytes_read) X(cas_corrupt) X(cas_live_changed) \
 	X(ingest_queued) X(ingest_stored) X(ingest_existing) X(ingest_skipped) \
@@ -84,6 +85,9 @@ struct casfs_ctl_digest {
 #define CASFS_IOC_DIGEST _IOR('C', 3, struct casfs_ctl_digest)
 
 #define CASFS_XATTR_DIGEST "user.casfs.xxh128"
+/* The raw 32-byte SHA-256 (not hex): Bazel's
+ * --unix_digest_hash_attribute_name takes the value as the digest. */
+#define CASFS_XATTR_SHA256 "user.casfs.sha256"
 #define CASFS_XATTR_PREFIX "user.casfs."
 
 /* ---- casfs exec: the action cache's protocol ------------------------------

@@ -1,8 +1,8 @@
 /* digest.c — see digest.h for the state machine.
  *
  * Lock order: table lock → (nothing); state lock → table lock (only through
- * ino_node_ref/unref); pending lock → nothing.  The table lock is taken only
- * to attach a state to a node.
+ * ino_node_ref/unref); state lock → worker lock; pending lock → nothing.
+ * The table lock is taken only to attach a state to a node.
  */
 #include "digest.h"
 #include "io.h"
@@ -24,6 +24,7 @@
 struct dstate {
 	pthread_mutex_t lock;
 	hasher_stream *stream; /* NULL unless streaming */
+	unsigned extras;       /* what a stream also computes (enum hasher_extra) */
 	uint64_t hashed;       /* bytes fed to stream */
 	bool dirty;            /* stream cannot give the digest */
 	int writers;           /* handles open for writing */
@@ -31,6 +32,8 @@ struct dstate {
 	bool valid;            /* rec holds the current digest */
 	uint64_t version;      /* bumped at every change of rec */
 	cache_file_rec rec;
+	bool sha_valid;        /* sha is the SHA-256 of rec's content (valid too) */
+	hasher_sha256 sha;
 	uint64_t dev, ino;
 };
 
@@ -52,6 +55,8 @@ struct digests {
 	pthread_t flusher;
 	bool flusher_started;
 	_Atomic uint64_t c_stream, c_reread, c_seeded_by_read, c_demand, c_bytes, c_index_hits, c_index_writes, c_index_errors;
+	_Atomic uint64_t c_sha_stream, c_sha_read, c_sha_index_hits;
+	bool sha_on_write;     /* SHA-256 streamed and re-read with XXH3 */
 	digests_subscriber subs[DIGESTS_MAX_SUBSCRIBERS];
 	int nsubs;
 	/* the rehash worker: files written out of order, hashed after their
@@ -59,6 +64,8 @@ struct digests {
 	pthread_mutex_t wlock;
 	pthread_cond_t wcond;
 	struct job *jobs, *jobs_tail;
+	ino_node *rehashing;   /* the node the worker is reading, or NULL */
+	pthread_cond_t wdone;  /* rehashing changed */
 	bool wstop;
 	pthread_t worker;
 	bool worker_started;
@@ -126,6 +133,7 @@ static struct dstate *state_of(digests *d, ino_node *n)
 	struct dstate *s = n->priv;
 	if (!s && (s = calloc(1, sizeof(*s)))) {
 		pthread_mutex_init(&s->lock, NULL);
+		s->extras = d->sha_on_write ? HASHER_WITH_SHA256 : 0;
 		s->dev = n->dev;
 		s->ino = n->ino;
 		n->priv = s;
@@ -219,7 +227,8 @@ static void flush(digests *d, bool final)
 						}
 					}
 					if (batch && n < cap)
-						batch[n++] = (cache_file_entry){ .dev = s->dev, .ino = s->ino, .rec = s->rec };
+						batch[n++] = (cache_file_entry){ .dev = s->dev, .ino = s->ino, .rec = s->rec,
+										 .has_sha256 = s->sha_valid, .sha256 = s->sha };
 				} else {
 					keep = true;
 				}
@@ -298,6 +307,7 @@ int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->wcond, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&d->wdone, NULL);
 	int r = pthread_create(&d->worker, NULL, worker_main, d);
 	if (r) {
 		free(d);
@@ -346,6 +356,7 @@ void digests_free(digests *d)
 	pthread_cond_destroy(&d->pcond);
 	pthread_mutex_destroy(&d->plock);
 	pthread_cond_destroy(&d->wcond);
+	pthread_cond_destroy(&d->wdone);
 	pthread_mutex_destroy(&d->wlock);
 	free(d);
 }
@@ -360,13 +371,27 @@ void digests_counters(digests *d, digest_counters *ret)
 	ret->digest_index_hits = atomic_load(&d->c_index_hits);
 	ret->index_writes = atomic_load(&d->c_index_writes);
 	ret->index_errors = atomic_load(&d->c_index_errors);
+	ret->sha256_streamed = atomic_load(&d->c_sha_stream);
+	ret->sha256_by_read = atomic_load(&d->c_sha_read);
+	ret->sha256_index_hits = atomic_load(&d->c_sha_index_hits);
+}
+
+int digests_set_sha256_on_write(digests *d, bool on)
+{
+	hasher_stream *probe = on ? hasher_stream_new_with(HASHER_WITH_SHA256) : NULL;
+	if (on && !probe)
+		return -ENOTSUP;
+	hasher_stream_free(probe);
+	if (d)
+		d->sha_on_write = on;
+	return 0;
 }
 
 /* Starts (or restarts) the stream at offset 0. State lock held. */
 static void stream_restart(struct dstate *s)
 {
 	if (!s->stream)
-		s->stream = hasher_stream_new();
+		s->stream = hasher_stream_new_with(s->extras);
 	else
 		hasher_stream_reset(s->stream);
 	s->hashed = 0;
@@ -377,6 +402,7 @@ static void changed(digests *d, struct dstate *s)
 {
 	tell_gone(d, s);
 	s->valid = false;
+	s->sha_valid = false;
 	s->touched = true;
 	s->version++;
 }
@@ -507,30 +533,38 @@ static bool hash_abandon(void *arg)
 	       __atomic_load_n(&w->n->detached, __ATOMIC_RELAXED) || __atomic_load_n(&w->d->wstop, __ATOMIC_RELAXED);
 }
 
-/* Hashes the file behind fd (any fd, O_PATH included) with no lock held;
- * the file's stat after the read is in *st.  -EAGAIN when it changed while
- * read, -ECANCELED when abandoned (w may be NULL: never). */
-static int hash_file(digests *d, int fd, struct hash_watch *w, hasher_digest *ret, struct stat *st)
+/* Hashes the file behind fd (any fd, O_PATH included) with no lock held,
+ * its SHA-256 too in the same read when ret_sha is not NULL; the file's
+ * stat after the read is in *st.  -EAGAIN when it changed while read,
+ * -ECANCELED when abandoned (w may be NULL: never). */
+static int hash_file(digests *d, int fd, struct hash_watch *w, hasher_digest *ret, hasher_sha256 *ret_sha,
+		     struct stat *st)
 {
 	uint64_t size;
 	int rfd = cache_io_reopen(d->proc_fd, fd, O_RDONLY);
 	if (rfd < 0)
 		return rfd;
 	hasher_cancel c = { hash_abandon, w };
-	int r = hasher_digest_fd_sparse(rfd, w ? &c : NULL, ret, &size);
+	int r = hasher_digests_fd(rfd, w ? &c : NULL, ret, ret_sha, &size);
 	if (r == 0 && fstat(rfd, st) < 0)
 		r = -errno;
 	close(rfd);
 	if (r < 0)
 		return r;
 	BUMP(d, c_bytes, size);
-	return size == (uint64_t)st->st_size ? 0 : -EAGAIN;
+	if (size != (uint64_t)st->st_size)
+		return -EAGAIN;
+	if (ret_sha)
+		BUMP(d, c_sha_read, 1);
+	return 0;
 }
 
-/* Makes digest (of the file as st describes it) n's current one.  State
- * lock held; the event is told by the caller once it unlocked. */
+/* Makes digest (of the file as st describes it) n's current one, with
+ * its SHA-256 when sha is not NULL.  State lock held; the event is told by
+ * the caller once it unlocked. */
 static void set_digest(digests *d, ino_node *n, struct dstate *s, const hasher_digest *digest,
-		       const struct stat *st, int64_t at, bool written, struct known_event *ev)
+		       const hasher_sha256 *sha, const struct stat *st, int64_t at, bool written,
+		       struct known_event *ev)
 {
 	if (s->valid && !hasher_digest_equal(&s->rec.digest, digest))
 		tell_gone(d, s);
@@ -538,35 +572,53 @@ static void set_digest(digests *d, ino_node *n, struct dstate *s, const hasher_d
 	fill_rec_stat(&s->rec, st);
 	s->rec.hashed_at_ns = at;
 	s->valid = true;
+	s->sha_valid = sha != NULL;
+	if (sha)
+		s->sha = *sha;
 	s->version++;
 	enqueue(d, n, s);
 	*ev = (struct known_event){ .set = true, .written = written, .rec = s->rec };
 }
 
+/* Adds the SHA-256 of the content of a valid digest: not a change of the
+ * content, so the version stays and no one is told.  State lock held. */
+static void set_sha256(digests *d, ino_node *n, struct dstate *s, const hasher_sha256 *sha)
+{
+	s->sha = *sha;
+	s->sha_valid = true;
+	enqueue(d, n, s);
+}
+
 /* Hashes n's file (fd: any fd of it) without holding its state lock and
- * records the digest if nothing changed meanwhile.  The state lock is held
- * on entry and on return.  0 (s->valid), -EAGAIN (changed: try again),
- * -ECANCELED, -errno. */
-static int hash_unlocked(digests *d, ino_node *n, struct dstate *s, int fd, bool written,
+ * records the digest, and with want_sha its SHA-256 from the same read, if
+ * nothing changed meanwhile.  The state lock is held on entry and on
+ * return.  0 (s->valid, and s->sha_valid with want_sha), -EAGAIN (changed:
+ * try again), -ECANCELED, -errno. */
+static int hash_unlocked(digests *d, ino_node *n, struct dstate *s, int fd, bool want_sha, bool written,
 			 struct known_event *ev)
 {
 	struct hash_watch w = { d, n, s, s->version };
 	hasher_digest digest;
+	hasher_sha256 sha;
 	struct stat st;
 	int64_t at = now_ns();
 	pthread_mutex_unlock(&s->lock);
-	int r = hash_file(d, fd, &w, &digest, &st);
+	int r = hash_file(d, fd, &w, &digest, want_sha ? &sha : NULL, &st);
 	pthread_mutex_lock(&s->lock);
 	if (r < 0)
 		return r;
 	if (s->version != w.version || s->writers > 0)
 		return -EAGAIN;
-	if (!s->valid) {
-		set_digest(d, n, s, &digest, &st, at, written, ev);
+	if (!s->valid || !hasher_digest_equal(&s->rec.digest, &digest)) {
+		/* (a known digest that differs: the backing was changed behind
+		 * our back; the read is the truth) */
+		set_digest(d, n, s, &digest, want_sha ? &sha : NULL, &st, at, written, ev);
 		if (written)
 			BUMP(d, c_reread, 1);
 		else
 			BUMP(d, c_demand, 1);
+	} else if (want_sha && !s->sha_valid) {
+		set_sha256(d, n, s, &sha); /* same version: the content rec describes */
 	}
 	return 0;
 }
@@ -585,7 +637,7 @@ static void rehash_one(digests *d, struct job *j)
 	struct dstate *s = lock_state(d, n);
 	if (s) {
 		if (!s->valid && s->writers == 0 && s->version == j->version)
-			hash_unlocked(d, n, s, fd, true, &ev);
+			hash_unlocked(d, n, s, fd, d->sha_on_write, true, &ev);
 		pthread_mutex_unlock(&s->lock);
 	}
 	ino_node_fd_put(d->tbl, n);
@@ -612,15 +664,39 @@ static void *worker_main(void *arg)
 		d->jobs = j->next;
 		if (!d->jobs)
 			d->jobs_tail = NULL;
+		d->rehashing = j->node;
 		pthread_mutex_unlock(&d->wlock);
 		if (!__atomic_load_n(&d->wstop, __ATOMIC_RELAXED))
 			rehash_one(d, j);
+		pthread_mutex_lock(&d->wlock);
+		d->rehashing = NULL;
+		pthread_cond_broadcast(&d->wdone);
+		pthread_mutex_unlock(&d->wlock);
 		ino_node_unref(d->tbl, j->node);
 		free(j);
 		pthread_mutex_lock(&d->wlock);
 	}
 	pthread_mutex_unlock(&d->wlock);
 	return NULL;
+}
+
+/* Waits while the worker reads n, so that a request right after the last
+ * close of a file written out of order takes the worker's digests instead
+ * of reading the file a second time.  (A job still queued is not waited
+ * for: the request reads, and the worker then finds the digest known.)
+ * State lock held on entry and on return, released while waiting. */
+static void wait_rehash(digests *d, ino_node *n, struct dstate *s)
+{
+	pthread_mutex_lock(&d->wlock);
+	bool busy = d->rehashing == n;
+	if (busy) {
+		pthread_mutex_unlock(&s->lock);
+		while (d->rehashing == n)
+			pthread_cond_wait(&d->wdone, &d->wlock);
+	}
+	pthread_mutex_unlock(&d->wlock);
+	if (busy)
+		pthread_mutex_lock(&s->lock);
 }
 
 /* Queues n for the worker, to be re-read no sooner than delay_ms from
@@ -665,9 +741,13 @@ void digests_release_write(digests *d, ino_node *n, int fd, bool recorded)
 		if (s->touched && !__atomic_load_n(&n->detached, __ATOMIC_RELAXED)) {
 			if (s->stream && !s->dirty && fstat(fd, &st) == 0 && (uint64_t)st.st_size == s->hashed) {
 				hasher_digest digest;
+				hasher_sha256 sha;
 				hasher_stream_final(s->stream, &digest);
-				set_digest(d, n, s, &digest, &st, now_ns(), true, &ev);
+				bool with_sha = hasher_stream_final_sha256(s->stream, &sha) == 0;
+				set_digest(d, n, s, &digest, with_sha ? &sha : NULL, &st, now_ns(), true, &ev);
 				BUMP(d, c_stream, 1);
+				if (with_sha)
+					BUMP(d, c_sha_stream, 1);
 			} else {
 				/* never on a request's path; an output a recorder
 				 * will read to store gets its digest from that read
@@ -689,7 +769,59 @@ int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 	return digests_get_versioned(d, n, fd, ret, NULL);
 }
 
-int digests_get_versioned(digests *d, ino_node *n, int fd, hasher_digest *ret, uint64_t *ret_version)
+/* Takes n's digest, and its SHA-256 when recorded, from the index if the
+ * entry still describes the file (fd: any fd of it).  State lock held. */
+static void index_load(digests *d, struct dstate *s, int fd, struct known_event *ev)
+{
+	struct stat st;
+	cache_file_entry e;
+	if (fstat(fd, &st) < 0 || cache_index_file_get_entry(d->ix, s->dev, s->ino, &e) < 0 ||
+	    !cache_file_rec_valid(&e.rec, &st))
+		return;
+	if (!s->valid) {
+		s->rec = e.rec;
+		s->valid = true;
+		s->version++;
+		BUMP(d, c_index_hits, 1);
+		*ev = (struct known_event){ .set = true, .rec = s->rec };
+	} else if (!hasher_digest_equal(&s->rec.digest, &e.rec.digest)) {
+		return;
+	}
+	if (e.has_sha256 && !s->sha_valid) {
+		s->sha = e.sha256;
+		s->sha_valid = true;
+		BUMP(d, c_sha_index_hits, 1);
+	}
+}
+
+/* The digests of a file still open for writing, from its stream when the
+ * stream covers all of it (every write so far was sequential: a process
+ * asking right after its close often comes before the RELEASE, which the
+ * kernel sends asynchronously).  The bytes of every write replied to are
+ * in the stream before its state lock is let go (digests_write_reply), so
+ * this is the content every finished write left.  State lock held.  0, or
+ * -EAGAIN when the stream cannot tell. */
+static int stream_current(digests *d, struct dstate *s, int fd, bool want_sha, hasher_digest *ret,
+			  hasher_sha256 *ret_sha)
+{
+	struct stat st;
+	hasher_sha256 sha;
+	if (!s->stream || s->dirty || fstat(fd, &st) < 0 || (uint64_t)st.st_size != s->hashed ||
+	    (want_sha && hasher_stream_final_sha256(s->stream, &sha) < 0))
+		return -EAGAIN;
+	if (ret)
+		hasher_stream_final(s->stream, ret);
+	if (want_sha) {
+		*ret_sha = sha;
+		BUMP(d, c_sha_stream, 1);
+	}
+	return 0;
+}
+
+/* digests_get_versioned and digests_get_sha256: the XXH3 digest into *ret
+ * (may be NULL), and with want_sha the SHA-256 into *ret_sha. */
+static int get(digests *d, ino_node *n, int fd, bool want_sha, hasher_digest *ret, hasher_sha256 *ret_sha,
+	       uint64_t *ret_version)
 {
 	struct dstate *s = state_of(d, n);
 	struct known_event ev = { 0 };
@@ -697,40 +829,49 @@ int digests_get_versioned(digests *d, ino_node *n, int fd, hasher_digest *ret, u
 	if (!s)
 		return -ENOMEM;
 	pthread_mutex_lock(&s->lock);
-	if (s->writers > 0 && !(s->valid && !s->touched) && ret_version) {
+	/* a writer has it open: what is known stands if it did not change */
+	bool standing = s->valid && !s->touched && (!want_sha || s->sha_valid);
+	if (s->writers > 0 && !standing && ret_version) {
 		pthread_mutex_unlock(&s->lock);
 		return -EBUSY;
 	}
-	if (s->writers > 0 && !(s->valid && !s->touched)) {
+	if (s->writers > 0 && !standing && stream_current(d, s, fd, want_sha, ret, ret_sha) == 0) {
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	}
+	if (s->writers > 0 && !standing) {
+		pthread_mutex_unlock(&s->lock);
 		/* being written: hash what is there now, remember nothing */
 		struct stat st;
-		pthread_mutex_unlock(&s->lock);
-		r = hash_file(d, fd, NULL, ret, &st);
+		hasher_digest digest;
+		hasher_sha256 sha;
+		r = hash_file(d, fd, NULL, &digest, want_sha ? &sha : NULL, &st);
 		if (r == -EAGAIN)
-			r = hash_file(d, fd, NULL, ret, &st);
-		if (r == 0)
+			r = hash_file(d, fd, NULL, &digest, want_sha ? &sha : NULL, &st);
+		if (r == 0) {
 			BUMP(d, c_demand, 1);
+			if (ret)
+				*ret = digest;
+			if (ret_sha)
+				*ret_sha = sha;
+		}
 		return r;
 	}
-	if (!s->valid && d->ix) {
-		struct stat st;
-		cache_file_rec rec;
-		if (fstat(fd, &st) == 0 && cache_index_file_get(d->ix, s->dev, s->ino, &rec) == 0 &&
-		    cache_file_rec_valid(&rec, &st)) {
-			s->rec = rec;
-			s->valid = true;
-			s->version++;
-			BUMP(d, c_index_hits, 1);
-			ev = (struct known_event){ .set = true, .rec = s->rec };
-		}
-	}
-	for (int tries = 0; !s->valid && tries < 3; tries++) {
-		r = hash_unlocked(d, n, s, fd, false, &ev);
+	if (!s->valid && s->writers == 0)
+		wait_rehash(d, n, s);
+	if ((!s->valid || (want_sha && !s->sha_valid)) && d->ix)
+		index_load(d, s, fd, &ev);
+	/* with -o sha256 one read gives both */
+	for (int tries = 0; (!s->valid || (want_sha && !s->sha_valid)) && tries < 3; tries++) {
+		r = hash_unlocked(d, n, s, fd, want_sha || d->sha_on_write, false, &ev);
 		if (r != -EAGAIN)
 			break;
 	}
-	if (s->valid) {
-		*ret = s->rec.digest;
+	if (s->valid && (!want_sha || s->sha_valid)) {
+		if (ret)
+			*ret = s->rec.digest;
+		if (ret_sha)
+			*ret_sha = s->sha;
 		if (ret_version)
 			*ret_version = s->version;
 		r = 0;
@@ -740,6 +881,16 @@ int digests_get_versioned(digests *d, ino_node *n, int fd, hasher_digest *ret, u
 	return r;
 }
 
+int digests_get_versioned(digests *d, ino_node *n, int fd, hasher_digest *ret, uint64_t *ret_version)
+{
+	return get(d, n, fd, false, ret, NULL, ret_version);
+}
+
+int digests_get_sha256(digests *d, ino_node *n, int fd, hasher_sha256 *ret)
+{
+	return get(d, n, fd, true, NULL, ret, NULL);
+}
+
 void digests_seed(digests *d, ino_node *n, const hasher_digest *digest, const struct stat *st)
 {
 	struct known_event ev = { 0 };
@@ -747,7 +898,7 @@ void digests_seed(digests *d, ino_node *n, const hasher_digest *digest, const st
 	if (!s)
 		return;
 	if (s->writers == 0)
-		set_digest(d, n, s, digest, st, now_ns(), false, &ev);
+		set_digest(d, n, s, digest, NULL, st, now_ns(), false, &ev);
 	pthread_mutex_unlock(&s->lock);
 	tell_known(d, n, &ev);
 }
@@ -809,7 +960,7 @@ int digests_seed_read(digests *d, ino_node *n, const hasher_digest *digest, cons
 	if (s->version == version && s->writers == 0 && !__atomic_load_n(&n->detached, __ATOMIC_RELAXED)) {
 		r = 0;
 		if (!s->valid) {
-			set_digest(d, n, s, digest, st, now_ns(), s->touched, &ev);
+			set_digest(d, n, s, digest, NULL, st, now_ns(), s->touched, &ev);
 			BUMP(d, c_seeded_by_read, 1);
 		}
 	}

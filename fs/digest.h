@@ -9,10 +9,20 @@
  *     size other than the streamed length, or a write we could not see the
  *     bytes of marks the stream dirty;
  *   - at the last release of a written file the digest is final: from the
- *     stream when it covers the whole file, else by one read of the file;
+ *     stream when it covers the whole file, else by one read of the file
+ *     (by a background worker; a request for the file while it reads
+ *     waits for it);
+ *   - asked for while a writer has it open: from the stream when it covers
+ *     the whole file, else by hashing what is there; nothing remembered;
  *   - files never written through this mount get their digest on first
  *     request, from the index (when size, mtime and ctime match and the entry
  *     is not racy) or by reading them.
+ * The content's SHA-256 rides along: with digests_set_sha256_on_write the
+ * stream computes it beside XXH3 and every read (at close, on request)
+ * gives both; without, it is computed on its first request (one read, both
+ * digests) and kept until the content changes.  It is valid only together
+ * with the XXH3 digest, goes to the index with it, and comes back from the
+ * index under the same rule.
  * Final digests go to the store index in batches by a background thread, so
  * closing a file never waits for an fsync.
  *
@@ -39,6 +49,9 @@ typedef struct digest_counters {
 	uint64_t digest_index_hits;
 	uint64_t index_writes;
 	uint64_t index_errors;
+	uint64_t sha256_streamed;   /* SHA-256 taken from the write stream */
+	uint64_t sha256_by_read;    /* SHA-256 computed by reading the file */
+	uint64_t sha256_index_hits; /* SHA-256 served from the index */
 } digest_counters;
 
 /* Who hears of digests (the live-file index of .casfs/cas, ingest, the
@@ -64,6 +77,10 @@ int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret);
 /* Writes everything pending to the index, then frees. Accepts NULL. */
 void digests_free(digests *d);
 void digests_counters(digests *d, digest_counters *ret);
+/* With on, SHA-256 is streamed beside XXH3 on the write path and computed
+ * with it by every read (mount option sha256).  Call before any event.
+ * Returns 0, or -ENOTSUP when libcrypto gives no SHA-256 here. */
+int digests_set_sha256_on_write(digests *d, bool on);
 /* Adds a subscriber (copied) before any event: 0, or -ENOSPC past
  * DIGESTS_MAX_SUBSCRIBERS. */
 int digests_subscribe(digests *d, const digests_subscriber *s);
@@ -100,6 +117,11 @@ void digests_release_write(digests *d, ino_node *n, int fd, bool recorded);
 /* The digest of the regular file n; fd is any fd of it (O_PATH is fine).
  * Returns 0 or -errno. */
 int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret);
+
+/* The SHA-256 of the regular file n (fd: any fd of it), as digests_get:
+ * known, from the index, or by one read that also gives the digest.
+ * Returns 0 or -errno. */
+int digests_get_sha256(digests *d, ino_node *n, int fd, hasher_sha256 *ret);
 
 /* digests_get, with the version the digest belongs to (see digests_peek).
  * -EBUSY instead of hashing when a writer has the file open. */

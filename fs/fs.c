@@ -231,6 +231,10 @@ int fs_run(const struct fs_options *o, int ready_fd)
 		send_ready("ERR cannot start digests: %s\n", strerror(-r));
 		goto out;
 	}
+	if ((r = digests_set_sha256_on_write(fs.dg, o->sha256)) < 0) {
+		send_ready("ERR -o sha256: libcrypto computes no SHA-256 here (%s): drop -o sha256\n", strerror(-r));
+		goto out;
+	}
 	digests_subscriber ingest_sub = ingest_subscriber;
 	ingest_sub.arg = fs.ing;
 	digests_subscribe(fs.dg, &casns_live_subscriber);

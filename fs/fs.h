@@ -22,6 +22,8 @@ struct fs_options {
 	bool xattr;               /* pass getxattr & co. (false: ENOSYS) */
 	bool security_xattrs;     /* security.* and system.posix_acl_* reach the
 				     backing (false: EOPNOTSUPP) */
+	bool sha256;              /* SHA-256 streamed on the write path, and
+				     user.casfs.sha256 listed */
 	bool fast_sandboxes;      /* bazel-sandbox.* directories on private tmpfs
 				     mounts (root only; sandbox_fast.h) */
 	double timeout;           /* entry/attr/negative cache timeout, seconds */

@@ -1,5 +1,13 @@
-/* xattrs.c — extended attributes: casfs's digest as user.casfs.xxh128 on
- * every regular file, the backing's own attributes for the rest. */
+/* xattrs.c — extended attributes: casfs's digests as user.casfs.xxh128
+ * (hex) and user.casfs.sha256 (raw) on every regular file, the backing's
+ * own attributes for the rest.
+ *
+ * user.casfs.xxh128 is listed on every regular file; user.casfs.sha256 only
+ * under -o sha256, where it is streamed on the write path and mostly known:
+ * without that option listing it would make every tool that copies all
+ * attributes (getfattr -d, cp -a, rsync -X, tar --xattrs) read each file
+ * once more to compute a SHA-256 nobody asked for.  It answers by name
+ * either way. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -23,6 +31,40 @@ int fs_file_digest_hex(ino_node *n, int fd, char hex[HASHER_HEX_LEN + 1])
 	if (r == 0)
 		hasher_digest_to_hex(&d, hex);
 	return r;
+}
+
+/* The longest value of casfs's own attributes. */
+#define OWN_VALUE_MAX (HASHER_SHA256_LEN > HASHER_HEX_LEN ? HASHER_SHA256_LEN : HASHER_HEX_LEN)
+
+/* The value of casfs's own attribute `name` (CASFS_XATTR_DIGEST or
+ * CASFS_XATTR_SHA256) of node n (fd: any fd of it): 0 and *ret_len bytes
+ * in buf, -ENODATA for what is not a regular file or without digests,
+ * -errno. */
+static int own_value(const char *name, ino_node *n, int fd, char buf[OWN_VALUE_MAX], size_t *ret_len)
+{
+	if (n->type != S_IFREG || !FS->dg)
+		return -ENODATA;
+	if (strcmp(name, CASFS_XATTR_SHA256) == 0) {
+		hasher_sha256 sha;
+		int r = digests_get_sha256(FS->dg, n, fd, &sha);
+		if (r < 0)
+			return r;
+		memcpy(buf, sha.bytes, HASHER_SHA256_LEN);
+		*ret_len = HASHER_SHA256_LEN;
+		return 0;
+	}
+	char hex[HASHER_HEX_LEN + 1];
+	int r = fs_file_digest_hex(n, fd, hex);
+	if (r < 0)
+		return r;
+	memcpy(buf, hex, HASHER_HEX_LEN);
+	*ret_len = HASHER_HEX_LEN;
+	return 0;
+}
+
+static bool own_name(const char *name)
+{
+	return strcmp(name, CASFS_XATTR_DIGEST) == 0 || strcmp(name, CASFS_XATTR_SHA256) == 0;
 }
 
 /* The names ls -l, the kernel's write path and ACL tools ask on every file
@@ -144,13 +186,14 @@ void op_getxattr(fuse_req_t r, fuse_ino_t ino, const char *name, size_t size)
 	if (xattr_path(&q, ino, &x) < 0)
 		return;
 	ino_node *n = x.n;
-	if (strcmp(name, CASFS_XATTR_DIGEST) == 0) {
-		char hex[HASHER_HEX_LEN + 1];
+	if (own_name(name)) {
+		char value[OWN_VALUE_MAX];
+		size_t len = 0;
 		if (q.sess && n->type == S_IFREG)
 			trace_read(session_trace(q.sess), n, x.fd); /* the digest tells the content */
-		int rc = n->type == S_IFREG ? fs_file_digest_hex(n, x.fd, hex) : -ENODATA;
+		int rc = own_value(name, n, x.fd, value, &len);
 		xattr_put(&x);
-		req_xattr(&q, size, hex, rc < 0 ? -1 : HASHER_HEX_LEN, -rc);
+		req_xattr(&q, size, value, rc < 0 ? -1 : (ssize_t)len, -rc);
 		return;
 	}
 	/* a value (or its absence) no manifest holds; security.* and system.*
@@ -183,7 +226,10 @@ void op_listxattr(fuse_req_t r, fuse_ino_t ino, size_t size)
 	struct xpath x;
 	if (xattr_path(&q, ino, &x) < 0)
 		return;
-	const size_t ours = x.n->type == S_IFREG && FS->dg ? sizeof(CASFS_XATTR_DIGEST) : 0;
+	/* casfs's own names, NUL-separated (see the top of this file) */
+	static const char own_all[] = CASFS_XATTR_DIGEST "\0" CASFS_XATTR_SHA256;
+	const size_t ours = x.n->type != S_IFREG || !FS->dg ? 0 :
+			    FS->o.sha256 ? sizeof(own_all) : sizeof(CASFS_XATTR_DIGEST);
 	/* the backing's whole list (its size can change: ask until it fits),
 	 * the names casfs answers itself left out */
 	char *buf = NULL;
@@ -217,7 +263,7 @@ void op_listxattr(fuse_req_t r, fuse_ino_t ino, size_t size)
 		}
 		if (kept && q.sess)
 			trace_xattrs(session_trace(q.sess)); /* names no manifest holds */
-		memcpy(buf + kept, CASFS_XATTR_DIGEST, ours);
+		memcpy(buf + kept, own_all, ours);
 		len = (ssize_t)(kept + ours);
 	}
 	req_xattr(&q, size, buf, len, e);
@@ -225,18 +271,21 @@ void op_listxattr(fuse_req_t r, fuse_ino_t ino, size_t size)
 }
 
 /* Digests are casfs's to say.  Setting the value it already has is allowed
- * as a no-op, so `cp -a`, `tar --xattrs` or `rsync -X` copying a file back
- * onto casfs do not fail. */
+ * as a no-op (the hex digest in either case), so `cp -a`, `tar --xattrs` or
+ * `rsync -X` copying a file back onto casfs do not fail. */
 static int set_own_xattr(fuse_ino_t ino, const char *name, const char *value, size_t size)
 {
-	char hex[HASHER_HEX_LEN + 1];
+	char cur[OWN_VALUE_MAX];
+	size_t len = 0;
 	ino_node *n = ino_table_get(FS->tbl, ino);
-	if (!n || strcmp(name, CASFS_XATTR_DIGEST) != 0 || size != HASHER_HEX_LEN || n->type != S_IFREG)
+	if (!n || !own_name(name) || n->type != S_IFREG)
 		return EPERM;
 	int fd = ino_node_fd_get(FS->tbl, n);
 	if (fd < 0)
 		return -fd;
-	bool same = fs_file_digest_hex(n, fd, hex) == 0 && strncasecmp(hex, value, HASHER_HEX_LEN) == 0;
+	bool same = own_value(name, n, fd, cur, &len) == 0 && size == len &&
+		    (strcmp(name, CASFS_XATTR_SHA256) == 0 ? memcmp(cur, value, len) == 0 :
+							     strncasecmp(cur, value, len) == 0);
 	ino_node_fd_put(FS->tbl, n);
 	return same ? 0 : EPERM;
 }

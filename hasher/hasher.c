@@ -1,6 +1,11 @@
+/* hasher.c — see hasher.h.  SHA-256 is OpenSSL's EVP implementation (SHA
+ * extensions where the CPU has them); its algorithm is fetched once per
+ * process, not at every init (an implicit fetch takes a lock). */
 #include "hasher.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,21 +14,48 @@
 
 struct hasher_stream {
 	XXH3_state_t *state; /* 64-byte aligned: allocated by XXH3_createState */
+	EVP_MD_CTX *sha;     /* NULL unless HASHER_WITH_SHA256 */
+	bool sha_failed;     /* an update failed since the last reset */
 	uint64_t length;
 };
 
-hasher_stream *hasher_stream_new(void)
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* The SHA-256 algorithm, or NULL when libcrypto has none. */
+static const EVP_MD *sha256_alg(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md;
+}
+
+hasher_stream *hasher_stream_new_with(unsigned extras)
 {
 	hasher_stream *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->state = XXH3_createState();
-	if (!s->state) {
-		free(s);
-		return NULL;
-	}
+	if (!s->state)
+		goto fail;
+	if ((extras & HASHER_WITH_SHA256) && (!sha256_alg() || !(s->sha = EVP_MD_CTX_new())))
+		goto fail;
 	hasher_stream_reset(s);
+	if (s->sha_failed)
+		goto fail;
 	return s;
+fail:
+	hasher_stream_free(s);
+	return NULL;
+}
+
+hasher_stream *hasher_stream_new(void)
+{
+	return hasher_stream_new_with(0);
 }
 
 void hasher_stream_free(hasher_stream *s)
@@ -31,6 +63,7 @@ void hasher_stream_free(hasher_stream *s)
 	if (!s)
 		return;
 	XXH3_freeState(s->state);
+	EVP_MD_CTX_free(s->sha);
 	free(s);
 }
 
@@ -38,12 +71,42 @@ void hasher_stream_reset(hasher_stream *s)
 {
 	XXH3_128bits_reset(s->state);
 	s->length = 0;
+	s->sha_failed = s->sha && !EVP_DigestInit_ex(s->sha, sha256_alg(), NULL);
 }
 
 void hasher_stream_update(hasher_stream *s, const void *data, size_t len)
 {
 	XXH3_128bits_update(s->state, data, len);
+	if (s->sha && !s->sha_failed && !EVP_DigestUpdate(s->sha, data, len))
+		s->sha_failed = true;
 	s->length += len;
+}
+
+int hasher_stream_final_sha256(const hasher_stream *s, hasher_sha256 *ret)
+{
+	if (!s->sha)
+		return -ENODATA;
+	if (s->sha_failed)
+		return -EIO;
+	/* finishing consumes a context: finish a copy */
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	unsigned len = 0;
+	int r = c && EVP_MD_CTX_copy_ex(c, s->sha) && EVP_DigestFinal_ex(c, ret->bytes, &len) &&
+			len == HASHER_SHA256_LEN ? 0 : -EIO;
+	EVP_MD_CTX_free(c);
+	return r;
+}
+
+int hasher_sha256_buffer(const void *data, size_t len, hasher_sha256 *ret)
+{
+	unsigned n = 0;
+	const EVP_MD *md = sha256_alg();
+	return md && EVP_Digest(data, len, ret->bytes, &n, md, NULL) && n == HASHER_SHA256_LEN ? 0 : -EIO;
+}
+
+bool hasher_sha256_equal(const hasher_sha256 *a, const hasher_sha256 *b)
+{
+	return memcmp(a->bytes, b->bytes, HASHER_SHA256_LEN) == 0;
 }
 
 static void canonical(XXH128_hash_t h, hasher_digest *ret)
@@ -113,13 +176,15 @@ static int64_t feed_data(hasher_stream *s, int fd, char *buf, size_t bufsz, off_
 	return off;
 }
 
-int hasher_digest_fd_sparse(int fd, const hasher_cancel *cancel, hasher_digest *ret, uint64_t *ret_size)
+int hasher_digests_fd(int fd, const hasher_cancel *cancel, hasher_digest *ret, hasher_sha256 *ret_sha256,
+		      uint64_t *ret_size)
 {
 	/* On the stack: a heap buffer this size is mmapped and faulted in
 	 * afresh on every call, which costs more than hashing small files. */
 	enum { BUF = 1 << 16 };
 	char buf[BUF];
-	hasher_stream *s = hasher_stream_new();
+	hasher_stream *s = hasher_stream_new_with(ret_sha256 ? HASHER_WITH_SHA256 : 0);
+	hasher_sha256 sha;
 	int64_t off = 0;
 	int r = 0;
 	struct stat st;
@@ -163,8 +228,12 @@ int hasher_digest_fd_sparse(int fd, const hasher_cancel *cancel, hasher_digest *
 		if (end < hole)
 			break; /* shrank under us: the caller's size check sees it */
 	}
+	if (r == 0 && ret_sha256)
+		r = hasher_stream_final_sha256(s, &sha);
 	if (r == 0) {
 		hasher_stream_final(s, ret);
+		if (ret_sha256)
+			*ret_sha256 = sha;
 		if (ret_size)
 			*ret_size = (uint64_t)off;
 	}
@@ -173,19 +242,35 @@ out:
 	return r;
 }
 
+int hasher_digest_fd_sparse(int fd, const hasher_cancel *cancel, hasher_digest *ret, uint64_t *ret_size)
+{
+	return hasher_digests_fd(fd, cancel, ret, NULL, ret_size);
+}
+
 int hasher_digest_fd(int fd, hasher_digest *ret, uint64_t *ret_size)
 {
 	return hasher_digest_fd_sparse(fd, NULL, ret, ret_size);
 }
 
-void hasher_digest_to_hex(const hasher_digest *d, char out[HASHER_HEX_LEN + 1])
+/* Writes len bytes as 2 * len lower-case hex chars and a NUL. */
+static void to_hex(const uint8_t *bytes, size_t len, char *out)
 {
 	static const char hexdig[] = "0123456789abcdef";
-	for (int i = 0; i < HASHER_DIGEST_LEN; i++) {
-		out[2 * i] = hexdig[d->bytes[i] >> 4];
-		out[2 * i + 1] = hexdig[d->bytes[i] & 0xf];
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hexdig[bytes[i] >> 4];
+		out[2 * i + 1] = hexdig[bytes[i] & 0xf];
 	}
-	out[HASHER_HEX_LEN] = '\0';
+	out[2 * len] = '\0';
+}
+
+void hasher_digest_to_hex(const hasher_digest *d, char out[HASHER_HEX_LEN + 1])
+{
+	to_hex(d->bytes, HASHER_DIGEST_LEN, out);
+}
+
+void hasher_sha256_to_hex(const hasher_sha256 *d, char out[2 * HASHER_SHA256_LEN + 1])
+{
+	to_hex(d->bytes, HASHER_SHA256_LEN, out);
 }
 
 /* The value of hex digit c, or -1; upper-case digits only with any_case. */

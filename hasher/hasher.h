@@ -1,8 +1,11 @@
-/* hasher — content digests for casfs (pure C, depends on xxhash only).
+/* hasher — content digests for casfs (pure C, depends on xxhash and
+ * OpenSSL's libcrypto).
  *
  * A digest is XXH3-128 in canonical (big-endian) byte order; its hex form is
  * exactly what `xxh128sum` prints.  The streaming state follows xxHash's
  * create → reset → update… → final pattern; final leaves the state usable.
+ * A stream may also compute the content's SHA-256 (the digest Bazel and
+ * other tools speak) over the same bytes, so one pass gives both.
  *
  * Thread-safety: a hasher_stream is owned by one caller at a time; the
  * one-shot functions are reentrant.
@@ -19,10 +22,24 @@ typedef struct hasher_digest {
 	uint8_t bytes[HASHER_DIGEST_LEN]; /* canonical, big-endian */
 } hasher_digest;
 
+#define HASHER_SHA256_LEN 32
+
+typedef struct hasher_sha256 {
+	uint8_t bytes[HASHER_SHA256_LEN]; /* as sha256sum prints it, in binary */
+} hasher_sha256;
+
 typedef struct hasher_stream hasher_stream;
+
+/* What a stream computes besides XXH3-128 (flags). */
+enum hasher_extra {
+	HASHER_WITH_SHA256 = 1u << 0,
+};
 
 /* Returns a new stream reset to the empty input, or NULL on ENOMEM. */
 hasher_stream *hasher_stream_new(void);
+/* The same, also computing the digests `extras` (enum hasher_extra) names.
+ * NULL on ENOMEM or when libcrypto cannot give SHA-256. */
+hasher_stream *hasher_stream_new_with(unsigned extras);
 /* Accepts NULL. */
 void hasher_stream_free(hasher_stream *s);
 void hasher_stream_reset(hasher_stream *s);
@@ -31,6 +48,16 @@ void hasher_stream_update(hasher_stream *s, const void *data, size_t len);
 void hasher_stream_final(const hasher_stream *s, hasher_digest *ret);
 /* Bytes fed since the last reset. */
 uint64_t hasher_stream_length(const hasher_stream *s);
+/* The SHA-256 of everything fed since the last reset; the stream stays
+ * usable.  Returns 0, -ENODATA when the stream computes no SHA-256, -EIO
+ * when libcrypto failed on an update since the reset. */
+int hasher_stream_final_sha256(const hasher_stream *s, hasher_sha256 *ret);
+
+/* One-shot SHA-256.  Returns 0 or -EIO (libcrypto failed). */
+int hasher_sha256_buffer(const void *data, size_t len, hasher_sha256 *ret);
+bool hasher_sha256_equal(const hasher_sha256 *a, const hasher_sha256 *b);
+/* Writes 64 lower-case hex chars and a NUL into out (65 bytes). */
+void hasher_sha256_to_hex(const hasher_sha256 *d, char out[2 * HASHER_SHA256_LEN + 1]);
 
 void hasher_digest_buffer(const void *data, size_t len, hasher_digest *ret);
 /* Hashes the whole file open at fd with pread (the offset is untouched).
@@ -48,6 +75,10 @@ typedef struct hasher_cancel {
 } hasher_cancel;
 /* hasher_digest_fd that can be cancelled (cancel may be NULL). */
 int hasher_digest_fd_sparse(int fd, const hasher_cancel *cancel, hasher_digest *ret, uint64_t *ret_size);
+/* hasher_digest_fd_sparse that also gives the file's SHA-256, from the
+ * same read, when ret_sha256 is not NULL (holes still cost no I/O). */
+int hasher_digests_fd(int fd, const hasher_cancel *cancel, hasher_digest *ret, hasher_sha256 *ret_sha256,
+		      uint64_t *ret_size);
 
 /* Writes 32 lower-case hex chars and a NUL into out (33 bytes). */
 void hasher_digest_to_hex(const hasher_digest *d, char out[HASHER_HEX_LEN + 1]);

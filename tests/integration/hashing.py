@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Randomized hash-on-write test: drives a mounted casfs with mixed
 operations and, after every operation, checks that each file's
-user.casfs.xxh128 xattr equals xxh128sum of the file in the backing
-directory.  Usage: hashing.py MOUNT BACKING OPS SEED"""
+user.casfs.xxh128 xattr equals xxh128sum and its user.casfs.sha256 xattr
+(raw bytes) equals sha256sum of the file in the backing directory.
+Usage: hashing.py MOUNT BACKING OPS SEED"""
 import ctypes
 import errno
 import mmap
@@ -25,27 +26,35 @@ def data(n):
     return rng.randbytes(n)
 
 
-def backing_digests(names):
+def backing_digests(tool, names):
     names = [n for n in names if os.path.isfile(os.path.join(back, n))]
     if not names:
         return {}
-    out = subprocess.run(["xxh128sum", "--"] + names, cwd=back, check=True,
+    out = subprocess.run([tool, "--"] + names, cwd=back, check=True,
                          capture_output=True, text=True).stdout
     return {line.split()[1]: line.split()[0] for line in out.splitlines()}
 
 
+def xattr_hex(name, attr):
+    try:
+        v = os.getxattr(os.path.join(mnt, name), attr)
+        return v.decode() if attr == "user.casfs.xxh128" else v.hex()
+    except OSError as e:
+        return f"error {errno.errorcode.get(e.errno)}"
+
+
 def check(op):
     global passed, failed
-    want = backing_digests(NAMES)
-    for name, hexd in want.items():
-        try:
-            got = os.getxattr(os.path.join(mnt, name), "user.casfs.xxh128").decode()
-        except OSError as e:
-            got = f"error {errno.errorcode.get(e.errno)}"
-        if got != hexd:
-            failed += 1
-            print(f"FAIL after {op}: {name}: xattr {got}, xxh128sum of backing {hexd}")
-            return False
+    pairs = [("xxh128sum", "user.casfs.xxh128"), ("sha256sum", "user.casfs.sha256")]
+    if rng.random() < 0.5:      # either may be asked first
+        pairs.reverse()
+    for tool, attr in pairs:
+        for name, hexd in backing_digests(tool, NAMES).items():
+            got = xattr_hex(name, attr)
+            if got != hexd:
+                failed += 1
+                print(f"FAIL after {op}: {name}: {attr} {got}, {tool} of backing {hexd}")
+                return False
     passed += 1
     return True
 

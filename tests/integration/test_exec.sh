@@ -1,8 +1,9 @@
 #!/bin/bash
 # casfs exec, the action cache, with real gcc and make on a real mount:
-# relocated builds that hit, misses for every change a compile can observe
-# (a shadowing header, removed and changed headers, an environment variable,
-# another compiler, a system header outside the mount), a listed directory,
+# relocated builds that hit (also once the first sandbox is removed),
+# misses for every change a compile can observe (a shadowing header,
+# removed and changed headers, an environment variable, another compiler, a
+# system header outside the mount), a listed directory,
 # make -j2 SHELL=casfs-sh, exact replay of stdout/stderr/exit, parallel
 # sessions, gc'd outputs, bad input.
 CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-600}
@@ -97,6 +98,33 @@ h5=$(counter action_hits)
 for s in $SRCS; do cx "$R2" --relocate -- gcc -std=c11 -O2 -Iinclude -Igen -g -c "$s" -o "${s%.c}.o"; done
 [ $(($(counter action_hits) - h5)) -eq "$NSRC" ] && [ "$(counter action_relocated_hits)" -ge "$NSRC" ] &&
     ok "relocation -g: --relocate reuses them (counted)" || fail "relocation -g: --relocate: $(($(counter action_hits) - h5)) hits"
+
+# ---- relocation after the first sandbox is gone (Bazel removes each one) -----
+# gcc resolves its input and output from / (realpath), past the root's own
+# ancestors sb/<N> and sb/<N>/execroot: those are checked at the same height
+# above the current root, not where the recorded run had them.
+R4=$MNT/sb/4/execroot/proj
+R5=$MNT/sb/5/execroot/proj
+R6=$MNT/sb/6/execroot/proj
+for d in "$R4" "$R5" "$R6"; do
+    mkdir -p "${d%/proj}" && cp -a "$SAMPLE" "$d" && rm -rf "$d/build" && mkdir "$d/build"
+done
+chmod 0700 "$MNT/sb/6"
+mkcrc() { cx "$1" -- gcc -O2 -o build/mkcrc gen/mkcrc.c; }
+h=$(counter action_hits)
+m=$(counter action_misses)
+mkcrc "$R4" || fail "sandbox gone: compile in sb/4"
+rm -rf "$MNT/sb/4"
+mkcrc "$R5" || fail "sandbox gone: compile in sb/5"
+check_eq "sandbox gone: the compile in sb/5 hits the one of the removed sb/4" "1 1" \
+    "$(($(counter action_hits) - h)) $(($(counter action_misses) - m))"
+(cd "$NATIVE/ref/proj" && gcc -O2 -o "$T/mkcrc.ref" gen/mkcrc.c) || fail "sandbox gone: plain compile"
+check "sandbox gone: restored program equals a plain compile" cmp "$R5/build/mkcrc" "$T/mkcrc.ref"
+out=$(explain "$R6" -- gcc -O2 -o build/mkcrc gen/mkcrc.c)
+case "$out" in
+*"miss: <mount>/sb/4 (existing name) differs"*) ok "sandbox gone: a root whose parent has other permission bits misses ($out)" ;;
+*) fail "sandbox gone: sb/6 (mode 0700) should miss on the root's parent: $out" ;;
+esac
 
 # ---- a compile with absolute paths (as CMake gives them) relocated: its -MD
 # dependency file and its warnings name the root; a hit at another root

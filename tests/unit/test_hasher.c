@@ -1,4 +1,5 @@
-/* Unit tests for hasher/: vectors from xxh128sum, streaming == one-shot. */
+/* Unit tests for hasher/: vectors from xxh128sum and sha256sum, streaming ==
+ * one-shot for both digests, files with holes. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,24 +21,60 @@ static void hex_of(const void *data, size_t len, char out[33])
 	hasher_digest_to_hex(&d, out);
 }
 
-/* Expected values printed by `xxh128sum` (xxhash 0.8.1). */
+static void sha_hex_of(const void *data, size_t len, char out[65])
+{
+	hasher_sha256 d;
+	assert_int_equal(hasher_sha256_buffer(data, len, &d), 0);
+	hasher_sha256_to_hex(&d, out);
+}
+
+/* Expected values printed by `xxh128sum` (xxhash 0.8.1) and `sha256sum`
+ * (coreutils 9.1). */
 static void test_known_vectors(void **state)
 {
-	char hex[33];
-	hex_of("", 0, hex);
-	assert_string_equal(hex, "99aa06d3014798d86001c324468d497f");
-	hex_of("abc", 3, hex);
-	assert_string_equal(hex, "06b05ab6733a618578af5f94892f3950");
-	char *zeros = calloc(1, 1000);
-	hex_of(zeros, 1000, hex);
-	assert_string_equal(hex, "3fb94aea6d09b97224c1ea6074dd588c");
-	free(zeros);
-	uint8_t *pat = malloc(100000);
+	static const struct {
+		const char *xxh, *sha;
+	} want[] = {
+		{ "99aa06d3014798d86001c324468d497f", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" },
+		{ "06b05ab6733a618578af5f94892f3950", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" },
+		{ "3fb94aea6d09b97224c1ea6074dd588c", "541b3e9daa09b20bf85fa273e5cbd3e80185aa4ec298e765db87742b70138a53" },
+		{ "54182c58bbb1337c42c23aeead96750d", "cd2df694e424bc7968cc37f47751019e5ca0cd1bdf2e479ea537c3a1c32ee1aa" },
+	};
+	uint8_t *zeros = calloc(1, 1000), *pat = malloc(100000);
 	for (int i = 0; i < 100000; i++)
 		pat[i] = (uint8_t)(i % 251);
-	hex_of(pat, 100000, hex);
-	assert_string_equal(hex, "54182c58bbb1337c42c23aeead96750d");
+	const struct {
+		const void *data;
+		size_t len;
+	} in[] = { { "", 0 }, { "abc", 3 }, { zeros, 1000 }, { pat, 100000 } };
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		char hex[33], sha[65];
+		hex_of(in[i].data, in[i].len, hex);
+		assert_string_equal(hex, want[i].xxh);
+		sha_hex_of(in[i].data, in[i].len, sha);
+		assert_string_equal(sha, want[i].sha);
+	}
+	free(zeros);
 	free(pat);
+}
+
+/* Feeds buf[0, len) to s in chunks of 1 to max_chunk bytes (rand()), taking
+ * the digests midway now and then: final leaves the stream as it was. */
+static void feed_random_chunks(hasher_stream *s, const uint8_t *buf, size_t len, size_t max_chunk)
+{
+	hasher_digest d;
+	hasher_sha256 sha;
+	for (size_t off = 0; off < len;) {
+		size_t chunk = (size_t)rand() % max_chunk + 1;
+		if (chunk > len - off)
+			chunk = len - off;
+		hasher_stream_update(s, buf + off, chunk);
+		off += chunk;
+		if (rand() % 8 == 0) {
+			hasher_stream_final(s, &d);
+			hasher_stream_final_sha256(s, &sha); /* -ENODATA without SHA-256 */
+		}
+	}
 }
 
 static void test_streaming_random_chunks(void **state)
@@ -53,13 +90,7 @@ static void test_streaming_random_chunks(void **state)
 		hasher_digest_buffer(buf, len, &one);
 		hasher_stream *s = hasher_stream_new();
 		assert_non_null(s);
-		for (size_t off = 0; off < len;) {
-			size_t chunk = (size_t)rand() % (round % 2 ? 70000 : 300) + 1;
-			if (chunk > len - off)
-				chunk = len - off;
-			hasher_stream_update(s, buf + off, chunk);
-			off += chunk;
-		}
+		feed_random_chunks(s, buf, len, round % 2 ? 70000 : 300);
 		hasher_stream_final(s, &streamed);
 		assert_true(hasher_digest_equal(&one, &streamed));
 		assert_int_equal(hasher_stream_length(s), len);
@@ -71,6 +102,46 @@ static void test_streaming_random_chunks(void **state)
 		assert_true(hasher_digest_equal(&one, &streamed));
 		hasher_stream_free(s);
 	}
+	free(buf);
+}
+
+/* A stream with SHA-256 gives both digests of what it was fed, whatever the
+ * chunking, equal to the one-shot ones; final leaves it usable; reset
+ * starts both over.  A plain stream has no SHA-256.  Seed printed. */
+static void test_sha256_streaming_random_chunks(void **state)
+{
+	(void)state;
+	enum { N = 1 << 20 };
+	const char *env = getenv("CASFS_SEED");
+	unsigned seed = env ? (unsigned)strtoul(env, NULL, 10) : (unsigned)getpid();
+	printf("# seed %u (replay with CASFS_SEED=%u)\n", seed, seed);
+	srand(seed);
+	uint8_t *buf = malloc(N);
+	for (int i = 0; i < N; i++)
+		buf[i] = (uint8_t)rand();
+	hasher_sha256 one, streamed;
+	hasher_digest x_one, x_streamed;
+	for (int round = 0; round < 30; round++) {
+		size_t len = (size_t)rand() % N;
+		assert_int_equal(hasher_sha256_buffer(buf, len, &one), 0);
+		hasher_digest_buffer(buf, len, &x_one);
+		hasher_stream *s = hasher_stream_new_with(HASHER_WITH_SHA256);
+		assert_non_null(s);
+		feed_random_chunks(s, buf, len, round % 2 ? 70000 : 300);
+		assert_int_equal(hasher_stream_final_sha256(s, &streamed), 0);
+		hasher_stream_final(s, &x_streamed);
+		assert_true(hasher_sha256_equal(&one, &streamed));
+		assert_true(hasher_digest_equal(&x_one, &x_streamed));
+		hasher_stream_reset(s);
+		hasher_stream_update(s, "abc", 3);
+		assert_int_equal(hasher_stream_final_sha256(s, &streamed), 0);
+		assert_int_equal(hasher_sha256_buffer("abc", 3, &one), 0);
+		assert_true(hasher_sha256_equal(&one, &streamed));
+		hasher_stream_free(s);
+	}
+	hasher_stream *plain = hasher_stream_new();
+	assert_int_equal(hasher_stream_final_sha256(plain, &streamed), -ENODATA);
+	hasher_stream_free(plain);
 	free(buf);
 }
 
@@ -327,6 +398,15 @@ static void test_digest_fd_sparse(void **state)
 		assert_int_equal(hasher_digest_fd(fd, &got, &got_size), 0);
 		assert_int_equal(got_size, size);
 		assert_true(hasher_digest_equal(&want, &got));
+		/* both digests from one read */
+		hasher_sha256 want_sha, got_sha;
+		hasher_digest got2;
+		got_size = 7;
+		assert_int_equal(hasher_sha256_buffer(expect, size, &want_sha), 0);
+		assert_int_equal(hasher_digests_fd(fd, NULL, &got2, &got_sha, &got_size), 0);
+		assert_int_equal(got_size, size);
+		assert_true(hasher_digest_equal(&want, &got2));
+		assert_true(hasher_sha256_equal(&want_sha, &got_sha));
 		free(expect);
 		close(fd);
 	}
@@ -361,6 +441,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_known_vectors),
 		cmocka_unit_test(test_streaming_random_chunks),
+		cmocka_unit_test(test_sha256_streaming_random_chunks),
 		cmocka_unit_test(test_hex_round_trip),
 		cmocka_unit_test(test_digest_fd),
 		cmocka_unit_test(test_c_source_insignificant),

@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <lmdb.h>
+
 #include "index.h"
 
 static char dir[64];
@@ -71,6 +73,79 @@ static void test_put_get_reopen(void **state)
 	assert_int_equal(cache_index_file_get(ix, 42, 7, &rec), -ENOENT);
 	assert_int_equal(cache_index_file_get(ix, 43, 8, &rec), -ENOENT); /* other dev */
 	cache_index_close(ix);
+}
+
+/* The raw files record of (42, ino) as stored: its length and version
+ * byte (the on-disk grammar at the top of index.c). */
+static void raw_file_record(uint64_t ino, size_t *ret_len, int *ret_version)
+{
+	char path[128];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint64_t k[2] = { 42, ino };
+	MDB_val key = { sizeof(k), k }, val;
+	snprintf(path, sizeof(path), "%s/index.lmdb", dir);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, path, MDB_NOSUBDIR | MDB_RDONLY, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "files", 0, &dbi), 0);
+	assert_int_equal(mdb_get(txn, dbi, &key, &val), 0);
+	*ret_len = val.mv_size;
+	*ret_version = ((const uint8_t *)val.mv_data)[0];
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/* A record keeps the SHA-256 given with it (version 2, 88 bytes) and is
+ * written as before without one (version 1, 56 bytes, what older casfs
+ * reads); rewriting without a SHA-256 drops it; cache_index_file_get reads
+ * both versions. */
+static void test_sha256_records(void **state)
+{
+	cache_index *ix;
+	cache_file_entry e[2] = { entry(1, 1000000000, 2000000000), entry(2, 1000000000, 2000000000) }, got;
+	cache_file_rec rec;
+	e[1].has_sha256 = true;
+	assert_int_equal(hasher_sha256_buffer("two", 3, &e[1].sha256), 0);
+	assert_int_equal(cache_index_open(store, &ix), 0);
+	assert_int_equal(cache_index_file_put(ix, e, 2), 0);
+	cache_index_close(ix);
+
+	size_t len;
+	int version;
+	raw_file_record(1, &len, &version);
+	assert_int_equal(len, 56);
+	assert_int_equal(version, 1);
+	raw_file_record(2, &len, &version);
+	assert_int_equal(len, 88);
+	assert_int_equal(version, 2);
+
+	assert_int_equal(cache_index_open(store, &ix), 0);
+	assert_int_equal(cache_index_file_get_entry(ix, 42, 1, &got), 0);
+	assert_false(got.has_sha256);
+	assert_true(hasher_digest_equal(&got.rec.digest, &e[0].rec.digest));
+	assert_int_equal(cache_index_file_get_entry(ix, 42, 2, &got), 0);
+	assert_true(got.has_sha256);
+	assert_true(hasher_sha256_equal(&got.sha256, &e[1].sha256));
+	assert_true(hasher_digest_equal(&got.rec.digest, &e[1].rec.digest));
+	assert_int_equal(got.rec.size, e[1].rec.size);
+	assert_int_equal(got.rec.mtime_ns, e[1].rec.mtime_ns);
+	assert_int_equal(got.rec.ctime_ns, e[1].rec.ctime_ns);
+	assert_int_equal(got.rec.hashed_at_ns, e[1].rec.hashed_at_ns);
+	assert_int_equal(cache_index_file_get(ix, 42, 2, &rec), 0);
+	assert_true(hasher_digest_equal(&rec.digest, &e[1].rec.digest));
+	assert_int_equal(cache_index_file_get_entry(ix, 42, 3, &got), -ENOENT);
+
+	e[1].has_sha256 = false; /* the content changed: no SHA-256 known */
+	assert_int_equal(cache_index_file_put(ix, &e[1], 1), 0);
+	assert_int_equal(cache_index_file_get_entry(ix, 42, 2, &got), 0);
+	assert_false(got.has_sha256);
+	cache_index_close(ix);
+	raw_file_record(2, &len, &version);
+	assert_int_equal(len, 56);
+	assert_int_equal(version, 1);
 }
 
 static void test_valid_rule(void **state)
@@ -344,6 +419,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_get_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sha256_records, setup, teardown),
 		cmocka_unit_test(test_valid_rule),
 		cmocka_unit_test_setup_teardown(test_concurrent_threads_and_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_basics, setup, teardown),

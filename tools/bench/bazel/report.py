@@ -4,12 +4,14 @@
 usage: report.py RESULTS.tsv [--markdown FILE] [--note TEXT]
 
 RESULTS.tsv has one line per timed build: row, round, wall seconds, the
---profile JSON, and casfs stats --json before and after ("{}" for other
-filesystems).  Prints, per row: the clean-build wall time (median of the
-rounds and, against ext4 in the same round, the median ratio with its
-min-max), the mean and median time per sandboxed action of Bazel's
-sandbox.createFileSystem, sandbox.delete and subprocess.run, and for casfs
-rows the FUSE requests per sandboxed action.
+--profile JSON, casfs stats --json before and after ("{}" for other
+filesystems), and the CPU seconds of the Bazel server and of the casfs
+daemon ("-" for other filesystems) during the build.  Prints, per row: the
+clean-build wall time (median of the rounds and, against ext4 in the same
+round, the median ratio with its min-max), the mean and median time per
+sandboxed action of Bazel's sandbox.createFileSystem, sandbox.delete and
+subprocess.run, the CPU medians, and for casfs rows the FUSE requests per
+sandboxed action.
 """
 import argparse
 import collections
@@ -44,6 +46,13 @@ def counters(path):
     return d["mounts"][0]["counters"] if d.get("mounts") else {}
 
 
+def med_range(xs):
+    """median [min-max], or - for no values"""
+    if not xs:
+        return "-"
+    return f"{statistics.median(xs):.1f} [{min(xs):.1f}-{max(xs):.1f}]"
+
+
 def spread(xs):
     xs = sorted(xs)
     return f"{statistics.median(xs):.2f}x [{xs[0]:.2f}-{xs[-1]:.2f}]"
@@ -62,8 +71,12 @@ def main():
     phase_med = collections.defaultdict(lambda: collections.defaultdict(list))
     actions = collections.defaultdict(list)
     fuse = collections.defaultdict(lambda: collections.defaultdict(list))  # row -> req -> [per action]
+    cpu = collections.defaultdict(lambda: ([], []))  # row -> ([server s], [daemon s])
     for line in open(a.results, encoding="utf-8"):
-        row, rnd, secs, prof, s0, s1 = line.rstrip("\n").split("\t")
+        row, rnd, secs, prof, s0, s1, server_cpu, daemon_cpu = line.rstrip("\n").split("\t")
+        cpu[row][0].append(float(server_cpu))
+        if daemon_cpu != "-":
+            cpu[row][1].append(float(daemon_cpu))
         if row not in rows:
             rows.append(row)
         wall[row][rnd] = float(secs)
@@ -99,7 +112,7 @@ def main():
 
     head = ["filesystem", "clean build s", "vs ext4", "sandboxed actions",
             "create ms/action", "delete ms/action", "action ms", "create+delete vs tmpfs",
-            "create+delete vs ext4"]
+            "create+delete vs ext4", "Bazel server CPU s", "casfs daemon CPU s"]
     table = []
     for row in rows:
         ws = list(wall[row].values())
@@ -114,6 +127,8 @@ def main():
             per_action(row, "subprocess.run"),
             ratio_to(row, "tmpfs", ["sandbox.createFileSystem", "sandbox.delete"]),
             ratio_to(row, "ext4", ["sandbox.createFileSystem", "sandbox.delete"]),
+            med_range(cpu[row][0]),
+            med_range(cpu[row][1]),
         ])
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(head)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
