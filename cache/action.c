@@ -1065,6 +1065,11 @@ static bool w_manifest(struct wbuf *w, const action_manifest *m)
 	return true;
 }
 
+uint64_t action_manifest_run_ms(const action_manifest *m)
+{
+	return m->run_ms <= ACTION_RUN_MS_MAX ? m->run_ms : 0;
+}
+
 int action_manifest_encode(const action_manifest *m, uint8_t **ret, size_t *ret_len)
 {
 	struct wbuf w = { 0 };

@@ -264,6 +264,13 @@ int action_manifest_add_output(action_manifest *m, const action_output *out);
  * equal runs encode alike. */
 void action_manifest_sort(action_manifest *m);
 
+/* m's recorded run time in ms, for the time a hit saves.  Stores written by
+ * earlier casfs versions hold runs whose measure wrapped (about 1.8e13 ms:
+ * a negative nanosecond difference taken as unsigned); anything beyond a
+ * week is such a value and says nothing: 0. */
+#define ACTION_RUN_MS_MAX (7ull * 24 * 3600 * 1000)
+uint64_t action_manifest_run_ms(const action_manifest *m);
+
 /* Encoding: a grammar at the top of action.c (magic, version, counts,
  * length-prefixed fields, a trailing checksum: the first 8 bytes of the
  * XXH3-128 of everything before it).  encode refuses what decode would

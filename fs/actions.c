@@ -798,6 +798,7 @@ static size_t *restore_order(const action_manifest *m)
 
 /* ---- LOOKUP ----------------------------------------------------------------- */
 
+
 /* Why output o of m cannot be restored as a fresh run would leave it, or
  * NULL.  A hit replaces the name; a fresh run that opens it truncating
  * writes through what is there: a symlink, or a file with other links.
@@ -1134,7 +1135,7 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		out->status = CASFS_LOOKUP_HIT;
 		if (a.flags & CASFS_EXEC_F_EXPLAIN) {
 			resp_text(cf, CASFS_T_EXPLAIN, "hit: %zu outputs would be restored (recorded run took %llu ms)%s",
-				  m->nout, (unsigned long long)m->run_ms,
+				  m->nout, (unsigned long long)action_manifest_run_ms(m),
 				  (m->flags & ACTION_F_EMBEDS_ROOT) && relocated ? " at another root (--relocate)" : "");
 			goto out;
 		}
@@ -1174,9 +1175,9 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 			goto out;
 		}
 		resp_text(cf, CASFS_T_EXPLAIN, "hit: %zu outputs restored, %llu ms saved%s", m->nout,
-			  (unsigned long long)m->run_ms, (m->flags & ACTION_F_EMBEDS_ROOT) && relocated ? " (relocated)" : "");
+			  (unsigned long long)action_manifest_run_ms(m), (m->flags & ACTION_F_EMBEDS_ROOT) && relocated ? " (relocated)" : "");
 		COUNT(action_hits);
-		COUNT_N(action_time_saved_ms, m->run_ms);
+		COUNT_N(action_time_saved_ms, action_manifest_run_ms(m));
 		COUNT_N(action_outputs_restored, m->nout);
 		if (relocated && (m->flags & ACTION_F_EMBEDS_ROOT))
 			COUNT(action_relocated_hits);

@@ -822,6 +822,18 @@ static void test_root_rewrite(void **state)
 		assert_int_equal(action_root_rewrite((const uint8_t *)"x", 1, odd[i], "/r", NULL, NULL), -EINVAL);
 }
 
+/* A run time an earlier casfs wrapped counts as nothing saved. */
+static void test_run_ms_plausible(void **state)
+{
+	(void)state;
+	action_manifest m = { .run_ms = 1234 };
+	assert_int_equal(action_manifest_run_ms(&m), 1234);
+	m.run_ms = ACTION_RUN_MS_MAX;
+	assert_int_equal(action_manifest_run_ms(&m), ACTION_RUN_MS_MAX);
+	m.run_ms = 18446744073709ull; /* (uint64_t)(-1 ns) / 1e6, as it was stored */
+	assert_int_equal(action_manifest_run_ms(&m), 0);
+}
+
 /* A small manifest with one of everything. */
 static void sample_manifest(action_manifest *m, const char *tag)
 {
@@ -1610,6 +1622,7 @@ int main(void)
 		cmocka_unit_test(test_scan_split_everywhere),
 		cmocka_unit_test(test_scan_random_vs_memmem),
 		cmocka_unit_test(test_root_rewrite),
+		cmocka_unit_test(test_run_ms_plausible),
 		cmocka_unit_test(test_key_relocation_and_differences),
 		cmocka_unit_test(test_key_pinning),
 		cmocka_unit_test(test_key_golden),
