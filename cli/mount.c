@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hasher.h"
 #include "fs.h"
 #include "io.h"
 #include "store.h"
@@ -631,7 +632,8 @@ static int do_mount(struct mount_args *a)
 }
 
 /* FUSE kernel options are what mount(8) finds on a mount it remounts;
- * anywhere else casfs sets them itself.  0 or CLI_EXIT_USAGE. */
+ * anywhere else casfs sets them itself.  0, CLI_EXIT_USAGE, or
+ * CLI_EXIT_FAILURE (-o sha256 without a loadable libcrypto). */
 static int check_opts(const struct mount_args *a)
 {
 	if (a->kernel_opt && !a->g.remount && !a->sloppy)
@@ -639,6 +641,12 @@ static int check_opts(const struct mount_args *a)
 	if (a->fo.sha256 && !a->fo.xattr && !a->g.remount)
 		return cli_usage_error("mount", "-o sha256 serves user.casfs.sha256, which -o no_xattr turns off: "
 				       "drop one of them");
+	hasher_sha256 probe;
+	if (a->fo.sha256 && hasher_sha256_buffer("", 0, &probe) < 0) {
+		fprintf(stderr, "casfs: mount: -o sha256 needs OpenSSL's libcrypto (libcrypto.so.3), which cannot be "
+				"loaded: install it (Debian: apt-get install libssl3)\n");
+		return CLI_EXIT_FAILURE;
+	}
 	return 0;
 }
 

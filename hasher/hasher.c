@@ -1,8 +1,14 @@
 /* hasher.c — see hasher.h.  SHA-256 is OpenSSL's EVP implementation (SHA
  * extensions where the CPU has them); its algorithm is fetched once per
- * process, not at every init (an implicit fetch takes a lock). */
+ * process, not at every init (an implicit fetch takes a lock).
+ *
+ * libcrypto is loaded (dlopen) the first time SHA-256 is asked for, not at
+ * program start: its relocations and page faults cost a process about
+ * 0.6 ms, and most processes that use the hasher (casfs exec, once per
+ * compile) never compute a SHA-256. */
 #include "hasher.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -19,19 +25,46 @@ struct hasher_stream {
 	uint64_t length;
 };
 
-static EVP_MD *sha256_md;
+/* The libcrypto functions used, resolved once (ssl.md NULL: unavailable). */
+static struct {
+	EVP_MD *md;
+	__typeof__(EVP_MD_CTX_new) *ctx_new;
+	__typeof__(EVP_MD_CTX_free) *ctx_free;
+	__typeof__(EVP_MD_CTX_copy_ex) *ctx_copy;
+	__typeof__(EVP_DigestInit_ex) *init;
+	__typeof__(EVP_DigestUpdate) *update;
+	__typeof__(EVP_DigestFinal_ex) *final;
+	__typeof__(EVP_Digest) *digest;
+} ssl;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
-static void sha256_fetch(void)
+static void sha256_load(void)
 {
-	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	void *h = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		h = dlopen("libcrypto.so", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return;
+	/* POSIX's way to take a function from dlsym (ISO C has no cast) */
+	__typeof__(EVP_MD_fetch) *fetch;
+	*(void **)&fetch = dlsym(h, "EVP_MD_fetch");
+	*(void **)&ssl.ctx_new = dlsym(h, "EVP_MD_CTX_new");
+	*(void **)&ssl.ctx_free = dlsym(h, "EVP_MD_CTX_free");
+	*(void **)&ssl.ctx_copy = dlsym(h, "EVP_MD_CTX_copy_ex");
+	*(void **)&ssl.init = dlsym(h, "EVP_DigestInit_ex");
+	*(void **)&ssl.update = dlsym(h, "EVP_DigestUpdate");
+	*(void **)&ssl.final = dlsym(h, "EVP_DigestFinal_ex");
+	*(void **)&ssl.digest = dlsym(h, "EVP_Digest");
+	if (fetch && ssl.ctx_new && ssl.ctx_free && ssl.ctx_copy && ssl.init && ssl.update && ssl.final && ssl.digest)
+		ssl.md = fetch(NULL, "SHA256", NULL);
+	/* the library stays loaded for the life of the process */
 }
 
-/* The SHA-256 algorithm, or NULL when libcrypto has none. */
+/* The SHA-256 algorithm, or NULL when libcrypto or its SHA-256 is missing. */
 static const EVP_MD *sha256_alg(void)
 {
-	pthread_once(&sha256_once, sha256_fetch);
-	return sha256_md;
+	pthread_once(&sha256_once, sha256_load);
+	return ssl.md;
 }
 
 hasher_stream *hasher_stream_new_with(unsigned extras)
@@ -42,7 +75,7 @@ hasher_stream *hasher_stream_new_with(unsigned extras)
 	s->state = XXH3_createState();
 	if (!s->state)
 		goto fail;
-	if ((extras & HASHER_WITH_SHA256) && (!sha256_alg() || !(s->sha = EVP_MD_CTX_new())))
+	if ((extras & HASHER_WITH_SHA256) && (!sha256_alg() || !(s->sha = ssl.ctx_new())))
 		goto fail;
 	hasher_stream_reset(s);
 	if (s->sha_failed)
@@ -63,7 +96,8 @@ void hasher_stream_free(hasher_stream *s)
 	if (!s)
 		return;
 	XXH3_freeState(s->state);
-	EVP_MD_CTX_free(s->sha);
+	if (s->sha)
+		ssl.ctx_free(s->sha);
 	free(s);
 }
 
@@ -71,13 +105,13 @@ void hasher_stream_reset(hasher_stream *s)
 {
 	XXH3_128bits_reset(s->state);
 	s->length = 0;
-	s->sha_failed = s->sha && !EVP_DigestInit_ex(s->sha, sha256_alg(), NULL);
+	s->sha_failed = s->sha && !ssl.init(s->sha, sha256_alg(), NULL);
 }
 
 void hasher_stream_update(hasher_stream *s, const void *data, size_t len)
 {
 	XXH3_128bits_update(s->state, data, len);
-	if (s->sha && !s->sha_failed && !EVP_DigestUpdate(s->sha, data, len))
+	if (s->sha && !s->sha_failed && !ssl.update(s->sha, data, len))
 		s->sha_failed = true;
 	s->length += len;
 }
@@ -89,11 +123,11 @@ int hasher_stream_final_sha256(const hasher_stream *s, hasher_sha256 *ret)
 	if (s->sha_failed)
 		return -EIO;
 	/* finishing consumes a context: finish a copy */
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	EVP_MD_CTX *c = ssl.ctx_new();
 	unsigned len = 0;
-	int r = c && EVP_MD_CTX_copy_ex(c, s->sha) && EVP_DigestFinal_ex(c, ret->bytes, &len) &&
-			len == HASHER_SHA256_LEN ? 0 : -EIO;
-	EVP_MD_CTX_free(c);
+	int r = c && ssl.ctx_copy(c, s->sha) && ssl.final(c, ret->bytes, &len) && len == HASHER_SHA256_LEN ? 0 : -EIO;
+	if (c)
+		ssl.ctx_free(c);
 	return r;
 }
 
@@ -101,7 +135,7 @@ int hasher_sha256_buffer(const void *data, size_t len, hasher_sha256 *ret)
 {
 	unsigned n = 0;
 	const EVP_MD *md = sha256_alg();
-	return md && EVP_Digest(data, len, ret->bytes, &n, md, NULL) && n == HASHER_SHA256_LEN ? 0 : -EIO;
+	return md && ssl.digest(data, len, ret->bytes, &n, md, NULL) && n == HASHER_SHA256_LEN ? 0 : -EIO;
 }
 
 bool hasher_sha256_equal(const hasher_sha256 *a, const hasher_sha256 *b)
