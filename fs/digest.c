@@ -63,7 +63,10 @@ struct digests {
 	 * last close, off every request's path */
 	pthread_mutex_t wlock;
 	pthread_cond_t wcond;
-	struct job *jobs, *jobs_tail;
+	/* two FIFO queues, each in due order: re-reads due now, and those
+	 * that wait DIGESTS_RECORDED_DELAY_MS for a recorder's read (one
+	 * never holds the other back) */
+	struct job *jobs[2], *jobs_tail[2];
 	ino_node *rehashing;   /* the node the worker is reading, or NULL */
 	pthread_cond_t wdone;  /* rehashing changed */
 	bool wstop;
@@ -649,9 +652,10 @@ static void *worker_main(void *arg)
 	digests *d = arg;
 	pthread_mutex_lock(&d->wlock);
 	for (;;) {
-		while (!d->jobs && !d->wstop)
+		while (!d->jobs[0] && !d->jobs[1] && !d->wstop)
 			pthread_cond_wait(&d->wcond, &d->wlock);
-		struct job *j = d->jobs;
+		int q = d->jobs[0] ? 0 : 1;
+		struct job *j = d->jobs[q];
 		if (!j)
 			break; /* stopped */
 		struct timespec now;
@@ -659,11 +663,11 @@ static void *worker_main(void *arg)
 		if (!d->wstop && (now.tv_sec < j->due.tv_sec ||
 				  (now.tv_sec == j->due.tv_sec && now.tv_nsec < j->due.tv_nsec))) {
 			pthread_cond_timedwait(&d->wcond, &d->wlock, &j->due);
-			continue;
+			continue; /* a job due now may have come meanwhile */
 		}
-		d->jobs = j->next;
-		if (!d->jobs)
-			d->jobs_tail = NULL;
+		d->jobs[q] = j->next;
+		if (!d->jobs[q])
+			d->jobs_tail[q] = NULL;
 		d->rehashing = j->node;
 		pthread_mutex_unlock(&d->wlock);
 		if (!__atomic_load_n(&d->wstop, __ATOMIC_RELAXED))
@@ -717,12 +721,13 @@ static void rehash_later(digests *d, ino_node *n, struct dstate *s, int delay_ms
 		j->due.tv_nsec -= 1000000000L;
 	}
 	j->next = NULL;
+	int q = delay_ms > 0;
 	pthread_mutex_lock(&d->wlock);
-	if (d->jobs_tail)
-		d->jobs_tail->next = j;
+	if (d->jobs_tail[q])
+		d->jobs_tail[q]->next = j;
 	else
-		d->jobs = j;
-	d->jobs_tail = j;
+		d->jobs[q] = j;
+	d->jobs_tail[q] = j;
 	pthread_cond_signal(&d->wcond);
 	pthread_mutex_unlock(&d->wlock);
 }

@@ -876,6 +876,31 @@ static void test_recorded_output_read_once(void **state)
 	assert_int_equal(c.files_hashed_by_reread, 1);
 }
 
+/* A re-read that waits for a recorder does not hold back one due now: the
+ * plain out-of-order file written after it is known first. */
+static void test_recorded_wait_holds_nothing_back(void **state)
+{
+	struct fx *f = *state;
+	uint8_t a[8192];
+	for (size_t i = 0; i < sizeof(a); i++)
+		a[i] = (uint8_t)(i * 5);
+	ino_node *rec = write_recorded_out_of_order(f, "recorded", a);
+	put_file(f, "plain", NULL, 0);
+	ino_node *n = node_of(f, "plain");
+	int fd = open_w(f, n, "plain", 0);
+	write_at(f, n, fd, 4096, a + 4096, 4096, true);
+	write_at(f, n, fd, 0, a, 4096, true);
+	close_w(f, n, fd);
+	hasher_digest want = file_digest(f, "plain");
+	struct event e = wait_event(f, 1);
+	assert_known(&e, n, &want, true);
+	/* and the recorded one comes after its wait, read once */
+	want = file_digest(f, "recorded");
+	e = wait_event(f, 2);
+	assert_known(&e, rec, &want, true);
+	assert_int_equal(counters(f).files_hashed_by_reread, 2);
+}
+
 /* ---- subscribers and the end ------------------------------------------------ */
 
 static void test_subscribers(void **state)
@@ -982,6 +1007,7 @@ int main(void)
 		T(test_peek_computes_nothing),
 		T(test_seed_reads_nothing),
 		T(test_recorded_output_read_once),
+		T(test_recorded_wait_holds_nothing_back),
 		T(test_subscribers),
 		T(test_gone_on_change),
 		T(test_free_flushes),
