@@ -589,18 +589,62 @@ void cache_reader_close(cache_reader *r)
 	r->fd = -1;
 }
 
+/* Fills out (an empty regular file open for writing) with the content of
+ * the verified blob open at fd (header h), by reflink where the blob is raw
+ * and aligned, else by copy/decompression; closes fd.  0, -EBADMSG, -errno. */
+static int fill(int fd, const cache_blob_header *h, int out, bool *ret_cloned)
+{
+	const char *why;
+	bool cloned = false;
+	if (h->compression == CACHE_COMP_NONE && h->payload_off == CACHE_BLOB_ALIGNED_OFF && h->size) {
+		struct file_clone_range fcr = { .src_fd = fd, .src_offset = h->payload_off };
+		cloned = ioctl(out, FICLONERANGE, &fcr) == 0;
+	}
+	int r;
+	if (cloned) {
+		r = decode(fd, h, NULL, &why); /* the shared blocks are the blob's */
+	} else {
+		struct sink k = { out, 0 };
+		r = decode(fd, h, &k, &why);
+	}
+	close(fd);
+	*ret_cloned = cloned;
+	return r;
+}
+
+/* Opens d for a get (a corrupt blob is quarantined).  fd or -errno. */
+static int get_open(cache_index *ix, const hasher_digest *d, cache_blob_header *h, bool *reflinked)
+{
+	const char *why;
+	if (reflinked)
+		*reflinked = false;
+	int fd = open_blob(ix, d, h, &why);
+	if (fd == -EBADMSG)
+		cache_blob_quarantine(ix, d);
+	return fd;
+}
+
+/* The end of a get whose file was filled with result r. */
+static int get_end(cache_index *ix, const hasher_digest *d, const cache_blob_header *h, int r, bool cloned,
+		   bool *reflinked)
+{
+	if (r == -EBADMSG)
+		cache_blob_quarantine(ix, d);
+	if (r < 0)
+		return r;
+	if (reflinked)
+		*reflinked = cloned;
+	touch(ix, d, h);
+	return 0;
+}
+
 int cache_get_at(cache_index *ix, const hasher_digest *d, int dirfd, const char *name,
 		 mode_t mode, bool *reflinked)
 {
 	static _Atomic unsigned seq;
 	cache_blob_header h;
-	const char *why;
 	char tmp[64];
-	int r, fd = open_blob(ix, d, &h, &why);
-	if (reflinked)
-		*reflinked = false;
-	if (fd == -EBADMSG)
-		cache_blob_quarantine(ix, d);
+	int r, fd = get_open(ix, d, &h, reflinked);
 	if (fd < 0)
 		return fd;
 	int out = -1;
@@ -615,18 +659,8 @@ int cache_get_at(cache_index *ix, const hasher_digest *d, int dirfd, const char 
 		close(fd);
 		return r;
 	}
-	bool cloned = false;
-	if (h.compression == CACHE_COMP_NONE && h.payload_off == CACHE_BLOB_ALIGNED_OFF && h.size) {
-		struct file_clone_range fcr = { .src_fd = fd, .src_offset = h.payload_off };
-		cloned = ioctl(out, FICLONERANGE, &fcr) == 0;
-	}
-	if (cloned) {
-		r = decode(fd, &h, NULL, &why); /* the shared blocks are the blob's */
-	} else {
-		struct sink k = { out, 0 };
-		r = decode(fd, &h, &k, &why);
-	}
-	close(fd);
+	bool cloned;
+	r = fill(fd, &h, out, &cloned);
 	if (r == 0 && close(out) < 0)
 		r = -errno;
 	else if (r < 0)
@@ -638,16 +672,20 @@ int cache_get_at(cache_index *ix, const hasher_digest *d, int dirfd, const char 
 		else if (renameat(dirfd, tmp, dirfd, name) < 0)
 			r = -errno;
 	}
-	if (r < 0) {
+	if (r < 0)
 		unlinkat(dirfd, tmp, 0);
-		if (r == -EBADMSG)
-			cache_blob_quarantine(ix, d);
-		return r;
-	}
-	if (reflinked)
-		*reflinked = cloned;
-	touch(ix, d, &h);
-	return 0;
+	return get_end(ix, d, &h, r, cloned, reflinked);
+}
+
+int cache_get_fd(cache_index *ix, const hasher_digest *d, int out, bool *reflinked)
+{
+	cache_blob_header h;
+	bool cloned;
+	int fd = get_open(ix, d, &h, reflinked);
+	if (fd < 0)
+		return fd;
+	int r = fill(fd, &h, out, &cloned);
+	return get_end(ix, d, &h, r, cloned, reflinked);
 }
 
 /* ---- writing --------------------------------------------------------------------- */

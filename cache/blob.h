@@ -110,6 +110,13 @@ void cache_reader_close(cache_reader *r);
 int cache_get_at(cache_index *ix, const hasher_digest *d, int dirfd, const char *name,
 		 mode_t mode, bool *reflinked);
 
+/* Writes d's content into out, an empty regular file open for writing at
+ * offset 0 (a file made ahead: see fs/spares.h), by reflink or
+ * copy/decompression, verified as cache_get_at does.  -ENOENT, -EBADMSG
+ * (corrupt blob: quarantined; out may hold part of it: discard it), -errno
+ * (out may hold part of the content). */
+int cache_get_fd(cache_index *ix, const hasher_digest *d, int out, bool *reflinked);
+
 /* Verifies a whole blob file open at fd against the digest its name gives.
  * 0, or -EBADMSG/-EPROTO with *why naming the defect; -errno for I/O. */
 int cache_blob_verify_fd(int fd, const hasher_digest *name, cache_blob_header *h, const char **why);

@@ -35,6 +35,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,7 @@
 #include "io.h"
 #include "kcache.h"
 #include "session.h"
+#include "spares.h"
 #include "trace.h"
 
 /* How long END waits for the run's write handles to be released. */
@@ -554,24 +556,36 @@ static void forget_name(int pdfd, const char *name, const struct stat *old)
 	}
 }
 
+/* The directory of rel beneath root_fd (rel's last '/' splits it), if it
+ * is there.  Writes the last component's offset in rel to *name_at and the
+ * directory's path to dir.  fd (O_PATH) or -errno (-ENOENT: missing). */
+static int parent_open(int root_fd, const char *rel, size_t *name_at, char dir[PATH_MAX])
+{
+	const char *slash = strrchr(rel, '/');
+	*name_at = slash ? (size_t)(slash - rel) + 1 : 0;
+	dir[0] = '\0';
+	if (!slash) {
+		int fd = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
+		return fd < 0 ? -errno : fd;
+	}
+	size_t dl = (size_t)(slash - rel);
+	if (dl >= PATH_MAX)
+		return -ENAMETOOLONG;
+	memcpy(dir, rel, dl);
+	dir[dl] = '\0';
+	return open_beneath(root_fd, dir, O_PATH | O_DIRECTORY);
+}
+
 /* The directory of rel beneath root_fd (rel's last '/' splits it), made
  * (0755, as the caller) where missing.  Writes the last component's offset
  * in rel to *name_at.  fd (O_PATH) or -errno. */
 static int parent_dir(int root_fd, const char *rel, size_t *name_at)
 {
-	const char *slash = strrchr(rel, '/');
-	*name_at = slash ? (size_t)(slash - rel) + 1 : 0;
-	if (!slash)
-		return fcntl(root_fd, F_DUPFD_CLOEXEC, 3) < 0 ? -errno : fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
 	char dir[PATH_MAX];
-	size_t dl = (size_t)(slash - rel);
-	if (dl >= sizeof(dir))
-		return -ENAMETOOLONG;
-	memcpy(dir, rel, dl);
-	dir[dl] = '\0';
-	int fd = open_beneath(root_fd, dir, O_PATH | O_DIRECTORY);
-	if (fd != -ENOENT)
+	int fd = parent_open(root_fd, rel, name_at, dir);
+	if (fd != -ENOENT || !dir[0])
 		return fd;
+	size_t dl = strlen(dir);
 	/* make the missing ones, top down */
 	for (size_t i = 0; i <= dl; i++) {
 		if (dir[i] != '/' && dir[i] != '\0')
@@ -688,7 +702,47 @@ static void seed_digest(int pdfd, const char *name, const hasher_digest *d)
 	}
 }
 
-static int restore_one(int root_fd, const action_output *o, const hasher_digest *digest, const char *root_abs)
+/* A file made ahead (fs/spares.h) holding output o's content (digest), with
+ * the owner and mode the file restore_one would make gets: its fd, or -1
+ * where o takes the plain way (none ready, o not a regular file, set-ID or
+ * sticky bits, its directory not there yet, a default ACL there, another
+ * filesystem, any error: the plain way meets it again and says it).
+ * Called as the daemon (the owner is given with fchown), before
+ * req_creds_enter. */
+static int spare_filled(struct req *q, int root_fd, const action_output *o, const hasher_digest *digest)
+{
+	if (!FS->spares || o->kind != ACTION_OUT_FILE || (o->mode & 07000))
+		return -1;
+	size_t at;
+	char dir[PATH_MAX], self[40];
+	struct stat pst, st;
+	int pfd = parent_open(root_fd, o->path, &at, dir);
+	if (pfd < 0)
+		return -1;
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", pfd);
+	bool plain = fstat(pfd, &pst) < 0 || getxattr(self, "system.posix_acl_default", NULL, 0) >= 0;
+	close(pfd);
+	int fd = plain ? -1 : fs_spares_take(FS->spares, pst.st_dev);
+	if (fd < 0)
+		return -1;
+	uid_t uid;
+	gid_t gid;
+	req_creds_owner(q, &uid, &gid);
+	if (pst.st_mode & S_ISGID)
+		gid = pst.st_gid;
+	if (cache_get_fd(FS->ix, digest, fd, NULL) < 0 || fstat(fd, &st) < 0 ||
+	    ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0) ||
+	    fchmod(fd, (mode_t)o->mode & 0777 & ~req_umask(q)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Restores o (content digest) beneath root_fd; spare, when not -1, is a
+ * file spare_filled made for it, consumed. */
+static int restore_one(int root_fd, const action_output *o, const hasher_digest *digest, const char *root_abs,
+		       int spare)
 {
 	size_t at;
 	int pfd = parent_dir(root_fd, o->path, &at);
@@ -705,7 +759,11 @@ static int restore_one(int root_fd, const action_output *o, const hasher_digest 
 			r = -EISDIR;
 			break;
 		}
-		r = cache_get_at(FS->ix, digest, pfd, name, (mode_t)o->mode, &reflinked);
+		r = spare >= 0 ? fs_spares_publish(spare, pfd, name) : -1;
+		if (r == 0)
+			COUNT(action_outputs_made_ahead);
+		else
+			r = cache_get_at(FS->ix, digest, pfd, name, (mode_t)o->mode, &reflinked);
 		if (r == 0) {
 			forget_name(pfd, name, had ? &old : NULL);
 			seed_digest(pfd, name, digest);
@@ -759,6 +817,8 @@ static int restore_one(int root_fd, const action_output *o, const hasher_digest 
 		r = -EINVAL;
 	}
 	close(pfd);
+	if (spare >= 0)
+		close(spare);
 	return r;
 }
 
@@ -1145,14 +1205,23 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		if (relocated)
 			r = root_text_outputs(m, m->root_at_record, a.root_abs, &alt);
 		size_t *order = r == 0 ? restore_order(m) : NULL;
-		if (r == 0 && !order)
+		int *spare = r == 0 ? malloc((m->nout ? m->nout : 1) * sizeof(*spare)) : NULL;
+		if (r == 0 && (!order || !spare))
 			r = -ENOMEM;
+		for (size_t k = 0; r == 0 && k < m->nout; k++)
+			spare[k] = spare_filled(q, root_fd, &m->out[k], alt ? &alt[k] : &m->out[k].digest);
 		req_creds_enter(q);
-		for (size_t j = 0; r == 0 && j < m->nout; j++) {
+		size_t j = 0;
+		for (; r == 0 && j < m->nout; j++) {
 			size_t k = order[j];
-			r = restore_one(root_fd, &m->out[k], alt ? &alt[k] : &m->out[k].digest, a.root_abs);
+			r = restore_one(root_fd, &m->out[k], alt ? &alt[k] : &m->out[k].digest, a.root_abs,
+					spare[k]);
 		}
 		req_creds_leave(q);
+		for (; order && spare && j < m->nout; j++) /* not reached after a failure */
+			if (spare[order[j]] >= 0)
+				close(spare[order[j]]);
+		free(spare);
 		free(order);
 		free(alt);
 		if (r < 0) {

@@ -33,7 +33,12 @@
 #include "ops.h"
 #include "sandbox_fast.h"
 #include "session.h"
+#include "spares.h"
 #include "state.h"
+
+/* Files made ahead for restores (fs/spares.h): a hit restores two or three
+ * outputs, and make -j runs a few at once. */
+#define SPARES_KEEP 16
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
@@ -209,6 +214,11 @@ int fs_run(const struct fs_options *o, int ready_fd)
 		goto out;
 	}
 	ino_table_set_fallback(fs.tbl, fs_files_fallback_open, NULL);
+	/* no spare is made before the first restore; without them restores
+	 * only cost more */
+	if ((r = fs_spares_new(backing_fd, SPARES_KEEP, &fs.spares)) < 0)
+		fprintf(stderr, "casfs: cannot start the restore worker (%s): restores make their files\n",
+			strerror(-r));
 	r = cache_index_open(o->store, &fs.ix);
 	if (r < 0) {
 		send_ready("ERR cannot open the index of store %s: %s\n", cache_store_path(o->store), strerror(-r));
@@ -320,6 +330,8 @@ out:
 	fs.ns = NULL;
 	sessions_free(fs.ss);
 	fs.ss = NULL;
+	fs_spares_free(fs.spares); /* before the backing directory's fd goes */
+	fs.spares = NULL;
 	cache_index_close(fs.ix);
 	ino_table_free(fs.tbl);
 	sbfast_free(fs.sb); /* the private tree and its tmpfs go with the last fd */

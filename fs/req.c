@@ -254,6 +254,18 @@ void req_creds_enter(struct req *q)
 	q->creds = true;
 }
 
+void req_creds_owner(const struct req *q, uid_t *ret_uid, gid_t *ret_gid)
+{
+	bool caller = FS->root_daemon && !(q->uid == 0 && q->gid == 0);
+	*ret_uid = caller ? q->uid : geteuid();
+	*ret_gid = caller ? q->gid : getegid();
+}
+
+mode_t req_umask(const struct req *q)
+{
+	return fuse_req_ctx(q->r)->umask;
+}
+
 void req_creds_leave(struct req *q)
 {
 	if (own_fs)

@@ -74,3 +74,8 @@ int req_kill_suidgid(struct req *q, int fd);
  * Every req_creds_enter is paired with req_creds_leave before replying. */
 void req_creds_enter(struct req *q);
 void req_creds_leave(struct req *q);
+/* Who owns a file made between req_creds_enter and req_creds_leave (the
+ * caller, or the daemon when it does not switch), before a set-group-ID
+ * directory gives its group; and the umask that applies to it. */
+void req_creds_owner(const struct req *q, uid_t *ret_uid, gid_t *ret_gid);
+mode_t req_umask(const struct req *q);

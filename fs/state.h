@@ -46,6 +46,7 @@ struct fs {
 	struct ingest *ing;
 	struct sessions *ss;
 	struct kcache *kc;
+	struct fs_spares *spares; /* files made ahead for restores */
 	struct sbfast *sb;      /* -o fast_sandboxes, else NULL */
 	int proc_fd;            /* /proc/self/fd */
 	bool root_daemon;       /* euid 0: act as the caller when creating */

@@ -203,6 +203,33 @@ PY
     err=$(runuser -u "$TUSER" -- sh -c "echo x >> '$R/mnt/t/rootfile'" 2>&1)
     case "$err" in *"Permission denied"*) ok "shell_write_rootfile_eacces" ;; *) fail "shell_write_rootfile_eacces: $err" ;; esac
 
+    # Outputs a hit restores belong to the user as the run's did, with the
+    # group a set-group-ID directory gives and the run's modes; the first
+    # hit makes its files, later ones take files made ahead (fs/spares.h),
+    # owned by the daemon until they are given to the user.
+    act='cp in.txt out.txt && chmod 640 out.txt && echo more > out2.txt'
+    made0=$(casfs_counter "$R/mnt" action_outputs_made_ahead)
+    hits0=$(casfs_counter "$R/mnt" action_hits)
+    for dir in pub sg; do
+        W=$R/mnt/t/$dir/act
+        runuser -u "$TUSER" -- sh -c "mkdir '$W' && echo src >'$W/in.txt'"
+        runuser -u "$TUSER" -- sh -c "cd '$W' && umask 022 && '$USER_CASFS' exec -- sh -c '$act'"
+        want=$(stat -c '%n %u:%g %a' "$W/out.txt" "$W/out2.txt" 2>&1)
+        for i in 1 2 3; do
+            rm -f "$W/out.txt" "$W/out2.txt"
+            sleep 0.2 # time for the files made ahead
+            runuser -u "$TUSER" -- sh -c "cd '$W' && umask 022 && '$USER_CASFS' exec -- sh -c '$act'"
+            check_eq "restored_owner_mode_${dir}_$i" "$want" "$(stat -c '%n %u:%g %a' "$W/out.txt" "$W/out2.txt" 2>&1)"
+        done
+        check_eq "restored_content_$dir" "src more" "$(cat "$W/out.txt" "$W/out2.txt" | tr '\n' ' ' | sed 's/ $//')"
+    done
+    check_eq "sg_restored_group" "$TUID:4321" "$(stat -c %u:%g "$R/mnt/t/sg/act/out.txt" 2>&1)"
+    hits=$(( $(casfs_counter "$R/mnt" action_hits) - hits0 ))
+    made=$(( $(casfs_counter "$R/mnt" action_outputs_made_ahead) - made0 ))
+    check_eq "restores_were_hits" 6 "$hits"
+    if [ "$made" -ge 8 ]; then ok "restores_into_files_made_ahead ($made of 12)"; else
+        fail "restores_into_files_made_ahead: $made of 12 outputs"; fi
+
     if casfs_umount "$R/mnt"; then ok "root_umount"; else fail "root_umount"; fi
     if ! is_mounted "$R/mnt"; then
         for n in ufile udir ulink ufifo usock; do

@@ -481,6 +481,14 @@ static void roundtrip(const uint8_t *buf, size_t len, const cache_put_opts *o, c
 	assert_file_is(dfd, "restored", buf, len);
 	assert_int_equal(unlinkat(dfd, "restored", 0), 0);
 	assert_int_equal(count_in(tmpdir, ".casfs-get-"), 0);
+	/* into a file made ahead: the bytes, from offset 0 */
+	int out = openat(dfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	assert_true(out >= 0);
+	assert_int_equal(cache_get_fd(ix, &want, out, NULL), 0);
+	assert_int_equal(fstat(out, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, len);
+	assert_bytes_at(out, 0, buf, len);
+	close(out);
 	close(dfd);
 	assert_int_equal(scan_objects().temps, 0);
 }
@@ -681,19 +689,22 @@ static void test_corruption(void **state)
 	for (int mode = 0; mode < 2; mode++) {
 		cache_put_opts o = { .mode = mode ? CACHE_PUT_ZSTD : CACHE_PUT_RAW };
 		for (enum damage how = 0; how < D_NDAMAGE; how++) {
-			for (int get = 0; get < 2; get++) {
+			for (int get = 0; get < 3; get++) { /* open, get_at, get_fd */
 				cache_put_result pr;
 				cache_reader r = { .fd = -1 };
 				char hex[HASHER_HEX_LEN + 1];
 				print_message("  %s, %s, %s\n", mode ? "zstd" : "raw", damage_name[how],
-					      get ? "get" : "open");
+					      get == 2 ? "get_fd" : get ? "get" : "open");
 				/* the same content again each time: it was quarantined */
 				assert_int_equal(put_buf(buf, len, &o, &pr), 0);
 				assert_false(pr.existed);
 				assert_int_equal(pr.compression, mode ? CACHE_COMP_ZSTD : CACHE_COMP_NONE);
 				blob_path(&pr.digest, path, sizeof(path));
 				damage(path, how);
-				if (get)
+				int out = get == 2 ? openat(ddir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600) : -1;
+				if (get == 2)
+					assert_int_equal(cache_get_fd(ix, &pr.digest, out, NULL), -EBADMSG);
+				else if (get)
 					assert_int_equal(cache_get_at(ix, &pr.digest, ddir, "out", 0644, NULL),
 							 -EBADMSG);
 				else
@@ -715,6 +726,10 @@ static void test_corruption(void **state)
 				/* and gone for good */
 				assert_int_equal(cache_blob_open(ix, &pr.digest, &r), -ENOENT);
 				assert_int_equal(cache_get_at(ix, &pr.digest, ddir, "out", 0644, NULL), -ENOENT);
+				if (out >= 0) {
+					assert_int_equal(cache_get_fd(ix, &pr.digest, out, NULL), -ENOENT);
+					close(out);
+				}
 				assert_int_equal(count_in(ddpath, ""), 0);
 			}
 		}
