@@ -759,6 +759,8 @@ static int restore_one(int root_fd, const action_output *o, const hasher_digest 
 			r = -EISDIR;
 			break;
 		}
+		/* the file replaced is let go by the worker (fs_spares_dispose) */
+		int replaced = had && FS->spares ? openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
 		r = spare >= 0 ? fs_spares_publish(spare, pfd, name) : -1;
 		if (r == 0)
 			COUNT(action_outputs_made_ahead);
@@ -768,6 +770,8 @@ static int restore_one(int root_fd, const action_output *o, const hasher_digest 
 			forget_name(pfd, name, had ? &old : NULL);
 			seed_digest(pfd, name, digest);
 		}
+		if (replaced >= 0)
+			fs_spares_dispose(FS->spares, replaced);
 		break;
 	}
 	case ACTION_OUT_DIR: {

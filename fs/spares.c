@@ -18,6 +18,8 @@ struct fs_spares {
 	pthread_cond_t cond;  /* the worker waits for a take or the stop */
 	int *fds;             /* keep slots, n of them ready */
 	unsigned n;
+	int *doomed;          /* fds to close, ndoomed of keep slots */
+	unsigned ndoomed;
 	bool wanted;          /* a take happened: keep the pool full */
 	bool unsupported;     /* O_TMPFILE refused here */
 	bool stop;
@@ -29,10 +31,17 @@ static void *worker_main(void *arg)
 	fs_spares *s = arg;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (!s->stop && (!s->wanted || s->unsupported || s->n >= s->keep))
+		while (!s->stop && !s->ndoomed && (!s->wanted || s->unsupported || s->n >= s->keep))
 			pthread_cond_wait(&s->cond, &s->lock);
 		if (s->stop)
 			break;
+		if (s->ndoomed) {
+			int fd = s->doomed[--s->ndoomed];
+			pthread_mutex_unlock(&s->lock);
+			close(fd);
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
 		pthread_mutex_unlock(&s->lock);
 		/* the slow part, with nothing held */
 		int fd = openat(s->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
@@ -62,11 +71,14 @@ int fs_spares_new(int dirfd, unsigned keep, fs_spares **ret)
 		return -errno;
 	fs_spares *s = calloc(1, sizeof(*s));
 	int *fds = calloc(keep ? keep : 1, sizeof(*fds));
-	if (!s || !fds) {
+	int *doomed = calloc(keep ? keep : 1, sizeof(*doomed));
+	if (!s || !fds || !doomed) {
 		free(s);
 		free(fds);
+		free(doomed);
 		return -ENOMEM;
 	}
+	s->doomed = doomed;
 	s->dirfd = dirfd;
 	s->dev = st.st_dev;
 	s->keep = keep;
@@ -78,6 +90,7 @@ int fs_spares_new(int dirfd, unsigned keep, fs_spares **ret)
 		pthread_cond_destroy(&s->cond);
 		pthread_mutex_destroy(&s->lock);
 		free(fds);
+		free(doomed);
 		free(s);
 		return -r;
 	}
@@ -96,9 +109,12 @@ void fs_spares_free(fs_spares *s)
 	pthread_join(s->worker, NULL);
 	while (s->n)
 		close(s->fds[--s->n]);
+	while (s->ndoomed)
+		close(s->doomed[--s->ndoomed]);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s->fds);
+	free(s->doomed);
 	free(s);
 }
 
@@ -118,6 +134,21 @@ int fs_spares_take(fs_spares *s, dev_t dev)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return fd;
+}
+
+void fs_spares_dispose(fs_spares *s, int fd)
+{
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&s->lock);
+	bool queued = !s->stop && s->ndoomed < s->keep;
+	if (queued) {
+		s->doomed[s->ndoomed++] = fd;
+		pthread_cond_signal(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!queued)
+		close(fd);
 }
 
 int fs_spares_publish(int fd, int dirfd, const char *name)

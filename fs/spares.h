@@ -33,6 +33,12 @@ void fs_spares_free(fs_spares *s);
  * on another filesystem), -EOPNOTSUPP. */
 int fs_spares_take(fs_spares *s, dev_t dev);
 
+/* Closes fd from the worker: the last close of a file whose last name went
+ * frees its blocks and inode, which can take a millisecond; a restore that
+ * replaced a file hands it over instead of paying that.  Takes fd (closed
+ * at once when the worker cannot take it). */
+void fs_spares_dispose(fs_spares *s, int fd);
+
 /* Gives the file fd (filled, with its owner and mode) the name `name` in
  * dirfd, replacing what is there.  0 or -errno (fd still unnamed: close
  * it).  The caller's credentials apply to the link and the rename. */
