@@ -142,11 +142,6 @@ static int mdb_to_errno(int rc)
 	}
 }
 
-int64_t cache_timespec_ns(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
-}
-
 int cache_index_open_sized(cache_store *s, uint64_t map_size, uint64_t map_max, cache_index **ret)
 {
 	char path[4096];

@@ -80,7 +80,12 @@ int cache_index_file_del(cache_index *ix, uint64_t dev, uint64_t ino);
  * (ctime safely older than hashed_at; see CACHE_RACY_NS). */
 bool cache_file_rec_valid(const cache_file_rec *rec, const struct stat *st);
 
-int64_t cache_timespec_ns(const struct timespec *ts);
+/* A timestamp in nanoseconds (inline: the action cache's client uses it
+ * without the index). */
+static inline int64_t cache_timespec_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000LL + ts->tv_nsec;
+}
 
 /* ---- blobs ---------------------------------------------------------------- */
 

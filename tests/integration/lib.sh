@@ -357,10 +357,16 @@ casfs_for_user() {
     if [ ! -x "$T/bin/casfs" ]; then
         mkdir -p "$T/bin"
         cp "$CASFS" "$T/bin/casfs"
-        # the names it answers to as well (the action cache's launcher and shell)
-        ln -sf casfs "$T/bin/casfs-exec"
-        ln -sf casfs "$T/bin/casfs-sh"
-        chmod 755 "$T" "$T/bin" "$T/bin/casfs"
+        # the action cache's launcher and shell: the client alone beside it
+        # (casfs answers to both names too)
+        if [ -f "$(dirname "$CASFS")/casfs-exec" ] && [ ! -L "$(dirname "$CASFS")/casfs-exec" ]; then
+            cp "$(dirname "$CASFS")/casfs-exec" "$T/bin/casfs-exec"
+            ln -sf casfs-exec "$T/bin/casfs-sh"
+        else
+            ln -sf casfs "$T/bin/casfs-exec"
+            ln -sf casfs "$T/bin/casfs-sh"
+        fi
+        chmod 755 "$T" "$T/bin" "$T/bin/casfs" "$T/bin/casfs-exec"
     fi
     echo "$T/bin/casfs"
 }

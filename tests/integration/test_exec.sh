@@ -489,6 +489,12 @@ m=$(counter action_misses)
 cx "$K" -- sh -c 'echo x > k.txt; kill -9 $$'
 [ "$(counter action_misses)" -gt "$m" ] && ok "killed command: nothing was stored" || fail "killed command: it hit"
 (cd "$MNT" && "$LAUNCH" true) && ok "casfs-exec launcher runs a command" || fail "casfs-exec launcher"
+libs=$(ldd "$LAUNCH" 2>&1)
+case "$libs" in
+*libfuse* | *liblmdb* | *libzstd* | *"not a dynamic"*) fail "casfs-exec is not the client alone: $(echo "$libs" | tr '\n' ' ')" ;;
+*libc.so*) ok "casfs-exec is the client alone (no libfuse, LMDB or zstd to load)" ;;
+*) fail "casfs-exec: ldd says $libs" ;;
+esac
 
 saved=$(counter action_time_saved_ms)
 hits=$(counter action_hits)

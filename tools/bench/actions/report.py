@@ -383,9 +383,9 @@ def latency_report(a):
     try:
         with open(a.latency_casfs, encoding="utf-8") as f:
             c = json.load(f)
-        n = len(wall.get("casfs exec -- cc (hit)", [])) + len(wall.get("casfs exec -- true (hit)", []))
+        n = sum(len(w) for v, w in wall.items() if "(hit)" in v and v.startswith("casfs"))
         checks.append(f"casfs: {c.get('action_hits', 0)} hits, {c.get('action_misses', 0)} misses "
-                      f"for {n} casfs exec spawns")
+                      f"for {n} casfs exec/casfs-exec spawns")
     except (OSError, TypeError, ValueError):
         pass
     try:
@@ -405,7 +405,7 @@ def latency_report(a):
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md += ["", "Verified: " + "; ".join(checks) + "."]
     tg = []
-    for v, t in (("casfs exec -- cc (hit)", True), ("ccache cc (hit)", False)):
+    for v, t in (("casfs exec -- cc (hit)", True), ("casfs-exec cc (hit)", True), ("ccache cc (hit)", False)):
         if v in wall:
             d = statistics.median(wall[v]) - floor
             c = statistics.median(cpu[v]) + (dcpu[v] / dn[v] if dn[v] else 0) - cfloor
