@@ -76,6 +76,23 @@ fail:
 	req_err(q, -r);
 }
 
+/* Whether thread tid is a compiler proper (session_caller_compiles),
+ * remembered for the last thread this worker asked about: the absences a
+ * compiler finds again are its include search (`-I dir` + `bits/`, once per
+ * such header), which the kernel may then cache (fs/kcache.h); other
+ * programs' repeated probes (a file another action makes) stay uncached, so
+ * runs beside them do not record them.  A stale answer costs only that. */
+static bool caller_compiles(pid_t tid)
+{
+	static _Thread_local pid_t last_tid;
+	static _Thread_local bool last;
+	if (tid != last_tid) {
+		last = session_caller_compiles(tid);
+		last_tid = tid;
+	}
+	return last;
+}
+
 void op_lookup(fuse_req_t r, fuse_ino_t parent, const char *name)
 {
 	struct req q;
@@ -99,13 +116,14 @@ void op_lookup(fuse_req_t r, fuse_ino_t parent, const char *name)
 		return;
 	int rc = fs_lookup_at(p, pfd, name, &e);
 	ino_node_fd_put(FS->tbl, p);
+	bool again = false;
 	if (q.sess) {
 		if (rc == -ENOENT)
-			trace_absent(session_trace(q.sess), q.tid, p, name);
+			again = trace_absent(session_trace(q.sess), q.tid, p, name) >= 2 && caller_compiles(q.tid);
 		else if (rc == 0)
 			trace_exists(session_trace(q.sess), ino_table_get(FS->tbl, e.ino), &e.attr);
 	}
-	if (rc == -ENOENT && FS->o.timeout > 0 && kcache_negative(FS->kc, FS->ss, parent, name)) {
+	if (rc == -ENOENT && FS->o.timeout > 0 && kcache_negative(FS->kc, FS->ss, q.sess, again, parent, p, name)) {
 		/* A negative entry: the kernel caches the absence. */
 		COUNT(lookup_negative);
 		memset(&e, 0, sizeof(e));

@@ -9,6 +9,7 @@
 
 #include "session.h"
 #include "state.h"
+#include "trace.h"
 
 struct neg {
 	fuse_ino_t parent;
@@ -115,13 +116,26 @@ void kcache_free(struct kcache *k)
 	free(k);
 }
 
-bool kcache_negative(struct kcache *k, struct sessions *ss, fuse_ino_t parent, const char *name)
+struct shared {
+	ino_node *parent;
+	const char *name;
+};
+
+static void share_absence(void *arg, struct session *s)
+{
+	struct shared *sh = arg;
+	trace_absent_shared(session_trace(s), sh->parent, sh->name);
+}
+
+bool kcache_negative(struct kcache *k, struct sessions *ss, struct session *caller, bool seen_before,
+		     fuse_ino_t parent, ino_node *pnode, const char *name)
 {
 	size_t l = strlen(name);
 	struct neg *n = malloc(sizeof(*n) + l + 1);
 	pthread_mutex_lock(&k->lock);
 	/* (past a million remembered, absences are simply not cached) */
-	bool cacheable = n && sessions_live(ss) == 0 && k->nnegs < (1u << 20);
+	unsigned live = sessions_live(ss);
+	bool cacheable = n && k->nnegs < (1u << 20) && (live == 0 || (caller && seen_before));
 	if (cacheable) {
 		n->parent = parent;
 		memcpy(n->name, name, l + 1);
@@ -129,6 +143,14 @@ bool kcache_negative(struct kcache *k, struct sessions *ss, fuse_ino_t parent, c
 		k->negs = n;
 		k->nnegs++;
 		n = NULL;
+		if (live) {
+			/* every other live run may now be answered from the
+			 * cache: each records the absence now (a session
+			 * begins under k->lock, so none is missed) */
+			struct shared sh = { pnode, name };
+			sessions_each_live(ss, caller, share_absence, &sh);
+			COUNT(kernel_negatives_shared);
+		}
 	}
 	pthread_mutex_unlock(&k->lock);
 	free(n);

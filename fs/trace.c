@@ -429,20 +429,36 @@ void trace_renamed(struct trace *t, ino_node *p, const char *name, ino_node *np,
 		add_change(t, path, replaced);
 }
 
-void trace_absent(struct trace *t, pid_t tid, ino_node *parent, const char *name)
+/* name in parent found absent: `negs` more absences, the last by thread
+ * tid.  Returns the path's count of absences (0: not recorded). */
+static unsigned absent_at(struct trace *t, pid_t tid, unsigned negs, ino_node *parent, const char *name)
 {
 	char path[PATH_MAX];
 	action_input in = { .kind = ACTION_IN_ABSENT };
 	if (!child_path(t, parent, name, path, sizeof(path)))
-		return;
+		return 0;
 	add_input(t, path, &in, NULL, 0);
 	pthread_mutex_lock(&t->lock);
 	struct pentry *p = pentry_get(t, path);
+	unsigned n = 0;
 	if (p) {
-		p->negs++;
+		p->negs += negs;
 		p->neg_tid = tid;
+		n = p->negs;
 	}
 	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+unsigned trace_absent(struct trace *t, pid_t tid, ino_node *parent, const char *name)
+{
+	return absent_at(t, tid, 1, parent, name);
+}
+
+void trace_absent_shared(struct trace *t, ino_node *parent, const char *name)
+{
+	/* two, by no thread: never the lookup of this run's own create */
+	absent_at(t, 0, 2, parent, name);
 }
 
 void trace_exists(struct trace *t, ino_node *n, const struct stat *st)

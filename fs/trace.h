@@ -95,8 +95,14 @@ void trace_removed(struct trace *t, ino_node *parent, const char *name);
  * the destination. */
 void trace_renamed(struct trace *t, ino_node *p, const char *name, ino_node *np, const char *newname,
 		   bool replaced);
-/* `name` in parent did not exist (a lookup by thread tid). */
-void trace_absent(struct trace *t, pid_t tid, ino_node *parent, const char *name);
+/* `name` in parent did not exist (a lookup by thread tid).  Returns how
+ * many times the run found it absent so far (0: not recorded). */
+unsigned trace_absent(struct trace *t, pid_t tid, ino_node *parent, const char *name);
+/* `name` in parent does not exist, and the kernel may now say so to this
+ * run's processes without asking (another run's process found it absent
+ * again, fs/kcache.h): recorded as if the run had looked, unless it
+ * observed the name first; never taken for the lookup of a create. */
+void trace_absent_shared(struct trace *t, ino_node *parent, const char *name);
 /* n exists, as st says (a lookup, getattr or access that reached the
  * daemon): its type, permission bits and (regular file) size. */
 void trace_exists(struct trace *t, ino_node *n, const struct stat *st);

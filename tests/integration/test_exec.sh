@@ -315,6 +315,39 @@ rm "$Q/one.txt" "$Q/two.txt"
 [ -e "$Q/one.txt" ] && [ ! -e "$Q/two.txt" ] && ok "parallel: each session restored only its own output" ||
     fail "parallel: one.txt $(test -e "$Q/one.txt" && echo present), two.txt $(test -e "$Q/two.txt" && echo present)"
 
+# ---- an absence the kernel caches while another run is live -----------------------
+# A compiler that finds a name absent again (-Iinc searched for <w/a.h>,
+# then for <w/b.h>) lets the kernel cache the absence (fs/kcache.h); a run
+# live beside it that probes the name afterwards is answered by the
+# kernel, unseen by the daemon, and must have it among its inputs all the
+# same: once the name exists, that run is a miss.
+Q=$MNT/negshare
+mkdir -p "$Q/inc" "$Q/w"
+echo 'int a;' >"$Q/w/a.h"
+echo 'int b;' >"$Q/w/b.h"
+printf '#include <w/a.h>\n#include <w/b.h>\n' >"$Q/s1.c"
+late='sleep 0.8; if [ -e inc/w ]; then echo yes; else echo no; fi > late.txt'
+s0=$(counter kernel_negatives_shared)
+(cd "$Q" && "$X" exec -- sh -c "$late") &
+sleep 0.3
+(cd "$Q" && "$X" exec -- gcc -Iinc -I. -c s1.c -o s1.o) &
+wait
+[ "$(counter kernel_negatives_shared)" -gt "$s0" ] && ok "negatives: a compiler's repeated absence cached while two runs were live" ||
+    fail "negatives: nothing cached while runs were live (kernel_negatives_shared $s0)"
+[ "$(cat "$Q/late.txt")" = no ] || fail "negatives: the first run of the late prober said $(cat "$Q/late.txt")"
+mkdir "$Q/inc/w"
+rm -f "$Q/late.txt"
+h=$(counter action_hits)
+(cd "$Q" && "$X" exec -- sh -c "$late")
+[ "$(cat "$Q/late.txt")" = yes ] && [ "$(counter action_hits)" = "$h" ] &&
+    ok "negatives: the name now exists: the run beside it is a miss and says yes" ||
+    fail "negatives: late.txt says $(cat "$Q/late.txt") after inc/w was made (hits $h -> $(counter action_hits)): an absence the kernel answered was not an input"
+rmdir "$Q/inc/w"
+rm -f "$Q/late.txt"
+(cd "$Q" && "$X" exec -- sh -c "$late")
+[ "$(cat "$Q/late.txt")" = no ] && [ "$(counter action_hits)" -gt "$h" ] && ok "negatives: and a hit once it is gone again" ||
+    fail "negatives: late.txt '$(cat "$Q/late.txt")' once inc/w is gone (hits $h -> $(counter action_hits))"
+
 # ---- outputs evicted by gc: a miss and a re-run, never an error -------------------
 G=$MNT/gc
 mkdir -p "$G"
