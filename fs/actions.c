@@ -1691,6 +1691,18 @@ static int dep_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 	return r;
 }
 
+/* trace_inputs' is_file: whether rel (beneath the root fd *arg) is a
+ * regular file now, at the end of the run.  A name whose absence was only
+ * the lookup of the run's own create may be left out of the inputs only
+ * then: a hit checks what is there (output_blocked).  Renamed or removed
+ * since (`> $@.tmp && mv $@.tmp $@`), its absence is an input: a fresh run
+ * would write through whatever is there first. */
+static bool ends_as_file(void *arg, const char *rel)
+{
+	struct stat st;
+	return fstatat(*(int *)arg, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
 static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 {
 	struct end_req e = { 0 };
@@ -1738,7 +1750,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		if ((mfd = mount_fd()) < 0 || (c.root_fd = open_beneath(mfd, cf->root, O_PATH | O_DIRECTORY)) < 0)
 			r = mfd < 0 ? mfd : c.root_fd;
 		if (r == 0)
-			r = trace_inputs(tr, cf->root, &m);
+			r = trace_inputs(tr, cf->root, &m, ends_as_file, &c.root_fd);
 		if (r == 0)
 			r = fields_each(cf->req, cf->req_len, dep_field, &c);
 		if (r == 0 && !c.reason) {

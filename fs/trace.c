@@ -623,16 +623,18 @@ static int below(const char *root, const char *path, const char **rel)
 	return 0;
 }
 
-int trace_inputs(struct trace *t, const char *root, action_manifest *m)
+int trace_inputs(struct trace *t, const char *root, action_manifest *m,
+		 bool (*is_file)(void *arg, const char *rel), void *arg)
 {
 	int r = 0;
 	pthread_mutex_lock(&t->lock);
 	for (size_t i = 0; r == 0 && i < t->nin; i++) {
 		action_input in = t->ins[i].in;
 		const char *rel;
-		if (t->ins[i].pe->flags & P_IMPLIED)
+		bool inside = below(root, in.path, &rel) == 0;
+		if ((t->ins[i].pe->flags & P_IMPLIED) && inside && is_file(arg, rel))
 			continue;
-		if (below(root, in.path, &rel) == 0) {
+		if (inside) {
 			in.scope = ACTION_SCOPE_ROOT;
 			in.path = (char *)rel;
 		} else {

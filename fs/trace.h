@@ -146,8 +146,13 @@ enum trace_problem trace_check(struct trace *t, digests *dg);
 
 /* Adds the inputs to m, with paths relative to the root `root` (a
  * mount-relative path, "" for the mount) in ACTION_SCOPE_ROOT, or in
- * ACTION_SCOPE_MOUNT when outside it.  0 or -errno. */
-int trace_inputs(struct trace *t, const char *root, action_manifest *m);
+ * ACTION_SCOPE_MOUNT when outside it.  An absence that was only the lookup
+ * of the run's own create (trace_created_file) is left out where
+ * is_file(arg, path relative to the root) says the name ends as a regular
+ * file (a hit checks what is there then); anywhere else it is an input.
+ * 0 or -errno. */
+int trace_inputs(struct trace *t, const char *root, action_manifest *m,
+		 bool (*is_file)(void *arg, const char *rel), void *arg);
 
 /* The changed paths below root (mount-relative, without the root prefix
  * and its '/'), each with whether it existed before the run; calls fn for

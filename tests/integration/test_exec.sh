@@ -315,6 +315,34 @@ rm "$Q/one.txt" "$Q/two.txt"
 [ -e "$Q/one.txt" ] && [ ! -e "$Q/two.txt" ] && ok "parallel: each session restored only its own output" ||
     fail "parallel: one.txt $(test -e "$Q/one.txt" && echo present), two.txt $(test -e "$Q/two.txt" && echo present)"
 
+# ---- a name the run creates, then renames or removes ------------------------------
+# `cmd > $@.tmp && mv $@.tmp $@`: the absence of o.tmp was only the lookup
+# of the run's own create, but o.tmp does not end as an output file, so a
+# hit cannot check what is there: a leftover o.tmp (an interrupted build)
+# must be a miss, as a fresh run writes and moves it.
+Q=$MNT/tmpmv
+mkdir -p "$Q"
+for c in 'echo new > o.tmp && mv o.tmp o' 'echo new > o.tmp && cp o.tmp o && rm o.tmp'; do
+    (cd "$Q" && "$X" exec -- sh -c "$c")
+    rm -f "$Q/o"
+    echo stale >"$Q/o.tmp"
+    (cd "$Q" && "$X" exec -- sh -c "$c")
+    [ ! -e "$Q/o.tmp" ] && [ "$(cat "$Q/o")" = new ] && ok "created then moved away: a leftover is a miss ($c)" ||
+        fail "created then moved away ($c): o.tmp $(cat "$Q/o.tmp" 2>&1), o $(cat "$Q/o" 2>&1)"
+    rm -f "$Q/o" "$Q/o.tmp"
+    mkdir "$Q/o.tmp"
+    (cd "$Q" && "$X" exec -- sh -c "$c" 2>/dev/null)
+    [ -d "$Q/o.tmp" ] && ok "created then moved away: a directory there is a miss and the run fails as it would ($c)" ||
+        fail "created then moved away ($c): the directory o.tmp is gone"
+    rm -rf "$Q/o" "$Q/o.tmp"
+    h=$(counter action_hits)
+    (cd "$Q" && "$X" exec -- sh -c "$c")
+    [ "$(counter action_hits)" -gt "$h" ] && [ "$(cat "$Q/o")" = new ] && [ ! -e "$Q/o.tmp" ] &&
+        ok "created then moved away: a hit where the name is absent ($c)" ||
+        fail "created then moved away ($c): no hit where o.tmp is absent (hits $h -> $(counter action_hits))"
+    rm -rf "$Q/o" "$Q/o.tmp"
+done
+
 # ---- an absence the kernel caches while another run is live -----------------------
 # A compiler that finds a name absent again (-Iinc searched for <w/a.h>,
 # then for <w/b.h>) lets the kernel cache the absence (fs/kcache.h); a run
