@@ -522,8 +522,9 @@ static int probe(void *arg, const action_input *want, action_input *have)
 		if (l < 0 || l == (ssize_t)sizeof(target)) {
 			r = l < 0 ? -errno : -ENAMETOOLONG;
 		} else {
+			target[l] = '\0';
 			have->kind = ACTION_IN_SYMLINK;
-			hasher_digest_buffer(target, (size_t)l, &have->digest);
+			r = trace_symlink_digest(target, p->root_abs, &have->digest);
 		}
 	} else {
 		have->kind = ACTION_IN_EXISTS;
@@ -1317,7 +1318,7 @@ static void begin(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 	}
 	end_unrecorded(cf);
 	struct begin_args b = { q, NULL, &cf->sess };
-	if ((r = trace_new(&tr)) == 0) {
+	if ((r = trace_new(&tr)) == 0 && (r = trace_set_root(tr, cf->root_abs)) == 0) {
 		b.tr = tr;
 		r = kcache_begin_session(FS->kc, begin_session, &b);
 	}

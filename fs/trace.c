@@ -51,6 +51,7 @@ struct trace {
 	enum trace_problem problem;
 	_Atomic bool watch_compilers;
 	int writers;
+	char *root_abs;          /* the root as the command sees it, or NULL */
 };
 
 int trace_new(struct trace **ret)
@@ -79,6 +80,7 @@ void trace_free(struct trace *t)
 		}
 	free(t->ins);
 	free(t->changed);
+	free(t->root_abs);
 	pthread_cond_destroy(&t->wcond);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
@@ -547,11 +549,32 @@ void trace_listed(struct trace *t, ino_node *n, int dfd)
 	add_input(t, path, &in, NULL, 0);
 }
 
+int trace_set_root(struct trace *t, const char *root_abs)
+{
+	free(t->root_abs);
+	t->root_abs = strdup(root_abs);
+	return t->root_abs ? 0 : -ENOMEM;
+}
+
+int trace_symlink_digest(const char *target, const char *root_abs, hasher_digest *ret)
+{
+	char *rel = root_abs ? action_relativize(target, root_abs) : NULL;
+	if (root_abs && !rel && errno == ENOMEM)
+		return -ENOMEM;
+	const char *s = rel ? rel : target;
+	hasher_digest_buffer(s, strlen(s), ret);
+	free(rel);
+	return 0;
+}
+
 void trace_readlink(struct trace *t, ino_node *n, const char *target)
 {
 	char path[PATH_MAX];
 	action_input in = { .kind = ACTION_IN_SYMLINK };
-	hasher_digest_buffer(target, strlen(target), &in.digest);
+	if (trace_symlink_digest(target, t->root_abs, &in.digest) < 0) {
+		problem(t, TRACE_NOMEM);
+		return;
+	}
 	if (node_path(t, n, path, sizeof(path)))
 		add_input(t, path, &in, NULL, 0);
 }

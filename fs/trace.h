@@ -114,6 +114,15 @@ void trace_listed(struct trace *t, ino_node *n, int dfd);
 int trace_listing_digest(int dfd, hasher_digest *ret);
 /* the symlink n was read: its target */
 void trace_readlink(struct trace *t, ino_node *n, const char *target);
+/* The root as the command sees it (absolute): a symlink target naming a
+ * path under it is recorded relative to it (trace_symlink_digest), so that
+ * a tree copied to another root, whose absolute symlinks still point into
+ * the first, is a miss there.  0 or -ENOMEM. */
+int trace_set_root(struct trace *t, const char *root_abs);
+/* The digest a symlink input records for target: of the target with the
+ * root (root_abs, NULL: none) replaced as action_relativize does.  0 or
+ * -ENOMEM. */
+int trace_symlink_digest(const char *target, const char *root_abs, hasher_digest *ret);
 
 /* A process other than those of session `by` (NULL: in no session) opened
  * for writing, truncated, chmod'ed, created, removed or renamed the node n

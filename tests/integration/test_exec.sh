@@ -315,6 +315,26 @@ rm "$Q/one.txt" "$Q/two.txt"
 [ -e "$Q/one.txt" ] && [ ! -e "$Q/two.txt" ] && ok "parallel: each session restored only its own output" ||
     fail "parallel: one.txt $(test -e "$Q/one.txt" && echo present), two.txt $(test -e "$Q/two.txt" && echo present)"
 
+# ---- an absolute symlink into the root, in a tree copied to another root -------
+# Both trees' l.txt point into root 1 (cp -a keeps absolute targets): at
+# root 2 the command reads root 1's file, so root 1's change is a miss there.
+A1=$MNT/absl/1/execroot/p
+A2=$MNT/absl/2/execroot/p
+for d in "$A1" "$A2"; do
+    mkdir -p "$d"
+    echo one >"$d/real.txt"
+    ln -s "$A1/real.txt" "$d/l.txt"
+done
+(cd "$A1" && "$X" exec -- sh -c 'cat l.txt > o.txt')
+rm "$A1/o.txt"
+h=$(counter action_hits)
+(cd "$A1" && "$X" exec -- sh -c 'cat l.txt > o.txt')
+[ "$(counter action_hits)" -gt "$h" ] && ok "absolute symlink into the root: a hit at the same root" ||
+    fail "absolute symlink into the root: no hit at the same root"
+echo two >"$A1/real.txt"
+(cd "$A2" && "$X" exec -- sh -c 'cat l.txt > o.txt')
+check_eq "absolute symlink into root 1, read at root 2: what root 1 holds now" two "$(cat "$A2/o.txt")"
+
 # ---- a name the run creates, then renames or removes ------------------------------
 # `cmd > $@.tmp && mv $@.tmp $@`: the absence of o.tmp was only the lookup
 # of the run's own create, but o.tmp does not end as an output file, so a
