@@ -1012,7 +1012,7 @@ static void w_stream(struct wbuf *w, const action_stream *s)
 /* Appends the encoding of m; false when m breaks the grammar's rules. */
 static bool w_manifest(struct wbuf *w, const action_manifest *m)
 {
-	if ((m->flags & ~(ACTION_F_EMBEDS_ROOT | ACTION_F_STREAMS_ROOT_TEXT)) || m->exit_status < 0 || m->exit_status > 255 ||
+	if ((m->flags & ~ACTION_F_ALL) || m->exit_status < 0 || m->exit_status > 255 ||
 	    !m->root_at_record || action_path_check(ACTION_SCOPE_ABS, m->root_at_record) < 0 ||
 	    m->nin > UINT32_MAX || m->nout > UINT32_MAX ||
 	    !stream_valid(&m->out_stdout) || !stream_valid(&m->out_stderr))
@@ -1128,7 +1128,7 @@ static bool r_manifest(struct rbuf *r, action_manifest *m, bool *oom)
 {
 	uint32_t exit_status, nin, nout;
 	uint64_t created;
-	if (!r_u32(r, &m->flags) || (m->flags & ~(ACTION_F_EMBEDS_ROOT | ACTION_F_STREAMS_ROOT_TEXT)) ||
+	if (!r_u32(r, &m->flags) || (m->flags & ~ACTION_F_ALL) ||
 	    !r_u32(r, &exit_status) || exit_status > 255 ||
 	    !r_u64(r, &m->run_ms) || !r_u64(r, &created) ||
 	    !r_str(r, &m->root_at_record, oom) ||

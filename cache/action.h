@@ -227,6 +227,9 @@ typedef struct action_stream {
 #define ACTION_F_STREAMS_ROOT_TEXT 0x2u /* stdout/stderr name paths under the
 					   root: replayed through
 					   action_root_rewrite at another root */
+#define ACTION_F_STDIN_EOF 0x4u /* the run read its stdin (a regular file) to
+				   its end: a hit leaves it there too */
+#define ACTION_F_ALL (ACTION_F_EMBEDS_ROOT | ACTION_F_STREAMS_ROOT_TEXT | ACTION_F_STDIN_EOF)
 
 struct action_seen;
 

@@ -885,6 +885,7 @@ static int exec_action(const struct opts *o, char **argv)
 	action_cc_analyze((const char *const *)argv, argc, &cc);
 	hasher_digest stdin_digest;
 	enum stdin_kind sk = classify_stdin(&stdin_digest);
+	off_t stdin_at = lseek(0, 0, SEEK_CUR);
 	bool reads_stdin = true;
 	if (cc.is_cc) {
 		/* a compiler reads stdin only for a source named - or /dev/stdin */
@@ -1023,6 +1024,8 @@ static int exec_action(const struct opts *o, char **argv)
 			cache_io_write(2, v, l, CACHE_IO_CUR);
 		if ((v = field_find(c.resp, c.resp_len, CASFS_T_EXIT, &l)) && l == 4)
 			memcpy(&ex, v, 4);
+		if (field_find(c.resp, c.resp_len, CASFS_T_STDIN_EOF, &l))
+			lseek(0, 0, SEEK_END);
 		return ex;
 	}
 	if (o->explain) {
@@ -1108,6 +1111,14 @@ static int exec_action(const struct opts *o, char **argv)
 		field_add(&g, CASFS_T_STDERR, err.b, err.len);
 		if (outlived)
 			field_add(&g, CASFS_T_OUTLIVED, NULL, 0);
+		/* a hit leaves a file on stdin where it was, or at its end
+		 * when the run read it all: a run that read part of it (head,
+		 * read) and left it elsewhere is not cached */
+		off_t now = sk == STDIN_FILE ? lseek(0, 0, SEEK_CUR) : stdin_at;
+		struct stat in_st;
+		if (now != stdin_at)
+			field_add(&g, fstat(0, &in_st) == 0 && now == in_st.st_size ? CASFS_T_STDIN_EOF : CASFS_T_STDIN_MOVED,
+				  NULL, 0);
 		char dep[PATH_MAX], depabs[PATH_MAX];
 		const char *udep = cc.is_cc && cc.compile_only ? ccdeps_user_depfile(argv, dep, sizeof(dep)) : NULL;
 		if (udep && (size_t)snprintf(depabs, sizeof(depabs), "%s%s%s", udep[0] == '/' ? "" : cwd,

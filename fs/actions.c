@@ -1239,6 +1239,8 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		}
 		int32_t ex = m->exit_status;
 		resp_field(cf, CASFS_T_EXIT, &ex, sizeof(ex));
+		if (m->flags & ACTION_F_STDIN_EOF)
+			resp_field(cf, CASFS_T_STDIN_EOF, NULL, 0);
 		const char *from = relocated && (m->flags & ACTION_F_STREAMS_ROOT_TEXT) ? m->root_at_record : NULL;
 		if ((r = resp_stream(cf, CASFS_T_STDOUT, &m->out_stdout, from, a.root_abs)) < 0 ||
 		    (r = resp_stream(cf, CASFS_T_STDERR, &m->out_stderr, from, a.root_abs)) < 0) {
@@ -1357,6 +1359,7 @@ struct end_req {
 	int32_t exit;
 	bool has_exit;
 	bool outlived;
+	bool stdin_moved, stdin_eof;
 	char reason[32];        /* the client's reason not to cache */
 	uint64_t run_ms;
 	const uint8_t *out, *err;
@@ -1393,6 +1396,12 @@ static int end_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 		return 0;
 	case CASFS_T_OUTLIVED:
 		e->outlived = true;
+		return 0;
+	case CASFS_T_STDIN_MOVED:
+		e->stdin_moved = true;
+		return 0;
+	case CASFS_T_STDIN_EOF:
+		e->stdin_eof = true;
 		return 0;
 	case CASFS_T_TEXT_OUT:
 		if (len == 0 || v[0] != '/')
@@ -1724,6 +1733,8 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 	}
 	if (e.outlived)
 		c.reason = "outlived";
+	else if (e.stdin_moved)
+		c.reason = "stdin";
 	else if (e.reason[0])
 		c.reason = e.reason;
 	else if (!trace_wait_writers(tr, WRITERS_WAIT_MS))
@@ -1778,6 +1789,8 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		m.flags = (c.scanning && c.scan.found) || (cf->flags & CASFS_EXEC_F_HIDES_ROOT) ? ACTION_F_EMBEDS_ROOT : 0;
 		if (cf->flags & CASFS_EXEC_F_ROOT_TEXT)
 			m.flags |= ACTION_F_STREAMS_ROOT_TEXT;
+		if (e.stdin_eof)
+			m.flags |= ACTION_F_STDIN_EOF;
 		m.root_at_record = strdup(cf->root_abs);
 		action_record rec = { 0 };
 		void *val = NULL;

@@ -177,6 +177,11 @@ enum casfs_exec_tag {
 				 naming paths with the root spelled out (a
 				 compiler's dependency file): rewritten for
 				 another root on a hit (action_root_rewrite) */
+	CASFS_T_STDIN_MOVED,  /* END: the run moved the offset of its stdin (a
+				 regular file) other than to its end */
+	CASFS_T_STDIN_EOF,    /* END: the run read its stdin (a regular file)
+				 to its end; in a hit's response: leave the
+				 caller's stdin at its end */
 };
 
 /* A file as its stat describes it (to tell the same file apart). */

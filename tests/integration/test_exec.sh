@@ -315,6 +315,26 @@ rm "$Q/one.txt" "$Q/two.txt"
 [ -e "$Q/one.txt" ] && [ ! -e "$Q/two.txt" ] && ok "parallel: each session restored only its own output" ||
     fail "parallel: one.txt $(test -e "$Q/one.txt" && echo present), two.txt $(test -e "$Q/two.txt" && echo present)"
 
+# ---- a file on stdin: where the run leaves its offset ---------------------------
+# The caller's next read on the same stdin must see what it would after a
+# fresh run: a run that reads part of it is not cached (a hit would not
+# move it); one that reads it to its end leaves it at its end on a hit too.
+Q=$MNT/stdin
+mkdir -p "$Q"
+printf 'a\nb\n' >"$Q/in"
+u=$(counter uncacheable_stdin)
+(cd "$Q" && "$X" exec -- head -n 1 <in >/dev/null)
+rest=$(cd "$Q" && { "$X" exec -- head -n 1 >o1; cat; } <in)
+check_eq "stdin: after head -n 1 under the cache, the caller reads the rest" b "$rest"
+[ "$(counter uncacheable_stdin)" -ge $((u + 2)) ] && ok "stdin: a run that leaves stdin part-read is not cached" ||
+    fail "stdin: uncacheable_stdin moved by $(($(counter uncacheable_stdin) - u)) for 2 part-reading runs"
+(cd "$Q" && "$X" exec -- cat <in >o2)
+h=$(counter action_hits)
+rest=$(cd "$Q" && { "$X" exec -- cat >o2; cat; } <in)
+[ "$(counter action_hits)" -gt "$h" ] && [ -z "$rest" ] && [ "$(cat "$Q/o2" | tr '\n' ' ')" = "a b " ] &&
+    ok "stdin: a hit of a run that read it all leaves it at its end" ||
+    fail "stdin: after a hit of cat, hits $h -> $(counter action_hits), the caller read '$rest', o2 '$(cat "$Q/o2")'"
+
 # ---- an absolute symlink into the root, in a tree copied to another root -------
 # Both trees' l.txt point into root 1 (cp -a keeps absolute targets): at
 # root 2 the command reads root 1's file, so root 1's change is a miss there.

@@ -700,7 +700,7 @@ static void rand_manifest(action_manifest *m)
 	m->exit_status = (int32_t)rnd(256);
 	m->run_ms = rng();
 	m->created_ns = (int64_t)rng();
-	m->flags = (uint32_t)rnd(4);
+	m->flags = (uint32_t)rnd(ACTION_F_ALL + 1);
 	rand_path(path, true);
 	m->root_at_record = strdup(path);
 	if (rnd(2))
@@ -939,7 +939,7 @@ static void test_manifest_grammar_refusals(void **state)
 	REFUSED("newer version", b[OFF_VERSION] = ACTION_MANIFEST_VERSION + 1, -EPROTO);
 	REFUSED("version 0", b[OFF_VERSION] = 0, -EBADMSG);
 	REFUSED("reserved byte", b[OFF_VERSION + 1] = 1, -EBADMSG);
-	REFUSED("unknown flag", b[OFF_FLAGS] = 0x4, -EBADMSG);
+	REFUSED("unknown flag", b[OFF_FLAGS] = 0x8, -EBADMSG);
 	REFUSED("exit 256", b[OFF_EXIT + 1] = 1, -EBADMSG);
 	REFUSED("root not absolute", b[OFF_ROOT + 4] = 'x', -EBADMSG);
 	REFUSED("NUL in root", b[OFF_ROOT + 6] = 0, -EBADMSG);
