@@ -1321,7 +1321,7 @@ static int dirent_cmp(const void *a, const void *b)
 
 int action_listing_digest(const action_dirent *e, size_t n, hasher_digest *ret)
 {
-	static const char domain[] = "casfs-listing-v1";
+	static const char domain[] = "casfs-listing-v2";
 	const action_dirent **v = malloc((n ? n : 1) * sizeof(*v));
 	hasher_stream *hs = hasher_stream_new();
 	size_t k = 0;
@@ -1336,10 +1336,14 @@ int action_listing_digest(const action_dirent *e, size_t n, hasher_digest *ret)
 	qsort(v, k, sizeof(*v), dirent_cmp);
 	hasher_stream_update(hs, domain, sizeof(domain));
 	for (size_t i = 0; i < k; i++) {
-		/* type, length, name: no two listings hash the same bytes */
+		/* type, mode, size, length, name: no two listings hash the
+		 * same bytes */
 		uint32_t len = (uint32_t)strlen(v[i]->name);
-		uint8_t head[5] = { v[i]->type, (uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
-				    (uint8_t)(len >> 24) };
+		uint8_t head[15] = { v[i]->type, (uint8_t)v[i]->mode, (uint8_t)(v[i]->mode >> 8) };
+		for (int b = 0; b < 8; b++)
+			head[3 + b] = (uint8_t)(v[i]->size >> (8 * b));
+		for (int b = 0; b < 4; b++)
+			head[11 + b] = (uint8_t)(len >> (8 * b));
 		hasher_stream_update(hs, head, sizeof(head));
 		hasher_stream_update(hs, v[i]->name, len);
 	}

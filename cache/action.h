@@ -308,10 +308,14 @@ void action_record_remove(action_record *r, size_t i);
 typedef struct action_dirent {
 	const char *name;
 	uint8_t type;         /* DT_* */
+	uint16_t mode;        /* permission bits (07777) */
+	uint64_t size;        /* a regular file's size, else 0 */
 } action_dirent;
-/* Digest of a directory's entries (names and types), order-independent
- * (sorted by name inside; "." and ".." and the reserved name ".casfs" are
- * ignored).  0 or -ENOMEM. */
+/* Digest of a directory's entries (names, types, permission bits and
+ * regular files' sizes: what `ls -F` or a glob and `test -s` see of a
+ * directory they list; the kernel answers their stats from the attributes
+ * the listing gave it), order-independent (sorted by name inside; "." and
+ * ".." and the reserved name ".casfs" are ignored).  0 or -ENOMEM. */
 int action_listing_digest(const action_dirent *e, size_t n, hasher_digest *ret);
 
 /* ---- matching ------------------------------------------------------------- */

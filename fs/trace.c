@@ -519,6 +519,13 @@ int trace_listing_digest(int dfd, hasher_digest *ret)
 			}
 			e[n].name = names[n];
 			e[n].type = d->d_type;
+			/* what the listing hands the kernel of each entry; one
+			 * gone meanwhile reads as mode 0 (never a match) */
+			struct stat st;
+			bool dots = !strcmp(d->d_name, ".") || !strcmp(d->d_name, "..");
+			bool have = !dots && fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+			e[n].mode = have ? (uint16_t)(st.st_mode & 07777) : 0;
+			e[n].size = have && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 			n++;
 		}
 	}

@@ -1152,22 +1152,35 @@ static hasher_digest listing(const action_dirent *e, size_t n)
 
 static void test_listing_digest(void **state)
 {
-	action_dirent a[] = { { "b.c", DT_REG }, { "a.c", DT_REG }, { "inc", DT_DIR } };
-	action_dirent b[] = { { "inc", DT_DIR }, { ".", DT_DIR }, { "a.c", DT_REG }, { ".casfs", DT_DIR },
-			      { "..", DT_DIR }, { "b.c", DT_REG } };
+	action_dirent a[] = { { .name = "b.c", .type = DT_REG }, { .name = "a.c", .type = DT_REG }, { .name = "inc", .type = DT_DIR } };
+	action_dirent b[] = { { .name = "inc", .type = DT_DIR }, { .name = ".", .type = DT_DIR }, { .name = "a.c", .type = DT_REG }, { .name = ".casfs", .type = DT_DIR },
+			      { .name = "..", .type = DT_DIR }, { .name = "b.c", .type = DT_REG } };
 	hasher_digest da = listing(a, 3), db = listing(b, 6);
 	assert_true(hasher_digest_equal(&da, &db));
-	action_dirent c[] = { { "b.c", DT_REG }, { "a.c", DT_REG }, { "inc", DT_REG } }; /* type */
+	action_dirent c[] = { { .name = "b.c", .type = DT_REG }, { .name = "a.c", .type = DT_REG }, { .name = "inc", .type = DT_REG } }; /* type */
 	hasher_digest dc = listing(c, 3);
 	assert_false(hasher_digest_equal(&da, &dc));
-	action_dirent e[] = { { "b.c", DT_REG }, { "a.c", DT_REG }, { "inc", DT_DIR }, { "new.h", DT_REG } };
+	action_dirent e[] = { { .name = "b.c", .type = DT_REG }, { .name = "a.c", .type = DT_REG }, { .name = "inc", .type = DT_DIR }, { .name = "new.h", .type = DT_REG } };
 	hasher_digest de = listing(e, 4);
 	assert_false(hasher_digest_equal(&da, &de));
-	action_dirent f1[] = { { "ab", DT_REG }, { "c", DT_REG } }, f2[] = { { "a", DT_REG }, { "bc", DT_REG } };
+	action_dirent f1[] = { { .name = "ab", .type = DT_REG }, { .name = "c", .type = DT_REG } }, f2[] = { { .name = "a", .type = DT_REG }, { .name = "bc", .type = DT_REG } };
 	hasher_digest d1 = listing(f1, 2), d2 = listing(f2, 2);
 	assert_false(hasher_digest_equal(&d1, &d2));
 	hasher_digest empty = listing(NULL, 0), dots = listing(b + 1, 1);
 	assert_true(hasher_digest_equal(&empty, &dots));
+	/* what ls -F and test -s see: permission bits and sizes */
+	action_dirent m[] = { { .name = "b.c", .type = DT_REG }, { .name = "a.c", .type = DT_REG, .mode = 0755 },
+			      { .name = "inc", .type = DT_DIR } };
+	hasher_digest dm = listing(m, 3);
+	assert_false(hasher_digest_equal(&da, &dm));
+	m[1].mode = 0;
+	m[1].size = 1;
+	hasher_digest ds = listing(m, 3);
+	assert_false(hasher_digest_equal(&da, &ds));
+	assert_false(hasher_digest_equal(&dm, &ds));
+	m[1].size = 0;
+	hasher_digest dz = listing(m, 3);
+	assert_true(hasher_digest_equal(&da, &dz));
 }
 
 /* ---- matching ------------------------------------------------------------------------- */
@@ -1246,7 +1259,7 @@ static void sample_tree(struct tree *t, const char *root)
 	*t = (struct tree){ .root = root, .mount = "/mnt" };
 	for (int i = 0; i < 5; i++)
 		snprintf(t->paths[i], 96, "%s/%s", root, rel[i]);
-	t->n[t->count++] = (struct node){ t->paths[0], S_IFDIR, NULL, { { "a.c", DT_REG }, { "b.c", DT_REG } }, 2, false };
+	t->n[t->count++] = (struct node){ t->paths[0], S_IFDIR, NULL, { { .name = "a.c", .type = DT_REG }, { .name = "b.c", .type = DT_REG } }, 2, false };
 	t->n[t->count++] = (struct node){ t->paths[1], S_IFREG, "int a(void) { return 1; } // one\n", { { 0 } }, 0, false };
 	t->n[t->count++] = (struct node){ t->paths[2], S_IFREG, "#define A 1\n", { { 0 } }, 0, false };
 	t->n[t->count++] = (struct node){ t->paths[3], S_IFDIR, NULL, { { 0 } }, 0, false };
@@ -1316,7 +1329,7 @@ static void test_match(void **state)
 	assert_int_equal(action_manifest_match(&m, tree_probe, &t2), (ssize_t)i_b);
 	/* a listing changes */
 	sample_tree(&t2, r2);
-	t2.n[0].ents[2] = (action_dirent){ "c.c", DT_REG };
+	t2.n[0].ents[2] = (action_dirent){ .name = "c.c", .type = DT_REG };
 	t2.n[0].nents = 3;
 	assert_int_equal(action_manifest_match(&m, tree_probe, &t2), (ssize_t)i_dir);
 	/* a symlink points elsewhere */
