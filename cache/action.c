@@ -440,6 +440,50 @@ int action_root_rewrite(const uint8_t *in, size_t len, const char *from, const c
 	return 0;
 }
 
+/* p past any colour escapes (ESC [ digits/semicolons m or K) before end. */
+static const uint8_t *skip_colour(const uint8_t *p, const uint8_t *end)
+{
+	while (end - p >= 3 && p[0] == 0x1b && p[1] == '[') {
+		const uint8_t *q = p + 2;
+		while (q < end && ((*q >= '0' && *q <= '9') || *q == ';'))
+			q++;
+		if (q >= end || (*q != 'm' && *q != 'K'))
+			break;
+		p = q + 1;
+	}
+	return p;
+}
+
+bool action_root_at_locations(const uint8_t *in, size_t len, const char *root)
+{
+	static const char included[] = "In file included from ", from[] = "from ";
+	size_t rl = strlen(root);
+	if (!rl)
+		return false;
+	for (const uint8_t *p = in, *end = in + len; p < end;) {
+		const uint8_t *hit = memmem(p, (size_t)(end - p), root, rl);
+		if (!hit)
+			break;
+		const uint8_t *line = hit;
+		while (line > in && line[-1] != '\n')
+			line--;
+		const uint8_t *q = skip_colour(line, hit);
+		if (q != hit && (size_t)(hit - q) >= sizeof(included) - 1 &&
+		    !memcmp(q, included, sizeof(included) - 1)) {
+			q = skip_colour(q + sizeof(included) - 1, hit);
+		} else if (q != hit) {
+			while (q < hit && *q == ' ')
+				q++;
+			if ((size_t)(hit - q) >= sizeof(from) - 1 && !memcmp(q, from, sizeof(from) - 1))
+				q = skip_colour(q + sizeof(from) - 1, hit);
+		}
+		if (q != hit)
+			return false;
+		p = hit + rl;
+	}
+	return true;
+}
+
 /* ---- keys ------------------------------------------------------------------ */
 
 /* Components of a relativized cwd below the root, or -1 when the cwd is

@@ -115,6 +115,14 @@ void action_scan_free(action_scan *s);
  * *ret_len.  0, -EINVAL, -ENOMEM. */
 int action_root_rewrite(const uint8_t *in, size_t len, const char *from, const char *to, uint8_t **ret,
 			size_t *ret_len);
+/* Whether every occurrence of root in a compiler's diagnostics stands
+ * where the compiler writes a location: at a line's start ("ROOT/a.c:3:1:
+ * warning", "ROOT/a.c: In function"), or after "In file included from " or
+ * the spaces and "from " that continue it, colour escapes (ESC [ ... m/K)
+ * allowed before it.  Anywhere else it is text quoted from a file (a
+ * #warning, a source line under a caret) that a run at another root writes
+ * unchanged, so the rewrite above would be wrong. */
+bool action_root_at_locations(const uint8_t *in, size_t len, const char *root);
 
 /* ---- keys ---------------------------------------------------------------- */
 

@@ -48,6 +48,14 @@ struct cache_index {
 	size_t tn, tcap;
 	struct kv_op *kq;         /* deferred cache records (cache_index_kv_put_later) */
 	size_t kn, kcap;
+	pthread_mutex_t kflush;   /* one batch of kq committed at a time: */
+	struct kv_op *kf;         /* that batch while it commits (kv_get sees it) */
+	size_t kfn;
+};
+
+struct kv_op {
+	MDB_val key, val;
+	bool del;
 };
 
 struct deferred {
@@ -154,6 +162,7 @@ int cache_index_open_sized(cache_store *s, uint64_t map_size, uint64_t map_max, 
 	ix->map_max = map_max ? map_max : MAP_MAX;
 	pthread_rwlock_init(&ix->resize, NULL);
 	pthread_mutex_init(&ix->dlock, NULL);
+	pthread_mutex_init(&ix->kflush, NULL);
 	snprintf(path, sizeof(path), "%s/index.lmdb", cache_store_path(s));
 	if ((rc = mdb_env_create(&ix->env)) ||
 	    (rc = mdb_env_set_maxdbs(ix->env, 8)) ||
@@ -183,6 +192,7 @@ fail:
 		mdb_env_close(ix->env);
 	pthread_rwlock_destroy(&ix->resize);
 	pthread_mutex_destroy(&ix->dlock);
+	pthread_mutex_destroy(&ix->kflush);
 	free(ix);
 	return mdb_to_errno(rc);
 }
@@ -200,6 +210,7 @@ void cache_index_close(cache_index *ix)
 	mdb_env_close(ix->env);
 	pthread_rwlock_destroy(&ix->resize);
 	pthread_mutex_destroy(&ix->dlock);
+	pthread_mutex_destroy(&ix->kflush);
 	free(ix->dq);
 	free(ix->tq);
 	free(ix->kq);
@@ -487,6 +498,8 @@ static int flush_queue(cache_index *ix, bool all)
 	size_t n;
 	struct kv_op *k = NULL;
 	size_t kn = 0;
+	if (all)
+		pthread_mutex_lock(&ix->kflush);
 	pthread_mutex_lock(&ix->dlock);
 	if (all && ix->tn) { /* touches join the adds */
 		if (ix->dn + ix->tn > ix->dcap) {
@@ -507,14 +520,21 @@ static int flush_queue(cache_index *ix, bool all)
 	ix->dq = NULL;
 	ix->dn = ix->dcap = 0;
 	if (all) {
-		k = ix->kq;
-		kn = ix->kn;
+		k = ix->kf = ix->kq;
+		kn = ix->kfn = ix->kn;
 		ix->kq = NULL;
 		ix->kn = ix->kcap = 0;
 	}
 	pthread_mutex_unlock(&ix->dlock);
 	int r = n ? write_txn(ix, adds_fn, q, n) : 0;
 	int rk = kn ? write_txn(ix, kv_ops_fn, k, kn) : 0;
+	if (all) {
+		pthread_mutex_lock(&ix->dlock);
+		ix->kf = NULL;
+		ix->kfn = 0;
+		pthread_mutex_unlock(&ix->dlock);
+		pthread_mutex_unlock(&ix->kflush);
+	}
 	free(q);
 	kv_ops_free(k, kn);
 	return r < 0 ? r : rk;
@@ -767,6 +787,28 @@ int cache_index_kv_get(cache_index *ix, char ns, const void *key, size_t klen, v
 	int rc = kv_key(ns, key, klen, kb, &k);
 	if (rc < 0)
 		return rc;
+	/* this process's deferred records first, newest first: the batch
+	 * waiting, then the one committing */
+	pthread_mutex_lock(&ix->dlock);
+	const struct kv_op *op = NULL;
+	for (size_t i = ix->kn; !op && i-- > 0;)
+		if (ix->kq[i].key.mv_size == k.mv_size && !memcmp(ix->kq[i].key.mv_data, k.mv_data, k.mv_size))
+			op = &ix->kq[i];
+	for (size_t i = ix->kfn; !op && i-- > 0;)
+		if (ix->kf[i].key.mv_size == k.mv_size && !memcmp(ix->kf[i].key.mv_data, k.mv_data, k.mv_size))
+			op = &ix->kf[i];
+	if (op) {
+		void *copy = op->del ? NULL : malloc(op->val.mv_size ? op->val.mv_size : 1);
+		rc = op->del ? -ENOENT : copy ? 0 : -ENOMEM;
+		if (copy) {
+			memcpy(copy, op->val.mv_data, op->val.mv_size);
+			*ret_val = copy;
+			*ret_len = op->val.mv_size;
+		}
+		pthread_mutex_unlock(&ix->dlock);
+		return rc;
+	}
+	pthread_mutex_unlock(&ix->dlock);
 	if ((rc = txn_begin(ix, MDB_RDONLY, &txn)))
 		return mdb_to_errno(rc);
 	rc = mdb_get(txn, ix->actions, &k, &v);
@@ -785,10 +827,6 @@ int cache_index_kv_get(cache_index *ix, char ns, const void *key, size_t klen, v
 	return mdb_to_errno(rc);
 }
 
-struct kv_op {
-	MDB_val key, val;
-	bool del;
-};
 
 static int kv_op_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
 {
@@ -802,7 +840,7 @@ static int kv_ops_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
 	const struct kv_op *q = varg;
 	for (size_t i = 0; i < n; i++) {
 		int rc = kv_op_fn(txn, ix, &q[i], 0);
-		if (rc)
+		if (rc && !(rc == MDB_NOTFOUND && q[i].del)) /* gone already */
 			return rc;
 	}
 	return 0;
@@ -817,11 +855,12 @@ static void kv_ops_free(struct kv_op *q, size_t n)
 	free(q);
 }
 
-int cache_index_kv_put_later(cache_index *ix, char ns, const void *key, size_t klen, const void *val,
-			     size_t vlen)
+/* Queues a put (or with del, a removal) of a record for the next flush. */
+static int kv_later(cache_index *ix, char ns, const void *key, size_t klen, const void *val, size_t vlen,
+		    bool del)
 {
 	uint8_t kb[CACHE_KV_KEY_MAX + 1];
-	struct kv_op op = { .val = { vlen, NULL } };
+	struct kv_op op = { .val = { vlen, NULL }, .del = del };
 	int rc = kv_key(ns, key, klen, kb, &op.key);
 	if (rc < 0)
 		return rc;
@@ -832,7 +871,8 @@ int cache_index_kv_put_later(cache_index *ix, char ns, const void *key, size_t k
 		return -ENOMEM;
 	}
 	memcpy(kc, op.key.mv_data, op.key.mv_size);
-	memcpy(vc, val, vlen);
+	if (vlen)
+		memcpy(vc, val, vlen);
 	op.key.mv_data = kc;
 	op.val.mv_data = vc;
 	pthread_mutex_lock(&ix->dlock);
@@ -852,6 +892,17 @@ int cache_index_kv_put_later(cache_index *ix, char ns, const void *key, size_t k
 	bool full = ix->kn >= DEFER_MAX;
 	pthread_mutex_unlock(&ix->dlock);
 	return full ? cache_index_flush(ix) : 0;
+}
+
+int cache_index_kv_put_later(cache_index *ix, char ns, const void *key, size_t klen, const void *val,
+			     size_t vlen)
+{
+	return kv_later(ix, ns, key, klen, val, vlen, false);
+}
+
+int cache_index_kv_del_later(cache_index *ix, char ns, const void *key, size_t klen)
+{
+	return kv_later(ix, ns, key, klen, NULL, 0, true);
 }
 
 int cache_index_kv_put(cache_index *ix, char ns, const void *key, size_t klen, const void *val,

@@ -176,11 +176,15 @@ int cache_index_kv_get(cache_index *ix, char ns, const void *key, size_t klen, v
 /* Sets the value (replacing any).  0, -EINVAL, -ENOSPC (index full), -errno. */
 int cache_index_kv_put(cache_index *ix, char ns, const void *key, size_t klen, const void *val,
 		       size_t vlen);
-/* The same, committed later with the deferred records (cache_index_flush):
- * for records a crash may lose (a digest cache).  Until then kv_get does
- * not see it.  0 or -errno. */
+/* The same, committed later with the deferred records (cache_index_flush,
+ * which a mount's flusher runs every 200 ms): for records a crash may lose
+ * (a digest cache, the action cache).  kv_get in this process sees them at
+ * once (the newest queued put or removal of the key wins); other processes
+ * once they are committed.  A key written _later must not also be written
+ * at once (the queued write would land after).  0 or -errno. */
 int cache_index_kv_put_later(cache_index *ix, char ns, const void *key, size_t klen, const void *val,
 			     size_t vlen);
+int cache_index_kv_del_later(cache_index *ix, char ns, const void *key, size_t klen);
 /* 0, -ENOENT (absent), -EINVAL, -errno. */
 int cache_index_kv_del(cache_index *ix, char ns, const void *key, size_t klen);
 

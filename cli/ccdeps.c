@@ -330,14 +330,55 @@ static int cc_chain(const ccdeps_compile *cc, const ccdeps_cache *cache, struct 
 struct deps {
 	char **paths; /* real paths */
 	size_t n;
+	char **found; /* the paths as the search may have found them: real,
+			 as spelled (made absolute, "." and ".." taken out
+			 lexically) and with its directory's real path */
+	size_t nfound;
 	const char *cwd;
 	int err;
 };
 
+/* path, absolute, with "." components and "x/.." pairs taken out as text
+ * (a symlink's ".." is not followed: only a candidate spelling). */
+static void lexical(const char *path, char *out, size_t size)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		const char *e = strchrnul(p, '/');
+		size_t l = (size_t)(e - p);
+		if (l == 1 && p[0] == '.') {
+		} else if (l == 2 && p[0] == '.' && p[1] == '.') {
+			while (o > 0 && out[--o] != '/')
+				;
+			out[o] = '\0';
+		} else if (l && o + 1 + l < size) {
+			out[o++] = '/';
+			memcpy(out + o, p, l);
+			o += l;
+			out[o] = '\0';
+		}
+		p = e;
+	}
+	if (!o && size > 1)
+		snprintf(out, size, "/");
+}
+
+static void found_add(struct deps *d, const char *p)
+{
+	for (size_t i = 0; i < d->nfound; i++)
+		if (!strcmp(d->found[i], p))
+			return;
+	if (push(&d->found, &d->nfound, p) < 0)
+		d->err = -ENOMEM;
+}
+
 static int dep_cb(void *arg, const char *path)
 {
 	struct deps *d = arg;
-	char abs[PATH_MAX], real[PATH_MAX];
+	char abs[PATH_MAX], real[PATH_MAX], alt[PATH_MAX], dir[PATH_MAX];
 	if (snprintf(abs, sizeof(abs), "%s%s%s", path[0] == '/' ? "" : d->cwd, path[0] == '/' ? "" : "/", path) >=
 	    (int)sizeof(abs))
 		return 0;
@@ -345,7 +386,28 @@ static int dep_cb(void *arg, const char *path)
 		return 0; /* gone since: the daemon sees that as a change */
 	if (push(&d->paths, &d->n, real) < 0)
 		d->err = -ENOMEM;
+	/* a header that is a symlink was found by its own name, not its
+	 * target's: the search chain knows the name */
+	found_add(d, real);
+	lexical(abs, alt, sizeof(alt));
+	found_add(d, alt);
+	char *slash = strrchr(alt, '/');
+	if (slash && slash != alt) {
+		*slash = '\0';
+		if (realpath(alt, dir) && (size_t)snprintf(real, sizeof(real), "%s/%s", dir, slash + 1) < sizeof(real))
+			found_add(d, real);
+	}
 	return 0;
+}
+
+static void deps_clear(struct deps *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->paths[i]);
+	free(d->paths);
+	for (size_t i = 0; i < d->nfound; i++)
+		free(d->found[i]);
+	free(d->found);
 }
 
 static int read_deps(const char *file, struct deps *d)
@@ -450,10 +512,11 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 		if (!on_mount(ch.missing[i], cc->mnt) && !under_any(absent, nabsent, ch.missing[i]) &&
 		    (r = push(&absent, &nabsent, ch.missing[i])) == 0)
 			add(arg, true, ch.missing[i]);
-	for (size_t i = 0; r == 0 && i < d.n; i++) {
-		const char *p = d.paths[i];
-		if (!on_mount(p, cc->mnt))
-			add(arg, false, p);
+	for (size_t i = 0; i < d.n; i++)
+		if (!on_mount(d.paths[i], cc->mnt))
+			add(arg, false, d.paths[i]);
+	for (size_t i = 0; r == 0 && i < d.nfound; i++) {
+		const char *p = d.found[i];
 		/* found in chain directory k as rel (every k that holds it: the
 		 * spelling is not known): rel must stay absent before k */
 		for (size_t k = 0; k < ch.n; k++) {
@@ -486,9 +549,7 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 		free(absent[i]);
 	free(absent);
 out:
-	for (size_t i = 0; i < d.n; i++)
-		free(d.paths[i]);
-	free(d.paths);
+	deps_clear(&d);
 	chain_clear(&ch);
 	return r;
 }
@@ -497,11 +558,9 @@ int ccdeps_link(const ccdeps_compile *cc, const char *depfile, ccdeps_add_fn add
 {
 	struct deps d = { .cwd = cc->cwd };
 	int r = read_deps(depfile, &d);
-	for (size_t i = 0; i < d.n; i++) {
-		if (r == 0 && !on_mount(d.paths[i], cc->mnt))
+	for (size_t i = 0; r == 0 && i < d.n; i++)
+		if (!on_mount(d.paths[i], cc->mnt))
 			add(arg, false, d.paths[i]);
-		free(d.paths[i]);
-	}
-	free(d.paths);
+	deps_clear(&d);
 	return r;
 }

@@ -1281,9 +1281,9 @@ out:
 		uint8_t *enc;
 		size_t elen;
 		if (rec.n == 0)
-			cache_index_kv_del(FS->ix, 'A', key.bytes, sizeof(key.bytes));
+			cache_index_kv_del_later(FS->ix, 'A', key.bytes, sizeof(key.bytes));
 		else if (action_record_encode(&rec, &enc, &elen) == 0) {
-			cache_index_kv_put(FS->ix, 'A', key.bytes, sizeof(key.bytes), enc, elen);
+			cache_index_kv_put_later(FS->ix, 'A', key.bytes, sizeof(key.bytes), enc, elen);
 			free(enc);
 		}
 	}
@@ -1476,8 +1476,10 @@ static int store_file(struct rec_ctx *c, const char *rel, int fd, const struct s
 	int rfd = fs_reopen_fd(fd, O_RDONLY);
 	if (rfd < 0)
 		return rfd;
+	/* the blob's index record is committed with the action's (the
+	 * flusher): a hit checks the blob file itself (outputs_stored) */
 	cache_put_opts opts = { .mode = FS->o.compression, .zstd_level = FS->o.zstd_level,
-				.on_chunk = scan_chunk, .on_chunk_arg = c };
+				.on_chunk = scan_chunk, .on_chunk_arg = c, .defer_record = true };
 	ino_node *n = ino_table_find_ref(FS->tbl, st->st_dev, st->st_ino);
 	cache_file_rec rec;
 	uint64_t version;
@@ -1637,7 +1639,8 @@ static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, actio
 	s->size = len;
 	hasher_digest_buffer(data, len, &s->digest);
 	if (c->scanning && !(root_text && len <= ROOT_TEXT_MAX &&
-			     action_root_rewrite(data, len, c->root_abs, NULL, NULL, NULL) == 0)) {
+			     action_root_rewrite(data, len, c->root_abs, NULL, NULL, NULL) == 0 &&
+			     action_root_at_locations(data, len, c->root_abs))) {
 		c->scan.matched = 0;
 		action_scan_feed(&c->scan, data, len);
 	}
@@ -1806,7 +1809,9 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		if (r == 0)
 			r = action_record_encode(&rec, &enc, &elen);
 		if (r == 0)
-			r = cache_index_kv_put(FS->ix, 'A', cf->key.bytes, sizeof(cf->key.bytes), enc, elen);
+			/* committed by the flusher (200 ms): no fsync on this
+			 * request; a crash loses it, as a cache may */
+			r = cache_index_kv_put_later(FS->ix, 'A', cf->key.bytes, sizeof(cf->key.bytes), enc, elen);
 		free(enc);
 		free(val);
 		action_record_clear(&rec);

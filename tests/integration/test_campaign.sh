@@ -527,6 +527,32 @@ done
 [ -z "$bad" ] && ok "recorded run times of half-second runs are between 0.4 and 60 s" ||
     fail "recorded run times of half-second runs:$bad"
 
+# A compile's diagnostics are restored at another root with the root's path
+# replaced only where the compiler wrote a location: a #warning naming root
+# 1 is text from the file, which a run at root 2 writes unchanged.
+B=$R/diagnostic-text/sb
+for n in 1 2; do
+    mkdir -p "$B/$n/execroot/p"
+    printf '#warning "generated from %s/tmpl.in"\nint w;\n' "$B/1/execroot/p" >"$B/$n/execroot/p/w.c"
+done
+cx "$B/1/execroot/p" gcc -c w.c -o w.o 2>/dev/null
+same_as_fresh "a #warning naming root 1, compiled at root 2" "$B/2/execroot/p" /dev/null "w.o" gcc -c w.c -o w.o
+
+# A header found through a symlink (in an -idirafter directory on the
+# mount): its name must stay absent in the earlier directories outside the
+# mount (the search found it by its own name, not its target's), so one
+# added there, which shadows it, is a miss.
+d=$R/shadow-outside-symlink
+mkdir -p "$d/late" "$d/real" "$OUT/sys9"
+echo '#define LATE 1' >"$d/real/late.h"
+ln -s ../real/late.h "$d/late/late.h"
+printf '#include <late.h>\nint late = LATE;\n' >"$d/l.c"
+cx "$d" gcc -isystem "$OUT/sys9" -idirafter late -c l.c -o l.o
+rm "$d/l.o"
+echo '#define LATE 2' >"$OUT/sys9/late.h"
+same_as_fresh "a new header outside the mount shadows a symlinked one on it" "$d" /dev/null "l.o" \
+    gcc -isystem "$OUT/sys9" -idirafter late -c l.c -o l.o
+
 # The modes ls -F shows: it stats every entry it lists, and the kernel holds
 # their attributes (a chmod's reply refreshes them), so the stats need not
 # reach the daemon: the listing records each entry's mode and size.

@@ -822,6 +822,33 @@ static void test_root_rewrite(void **state)
 		assert_int_equal(action_root_rewrite((const uint8_t *)"x", 1, odd[i], "/r", NULL, NULL), -EINVAL);
 }
 
+/* Where a compiler's diagnostics name the root: locations only. */
+static void test_root_at_locations(void **state)
+{
+	(void)state;
+	const char *root = "/m/sb/1/execroot/p";
+	const char *good[] = {
+		"",
+		"no path here\n",
+		"/m/sb/1/execroot/p/a.c: In function 'f':\n/m/sb/1/execroot/p/a.c:3:5: warning: unused [-Wunused]\n"
+		"    3 |   int x;\n      |       ^\n",
+		"In file included from /m/sb/1/execroot/p/a.c:1:\n                 from /m/sb/1/execroot/p/b.c:2,\n"
+		"/m/sb/1/execroot/p/h.h:1:2: warning: #warning hi [-Wcpp]\n",
+		"\x1b[01m\x1b[K/m/sb/1/execroot/p/a.c:3:5:\x1b[m\x1b[K warning\n",
+		"In file included from \x1b[01m\x1b[K/m/sb/1/execroot/p/a.c:1\x1b[m\x1b[K:\n",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+		assert_true(action_root_at_locations((const uint8_t *)good[i], strlen(good[i]), root));
+	const char *quoted[] = {
+		"/m/sb/1/execroot/p/w.c:1:2: warning: #warning \"from /m/sb/1/execroot/p/t.in\" [-Wcpp]\n",
+		"    1 | #include \"/m/sb/1/execroot/p/x.h\"\n",
+		"x /m/sb/1/execroot/p/a.c\n",
+		"Included from /m/sb/1/execroot/p/a.c\n",
+	};
+	for (size_t i = 0; i < sizeof(quoted) / sizeof(*quoted); i++)
+		assert_false(action_root_at_locations((const uint8_t *)quoted[i], strlen(quoted[i]), root));
+}
+
 /* A run time an earlier casfs wrapped counts as nothing saved. */
 static void test_run_ms_plausible(void **state)
 {
@@ -1635,6 +1662,7 @@ int main(void)
 		cmocka_unit_test(test_scan_split_everywhere),
 		cmocka_unit_test(test_scan_random_vs_memmem),
 		cmocka_unit_test(test_root_rewrite),
+		cmocka_unit_test(test_root_at_locations),
 		cmocka_unit_test(test_run_ms_plausible),
 		cmocka_unit_test(test_key_relocation_and_differences),
 		cmocka_unit_test(test_key_pinning),

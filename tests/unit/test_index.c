@@ -280,6 +280,38 @@ static void test_kv_basics(void **state)
 	cache_index_close(ix);
 }
 
+/* Records written later: this process reads them at once (the newest
+ * queued write of a key wins), another index handle only once flushed. */
+static void test_kv_later(void **state)
+{
+	cache_index *ix, *other;
+	assert_int_equal(cache_index_open(store, &ix), 0);
+	assert_int_equal(cache_index_open(store, &other), 0);
+	assert_int_equal(cache_index_kv_put_later(ix, 'A', "l1", 2, "first", 5), 0);
+	kv_expect(ix, 'A', "l1", "first");
+	kv_expect(other, 'A', "l1", NULL);
+	assert_int_equal(cache_index_kv_put_later(ix, 'A', "l1", 2, "second", 6), 0);
+	kv_expect(ix, 'A', "l1", "second");
+	assert_int_equal(cache_index_flush(ix), 0);
+	kv_expect(other, 'A', "l1", "second");
+	/* a removal queued after a put, and one of a key never written */
+	assert_int_equal(cache_index_kv_put_later(ix, 'A', "l2", 2, "gone", 4), 0);
+	assert_int_equal(cache_index_kv_del_later(ix, 'A', "l2", 2), 0);
+	assert_int_equal(cache_index_kv_del_later(ix, 'A', "l1", 2), 0);
+	assert_int_equal(cache_index_kv_del_later(ix, 'A', "never", 5), 0);
+	kv_expect(ix, 'A', "l2", NULL);
+	kv_expect(ix, 'A', "l1", NULL);
+	kv_expect(other, 'A', "l1", "second");
+	assert_int_equal(cache_index_flush(ix), 0);
+	kv_expect(other, 'A', "l1", NULL);
+	kv_expect(other, 'A', "l2", NULL);
+	/* closing commits what waits */
+	assert_int_equal(cache_index_kv_put_later(ix, 'A', "l3", 2, "kept", 4), 0);
+	cache_index_close(ix);
+	kv_expect(other, 'A', "l3", "kept");
+	cache_index_close(other);
+}
+
 struct walk {
 	cache_index *ix;
 	size_t visits;
@@ -423,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_valid_rule),
 		cmocka_unit_test_setup_teardown(test_concurrent_threads_and_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_basics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kv_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_each, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_full_map, setup, teardown),
 	};
