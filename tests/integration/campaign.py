@@ -689,6 +689,14 @@ class Campaign:
             (1, self.mut_output_link, "output-link"),
         ]
 
+    def relocation_pure(self, desc):
+        """Whether a relocation changes nothing the actions observe: -g
+        without a map and -gz hold the root; an ancestor's map pins the key;
+        a symlink farm's links are other inputs than the files; outputs kept
+        are present where the runs recorded at the other root saw none."""
+        return (self.gmode not in ("g", "g-ancestor", "gz") and "cp -as" not in desc
+                and "outputs kept" not in desc)
+
     def mutate(self):
         """Mutates the project for the round; returns (descriptions, pure)."""
         r = self.round
@@ -697,7 +705,8 @@ class Campaign:
             # saw them absent misses once (their presence is an input)
             return ["none (a no-op round, outputs present now)"], False
         if r == 2:
-            return [self.relocate(self.rng.choice(["cp -a", "cp -al"]))], True
+            desc = self.relocate(self.rng.choice(["cp -a", "cp -al"]))
+            return [desc], self.relocation_pure(desc)
         if r == self.rounds:
             # the last round: nothing changes, nearly everything must hit
             return ["none (a no-op round, the last)"], True
@@ -707,8 +716,7 @@ class Campaign:
         if x < 0.27:
             # the symlinks of a farm are other inputs than the files they replace
             desc = self.relocate()
-            # -g without a map holds the root; an ancestor's map pins the key
-            return [desc], self.gmode not in ("g", "g-ancestor") and "cp -as" not in desc
+            return [desc], self.relocation_pure(desc)
         if x < 0.32:
             return [self.mut_noise()], True
         table = [(w, f) for w, f, feat in self.mutations() if feat is None or self.has(feat)]
