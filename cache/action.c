@@ -440,6 +440,34 @@ int action_root_rewrite(const uint8_t *in, size_t len, const char *from, const c
 	return 0;
 }
 
+void action_path_lexical(const char *path, char *out, size_t size)
+{
+	size_t o = 0;
+	if (size)
+		out[0] = '\0';
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		const char *e = strchrnul(p, '/');
+		size_t l = (size_t)(e - p);
+		if (l == 2 && p[0] == '.' && p[1] == '.') {
+			while (o > 0 && out[--o] != '/')
+				;
+			out[o] = '\0';
+		} else if (l && !(l == 1 && p[0] == '.') && o + 1 + l < size) {
+			out[o++] = '/';
+			memcpy(out + o, p, l);
+			o += l;
+			out[o] = '\0';
+		}
+		p = e;
+	}
+	if (!o && size > 1) {
+		out[0] = '/';
+		out[1] = '\0';
+	}
+}
+
 /* p past any colour escapes (ESC [ digits/semicolons m or K) before end. */
 static const uint8_t *skip_colour(const uint8_t *p, const uint8_t *end)
 {

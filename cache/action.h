@@ -79,6 +79,11 @@ char *action_relativize(const char *s, const char *root);
  * malloc'd string, or NULL with errno ENOMEM, or EINVAL when s has a \x01
  * followed by anything else (it did not come from action_relativize). */
 char *action_absolutize(const char *s, const char *root);
+/* An absolute path with empty and "." components dropped and each "x/.."
+ * pair taken out as text (a symlink's ".." is not followed: a spelling,
+ * not a resolution), into out (size bytes; a longer result is cut at a
+ * component).  "/" for the root. */
+void action_path_lexical(const char *path, char *out, size_t size);
 
 /* Checks a manifest path: relative, no "", "." or ".." components, no
  * "//", no trailing '/', shorter than PATH_MAX ("" alone is allowed for
@@ -316,8 +321,10 @@ void action_record_remove(action_record *r, size_t i);
 typedef struct action_dirent {
 	const char *name;
 	uint8_t type;         /* DT_* */
-	uint16_t mode;        /* permission bits (07777) */
-	uint64_t size;        /* a regular file's size, else 0 */
+	uint16_t mode;        /* permission bits (07777); for a symlink its
+				 target's st_mode, type included (0: none) */
+	uint64_t size;        /* a regular file's (a symlink's target's) size,
+				 else 0 */
 } action_dirent;
 /* Digest of a directory's entries (names, types, permission bits and
  * regular files' sizes: what `ls -F` or a glob and `test -s` see of a

@@ -338,34 +338,6 @@ struct deps {
 	int err;
 };
 
-/* path, absolute, with "." components and "x/.." pairs taken out as text
- * (a symlink's ".." is not followed: only a candidate spelling). */
-static void lexical(const char *path, char *out, size_t size)
-{
-	size_t o = 0;
-	out[0] = '\0';
-	for (const char *p = path; *p;) {
-		while (*p == '/')
-			p++;
-		const char *e = strchrnul(p, '/');
-		size_t l = (size_t)(e - p);
-		if (l == 1 && p[0] == '.') {
-		} else if (l == 2 && p[0] == '.' && p[1] == '.') {
-			while (o > 0 && out[--o] != '/')
-				;
-			out[o] = '\0';
-		} else if (l && o + 1 + l < size) {
-			out[o++] = '/';
-			memcpy(out + o, p, l);
-			o += l;
-			out[o] = '\0';
-		}
-		p = e;
-	}
-	if (!o && size > 1)
-		snprintf(out, size, "/");
-}
-
 static void found_add(struct deps *d, const char *p)
 {
 	for (size_t i = 0; i < d->nfound; i++)
@@ -389,7 +361,7 @@ static int dep_cb(void *arg, const char *path)
 	/* a header that is a symlink was found by its own name, not its
 	 * target's: the search chain knows the name */
 	found_add(d, real);
-	lexical(abs, alt, sizeof(alt));
+	action_path_lexical(abs, alt, sizeof(alt));
 	found_add(d, alt);
 	char *slash = strrchr(alt, '/');
 	if (slash && slash != alt) {

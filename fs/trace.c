@@ -292,6 +292,43 @@ void trace_read(struct trace *t, ino_node *n, int fd)
 
 /* The path (mount-relative) a change was made to, by another session or
  * by no session. */
+/* The entry of path, or NULL.  Lock held. */
+static struct pentry *pentry_peek(struct trace *t, const char *path)
+{
+	struct pentry *p = t->buckets[path_hash(path)];
+	while (p && strcmp(p->path, path) != 0)
+		p = p->next;
+	return p;
+}
+
+/* Whether another process's change of path (made, removed, renamed)
+ * changes what the run observed: the name itself (absent, present, read,
+ * listed), its directory's listing, or anything it observed below it (a
+ * directory removed or moved).  Lock held. */
+static bool input_touched(struct trace *t, const char *path)
+{
+	struct pentry *p = pentry_peek(t, path);
+	if (p && (p->flags & P_SEEN) && !(p->flags & P_CHANGED))
+		return true;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		dir[0] = '\0';
+	p = pentry_peek(t, dir);
+	if (p && (p->flags & P_SEEN) && !(p->flags & P_CHANGED) && t->ins[p->in].in.kind == ACTION_IN_DIR)
+		return true;
+	size_t l = strlen(path);
+	for (size_t b = 0; b < BUCKETS; b++)
+		for (p = t->buckets[b]; p; p = p->next)
+			if ((p->flags & P_SEEN) && !(p->flags & P_CHANGED) && (!l || !strncmp(p->path, path, l)) &&
+			    p->path[l] == '/')
+				return true;
+	return false;
+}
+
 static void foreign_one(void *arg, struct session *s)
 {
 	const char *path = arg;
@@ -299,6 +336,8 @@ static void foreign_one(void *arg, struct session *s)
 	char up[PATH_MAX];
 	snprintf(up, sizeof(up), "%s", path);
 	pthread_mutex_lock(&t->lock);
+	if (t->problem == TRACE_OK && input_touched(t, path))
+		t->problem = TRACE_INPUT_CHANGED;
 	for (;;) {
 		struct pentry *p = t->buckets[path_hash(up)];
 		while (p && strcmp(p->path, up) != 0)
@@ -524,7 +563,12 @@ int trace_listing_digest(int dfd, hasher_digest *ret)
 			struct stat st;
 			bool dots = !strcmp(d->d_name, ".") || !strcmp(d->d_name, "..");
 			bool have = !dots && fstatat(dfd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-			e[n].mode = have ? (uint16_t)(st.st_mode & 07777) : 0;
+			/* a symlink: what test -s/-x of it sees, its target
+			 * (type and bits; a dangling one 0) */
+			bool link = have && S_ISLNK(st.st_mode);
+			if (link && fstatat(dfd, d->d_name, &st, 0) < 0)
+				have = false;
+			e[n].mode = !have ? 0 : link ? (uint16_t)st.st_mode : (uint16_t)(st.st_mode & 07777);
 			e[n].size = have && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
 			n++;
 		}
@@ -569,8 +613,37 @@ int trace_symlink_digest(const char *target, const char *root_abs, hasher_digest
 	if (root_abs && !rel && errno == ENOMEM)
 		return -ENOMEM;
 	const char *s = rel ? rel : target;
-	hasher_digest_buffer(s, strlen(s), ret);
+	/* an absolute target that leads under the root however it is spelled
+	 * (//, /./, ROOT/../p/...): the place it leads to, relative to the
+	 * root, joins the spelling, so that the same link in a tree copied
+	 * to another root (leading into the first) is a miss there */
+	char norm[PATH_MAX];
+	size_t rl = root_abs ? strlen(root_abs) : 0;
+	char *under = NULL;
+	if (rl > 1 && target[0] == '/') {
+		action_path_lexical(target, norm, sizeof(norm));
+		if (!strncmp(norm, root_abs, rl) && (norm[rl] == '/' || !norm[rl]) &&
+		    !(under = action_relativize(norm, root_abs)) && errno == ENOMEM) {
+			free(rel);
+			return -ENOMEM;
+		}
+	}
+	if (under) {
+		hasher_stream *h = hasher_stream_new();
+		if (!h) {
+			free(rel);
+			free(under);
+			return -ENOMEM;
+		}
+		hasher_stream_update(h, under, strlen(under) + 1);
+		hasher_stream_update(h, s, strlen(s));
+		hasher_stream_final(h, ret);
+		hasher_stream_free(h);
+	} else {
+		hasher_digest_buffer(s, strlen(s), ret);
+	}
 	free(rel);
+	free(under);
 	return 0;
 }
 

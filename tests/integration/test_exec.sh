@@ -354,6 +354,48 @@ h=$(counter action_hits)
 echo two >"$A1/real.txt"
 (cd "$A2" && "$X" exec -- sh -c 'cat l.txt > o.txt')
 check_eq "absolute symlink into root 1, read at root 2: what root 1 holds now" two "$(cat "$A2/o.txt")"
+# the same link spelled otherwise: //, /./, ROOT/../p
+for sp in dbl dot up; do
+    S1=$MNT/absl-$sp/1/execroot/p
+    S2=$MNT/absl-$sp/2/execroot/p
+    case $sp in
+    dbl) tgt=$MNT/absl-$sp//1/execroot/p/real.txt ;;
+    dot) tgt=$MNT/absl-$sp/./1/execroot/p/real.txt ;;
+    up) tgt=$S1/../p/real.txt ;;
+    esac
+    for d in "$S1" "$S2"; do
+        mkdir -p "$d"
+        echo one >"$d/real.txt"
+        ln -s "$tgt" "$d/l.txt"
+    done
+    (cd "$S1" && "$X" exec -- sh -c 'cat l.txt > o.txt')
+    echo two >"$S1/real.txt"
+    (cd "$S2" && "$X" exec -- sh -c 'cat l.txt > o.txt')
+    check_eq "absolute symlink into root 1 spelled $tgt, read at root 2" two "$(cat "$S2/o.txt")"
+done
+
+# ---- inputs another process changes while the run looks twice -------------------
+# The run saw a name absent, present, read or listed, and another process
+# made, removed, replaced or added to it before the run looked again: no
+# run from one state gives that result, so it is not cached.
+Q=$MNT/foreign
+mkdir -p "$Q/inc" "$Q/D"
+touch "$Q/f" "$Q/D/a"
+echo one >"$Q/g"
+u=$(counter uncacheable_input_changed)
+(cd "$Q" && "$X" exec -- sh -c 'test -e inc/bits; sleep 1; test -e inc/bits && echo y > o1 || echo n > o1') &
+(cd "$Q" && "$X" exec -- sh -c 'test -e f; sleep 1; test -e f && echo y > o2 || echo n > o2') &
+(cd "$Q" && "$X" exec -- sh -c 'cat g > o3; sleep 1; cat g >> o3') &
+(cd "$Q" && "$X" exec -- sh -c 'ls D > o4; sleep 1; ls D >> o4') &
+sleep 0.5
+mkdir "$Q/inc/bits"
+rm "$Q/f"
+echo two >"$Q/g.new" && mv "$Q/g.new" "$Q/g"
+touch "$Q/D/b"
+wait
+n=$(($(counter uncacheable_input_changed) - u))
+[ "$n" -eq 4 ] && ok "foreign changes between two looks: made, removed, replaced, added to a listing: not cached" ||
+    fail "foreign changes between two looks: uncacheable_input_changed moved by $n for 4 runs"
 
 # ---- a name the run creates, then renames or removes ------------------------------
 # `cmd > $@.tmp && mv $@.tmp $@`: the absence of o.tmp was only the lookup

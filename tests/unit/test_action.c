@@ -822,6 +822,24 @@ static void test_root_rewrite(void **state)
 		assert_int_equal(action_root_rewrite((const uint8_t *)"x", 1, odd[i], "/r", NULL, NULL), -EINVAL);
 }
 
+/* Paths as text: "." and empty components dropped, "x/.." taken out. */
+static void test_path_lexical(void **state)
+{
+	(void)state;
+	const char *cases[][2] = {
+		{ "/a/b/c", "/a/b/c" },	  { "//a///b/", "/a/b" },	{ "/a/./b/.", "/a/b" },
+		{ "/a/b/../p/x", "/a/p/x" }, { "/a/../../b", "/b" },	{ "/", "/" },
+		{ "/..", "/" },		  { "/a/b/..", "/a" },
+	};
+	char out[64];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		action_path_lexical(cases[i][0], out, sizeof(out));
+		assert_string_equal(out, cases[i][1]);
+	}
+	action_path_lexical("/aaaa/bbbb/cccc", out, 8); /* cut at a component */
+	assert_string_equal(out, "/aaaa");
+}
+
 /* Where a compiler's diagnostics name the root: locations only. */
 static void test_root_at_locations(void **state)
 {
@@ -1663,6 +1681,7 @@ int main(void)
 		cmocka_unit_test(test_scan_random_vs_memmem),
 		cmocka_unit_test(test_root_rewrite),
 		cmocka_unit_test(test_root_at_locations),
+		cmocka_unit_test(test_path_lexical),
 		cmocka_unit_test(test_run_ms_plausible),
 		cmocka_unit_test(test_key_relocation_and_differences),
 		cmocka_unit_test(test_key_pinning),
