@@ -482,7 +482,8 @@ static const uint8_t *skip_colour(const uint8_t *p, const uint8_t *end)
 	return p;
 }
 
-bool action_root_at_locations(const uint8_t *in, size_t len, const char *root)
+bool action_root_at_locations(const uint8_t *in, size_t len, const char *root,
+			      bool (*read)(void *arg, const char *rel, size_t rel_len), void *arg)
 {
 	static const char included[] = "In file included from ", from[] = "from ";
 	size_t rl = strlen(root);
@@ -507,6 +508,13 @@ bool action_root_at_locations(const uint8_t *in, size_t len, const char *root)
 		}
 		if (q != hit)
 			return false;
+		if (read) {
+			const uint8_t *r = hit + rl + 1, *e = r;
+			while (e < end && *e != ':' && *e != ',' && *e != '\n' && *e != 0x1b)
+				e++;
+			if (hit + rl >= end || hit[rl] != '/' || !read(arg, (const char *)r, (size_t)(e - r)))
+				return false;
+		}
 		p = hit + rl;
 	}
 	return true;

@@ -127,7 +127,13 @@ int action_root_rewrite(const uint8_t *in, size_t len, const char *from, const c
  * allowed before it.  Anywhere else it is text quoted from a file (a
  * #warning, a source line under a caret) that a run at another root writes
  * unchanged, so the rewrite above would be wrong. */
-bool action_root_at_locations(const uint8_t *in, size_t len, const char *root);
+/* With read, each location's path under the root (what follows "ROOT/"
+ * up to ':', ',' or the line's end) must also be one read(arg, rel, len)
+ * says the compile read: a #line or linemarker copied from another root
+ * puts that root at a location too, and a compile at another root writes
+ * it unchanged. */
+bool action_root_at_locations(const uint8_t *in, size_t len, const char *root,
+			      bool (*read)(void *arg, const char *rel, size_t rel_len), void *arg);
 
 /* ---- keys ---------------------------------------------------------------- */
 

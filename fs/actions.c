@@ -1634,13 +1634,25 @@ static int change_cb(void *arg, const char *rel, bool existed)
 }
 
 /* A captured stream: inline, or stored as a blob (through a memfd). */
+/* action_root_at_locations' read: whether m holds rel (under the root) as a
+ * file the run read. */
+static bool was_read(void *arg, const char *rel, size_t len)
+{
+	const action_manifest *m = arg;
+	for (size_t i = 0; i < m->nin; i++)
+		if (m->in[i].scope == ACTION_SCOPE_ROOT && m->in[i].kind == ACTION_IN_FILE &&
+		    !strncmp(m->in[i].path, rel, len) && !m->in[i].path[len])
+			return true;
+	return false;
+}
+
 static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, action_stream *s, bool root_text)
 {
 	s->size = len;
 	hasher_digest_buffer(data, len, &s->digest);
 	if (c->scanning && !(root_text && len <= ROOT_TEXT_MAX &&
 			     action_root_rewrite(data, len, c->root_abs, NULL, NULL, NULL) == 0 &&
-			     action_root_at_locations(data, len, c->root_abs))) {
+			     action_root_at_locations(data, len, c->root_abs, was_read, c->m))) {
 		c->scan.matched = 0;
 		action_scan_feed(&c->scan, data, len);
 	}

@@ -537,6 +537,15 @@ for n in 1 2; do
 done
 cx "$B/1/execroot/p" gcc -c w.c -o w.o 2>/dev/null
 same_as_fresh "a #warning naming root 1, compiled at root 2" "$B/2/execroot/p" /dev/null "w.o" gcc -c w.c -o w.o
+# ... and a #line naming root 1 (a generated source copied as it is): the
+# compiler writes it at a location, but no compile read such a file
+B=$R/line-directive/sb
+for n in 1 2; do
+    mkdir -p "$B/$n/execroot/p"
+    printf '#line 1 "%s/gen.y"\nint f(void) { int unused; return 0; }\n' "$B/1/execroot/p" >"$B/$n/execroot/p/gen.c"
+done
+cx "$B/1/execroot/p" gcc -Wall -c gen.c -o gen.o 2>/dev/null
+same_as_fresh "a #line naming root 1, compiled at root 2" "$B/2/execroot/p" /dev/null "gen.o" gcc -Wall -c gen.c -o gen.o
 
 # A header found through a symlink (in an -idirafter directory on the
 # mount): its name must stay absent in the earlier directories outside the

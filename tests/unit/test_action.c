@@ -840,6 +840,12 @@ static void test_path_lexical(void **state)
 	assert_string_equal(out, "/aaaa");
 }
 
+static bool read_only_a_c(void *arg, const char *rel, size_t len)
+{
+	(void)arg;
+	return len == 3 && !memcmp(rel, "a.c", 3);
+}
+
 /* Where a compiler's diagnostics name the root: locations only. */
 static void test_root_at_locations(void **state)
 {
@@ -856,7 +862,7 @@ static void test_root_at_locations(void **state)
 		"In file included from \x1b[01m\x1b[K/m/sb/1/execroot/p/a.c:1\x1b[m\x1b[K:\n",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
-		assert_true(action_root_at_locations((const uint8_t *)good[i], strlen(good[i]), root));
+		assert_true(action_root_at_locations((const uint8_t *)good[i], strlen(good[i]), root, NULL, NULL));
 	const char *quoted[] = {
 		"/m/sb/1/execroot/p/w.c:1:2: warning: #warning \"from /m/sb/1/execroot/p/t.in\" [-Wcpp]\n",
 		"    1 | #include \"/m/sb/1/execroot/p/x.h\"\n",
@@ -864,7 +870,12 @@ static void test_root_at_locations(void **state)
 		"Included from /m/sb/1/execroot/p/a.c\n",
 	};
 	for (size_t i = 0; i < sizeof(quoted) / sizeof(*quoted); i++)
-		assert_false(action_root_at_locations((const uint8_t *)quoted[i], strlen(quoted[i]), root));
+		assert_false(action_root_at_locations((const uint8_t *)quoted[i], strlen(quoted[i]), root, NULL, NULL));
+	/* a location whose file the compile did not read (a #line name) */
+	const char *line = "/m/sb/1/execroot/p/gen.y:12:3: warning: x\n/m/sb/1/execroot/p/a.c:1:1: note\n";
+	assert_false(action_root_at_locations((const uint8_t *)line, strlen(line), root, read_only_a_c, NULL));
+	const char *line2 = "/m/sb/1/execroot/p/a.c:1:1: note\n";
+	assert_true(action_root_at_locations((const uint8_t *)line2, strlen(line2), root, read_only_a_c, NULL));
 }
 
 /* A run time an earlier casfs wrapped counts as nothing saved. */
