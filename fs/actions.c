@@ -1770,6 +1770,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		case TRACE_MOVED_DIR: c.reason = "moved_dir"; break;
 		case TRACE_OUTPUT_CHANGED: c.reason = "output_changed"; break;
 		case TRACE_XATTRS: c.reason = "xattrs"; break;
+		case TRACE_INHERITED_WRITE: c.reason = "inherited_write"; break;
 		}
 	}
 	if (!c.reason) {

@@ -440,6 +440,10 @@ void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t of
 	struct fs_file *f = fs_file_of(fi);
 	size_t size = fuse_buf_size(in);
 	const struct fuse_buf *b = &in->buf[in->idx];
+	/* a run writing through a file opened before it (3>>log): the bytes
+	 * are an effect no hit would have */
+	if (q.sess && f->sess != q.sess)
+		trace_inherited_write(session_trace(q.sess));
 	ssize_t n;
 	if (fi->flags & FS_KILL_SUIDGID) {
 		/* before the bytes land, as ext4 does; the kernel's cached mode

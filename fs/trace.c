@@ -422,10 +422,12 @@ void trace_source(struct trace *t, ino_node *n, int fd)
 
 void trace_xattrs(struct trace *t)
 {
-	pthread_mutex_lock(&t->lock);
-	if (t->problem == TRACE_OK)
-		t->problem = TRACE_XATTRS;
-	pthread_mutex_unlock(&t->lock);
+	problem(t, TRACE_XATTRS);
+}
+
+void trace_inherited_write(struct trace *t)
+{
+	problem(t, TRACE_INHERITED_WRITE);
 }
 
 void trace_created(struct trace *t, ino_node *parent, const char *name)

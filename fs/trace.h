@@ -60,11 +60,16 @@ enum trace_problem {
 				   casfs's own), set or removed extended
 				   attributes: neither inputs nor outputs
 				   of a manifest */
+	TRACE_INHERITED_WRITE,  /* the run wrote through a file opened
+				   before it (3>>log, stdin opened <>): a
+				   hit would not write it */
 };
 
 int trace_new(struct trace **ret);
 /* The run used extended attributes other than casfs's own (TRACE_XATTRS). */
 void trace_xattrs(struct trace *t);
+/* The run wrote through a file it did not open (TRACE_INHERITED_WRITE). */
+void trace_inherited_write(struct trace *t);
 /* Releases the nodes it holds.  Accepts NULL. */
 void trace_free(struct trace *t);
 

@@ -397,6 +397,17 @@ n=$(($(counter uncacheable_input_changed) - u))
 [ "$n" -eq 4 ] && ok "foreign changes between two looks: made, removed, replaced, added to a listing: not cached" ||
     fail "foreign changes between two looks: uncacheable_input_changed moved by $n for 4 runs"
 
+# ---- writes through a file the caller opened ---------------------------------------
+# 3>>log.txt: the run's bytes go to a file it did not open; a hit would not
+# write them, so the run is not cached.
+Q=$MNT/inherited
+mkdir -p "$Q"
+: >"$Q/log.txt"
+u=$(counter uncacheable_inherited_write)
+for i in 1 2; do (cd "$Q" && "$X" exec -- sh -c 'echo run >&3' 3>>log.txt); done
+check_eq "writes through an inherited descriptor: every run writes" "run run" "$(tr '\n' ' ' <"$Q/log.txt" | sed 's/ $//')"
+check_eq "writes through an inherited descriptor: not cached" 2 "$(($(counter uncacheable_inherited_write) - u))"
+
 # ---- a name the run creates, then renames or removes ------------------------------
 # `cmd > $@.tmp && mv $@.tmp $@`: the absence of o.tmp was only the lookup
 # of the run's own create, but o.tmp does not end as an output file, so a
