@@ -472,13 +472,65 @@ static bool root_ancestor_now(const struct probe_ctx *p, const char *path, char 
 	return true;
 }
 
+/* A mount-scope input below one of the recorded root's ancestors (not the
+ * ancestor itself, which root_ancestor_now maps): where the same place
+ * relative to the root is now, at the same height above the current root
+ * (`inc -> ../shared`, a sibling of the root's directory).  The run may
+ * have reached it by that relative way or by its recorded absolute path:
+ * the probe checks both.  True and that path in buf when it differs from
+ * path. */
+static bool root_sibling_now(const struct probe_ctx *p, const char *path, char *buf, size_t size)
+{
+	const char *rec = p->rec_root;
+	if (!rec || strncmp(rec, p->root_abs, p->mount_abs_len) != 0 || rec[p->mount_abs_len] != '/')
+		return false;
+	const char *r1 = rec + p->mount_abs_len + 1;
+	/* the longest proper ancestor of r1 that path is below */
+	size_t a = 0;
+	for (size_t i = 0; r1[i] && path[i] == r1[i]; i++)
+		if (r1[i + 1] == '/' && (path[i + 1] == '/'))
+			a = i + 1;
+	if (!a)
+		return false;
+	size_t up = components(r1 + a + 1), have = components(p->root);
+	if (up == 0 || have <= up)
+		return false;
+	const char *end = p->root;
+	for (size_t keep = have - up; keep > 0; keep--)
+		end = strchrnul(end + (end != p->root), '/');
+	size_t al = (size_t)(end - p->root);
+	if (al + strlen(path + a) >= size)
+		return false;
+	memcpy(buf, p->root, al);
+	strcpy(buf + al, path + a);
+	return strcmp(buf, path) != 0;
+}
+
+static int probe_at(struct probe_ctx *p, const action_input *want, const char *sibling, action_input *have);
+
 static int probe(void *arg, const action_input *want, action_input *have)
 {
 	struct probe_ctx *p = arg;
+	int r = probe_at(p, want, NULL, have);
+	char other[PATH_MAX];
+	if (r == 0 && want->scope == ACTION_SCOPE_MOUNT && root_sibling_now(p, want->path, other, sizeof(other))) {
+		action_input there = { 0 };
+		if ((r = probe_at(p, want, other, &there)) == 0 && !action_input_equal(want, &there))
+			*have = there; /* what differs there is what the run may see */
+	}
+	return r;
+}
+
+/* probe of want, at sibling (mount-relative) instead of its own place when
+ * not NULL. */
+static int probe_at(struct probe_ctx *p, const action_input *want, const char *sibling, action_input *have)
+{
 	struct stat st;
 	int fd;
 	char above[PATH_MAX];
-	if (want->scope == ACTION_SCOPE_ABS) {
+	if (sibling) {
+		fd = open_beneath(p->mount_fd, sibling, O_PATH | O_NOFOLLOW);
+	} else if (want->scope == ACTION_SCOPE_ABS) {
 		/* most are system headers, known by their stat: one syscall */
 		if (fstatat(AT_FDCWD, want->path, &st, AT_SYMLINK_NOFOLLOW) < 0 && (errno == ENOENT || errno == ENOTDIR)) {
 			have->kind = ACTION_IN_ABSENT;

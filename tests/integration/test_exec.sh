@@ -397,6 +397,26 @@ n=$(($(counter uncacheable_input_changed) - u))
 [ "$n" -eq 4 ] && ok "foreign changes between two looks: made, removed, replaced, added to a listing: not cached" ||
     fail "foreign changes between two looks: uncacheable_input_changed moved by $n for 4 runs"
 
+# ---- a relative symlink out of the root, to a sibling of its directory -----------
+# inc -> ../shared at both roots: the file read through it at root 2 is
+# root 2's sibling's, recorded at root 1's place; a hit where both are the
+# same, a miss once root 2's differs.
+S=$MNT/sib
+for n in 1 2; do
+    mkdir -p "$S/$n/execroot/p" "$S/$n/execroot/shared"
+    echo one >"$S/$n/execroot/shared/t.txt"
+    ln -s ../shared/t.txt "$S/$n/execroot/p/t.txt"
+done
+(cd "$S/1/execroot/p" && "$X" exec -- sh -c 'cat t.txt > o.txt')
+h=$(counter action_hits)
+(cd "$S/2/execroot/p" && "$X" exec -- sh -c 'cat t.txt > o.txt')
+[ "$(counter action_hits)" -gt "$h" ] && ok "relative symlink to a sibling: a hit at root 2 while both hold the same" ||
+    fail "relative symlink to a sibling: no hit at root 2 with the same content"
+echo two >"$S/2/execroot/shared/t.txt"
+rm "$S/2/execroot/p/o.txt"
+(cd "$S/2/execroot/p" && "$X" exec -- sh -c 'cat t.txt > o.txt')
+check_eq "relative symlink to a sibling, changed at root 2: what root 2 holds" two "$(cat "$S/2/execroot/p/o.txt")"
+
 # ---- writes through a file the caller opened ---------------------------------------
 # 3>>log.txt: the run's bytes go to a file it did not open; a hit would not
 # write them, so the run is not cached.
