@@ -559,8 +559,8 @@ void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t new
 	if (rc == 0 && q.sess)
 		trace_renamed(session_trace(q.sess), p, name, np, newname, v.fd >= 0 || (flags & RENAME_EXCHANGE));
 	if (rc == 0) {
-		trace_foreign_change(FS->ss, q.sess, p, name);
-		trace_foreign_change(FS->ss, q.sess, np, newname);
+		trace_foreign_change_at(FS->ss, q.sess, p, name, true);
+		trace_foreign_change_at(FS->ss, q.sess, np, newname, (flags & RENAME_EXCHANGE) != 0);
 	}
 	victim_done(&v, rc == 0, np, newname);
 	if (rc == 0) {

@@ -303,9 +303,10 @@ static struct pentry *pentry_peek(struct trace *t, const char *path)
 
 /* Whether another process's change of path (made, removed, renamed)
  * changes what the run observed: the name itself (absent, present, read,
- * listed), its directory's listing, or anything it observed below it (a
- * directory removed or moved).  Lock held. */
-static bool input_touched(struct trace *t, const char *path)
+ * listed), its directory's listing, or, with tree (the name was moved
+ * away: a directory's whole subtree went with it), anything it observed
+ * below it.  Lock held. */
+static bool input_touched(struct trace *t, const char *path, bool tree)
 {
 	struct pentry *p = pentry_peek(t, path);
 	if (p && (p->flags & P_SEEN) && !(p->flags & P_CHANGED))
@@ -320,6 +321,8 @@ static bool input_touched(struct trace *t, const char *path)
 	p = pentry_peek(t, dir);
 	if (p && (p->flags & P_SEEN) && !(p->flags & P_CHANGED) && t->ins[p->in].in.kind == ACTION_IN_DIR)
 		return true;
+	if (!tree)
+		return false;
 	size_t l = strlen(path);
 	for (size_t b = 0; b < BUCKETS; b++)
 		for (p = t->buckets[b]; p; p = p->next)
@@ -329,14 +332,20 @@ static bool input_touched(struct trace *t, const char *path)
 	return false;
 }
 
+struct foreign {
+	const char *path;
+	bool tree;
+};
+
 static void foreign_one(void *arg, struct session *s)
 {
-	const char *path = arg;
+	const struct foreign *fc = arg;
+	const char *path = fc->path;
 	struct trace *t = session_trace(s);
 	char up[PATH_MAX];
 	snprintf(up, sizeof(up), "%s", path);
 	pthread_mutex_lock(&t->lock);
-	if (t->problem == TRACE_OK && input_touched(t, path))
+	if (t->problem == TRACE_OK && input_touched(t, path, fc->tree))
 		t->problem = TRACE_INPUT_CHANGED;
 	for (;;) {
 		struct pentry *p = t->buckets[path_hash(up)];
@@ -357,6 +366,12 @@ static void foreign_one(void *arg, struct session *s)
 
 void trace_foreign_change(struct sessions *ss, const struct session *by, ino_node *n, const char *name)
 {
+	trace_foreign_change_at(ss, by, n, name, false);
+}
+
+void trace_foreign_change_at(struct sessions *ss, const struct session *by, ino_node *n, const char *name,
+			     bool moved_away)
+{
 	char path[PATH_MAX];
 	if (sessions_live(ss) == 0 || (by && sessions_live(ss) == 1))
 		return;
@@ -365,7 +380,8 @@ void trace_foreign_change(struct sessions *ss, const struct session *by, ino_nod
 	size_t l = strlen(path);
 	if (name && snprintf(path + l, sizeof(path) - l, "%s%s", l ? "/" : "", name) >= (int)(sizeof(path) - l))
 		return;
-	sessions_each_live(ss, by, foreign_one, path);
+	struct foreign fc = { path, moved_away };
+	sessions_each_live(ss, by, foreign_one, &fc);
 }
 
 void trace_write_open(struct trace *t, ino_node *n, int fd, const struct stat *trunc_from)

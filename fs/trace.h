@@ -133,9 +133,15 @@ int trace_symlink_digest(const char *target, const char *root_abs, hasher_digest
  * for writing, truncated, chmod'ed, created, removed or renamed the node n
  * (name NULL) or the name `name` in the directory n: every other live
  * session that changed that path or a directory above it gets
- * TRACE_OUTPUT_CHANGED (what it would store is not all its own).  One
- * atomic load while no session is live. */
+ * TRACE_OUTPUT_CHANGED (what it would store is not all its own), and every
+ * other live session that observed that path (absent, present, read,
+ * listed) or listed its directory gets TRACE_INPUT_CHANGED.  One atomic
+ * load while no session is live. */
 void trace_foreign_change(struct sessions *ss, const struct session *by, ino_node *n, const char *name);
+/* The same; moved_away: the name was renamed away (a directory's subtree
+ * with it), so what other runs observed below it changed too. */
+void trace_foreign_change_at(struct sessions *ss, const struct session *by, ino_node *n, const char *name,
+			     bool moved_away);
 
 /* A write handle of the session was opened / closed. */
 void trace_writer_opened(struct trace *t);
