@@ -338,9 +338,12 @@ struct deps {
 	int err;
 };
 
-static void found_add(struct deps *d, const char *p)
+/* p as one of a header's spellings, unless one of the same header's
+ * (found[from..]) is the same: a header's few spellings are compared, not
+ * every header's (a compile lists hundreds). */
+static void found_add(struct deps *d, size_t from, const char *p)
 {
-	for (size_t i = 0; i < d->nfound; i++)
+	for (size_t i = from; i < d->nfound; i++)
 		if (!strcmp(d->found[i], p))
 			return;
 	if (push(&d->found, &d->nfound, p) < 0)
@@ -360,14 +363,15 @@ static int dep_cb(void *arg, const char *path)
 		d->err = -ENOMEM;
 	/* a header that is a symlink was found by its own name, not its
 	 * target's: the search chain knows the name */
-	found_add(d, real);
+	size_t from = d->nfound;
+	found_add(d, from, real);
 	action_path_lexical(abs, alt, sizeof(alt));
-	found_add(d, alt);
+	found_add(d, from, alt);
 	char *slash = strrchr(alt, '/');
 	if (slash && slash != alt) {
 		*slash = '\0';
 		if (realpath(alt, dir) && (size_t)snprintf(real, sizeof(real), "%s/%s", dir, slash + 1) < sizeof(real))
-			found_add(d, real);
+			found_add(d, from, real);
 	}
 	return 0;
 }
