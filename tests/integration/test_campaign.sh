@@ -394,16 +394,21 @@ same_as_fresh "an output outside the mount" "$d" /dev/null "$OUT/o7.o" gcc -c o7
 
 # Absences outside the mount: a header added to an -isystem directory
 # outside the mount shadows one found later in the search chain (here an
-# -idirafter directory on the mount).
-d=$R/shadow-outside
-mkdir -p "$d/late" "$OUT/sys8"
-echo '#define LATE 1' >"$d/late/late.h"
-printf '#include <late.h>\nint late = LATE;\n' >"$d/l.c"
-cx "$d" gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
-rm "$d/l.o"
-echo '#define LATE 2' >"$OUT/sys8/late.h"
-same_as_fresh "a new header outside the mount shadows one on it" "$d" /dev/null "l.o" \
-    gcc -isystem "$OUT/sys8" -idirafter late -c l.c -o l.o
+# -idirafter directory on the mount), also one that is a symlink there: its
+# name must stay absent in the earlier directories (the search found it by
+# its own name, not its target's).
+for kind in file symlink; do
+    d=$R/shadow-outside-$kind
+    mkdir -p "$d/late" "$d/real" "$OUT/sys-$kind"
+    echo '#define LATE 1' >"$d/real/late.h"
+    if [ $kind = file ]; then mv "$d/real/late.h" "$d/late/late.h"; else ln -s ../real/late.h "$d/late/late.h"; fi
+    printf '#include <late.h>\nint late = LATE;\n' >"$d/l.c"
+    cx "$d" gcc -isystem "$OUT/sys-$kind" -idirafter late -c l.c -o l.o
+    rm "$d/l.o"
+    echo '#define LATE 2' >"$OUT/sys-$kind/late.h"
+    same_as_fresh "a new header outside the mount shadows one on it ($kind)" "$d" /dev/null "l.o" \
+        gcc -isystem "$OUT/sys-$kind" -idirafter late -c l.c -o l.o
+done
 
 # A directory output's set-group-ID bit (install -d -m 2775, shared group
 # directories).
@@ -546,21 +551,6 @@ for n in 1 2; do
 done
 cx "$B/1/execroot/p" gcc -Wall -c gen.c -o gen.o 2>/dev/null
 same_as_fresh "a #line naming root 1, compiled at root 2" "$B/2/execroot/p" /dev/null "gen.o" gcc -Wall -c gen.c -o gen.o
-
-# A header found through a symlink (in an -idirafter directory on the
-# mount): its name must stay absent in the earlier directories outside the
-# mount (the search found it by its own name, not its target's), so one
-# added there, which shadows it, is a miss.
-d=$R/shadow-outside-symlink
-mkdir -p "$d/late" "$d/real" "$OUT/sys9"
-echo '#define LATE 1' >"$d/real/late.h"
-ln -s ../real/late.h "$d/late/late.h"
-printf '#include <late.h>\nint late = LATE;\n' >"$d/l.c"
-cx "$d" gcc -isystem "$OUT/sys9" -idirafter late -c l.c -o l.o
-rm "$d/l.o"
-echo '#define LATE 2' >"$OUT/sys9/late.h"
-same_as_fresh "a new header outside the mount shadows a symlinked one on it" "$d" /dev/null "l.o" \
-    gcc -isystem "$OUT/sys9" -idirafter late -c l.c -o l.o
 
 # The modes ls -F shows: it stats every entry it lists, and the kernel holds
 # their attributes (a chmod's reply refreshes them), so the stats need not
