@@ -38,7 +38,9 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+#include <xxhash.h>
 
+#include "absent.h"
 #include "action.h"
 #include "blob.h"
 #include "io.h"
@@ -427,7 +429,40 @@ static int dir_digest(int fd, hasher_digest *ret)
 	return r;
 }
 
+/* The directories of one lookup.  A lookup checks a few hundred recorded
+ * paths in a few dozen directories (a compile's include directories and the
+ * system's): each directory is opened and stat'd once per lookup, the names
+ * in it looked up from it (one component instead of a walk from / or the
+ * root every time), and the names recorded absent checked against
+ * FS->absent by the directory's stamps (absent.h), without a system call. */
+#define PROBE_DIRS 64
+
+struct probe_dir {
+	uint64_t hash;          /* of scope and path */
+	uint8_t scope;
+	char *path;             /* the directory as recorded ("": the scope's top) */
+	int fd;                 /* O_PATH directory, or -errno */
+	cache_dir_stamp stamp;
+	bool stamp_old;         /* its ctime was CACHE_RACY_NS old when stat'd */
+};
+
+struct probe_dirs {
+	struct probe_dir d[PROBE_DIRS];
+	size_t n, last;
+};
+
+static void probe_dirs_clear(struct probe_dirs *pd)
+{
+	for (size_t i = 0; i < pd->n; i++) {
+		if (pd->d[i].fd >= 0)
+			close(pd->d[i].fd);
+		free(pd->d[i].path);
+	}
+	pd->n = pd->last = 0;
+}
+
 struct probe_ctx {
+	struct probe_dirs *dirs; /* NULL: every path is walked */
 	int root_fd;             /* the current root */
 	int mount_fd;            /* the backing root */
 	const char *root;        /* the current root, mount-relative */
@@ -506,12 +541,125 @@ static bool root_sibling_now(const struct probe_ctx *p, const char *path, char *
 	return strcmp(buf, path) != 0;
 }
 
+/* The directory of the recorded path (opened the first time this lookup
+ * meets it) and the path's last component in *name; NULL when the path
+ * has no such component or the lookup met too many directories. */
+static struct probe_dir *probe_dir_of(struct probe_ctx *p, const action_input *want, const char **name)
+{
+	const char *path = want->path, *slash = strrchr(path, '/');
+	const char *nm = slash ? slash + 1 : path;
+	size_t plen = slash ? (size_t)(slash - path) : 0;
+	if (!p->dirs || !*nm || !strcmp(nm, ".") || !strcmp(nm, "..") || plen >= PATH_MAX ||
+	    (want->scope == ACTION_SCOPE_ABS && path[0] != '/'))
+		return NULL;
+	*name = nm;
+	struct probe_dirs *pd = p->dirs;
+	uint64_t h = XXH3_64bits_withSeed(path, plen, want->scope);
+	struct probe_dir *d = &pd->d[pd->last];
+	if (pd->n && d->hash == h && d->scope == want->scope && !strncmp(d->path, path, plen) && !d->path[plen])
+		return d;
+	for (size_t i = 0; i < pd->n; i++) {
+		d = &pd->d[i];
+		if (d->hash == h && d->scope == want->scope && !strncmp(d->path, path, plen) && !d->path[plen]) {
+			pd->last = i;
+			return d;
+		}
+	}
+	if (pd->n == PROBE_DIRS)
+		return NULL;
+	d = &pd->d[pd->n];
+	*d = (struct probe_dir){ .hash = h, .scope = want->scope, .path = strndup(path, plen), .fd = -ENOMEM };
+	if (!d->path)
+		return NULL;
+	int64_t at = now_ns(); /* before the stat: see absent.h */
+	if (want->scope == ACTION_SCOPE_ABS) {
+		d->fd = open(plen ? d->path : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		d->fd = d->fd < 0 ? -errno : d->fd;
+	} else {
+		d->fd = open_beneath(want->scope == ACTION_SCOPE_ROOT ? p->root_fd : p->mount_fd, d->path,
+				     O_PATH | O_DIRECTORY);
+	}
+	struct stat st;
+	if (d->fd >= 0 && fs_stat_fd(d->fd, &st) == 0) {
+		cache_dir_stamp_of(&st, &d->stamp);
+		d->stamp_old = d->stamp.ctime_ns + CACHE_RACY_NS <= at;
+	}
+	pd->last = pd->n++;
+	return d;
+}
+
+/* probe_at for a file or an absence in a directory of the lookup: true when
+ * it answered (its result in *ret), false when the full probe must (the
+ * path's directory is not one it handles, or the name is now something
+ * else than a regular file or nothing). */
+static bool probe_in_dir(struct probe_ctx *p, const action_input *want, action_input *have, int *ret)
+{
+	char above[PATH_MAX];
+	const char *name;
+	struct probe_dir *d;
+	if ((want->kind != ACTION_IN_ABSENT &&
+	     (want->kind != ACTION_IN_FILE || want->digest_kind != ACTION_DIGEST_PLAIN)) ||
+	    (want->scope == ACTION_SCOPE_MOUNT && root_ancestor_now(p, want->path, above, sizeof(above))) ||
+	    !(d = probe_dir_of(p, want, &name)))
+		return false;
+	*ret = 0;
+	if (d->fd == -ENOENT || d->fd == -ENOTDIR) {
+		have->kind = ACTION_IN_ABSENT;
+		return true;
+	}
+	if (d->fd < 0)
+		return false;
+	bool remember = d->stamp_old && FS->absent;
+	if (want->kind == ACTION_IN_ABSENT && remember && cache_absent_has(FS->absent, &d->stamp, name)) {
+		COUNT(action_absent_known);
+		have->kind = ACTION_IN_ABSENT;
+		return true;
+	}
+	struct stat st;
+	int fd = -1;
+	if (want->scope == ACTION_SCOPE_ABS) {
+		/* most are system headers, known by their stat */
+		if (fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			fd = -errno;
+		else if (want->kind == ACTION_IN_FILE && S_ISREG(st.st_mode) && outside_known(&st, &have->digest)) {
+			have->kind = ACTION_IN_FILE;
+			have->digest_kind = want->digest_kind;
+			have->mode = st.st_mode & 07777;
+			return true;
+		}
+	}
+	if (fd == -1) {
+		fd = openat(d->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		fd = fd < 0 ? -errno : fd;
+	}
+	if (fd == -ENOENT || fd == -ENOTDIR) {
+		if (remember)
+			cache_absent_add(FS->absent, &d->stamp, name);
+		have->kind = ACTION_IN_ABSENT;
+		return true;
+	}
+	if (fd < 0)
+		return false;
+	bool done = false;
+	if (want->kind == ACTION_IN_FILE && fs_stat_fd(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		have->kind = ACTION_IN_FILE;
+		have->digest_kind = want->digest_kind;
+		have->mode = st.st_mode & 07777;
+		*ret = file_digest(fd, &st, &have->digest);
+		done = true;
+	}
+	close(fd);
+	return done;
+}
+
 static int probe_at(struct probe_ctx *p, const action_input *want, const char *sibling, action_input *have);
 
 static int probe(void *arg, const action_input *want, action_input *have)
 {
 	struct probe_ctx *p = arg;
-	int r = probe_at(p, want, NULL, have);
+	int r;
+	if (!probe_in_dir(p, want, have, &r))
+		r = probe_at(p, want, NULL, have);
 	char other[PATH_MAX];
 	if (r == 0 && want->scope == ACTION_SCOPE_MOUNT && root_sibling_now(p, want->path, other, sizeof(other))) {
 		action_input there = { 0 };
@@ -1171,6 +1319,7 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 	int root_fd = -1, mfd = -1, r;
 	bool dropped = false;
 	hasher_digest key;
+	struct probe_dirs *dirs = NULL;
 	out->status = CASFS_LOOKUP_MISS;
 	cf->have_key = false;
 	if ((r = action_req_parse(cf, &a)) < 0) {
@@ -1209,7 +1358,8 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		goto out;
 	}
 	size_t rl = strlen(a.root);
-	struct probe_ctx pc = { .root_fd = root_fd, .mount_fd = mfd, .root = a.root, .root_abs = a.root_abs,
+	dirs = calloc(1, sizeof(*dirs)); /* NULL: paths are walked */
+	struct probe_ctx pc = { .dirs = dirs, .root_fd = root_fd, .mount_fd = mfd, .root = a.root, .root_abs = a.root_abs,
 				.mount_abs_len = strlen(a.root_abs) - (rl ? rl + 1 : 0) };
 	ssize_t first_diff = -2;
 	size_t first_m = 0;
@@ -1338,6 +1488,10 @@ out:
 			cache_index_kv_put_later(FS->ix, 'A', key.bytes, sizeof(key.bytes), enc, elen);
 			free(enc);
 		}
+	}
+	if (dirs) {
+		probe_dirs_clear(dirs);
+		free(dirs);
 	}
 	if (root_fd >= 0)
 		close(root_fd);

@@ -25,6 +25,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "absent.h"
 #include "casfs_config.h"
 #include "casns.h"
 #include "ingest.h"
@@ -39,6 +40,9 @@
 /* Files made ahead for restores (fs/spares.h): a hit restores two or three
  * outputs, and make -j runs a few at once. */
 #define SPARES_KEEP 16
+/* names a lookup of a cached action remembers absent (a compile of libuv's
+ * core.c checks ~190; a name costs ~60 bytes) */
+#define ABSENT_KEEP 65536
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
@@ -219,6 +223,8 @@ int fs_run(const struct fs_options *o, int ready_fd)
 	if ((r = fs_spares_new(backing_fd, SPARES_KEEP, &fs.spares)) < 0)
 		fprintf(stderr, "casfs: cannot start the restore worker (%s): restores make their files\n",
 			strerror(-r));
+	if (cache_absent_new(ABSENT_KEEP, &fs.absent) < 0)
+		fs.absent = NULL; /* lookups check every absent name */
 	r = cache_index_open(o->store, &fs.ix);
 	if (r < 0) {
 		send_ready("ERR cannot open the index of store %s: %s\n", cache_store_path(o->store), strerror(-r));
@@ -332,6 +338,8 @@ out:
 	fs.ss = NULL;
 	fs_spares_free(fs.spares); /* before the backing directory's fd goes */
 	fs.spares = NULL;
+	cache_absent_free(fs.absent);
+	fs.absent = NULL;
 	cache_index_close(fs.ix);
 	ino_table_free(fs.tbl);
 	sbfast_free(fs.sb); /* the private tree and its tmpfs go with the last fd */

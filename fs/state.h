@@ -37,6 +37,7 @@ struct ingest;
 struct sessions;
 struct kcache;
 struct sbfast;
+struct cache_absent;
 
 struct fs {
 	ino_table *tbl;
@@ -47,6 +48,7 @@ struct fs {
 	struct sessions *ss;
 	struct kcache *kc;
 	struct fs_spares *spares; /* files made ahead for restores */
+	struct cache_absent *absent; /* names a lookup found absent (absent.h) */
 	struct sbfast *sb;      /* -o fast_sandboxes, else NULL */
 	int proc_fd;            /* /proc/self/fd */
 	bool root_daemon;       /* euid 0: act as the caller when creating */

@@ -216,6 +216,43 @@ printf '#!/bin/sh\n# changed\nexec /usr/bin/gcc "$@"\n' >"$T/cc/gcc"
 step "that compiler changed" miss 15
 CC_BIN=""
 
+# ---- names found absent are remembered by their directory's stamps
+# (action_absent_known): only while the directory is unchanged.  The
+# directories are older than the 50 ms the rule needs when the runs look.
+P=$MNT/absent
+mkdir -p "$P/inc1" "$P/inc2" "$P/src" "$T/abs1" "$T/abs2"
+echo '#define V 1' >"$P/inc2/v.h"
+echo '#define S 10' >"$T/abs2/s.h"
+printf '#include "v.h"\n#include <s.h>\nint f(void) { return V * S; }\n' >"$P/src/f.c"
+CC_ARGS=(-O2 -Iinc1 -Iinc2 -isystem "$T/abs1" -isystem "$T/abs2" -c src/f.c -o f.o)
+sleep 0.2
+step "absences: first compile" miss 10
+step "absences: unchanged" hit 10
+k=$(counter action_absent_known)
+step "absences: unchanged, absences known" hit 10
+[ "$(counter action_absent_known)" -gt "$k" ] && ok "absences: the hit took absent names from what it knew" ||
+    fail "absences: action_absent_known did not move ($k)"
+echo '#define S 3' >"$T/abs1/s.h"
+sleep 0.2 # the directory's new stamps are old enough to trust
+step "absences: a header made in an earlier -isystem directory outside the mount" miss 3
+sleep 0.2
+step "absences: unchanged after it" hit 3
+step "absences: unchanged after it, absences known" hit 3
+echo '#define V 7' >"$P/inc1/v.h"
+sleep 0.2
+step "absences: a header made in an earlier -I directory" miss 21
+rm "$P/inc1/v.h" "$T/abs1/s.h"
+step "absences: both removed again (the first run's state)" hit 10
+sleep 0.2
+step "absences: known again" hit 10
+mv "$P/inc2/v.h" "$P/inc1/v.h"
+sleep 0.2
+step "absences: a header moved to an earlier directory (same content, another path)" miss 10
+echo '#define V 5' >"$P/inc1/v.h"
+step "absences: then changed in place" miss 50
+CC_ARGS=(-O2 -Iinc1 -Iinc2 -isystem "$T/sysinc" -c src/f.c -o f.o)
+P=$MNT/obs
+
 # ---- a recipe that lists a directory -------------------------------------------
 L=$MNT/list
 mkdir -p "$L/src"
