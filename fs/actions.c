@@ -903,6 +903,90 @@ static void seed_digest(int pdfd, const char *name, const hasher_digest *d)
 	}
 }
 
+/* ---- outputs already in place ------------------------------------------------ */
+
+/* An output whose file already holds the recorded content, with the owner
+ * and permission bits a restore would give it (a hit where the last run's
+ * outputs are still there: make after a touch, a branch switched away and
+ * back), keeps its file: the restore sets its mtime to now, as a run that
+ * rewrites it does, and drops the kernel's attributes of it.  Its content
+ * is known from the digest casfs holds for the node (nothing is read); the
+ * digest's version is checked again after the touch, so a write in between
+ * sends the output the usual way. */
+struct in_place {
+	ino_node *n;      /* referenced, NULL: not in place */
+	uint64_t version; /* of the digest that matched */
+	ino_t ino;
+};
+
+static void in_place_clear(struct in_place *k)
+{
+	if (k->n)
+		ino_node_unref(FS->tbl, k->n);
+	k->n = NULL;
+}
+
+/* Whether output o (content digest) is in place beneath root_fd, for the
+ * caller of q.  Called as the daemon. */
+static bool output_in_place(struct req *q, int root_fd, const action_output *o, const hasher_digest *digest,
+			    struct in_place *k)
+{
+	k->n = NULL;
+	if (!FS->dg || o->kind != ACTION_OUT_FILE || (o->mode & 07000))
+		return false;
+	size_t at;
+	char dir[PATH_MAX];
+	struct stat pst, st;
+	int pfd = parent_open(root_fd, o->path, &at, dir);
+	if (pfd < 0)
+		return false;
+	bool there = fs_stat_fd(pfd, &pst) == 0 && fstatat(pfd, o->path + at, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	close(pfd);
+	if (!there || !S_ISREG(st.st_mode) || st.st_nlink != 1 || (uint64_t)st.st_size != o->size)
+		return false;
+	uid_t uid;
+	gid_t gid;
+	req_creds_owner(q, &uid, &gid);
+	if (pst.st_mode & S_ISGID)
+		gid = pst.st_gid;
+	if (st.st_uid != uid || st.st_gid != gid || (st.st_mode & 07777) != ((mode_t)o->mode & 0777 & ~req_umask(q)))
+		return false;
+	cache_file_rec rec;
+	ino_node *n = ino_table_find_ref(FS->tbl, st.st_dev, st.st_ino);
+	if (!n)
+		return false;
+	if (digests_peek(FS->dg, n, &rec, &k->version) == 0 && hasher_digest_equal(&rec.digest, digest) &&
+	    rec.size == (uint64_t)st.st_size && rec.mtime_ns == cache_timespec_ns(&st.st_mtim) &&
+	    rec.ctime_ns == cache_timespec_ns(&st.st_ctim)) {
+		k->n = n;
+		k->ino = st.st_ino;
+		return true;
+	}
+	ino_node_unref(FS->tbl, n);
+	return false;
+}
+
+/* Sets the mtime of an output output_in_place found (as the caller): 0, or
+ * -ESTALE when its content or file changed since (the caller restores it
+ * the usual way). */
+static int touch_in_place(int root_fd, const action_output *o, const struct in_place *k)
+{
+	size_t at;
+	char dir[PATH_MAX];
+	struct stat st;
+	int pfd = parent_open(root_fd, o->path, &at, dir);
+	if (pfd < 0)
+		return -ESTALE;
+	int r = utimensat(pfd, o->path + at, NULL, AT_SYMLINK_NOFOLLOW) == 0 &&
+			fstatat(pfd, o->path + at, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == k->ino ?
+		digests_touched(FS->dg, k->n, &st, k->version) :
+		-ESTALE;
+	close(pfd);
+	if (r == 0)
+		fuse_lowlevel_notify_inval_inode(FS->se, k->n->id, -1, 0); /* its attributes */
+	return r < 0 ? -ESTALE : 0;
+}
+
 /* A file made ahead (fs/spares.h) holding output o's content (digest), with
  * the owner and mode the file restore_one would make gets: its fd, or -1
  * where o takes the plain way (none ready, o not a regular file, set-ID or
@@ -1413,14 +1497,23 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 			r = root_text_outputs(m, m->root_at_record, a.root_abs, &alt);
 		size_t *order = r == 0 ? restore_order(m) : NULL;
 		int *spare = r == 0 ? malloc((m->nout ? m->nout : 1) * sizeof(*spare)) : NULL;
-		if (r == 0 && (!order || !spare))
+		struct in_place *kept = r == 0 ? calloc(m->nout ? m->nout : 1, sizeof(*kept)) : NULL;
+		if (r == 0 && (!order || !spare || !kept))
 			r = -ENOMEM;
-		for (size_t k = 0; r == 0 && k < m->nout; k++)
-			spare[k] = spare_filled(q, root_fd, &m->out[k], alt ? &alt[k] : &m->out[k].digest);
+		for (size_t k = 0; r == 0 && k < m->nout; k++) {
+			const hasher_digest *dg = alt ? &alt[k] : &m->out[k].digest;
+			spare[k] = output_in_place(q, root_fd, &m->out[k], dg, &kept[k]) ?
+					   -1 :
+					   spare_filled(q, root_fd, &m->out[k], dg);
+		}
 		req_creds_enter(q);
 		size_t j = 0;
 		for (; r == 0 && j < m->nout; j++) {
 			size_t k = order[j];
+			if (kept[k].n && touch_in_place(root_fd, &m->out[k], &kept[k]) == 0) {
+				COUNT(action_outputs_in_place);
+				continue;
+			}
 			r = restore_one(root_fd, &m->out[k], alt ? &alt[k] : &m->out[k].digest, a.root_abs,
 					spare[k]);
 		}
@@ -1428,6 +1521,9 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		for (; order && spare && j < m->nout; j++) /* not reached after a failure */
 			if (spare[order[j]] >= 0)
 				close(spare[order[j]]);
+		for (size_t k = 0; kept && k < m->nout; k++)
+			in_place_clear(&kept[k]);
+		free(kept);
 		free(spare);
 		free(order);
 		free(alt);

@@ -29,7 +29,7 @@
 	X(replies_error) X(stale_ids) X(nodes_revived) X(unlink_open_files) \
 	X(sessions) X(action_lookups) X(action_hits) X(action_misses) X(action_relocated_hits) \
 	X(action_time_saved_ms) X(action_outputs_restored) X(action_recorded) X(action_uncacheable) \
-	X(action_blob_missing) X(action_restore_errors) X(action_outputs_made_ahead) X(action_absent_known) \
+	X(action_blob_missing) X(action_restore_errors) X(action_outputs_made_ahead) X(action_absent_known) X(action_outputs_in_place) \
 	X(exec_uncached) \
 	X(kernel_negatives_expired) X(kernel_negatives_shared) X(kernel_listings_dropped) \
 	X(setid_killed) X(passthrough_opens) X(passthrough_backings) \

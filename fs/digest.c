@@ -520,6 +520,23 @@ void digests_meta_changed(digests *d, ino_node *n, const struct stat *st)
 	pthread_mutex_unlock(&s->lock);
 }
 
+int digests_touched(digests *d, ino_node *n, const struct stat *st, uint64_t version)
+{
+	struct dstate *s = lock_state(d, n);
+	if (!s)
+		return -ENOMEM;
+	int r = -ESTALE;
+	if (s->valid && s->writers == 0 && s->version == version && s->rec.size == (uint64_t)st->st_size &&
+	    !__atomic_load_n(&n->detached, __ATOMIC_RELAXED)) {
+		fill_rec_stat(&s->rec, st);
+		s->version++;
+		enqueue(d, n, s);
+		r = 0;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
 /* What a hash of a node's file may be abandoned for: the content changed
  * (version), the file lost its last link, the daemon stops. */
 struct hash_watch {

@@ -107,6 +107,10 @@ void digests_truncate(digests *d, ino_node *n, off_t size);
 /* Metadata (mode, owner, times, links, name) changed, content did not: st is
  * the file's new stat; keeps a known digest valid across remounts. */
 void digests_meta_changed(digests *d, ino_node *n, const struct stat *st);
+/* digests_meta_changed for a change of times the caller made after
+ * digests_peek gave version: 0 when the content is still that version (no
+ * write, no writer, still known), -ESTALE otherwise (nothing recorded). */
+int digests_touched(digests *d, ino_node *n, const struct stat *st, uint64_t version);
 /* A write handle is closed; fd is still open.  recorded: the writer belongs
  * to a run whose outputs a recorder will read to store them; a file that
  * needs a re-read then waits DIGESTS_RECORDED_DELAY_MS for it, so that the

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@ struct fs_spares {
 	int *doomed;          /* fds to close, ndoomed of keep slots */
 	unsigned ndoomed;
 	bool wanted;          /* a take happened: keep the pool full */
+	bool sleeping;        /* the worker waits and was not signalled since */
 	bool unsupported;     /* O_TMPFILE refused here */
 	bool stop;
 	pthread_t worker;
@@ -29,10 +31,19 @@ struct fs_spares {
 static void *worker_main(void *arg)
 {
 	fs_spares *s = arg;
+	/* A take wakes the worker in the middle of a restore: as a normal
+	 * thread it preempted the request's thread on its CPU for the ~0.1-0.3
+	 * ms an inode takes to make (0.26-0.30 ms per hit measured); a batch
+	 * thread never preempts on wake-up, it runs once the CPU is free. */
+	struct sched_param sp = { 0 };
+	pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (!s->stop && !s->ndoomed && (!s->wanted || s->unsupported || s->n >= s->keep))
+		while (!s->stop && !s->ndoomed && (!s->wanted || s->unsupported || s->n >= s->keep)) {
+			s->sleeping = true;
 			pthread_cond_wait(&s->cond, &s->lock);
+			s->sleeping = false;
+		}
 		if (s->stop)
 			break;
 		if (s->ndoomed) {
@@ -118,6 +129,18 @@ void fs_spares_free(fs_spares *s)
 	free(s);
 }
 
+/* Wakes the worker if it sleeps; it looks at everything again before it
+ * sleeps.  Called with the lock.  One signal per sleep: glibc's
+ * pthread_cond_signal can wait for a waiter signalled before to run, and on
+ * a busy machine that was 0.1-0.4 ms of a restore's request. */
+static void wake_locked(fs_spares *s)
+{
+	if (s->sleeping) {
+		s->sleeping = false;
+		pthread_cond_signal(&s->cond);
+	}
+}
+
 int fs_spares_take(fs_spares *s, dev_t dev)
 {
 	if (dev != s->dev)
@@ -130,7 +153,7 @@ int fs_spares_take(fs_spares *s, dev_t dev)
 		fd = s->fds[--s->n];
 	if (!s->unsupported) {
 		s->wanted = true;
-		pthread_cond_signal(&s->cond);
+		wake_locked(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return fd;
@@ -144,7 +167,7 @@ void fs_spares_dispose(fs_spares *s, int fd)
 	bool queued = !s->stop && s->ndoomed < s->keep;
 	if (queued) {
 		s->doomed[s->ndoomed++] = fd;
-		pthread_cond_signal(&s->cond);
+		wake_locked(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (!queued)

@@ -253,6 +253,39 @@ step "absences: then changed in place" miss 50
 CC_ARGS=(-O2 -Iinc1 -Iinc2 -isystem "$T/sysinc" -c src/f.c -o f.o)
 P=$MNT/obs
 
+# ---- outputs already holding the recorded content keep their file: only
+# their mtime moves (action_outputs_in_place); any difference restores them
+I=$MNT/inplace
+mkdir -p "$I"
+echo 'int g(void) { return 4; }' >"$I/g.c"
+# (as stats its output first: the first run records it absent, the second
+# present, the third is a hit)
+for i in 1 2 3; do cx "$I" -- gcc -O2 -c g.c -o g.o || fail "in place: compile $i"; done
+cp "$I/g.o" "$T/g.ref"
+inplace_hit() { # NAME EXPECT(kept|restored)
+    local name=$1 want=$2 h k m0 i0 got
+    h=$(counter action_hits) k=$(counter action_outputs_in_place)
+    m0=$(date -r "$I/g.o" +%s%N) i0=$(stat -c %i "$I/g.o")
+    sleep 0.05
+    cx "$I" -- gcc -O2 -c g.c -o g.o || fail "in place: $name: compile"
+    [ $(($(counter action_hits) - h)) -eq 1 ] || fail "in place: $name: not a hit"
+    if [ $(($(counter action_outputs_in_place) - k)) -eq 1 ]; then got=kept; else got=restored; fi
+    [ "$got" = "$want" ] && ok "in place: $name: $got" || fail "in place: $name: expected $want, got $got"
+    cmp -s "$I/g.o" "$T/g.ref" && ok "in place: $name: the object is the recorded one" ||
+        fail "in place: $name: the object differs from the recorded one"
+    [ "$(date -r "$I/g.o" +%s%N)" -gt "$m0" ] && ok "in place: $name: its mtime moved (as the mount shows it)" ||
+        fail "in place: $name: mtime $(date -r "$I/g.o" +%s%N) not after $m0"
+    [ "$(stat -c %a "$I/g.o")" = 644 ] || fail "in place: $name: mode $(stat -c %a "$I/g.o")"
+    if [ "$want" = kept ]; then
+        check_eq "in place: $name: the same file" "$(stat -c %i "$I/g.o")" "$i0"
+    fi
+}
+inplace_hit "unchanged object" kept
+inplace_hit "unchanged object again" kept
+printf 'X' | dd of="$I/g.o" bs=1 seek=64 conv=notrunc status=none
+inplace_hit "a byte changed in place (same size)" restored
+inplace_hit "unchanged after all that" kept
+
 # ---- a recipe that lists a directory -------------------------------------------
 L=$MNT/list
 mkdir -p "$L/src"
