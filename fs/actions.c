@@ -1024,6 +1024,18 @@ static int spare_filled(struct req *q, int root_fd, const action_output *o, cons
 	return fd;
 }
 
+/* Removes what name (stat old) in the directory pfd is, for an output of
+ * another type: the run removed it and made the output there.  A
+ * directory must be empty by then (its entries the run removed are
+ * restored as removed first).  0 or -errno. */
+static int replace_type(int pfd, const char *name, const struct stat *old)
+{
+	if (unlinkat(pfd, name, S_ISDIR(old->st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
+		return -errno;
+	forget_name(pfd, name, old);
+	return 0;
+}
+
 /* Restores o (content digest) beneath root_fd; spare, when not -1, is a
  * file spare_filled made for it, consumed. */
 static int restore_one(int root_fd, const action_output *o, const hasher_digest *digest, const char *root_abs,
@@ -1041,8 +1053,11 @@ static int restore_one(int root_fd, const action_output *o, const hasher_digest 
 	case ACTION_OUT_FILE: {
 		bool reflinked;
 		if (had && S_ISDIR(old.st_mode)) {
-			r = -EISDIR;
-			break;
+			/* the run replaced a directory (emptied first: its
+			 * entries are restored as removed before this) */
+			if ((r = replace_type(pfd, name, &old)) < 0)
+				break;
+			had = false;
 		}
 		/* the file replaced is let go by the worker (fs_spares_dispose) */
 		int replaced = had && FS->spares ? openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
@@ -1061,9 +1076,12 @@ static int restore_one(int root_fd, const action_output *o, const hasher_digest 
 	}
 	case ACTION_OUT_DIR: {
 		struct stat now, pst;
-		if (had && !S_ISDIR(old.st_mode))
-			r = -ENOTDIR;
-		else if (!had && mkdirat(pfd, name, (mode_t)o->mode & 0777) < 0)
+		if (had && !S_ISDIR(old.st_mode)) {
+			/* the run replaced a file or symlink (rm e; mv d e) */
+			if ((r = replace_type(pfd, name, &old)) == 0)
+				had = false;
+		}
+		if (r == 0 && !had && mkdirat(pfd, name, (mode_t)o->mode & 0777) < 0)
 			r = -errno;
 		if (r == 0 && fstatat(pfd, name, &now, AT_SYMLINK_NOFOLLOW) < 0)
 			r = -errno;
@@ -1087,20 +1105,18 @@ static int restore_one(int root_fd, const action_output *o, const hasher_digest 
 			r = -ENOMEM;
 			break;
 		}
-		if (had && !S_ISDIR(old.st_mode) && unlinkat(pfd, name, 0) < 0)
-			r = -errno;
+		if (had)
+			r = replace_type(pfd, name, &old);
 		if (r == 0 && symlinkat(target, pfd, name) < 0)
 			r = -errno;
 		free(target);
 		if (r == 0)
-			forget_name(pfd, name, had ? &old : NULL);
+			forget_name(pfd, name, NULL);
 		break;
 	}
 	case ACTION_OUT_REMOVED:
-		if (had && unlinkat(pfd, name, S_ISDIR(old.st_mode) ? AT_REMOVEDIR : 0) < 0 && errno != ENOENT)
-			r = -errno;
-		if (r == 0 && had)
-			forget_name(pfd, name, &old);
+		if (had)
+			r = replace_type(pfd, name, &old);
 		break;
 	default:
 		r = -EINVAL;
@@ -1831,7 +1847,7 @@ static int store_file(struct rec_ctx *c, const char *rel, int fd, const struct s
 	return 0;
 }
 
-static int add_output_at(struct rec_ctx *c, const char *rel, bool existed);
+static int add_output_at(struct rec_ctx *c, const char *rel, bool existed, bool whole);
 
 /* The entries of a directory the run made: outputs too. */
 static int add_dir_entries(struct rec_ctx *c, int fd, const char *rel)
@@ -1853,13 +1869,17 @@ static int add_dir_entries(struct rec_ctx *c, int fd, const char *rel)
 		if (snprintf(child, sizeof(child), "%s%s%s", rel, rel[0] ? "/" : "", e->d_name) >= (int)sizeof(child))
 			r = -ENAMETOOLONG;
 		else
-			r = add_output_at(c, child, false);
+			r = add_output_at(c, child, false, false);
 	}
 	closedir(d);
 	return r;
 }
 
-static int add_output_at(struct rec_ctx *c, const char *rel, bool existed)
+/* rel changed: what is there now is an output (or its removal, when it
+ * existed before).  A directory's entries are outputs too when it is new or
+ * whole (renamed onto rel by the run: its entries were made under another
+ * name, or before the run). */
+static int add_output_at(struct rec_ctx *c, const char *rel, bool existed, bool whole)
 {
 	action_output o = { .path = (char *)rel };
 	struct stat st;
@@ -1904,7 +1924,7 @@ static int add_output_at(struct rec_ctx *c, const char *rel, bool existed)
 				close(pfd);
 		}
 		r = action_manifest_add_output(c->m, &o);
-		if (r == 0 && !existed)
+		if (r == 0 && (!existed || whole))
 			r = add_dir_entries(c, fd, rel);
 		goto out;
 	} else if (S_ISLNK(st.st_mode)) {
@@ -1930,9 +1950,9 @@ out:
 	return r;
 }
 
-static int change_cb(void *arg, const char *rel, bool existed)
+static int change_cb(void *arg, const char *rel, bool existed, bool moved_in)
 {
-	return add_output_at(arg, rel, existed);
+	return add_output_at(arg, rel, existed, moved_in);
 }
 
 /* A captured stream: inline, or stored as a blob (through a memfd). */

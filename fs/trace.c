@@ -20,7 +20,7 @@
 /* A run that touches more paths is not cached (and stops recording). */
 #define MAX_PATHS (1u << 20)
 
-enum { P_SEEN = 1, P_CHANGED = 2, P_EXISTED = 4, P_IMPLIED = 8 };
+enum { P_SEEN = 1, P_CHANGED = 2, P_EXISTED = 4, P_IMPLIED = 8, P_MOVED_IN = 16 };
 
 struct pentry {
 	char *path;            /* mount-relative */
@@ -484,8 +484,16 @@ void trace_renamed(struct trace *t, ino_node *p, const char *name, ino_node *np,
 	char path[PATH_MAX];
 	if (child_path(t, p, name, path, sizeof(path)))
 		add_change(t, path, true);
-	if (child_path(t, np, newname, path, sizeof(path)))
+	if (child_path(t, np, newname, path, sizeof(path))) {
 		add_change(t, path, replaced);
+		/* what is there now came whole from elsewhere (a directory
+		 * renamed over an empty one included): all of it is output */
+		pthread_mutex_lock(&t->lock);
+		struct pentry *e = pentry_get(t, path);
+		if (e)
+			e->flags |= P_MOVED_IN;
+		pthread_mutex_unlock(&t->lock);
+	}
 }
 
 /* name in parent found absent: `negs` more absences, the last by thread
@@ -768,7 +776,7 @@ int trace_inputs(struct trace *t, const char *root, action_manifest *m,
 }
 
 int trace_changes(struct trace *t, const char *root,
-		  int (*fn)(void *arg, const char *rel, bool existed_before), void *arg)
+		  int (*fn)(void *arg, const char *rel, bool existed_before, bool moved_in), void *arg)
 {
 	int r = 0;
 	pthread_mutex_lock(&t->lock);
@@ -778,7 +786,7 @@ int trace_changes(struct trace *t, const char *root,
 			r = -EXDEV;
 			break;
 		}
-		r = fn(arg, rel, (t->changed[i]->flags & P_EXISTED) != 0);
+		r = fn(arg, rel, (t->changed[i]->flags & P_EXISTED) != 0, (t->changed[i]->flags & P_MOVED_IN) != 0);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return r;

@@ -175,8 +175,8 @@ int trace_inputs(struct trace *t, const char *root, action_manifest *m,
 		 bool (*is_file)(void *arg, const char *rel), void *arg);
 
 /* The changed paths below root (mount-relative, without the root prefix
- * and its '/'), each with whether it existed before the run; calls fn for
- * each.  A changed path outside the root returns -EXDEV.  0, -EXDEV or
- * fn's error. */
+ * and its '/'), each with whether it existed before the run and whether the
+ * run renamed something onto it; calls fn for each.  A changed path outside
+ * the root returns -EXDEV.  0, -EXDEV or fn's error. */
 int trace_changes(struct trace *t, const char *root,
-		  int (*fn)(void *arg, const char *rel, bool existed_before), void *arg);
+		  int (*fn)(void *arg, const char *rel, bool existed_before, bool moved_in), void *arg);

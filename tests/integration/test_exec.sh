@@ -286,6 +286,32 @@ printf 'X' | dd of="$I/g.o" bs=1 seek=64 conv=notrunc status=none
 inplace_hit "a byte changed in place (same size)" restored
 inplace_hit "unchanged after all that" kept
 
+# ---- a directory renamed over an empty one, names that change type: a hit
+# leaves what a fresh run leaves (each case: record, hit, fresh run, compare)
+W=$MNT/retype
+tree_of() { (cd "$1" && find . -mindepth 1 -printf '%p %y %m %s\n' | sort && find . -type f -exec cat {} + | md5sum); }
+retype() { # NAME SETUP CMD
+    local name=$1 setup=$2 cmd=$3 h hit fresh
+    rm -rf "$W" && mkdir -p "$W" && (cd "$W" && sh -c "$setup") && cx "$W" -- sh -c "$cmd" ||
+        fail "$name: recording run"
+    rm -rf "$W" && mkdir -p "$W" && (cd "$W" && sh -c "$setup")
+    h=$(counter action_hits)
+    cx "$W" -- sh -c "$cmd" || fail "$name: the hit failed"
+    [ "$(counter action_hits)" -gt "$h" ] || fail "$name: not a hit"
+    hit=$(tree_of "$W")
+    rm -rf "$W" && mkdir -p "$W" && (cd "$W" && sh -c "$setup" && sh -c "$cmd")
+    fresh=$(tree_of "$W")
+    [ "$hit" = "$fresh" ] && ok "$name: the hit leaves what a fresh run does" ||
+        fail "$name: hit '$(echo $hit)' fresh '$(echo $fresh)'"
+}
+retype "a directory renamed over an empty one" 'mkdir e' 'mkdir d && echo 1 > d/x && mv -T d e'
+retype "a build directory replaced whole" 'mkdir -p out/old && echo 0 > out/old/f' \
+    'mkdir tmp && echo 1 > tmp/x && rm -rf out && mv tmp out'
+retype "a file replaced by a directory" 'echo old > e' 'mkdir a && echo 1 > a/f && mkdir d && echo 1 > d/x && rm e && mv d e'
+retype "a directory replaced by a file" 'mkdir -p e/s && echo 0 > e/s/f' 'rm -rf e && echo 1 > e'
+retype "a file replaced by a symlink" 'echo old > e' 'rm e && ln -s target e'
+retype "a directory replaced by a symlink" 'mkdir e' 'rmdir e && ln -s target e'
+
 # ---- a recipe that lists a directory -------------------------------------------
 L=$MNT/list
 mkdir -p "$L/src"
