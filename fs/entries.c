@@ -270,8 +270,15 @@ void op_setattr(fuse_req_t r, fuse_ino_t ino, struct stat *attr, int valid, stru
 	if ((valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) || chown_none) {
 		uid_t uid = valid & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = valid & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
+		struct stat was;
+		/* a run's outputs are restored as the caller's: one that gives
+		 * a file another owner or group is not cached */
+		if (q.sess && (uid != (uid_t)-1 || gid != (gid_t)-1) && (rc = fs_stat_fd(fd, &was)) < 0)
+			goto fail;
 		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			goto fail_errno;
+		if (q.sess && ((uid != (uid_t)-1 && uid != was.st_uid) || (gid != (gid_t)-1 && gid != was.st_gid)))
+			trace_owner_changed(session_trace(q.sess));
 	}
 	if ((valid & FUSE_SET_ATTR_SIZE) && (rc = set_size(n, fd, ffd, attr->st_size)) < 0)
 		goto fail;

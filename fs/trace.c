@@ -446,6 +446,11 @@ void trace_inherited_write(struct trace *t)
 	problem(t, TRACE_INHERITED_WRITE);
 }
 
+void trace_owner_changed(struct trace *t)
+{
+	problem(t, TRACE_OWNER_CHANGED);
+}
+
 void trace_created(struct trace *t, ino_node *parent, const char *name)
 {
 	char path[PATH_MAX];

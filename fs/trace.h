@@ -63,6 +63,9 @@ enum trace_problem {
 	TRACE_INHERITED_WRITE,  /* the run wrote through a file opened
 				   before it (3>>log, stdin opened <>): a
 				   hit would not write it */
+	TRACE_OWNER_CHANGED,    /* the run gave a file another owner or
+				   group (chown, chgrp, install -o/-g): a
+				   hit makes its outputs the caller's */
 };
 
 int trace_new(struct trace **ret);
@@ -70,6 +73,8 @@ int trace_new(struct trace **ret);
 void trace_xattrs(struct trace *t);
 /* The run wrote through a file it did not open (TRACE_INHERITED_WRITE). */
 void trace_inherited_write(struct trace *t);
+/* The run changed a file's owner or group (TRACE_OWNER_CHANGED). */
+void trace_owner_changed(struct trace *t);
 /* Releases the nodes it holds.  Accepts NULL. */
 void trace_free(struct trace *t);
 

@@ -528,6 +528,20 @@ for i in 1 2; do (cd "$Q" && "$X" exec -- sh -c 'echo run >&3' 3>>log.txt); done
 check_eq "writes through an inherited descriptor: every run writes" "run run" "$(tr '\n' ' ' <"$Q/log.txt" | sed 's/ $//')"
 check_eq "writes through an inherited descriptor: not cached" 2 "$(($(counter uncacheable_inherited_write) - u))"
 
+# ---- a run that gives an output another owner or group is not cached (a hit
+# makes outputs the caller's); one that sets the group it already has is
+u=$(counter uncacheable_owner_changed)
+for i in 1 2; do
+    rm -f "$Q/o1" && cx "$Q" -- sh -c 'echo 1 > o1 && chgrp bin o1' || fail "chgrp: run $i"
+done
+check_eq "a run that changes an output's group: not cached" 2 "$(($(counter uncacheable_owner_changed) - u))"
+check_eq "a run that changes an output's group: the group it set" bin "$(stat -c %G "$Q/o1")"
+h=$(counter action_hits)
+for i in 1 2 3; do
+    rm -f "$Q/o2" && cx "$Q" -- sh -c "echo 1 > o2 && chgrp $(id -gn) o2" || fail "chgrp to its group: run $i"
+done
+check_eq "a run that sets an output's group to the one it has: cached (runs 2 and 3 hit)" 2 "$(($(counter action_hits) - h))"
+
 # ---- a name the run creates, then renames or removes ------------------------------
 # `cmd > $@.tmp && mv $@.tmp $@`: the absence of o.tmp was only the lookup
 # of the run's own create, but o.tmp does not end as an output file, so a
