@@ -900,6 +900,20 @@ static int exec_action(const struct opts *o, char **argv)
 			return run_uncached(&c, o, prog, argv, "writes_outside_mount", because);
 		}
 	}
+	/* gcc's dependency output through the environment: the dependency
+	 * file casfs adds to a compile would take its place, and casfs's own
+	 * probes of the compiler would write it */
+	const char *envdeps = NULL;
+	if (cc.is_cc && getenv("DEPENDENCIES_OUTPUT") && *getenv("DEPENDENCIES_OUTPUT"))
+		envdeps = "DEPENDENCIES_OUTPUT";
+	else if (cc.is_cc && getenv("SUNPRO_DEPENDENCIES") && *getenv("SUNPRO_DEPENDENCIES"))
+		envdeps = "SUNPRO_DEPENDENCIES";
+	if (envdeps) {
+		char because[128];
+		snprintf(because, sizeof(because), "%s is set (use -MD -MF FILE for a dependency file casfs can cache)",
+			 envdeps);
+		return run_uncached(&c, o, prog, argv, "unknown_input", because);
+	}
 	if (sk == STDIN_LIVE && reads_stdin)
 		return run_uncached(&c, o, prog, argv, "stdin",
 				    "its stdin is a pipe, socket or device it may read (redirect it from a file or /dev/null)");

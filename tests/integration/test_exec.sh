@@ -286,6 +286,21 @@ printf 'X' | dd of="$I/g.o" bs=1 seek=64 conv=notrunc status=none
 inplace_hit "a byte changed in place (same size)" restored
 inplace_hit "unchanged after all that" kept
 
+# ---- gcc's dependency file through the environment (DEPENDENCIES_OUTPUT,
+# SUNPRO_DEPENDENCIES): not cached, and the file is gcc's own
+for v in DEPENDENCIES_OUTPUT SUNPRO_DEPENDENCIES; do
+    u=$(counter uncacheable_unknown_input)
+    for i in 1 2; do # (gcc appends to the file)
+        rm -f "$I/deps.d"
+        (cd "$I" && env "$v=deps.d g.o" "$X" exec -- gcc -O2 -c g.c -o g.o) || fail "$v: compile $i"
+    done
+    check_eq "$v: not cached" 2 "$(($(counter uncacheable_unknown_input) - u))"
+    mv "$I/deps.d" "$T/exec.d"
+    (cd "$I" && env "$v=deps.d g.o" gcc -O2 -c g.c -o g.o) || fail "$v: plain compile"
+    cmp -s "$I/deps.d" "$T/exec.d" && grep -q '^g.o:' "$T/exec.d" && ok "$v: the dependency file is gcc's own" ||
+        fail "$v: deps.d holds '$(cat "$T/exec.d" 2>&1)', gcc alone writes '$(cat "$I/deps.d")'"
+done
+
 # ---- a directory renamed over an empty one, names that change type: a hit
 # leaves what a fresh run leaves (each case: record, hit, fresh run, compare)
 W=$MNT/retype
