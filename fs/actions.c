@@ -1747,6 +1747,11 @@ struct rec_ctx {
 	const char *root_abs;
 	action_scan scan;
 	bool scanning;
+	/* the root as make's syntax escapes it in a dependency file (a space
+	 * as "\ ", '#' as "\#", '$' as "$$"), when that differs: gcc writes
+	 * it so, and such a root cannot be moved (action_root_rewrite) */
+	action_scan scan_esc;
+	bool scanning_esc;
 	const char *reason;   /* set when the run cannot be cached */
 	const struct end_req *e; /* its TEXT_OUT outputs */
 };
@@ -1778,11 +1783,46 @@ static bool root_text_rewritable(const struct rec_ctx *c, int fd, uint64_t size)
 	return ok;
 }
 
+/* The scans for the root start over (a new file or stream). */
+static void scan_restart(struct rec_ctx *c)
+{
+	c->scan.matched = 0;
+	c->scan_esc.matched = 0;
+}
+
 static void scan_chunk(void *arg, const void *data, size_t len)
 {
 	struct rec_ctx *c = arg;
 	if (c->scanning)
 		action_scan_feed(&c->scan, data, len);
+	if (c->scanning_esc)
+		action_scan_feed(&c->scan_esc, data, len);
+}
+
+/* Whether the root was seen (either spelling) since the flags were last
+ * cleared; clears them. */
+static bool scan_take_found(struct rec_ctx *c)
+{
+	bool found = c->scan.found || c->scan_esc.found;
+	c->scan.found = c->scan_esc.found = false;
+	return found;
+}
+
+static int scan_start(struct rec_ctx *c, const char *root_abs)
+{
+	c->scanning = strlen(root_abs) > 1 && action_scan_init(&c->scan, root_abs) == 0;
+	char esc[2 * PATH_MAX];
+	size_t n = 0;
+	for (const char *p = root_abs; *p && n + 2 < sizeof(esc); p++) {
+		if (*p == ' ' || *p == '\t' || *p == '#')
+			esc[n++] = '\\';
+		else if (*p == '$')
+			esc[n++] = '$';
+		esc[n++] = *p;
+	}
+	esc[n] = '\0';
+	c->scanning_esc = c->scanning && strcmp(esc, root_abs) != 0 && action_scan_init(&c->scan_esc, esc) == 0;
+	return 0;
 }
 
 /* Stores the regular file open (O_PATH) as fd: its digest (known, or read
@@ -1809,9 +1849,8 @@ static int store_file(struct rec_ctx *c, const char *rel, int fd, const struct s
 		seed = digests_version(FS->dg, n, &version) == 0;
 	}
 	cache_put_result res;
-	bool before = c->scan.found;
-	c->scan.found = false;
-	c->scan.matched = 0;
+	bool before = scan_take_found(c);
+	scan_restart(c);
 	int r = cache_put_fd(FS->ix, rfd, &opts, &res);
 	struct stat after;
 	if (r == 0 && seed && res.read && fstat(rfd, &after) == 0 && (uint64_t)after.st_size == res.size)
@@ -1823,16 +1862,17 @@ static int store_file(struct rec_ctx *c, const char *rel, int fd, const struct s
 		char buf[65536];
 		ssize_t got;
 		off_t off = 0;
-		c->scan.matched = 0;
+		scan_restart(c);
 		while ((got = pread(rfd, buf, sizeof(buf), off)) > 0) {
-			action_scan_feed(&c->scan, buf, (size_t)got);
+			scan_chunk(c, buf, (size_t)got);
 			off += got;
 		}
 	}
 	/* a dependency file naming the root: rewritten for another root when
 	 * restored there, so it does not pin the result to this one */
-	bool here = c->scan.found;
-	if (r == 0 && here && is_text_out(c, rel) && root_text_rewritable(c, rfd, res.size)) {
+	bool esc = c->scan_esc.found;
+	bool here = scan_take_found(c);
+	if (r == 0 && here && !esc && is_text_out(c, rel) && root_text_rewritable(c, rfd, res.size)) {
 		o->root_text = true;
 		here = false;
 	}
@@ -1975,8 +2015,10 @@ static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, actio
 	if (c->scanning && !(root_text && len <= ROOT_TEXT_MAX &&
 			     action_root_rewrite(data, len, c->root_abs, NULL, NULL, NULL) == 0 &&
 			     action_root_at_locations(data, len, c->root_abs, was_read, c->m))) {
-		c->scan.matched = 0;
-		action_scan_feed(&c->scan, data, len);
+		scan_restart(c);
+		bool before = scan_take_found(c);
+		scan_chunk(c, data, len);
+		c->scan.found = scan_take_found(c) || before;
 	}
 	if (len <= ACTION_INLINE_MAX) {
 		s->inline_data = true;
@@ -2097,7 +2139,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		}
 	}
 	if (!c.reason) {
-		c.scanning = strlen(cf->root_abs) > 1 && action_scan_init(&c.scan, cf->root_abs) == 0;
+		scan_start(&c, cf->root_abs);
 		if ((mfd = mount_fd()) < 0 || (c.root_fd = open_beneath(mfd, cf->root, O_PATH | O_DIRECTORY)) < 0)
 			r = mfd < 0 ? mfd : c.root_fd;
 		if (r == 0)
@@ -2164,6 +2206,8 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 	}
 	if (c.scanning)
 		action_scan_free(&c.scan);
+	if (c.scanning_esc)
+		action_scan_free(&c.scan_esc);
 	if (c.root_fd >= 0)
 		close(c.root_fd);
 	if (mfd >= 0)

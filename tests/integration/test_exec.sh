@@ -301,6 +301,20 @@ for v in DEPENDENCIES_OUTPUT SUNPRO_DEPENDENCIES; do
         fail "$v: deps.d holds '$(cat "$T/exec.d" 2>&1)', gcc alone writes '$(cat "$I/deps.d")'"
 done
 
+# ---- a root whose path holds a space: gcc escapes it in the dependency file
+# ("sp\ ace"), which casfs cannot move to another root: the result stays
+# at its root (the dependency file at the second root names the second)
+for r in r1 r2; do
+    mkdir -p "$MNT/sp ace/$r"
+    printf '#include "h.h"\nint x = H;\n' >"$MNT/sp ace/$r/m.c"
+    echo '#define H 1' >"$MNT/sp ace/$r/h.h"
+    (cd "$MNT/sp ace/$r" && "$X" exec --root "$MNT/sp ace/$r" -- gcc -c "$MNT/sp ace/$r/m.c" -o m.o -MD -MF m.d) ||
+        fail "root with a space: compile at $r"
+done
+grep -q 'sp\\ ace/r2/h.h' "$MNT/sp ace/r2/m.d" && ! grep -q r1 "$MNT/sp ace/r2/m.d" &&
+    ok "root with a space: the dependency file at the second root names it" ||
+    fail "root with a space: m.d at r2 holds '$(cat "$MNT/sp ace/r2/m.d")'"
+
 # ---- a directory renamed over an empty one, names that change type: a hit
 # leaves what a fresh run leaves (each case: record, hit, fresh run, compare)
 W=$MNT/retype
