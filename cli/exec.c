@@ -452,6 +452,32 @@ static void forward_signal(int sig)
 /* Runs argv (prog resolved) with stdout/stderr captured and passed on;
  * waits for it and, as child subreaper, for what it left behind (up to a
  * moment).  Returns the wait status; *outlived when processes remain. */
+
+/* execv, and for a file the kernel cannot execute (ENOEXEC: a script
+ * without a #! line) what execvp and a shell do: /bin/sh runs it.  Returns
+ * only on failure, errno set. */
+static void exec_prog(const char *prog, char **argv)
+{
+	execv(prog, argv);
+	if (errno != ENOEXEC)
+		return;
+	size_t n = 0;
+	while (argv[n])
+		n++;
+	char **sh = calloc(n + 2, sizeof(*sh));
+	if (!sh) {
+		errno = ENOEXEC;
+		return;
+	}
+	sh[0] = (char *)"/bin/sh";
+	sh[1] = (char *)prog;
+	for (size_t i = 1; i < n; i++)
+		sh[i + 1] = argv[i];
+	execv("/bin/sh", sh);
+	free(sh);
+	errno = ENOEXEC;
+}
+
 static int run(const char *prog, char **argv, struct capture *out, struct capture *err, bool capture,
 	       bool null_stdin, bool *outlived)
 {
@@ -474,7 +500,7 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 			if (dn >= 0)
 				dup2(dn, 0);
 		}
-		execv(prog, argv);
+		exec_prog(prog, argv);
 		int e = errno;
 		fprintf(stderr, "casfs: cannot run %s: %s\n", argv[0], strerror(e));
 		_exit(e == ENOENT ? 127 : 126);
@@ -661,7 +687,7 @@ static int run_uncached(struct ctl *c, const struct opts *o, const char *prog, c
 	}
 	debug(o, "%s: not cacheable: %s", argv[0], why);
 	close(c->fd);
-	execv(prog, argv);
+	exec_prog(prog, argv);
 	cli_error("cannot run %s: %s", argv[0], strerror(errno));
 	return 126;
 }
@@ -872,7 +898,7 @@ static int exec_action(const struct opts *o, char **argv)
 		if (c.fd >= 0)
 			close(c.fd);
 		free(c.call);
-		execv(prog, argv);
+		exec_prog(prog, argv);
 		cli_error("cannot run %s: %s", argv[0], strerror(errno));
 		return 126;
 	}

@@ -315,6 +315,21 @@ grep -q 'sp\\ ace/r2/h.h' "$MNT/sp ace/r2/m.d" && ! grep -q r1 "$MNT/sp ace/r2/m
     ok "root with a space: the dependency file at the second root names it" ||
     fail "root with a space: m.d at r2 holds '$(cat "$MNT/sp ace/r2/m.d")'"
 
+# ---- an executable script without #!: run by /bin/sh, as execvp and make do
+mkdir -p "$MNT/noshebang"
+printf 'echo generated > out.txt\n' >"$MNT/noshebang/gen"
+chmod +x "$MNT/noshebang/gen"
+h=$(counter action_hits)
+for i in 1 2; do
+    rm -f "$MNT/noshebang/out.txt"
+    (cd "$MNT/noshebang" && "$X" exec -- ./gen) || fail "a script without #!: casfs exec, run $i"
+    [ "$(cat "$MNT/noshebang/out.txt" 2>&1)" = generated ] || fail "a script without #!: run $i made no out.txt"
+done
+rm -f "$MNT/noshebang/out.txt"
+(cd "$MNT/noshebang" && "$SH" -c ./gen) && [ "$(cat "$MNT/noshebang/out.txt" 2>&1)" = generated ] &&
+    ok "a script without #!: runs under casfs exec and casfs-sh" || fail "a script without #!: casfs-sh"
+[ $(($(counter action_hits) - h)) -ge 1 ] && ok "a script without #!: cached" || fail "a script without #!: no hit"
+
 # ---- a directory renamed over an empty one, names that change type: a hit
 # leaves what a fresh run leaves (each case: record, hit, fresh run, compare)
 W=$MNT/retype
