@@ -76,24 +76,100 @@ static bool var_start(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
 }
 
-void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg)
+/* The identifier at p (var_start, then digits too): its length. */
+static size_t ident_len(const char *p)
 {
-	char name[256];
-	for (const char *p = strchr(line, '$'); p; p = strchr(p, '$')) {
-		p++;
-		if (*p == '{')
-			p++;
-		if (!var_start(*p))
-			continue;
-		size_t l = 0;
+	size_t l = 0;
+	if (var_start(*p))
 		while (var_start(p[l]) || (p[l] >= '0' && p[l] <= '9'))
 			l++;
-		if (l < sizeof(name)) {
-			memcpy(name, p, l);
-			name[l] = '\0';
-			fn(arg, name);
+	return l;
+}
+
+static void call_with(const char *p, size_t l, void (*fn)(void *arg, const char *name), void *arg)
+{
+	char name[256];
+	if (l && l < sizeof(name)) {
+		memcpy(name, p, l);
+		name[l] = '\0';
+		fn(arg, name);
+	}
+}
+
+/* Whether line holds word w, delimited by anything but an identifier
+ * character; *after: what follows its first such occurrence, blanks
+ * skipped. */
+static bool has_word(const char *line, const char *w, const char **after)
+{
+	size_t wl = strlen(w);
+	for (const char *p = strstr(line, w); p; p = strstr(p + 1, w)) {
+		bool start = p == line || !(var_start(p[-1]) || (p[-1] >= '0' && p[-1] <= '9') || p[-1] == '-');
+		if (start && !ident_len(p + wl) && !(p[wl] >= '0' && p[wl] <= '9') && p[wl] != '-') {
+			const char *a = p + wl;
+			while (*a == ' ' || *a == '\t')
+				a++;
+			*after = a;
+			return true;
 		}
+	}
+	return false;
+}
+
+void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg)
+{
+	for (const char *p = strchr(line, '$'); p; p = strchr(p, '$')) {
+		p++;
+		if (*p == '{') {
+			p++;
+			if (*p == '#' || *p == '!') /* ${#NAME}, ${!NAME} */
+				p++;
+		}
+		size_t l = ident_len(p);
+		call_with(p, l, fn, arg);
 		p += l;
+	}
+	/* names in arithmetic need no $: $((N + 1)) */
+	for (const char *p = strstr(line, "$(("); p; p = strstr(p, "$((")) {
+		int depth = 0;
+		for (p += 3; *p && !(depth == 0 && p[0] == ')' && p[1] == ')'); p++) {
+			depth += *p == '(';
+			depth -= *p == ')';
+			size_t l = p[-1] != '$' && !(p[-1] >= '0' && p[-1] <= '9') && !var_start(p[-1]) ? ident_len(p) : 0;
+			call_with(p, l, fn, arg);
+			if (l)
+				p += l - 1;
+		}
+	}
+	/* what the shell reads without a $ in the line */
+	const char *after;
+	if (strchr(line, '~'))
+		fn(arg, "HOME");
+	if (has_word(line, "cd", &after) || has_word(line, "pushd", &after) || has_word(line, "popd", &after)) {
+		fn(arg, "CDPATH");
+		fn(arg, "HOME");
+		fn(arg, "OLDPWD");
+	}
+	/* set -x, sh -ex, set -o xtrace: the trace's prefix */
+	bool xtrace = strstr(line, "xtrace") != NULL;
+	for (const char *p = line; *p && !xtrace; p++)
+		if ((*p == '-' || *p == '+') && (p == line || p[-1] == ' ' || p[-1] == '\t')) {
+			size_t l = 1;
+			while ((p[l] >= 'a' && p[l] <= 'z') || (p[l] >= 'A' && p[l] <= 'Z'))
+				xtrace |= p[l++] == 'x';
+		}
+	if (xtrace)
+		fn(arg, "PS4");
+	/* commands that print every variable: "*" */
+	static const char *const all[] = { "set", "export", "readonly", "declare", "typeset", "env", "printenv" };
+	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++) {
+		for (const char *p = line; has_word(p, all[i], &after); p = after) {
+			if (!*after || strchr(";|&<>)", *after) || !strncmp(after, "-p", 2)) {
+				fn(arg, "*");
+				return;
+			}
+			if (after == p)
+				break;
+		}
 	}
 }
 

@@ -31,8 +31,13 @@ bool shline_builtin(const char *word);
  * NUL-terminated buffer of at most 4096 bytes (longer runs are skipped). */
 void shline_names(const char *line, void (*fn)(void *arg, const char *name), void *arg);
 
-/* Calls fn for the name of every variable the line may expand: $NAME and
- * ${NAME...} (NAME: a letter or '_', then letters, digits, '_'; at most 255
- * bytes), wherever they appear (quotes and escapes are not interpreted, so
- * this may name more than the shell expands, never fewer). */
+/* Calls fn for the name of every variable the line may expand: $NAME,
+ * ${NAME...}, ${#NAME}, names in $((...)) (NAME: a letter or '_', then
+ * letters, digits, '_'; at most 255 bytes), wherever they appear (quotes
+ * and escapes are not interpreted, so this may name more than the shell
+ * expands, never fewer); and those the shell reads without a $: HOME for a
+ * ~, CDPATH, HOME and OLDPWD for cd/pushd/popd, PS4 for an option word
+ * with x (set -x, sh -ex) or xtrace.  A command that prints every variable
+ * (set, export, readonly, declare, typeset, env or printenv alone or with
+ * -p) gives "*", and nothing after it. */
 void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg);

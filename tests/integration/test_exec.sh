@@ -315,6 +315,22 @@ grep -q 'sp\\ ace/r2/h.h' "$MNT/sp ace/r2/m.d" && ! grep -q r1 "$MNT/sp ace/r2/m
     ok "root with a space: the dependency file at the second root names it" ||
     fail "root with a space: m.d at r2 holds '$(cat "$MNT/sp ace/r2/m.d")'"
 
+# ---- variables a shell line reads without spelling $NAME join its key
+mkdir -p "$MNT/shvars"
+shvar() { # NAME VAR V1 V2 LINE: recorded with V1, then run with V2 must give a fresh run's result
+    local name=$1 var=$2 v1=$3 v2=$4 line=$5 got want
+    (cd "$MNT/shvars" && env "$var=$v1" "$X" exec -- sh -c "$line" >/dev/null 2>&1)
+    rm -f "$MNT/shvars/o"
+    got=$(cd "$MNT/shvars" && env "$var=$v2" "$X" exec -- sh -c "$line" 2>&1; cat o)
+    rm -f "$MNT/shvars/o"
+    want=$(cd "$MNT/shvars" && env "$var=$v2" sh -c "$line" 2>&1; cat o)
+    [ "$got" = "$want" ] && ok "shell line: $name" || fail "shell line: $name: got '$got', a fresh run '$want'"
+}
+shvar "a name in \$((...))" FOO 1 2 'echo $((FOO + 1)) > o'
+shvar "~ (HOME)" HOME /a /b 'echo ~/lib > o'
+shvar "set -x (PS4)" PS4 'A ' 'B ' 'set -x; : 2> o'
+shvar "set alone prints every variable" CASFS_TEST_ANY 1 2 'set | grep CASFS_TEST_ANY > o'
+
 # ---- an executable script without #!: run by /bin/sh, as execvp and make do
 mkdir -p "$MNT/noshebang"
 printf 'echo generated > out.txt\n' >"$MNT/noshebang/gen"

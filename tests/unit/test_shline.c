@@ -119,6 +119,37 @@ static void test_vars(void **state)
 	out[0] = '\0';
 	shline_vars("no variables", collect, out);
 	assert_string_equal(out, "");
+	/* arithmetic, ${#N}, and what the shell reads without a $ */
+	out[0] = '\0';
+	shline_vars("echo $((FOO + 1)) $(( BAR*2 + $BAZ + 0x1f )) ${#LEN} > o", collect, out);
+	assert_string_equal(out, "BAZ|LEN|FOO|BAR");
+	out[0] = '\0';
+	shline_vars("echo ~/lib > o", collect, out);
+	assert_string_equal(out, "HOME");
+	out[0] = '\0';
+	shline_vars("cd x && cat f", collect, out);
+	assert_string_equal(out, "CDPATH|HOME|OLDPWD");
+	out[0] = '\0';
+	shline_vars("abcd x; cdx; mkcd", collect, out); /* not cd */
+	assert_string_equal(out, "");
+	out[0] = '\0';
+	shline_vars("set -ex; : 2> o", collect, out);
+	assert_string_equal(out, "PS4");
+	out[0] = '\0';
+	shline_vars("set -e; gcc -O2 -c a.c", collect, out); /* set with arguments prints nothing */
+	assert_string_equal(out, "");
+	out[0] = '\0';
+	shline_vars("set > vars.txt", collect, out);
+	assert_string_equal(out, "*");
+	out[0] = '\0';
+	shline_vars("env | sort > o", collect, out);
+	assert_string_equal(out, "*");
+	out[0] = '\0';
+	shline_vars("export -p > o", collect, out);
+	assert_string_equal(out, "*");
+	out[0] = '\0';
+	shline_vars("env CC=gcc make; export X=1", collect, out);
+	assert_string_equal(out, "");
 }
 
 static void test_builtin(void **state)
