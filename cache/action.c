@@ -938,7 +938,8 @@ static bool output_valid(const action_output *o)
 	if (!o->path || !o->path[0] || action_path_check(ACTION_SCOPE_ROOT, o->path) < 0)
 		return false;
 	bool has_mode = o->kind == ACTION_OUT_FILE || o->kind == ACTION_OUT_DIR;
-	if (o->mode > 07777 || (!has_mode && o->mode))
+	uint32_t bits = o->kind == ACTION_OUT_DIR ? 07777 | ACTION_MODE_SGID_CLEARED : 07777;
+	if ((o->mode & ~bits) || (!has_mode && o->mode))
 		return false;
 	if (o->kind == ACTION_OUT_SYMLINK)
 		return o->target && o->target[0] && strlen(o->target) < PATH_MAX;

@@ -222,7 +222,8 @@ enum action_out_kind {
 
 typedef struct action_output {
 	uint8_t kind;         /* enum action_out_kind */
-	uint32_t mode;        /* permission bits (07777) of FILE and DIR; else 0 */
+	uint32_t mode;        /* permission bits (07777) of FILE and DIR; else 0;
+				 a DIR's may have ACTION_MODE_SGID_CLEARED */
 	char *path;           /* ACTION_SCOPE_ROOT, not "" */
 	hasher_digest digest; /* FILE */
 	uint64_t size;        /* FILE */
@@ -231,6 +232,11 @@ typedef struct action_output {
 				 dependency file): restored through
 				 action_root_rewrite at another root */
 } action_output;
+
+/* In a DIR output's mode: its parent hands the set-group-ID bit down and
+ * the run cleared it (chmod g-s).  A DIR without S_ISGID and without this
+ * inherited the bit: the parent where it is restored decides. */
+#define ACTION_MODE_SGID_CLEARED 010000u
 
 /* A captured stream: inline bytes, or a blob of the store. */
 typedef struct action_stream {

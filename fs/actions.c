@@ -1089,8 +1089,9 @@ static int restore_one(int root_fd, const action_output *o, const hasher_digest 
 			/* mkdir takes no set-ID or sticky bits from its mode; a
 			 * set-group-ID bit the parent hands down is recorded as
 			 * inherited (left out of the mode): the parent here decides */
-			mode_t want = (mode_t)o->mode;
-			if (!(want & S_ISGID) && fs_stat_fd(pfd, &pst) == 0 && (pst.st_mode & S_ISGID))
+			mode_t want = (mode_t)(o->mode & 07777);
+			if (!(o->mode & ACTION_MODE_SGID_CLEARED) && !(want & S_ISGID) && fs_stat_fd(pfd, &pst) == 0 &&
+			    (pst.st_mode & S_ISGID))
 				want |= now.st_mode & S_ISGID;
 			if ((now.st_mode & 07777) != want && fchmodat(pfd, name, want, 0) < 0)
 				r = -errno;
@@ -1951,18 +1952,17 @@ static int add_output_at(struct rec_ctx *c, const char *rel, bool existed, bool 
 	} else if (S_ISDIR(st.st_mode)) {
 		o.kind = ACTION_OUT_DIR;
 		o.mode = st.st_mode & 07777;
-		if (o.mode & S_ISGID) {
-			/* handed down by a set-group-ID parent: recorded as inherited */
-			const char *slash = strrchr(rel, '/');
-			char parent[PATH_MAX];
-			struct stat pst;
-			snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - rel) : 0, rel);
-			int pfd = open_beneath(c->root_fd, parent, O_PATH | O_DIRECTORY);
-			if (pfd >= 0 && fs_stat_fd(pfd, &pst) == 0 && (pst.st_mode & S_ISGID))
-				o.mode &= ~(uint32_t)S_ISGID;
-			if (pfd >= 0)
-				close(pfd);
-		}
+		/* below a set-group-ID parent: the bit it hands down is recorded
+		 * as inherited, its absence as cleared by the run */
+		const char *slash = strrchr(rel, '/');
+		char parent[PATH_MAX];
+		struct stat pst;
+		snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - rel) : 0, rel);
+		int pfd = open_beneath(c->root_fd, parent, O_PATH | O_DIRECTORY);
+		if (pfd >= 0 && fs_stat_fd(pfd, &pst) == 0 && (pst.st_mode & S_ISGID))
+			o.mode = o.mode & S_ISGID ? o.mode & ~(uint32_t)S_ISGID : o.mode | ACTION_MODE_SGID_CLEARED;
+		if (pfd >= 0)
+			close(pfd);
 		r = action_manifest_add_output(c->m, &o);
 		if (r == 0 && (!existed || whole))
 			r = add_dir_entries(c, fd, rel);

@@ -371,6 +371,8 @@ retype "a file replaced by a directory" 'echo old > e' 'mkdir a && echo 1 > a/f 
 retype "a directory replaced by a file" 'mkdir -p e/s && echo 0 > e/s/f' 'rm -rf e && echo 1 > e'
 retype "a file replaced by a symlink" 'echo old > e' 'rm e && ln -s target e'
 retype "a directory replaced by a symlink" 'mkdir e' 'rmdir e && ln -s target e'
+retype "a handed-down set-group-ID bit kept" 'chmod g+s .' 'mkdir d && mkdir d/e && echo 1 > d/e/f'
+retype "a handed-down set-group-ID bit cleared" 'chmod g+s .' 'mkdir d && chmod g-s d && mkdir d/e && echo 1 > d/e/f'
 
 # ---- a recipe that lists a directory -------------------------------------------
 L=$MNT/list

@@ -574,8 +574,14 @@ static void test_manifest_build(void **state)
 		{ .kind = ACTION_OUT_SYMLINK, .path = "a", .target = "" },
 		{ .kind = ACTION_OUT_REMOVED, .path = "a", .mode = 0644 },
 		{ .kind = ACTION_OUT_DIR, .path = "a", .target = "t" },
+		{ .kind = ACTION_OUT_DIR, .mode = 020000 | 0755, .path = "a" },
+		{ .kind = ACTION_OUT_SYMLINK, .mode = ACTION_MODE_SGID_CLEARED, .path = "a", .target = "t" },
 		{ .kind = 5, .path = "a" },
 	};
+	/* a directory whose handed-down set-group-ID bit the run cleared */
+	action_output sgid = { .kind = ACTION_OUT_DIR, .mode = ACTION_MODE_SGID_CLEARED | 0755, .path = "z" };
+	assert_int_equal(action_manifest_add_output(&m, &sgid), 0);
+	assert_int_equal(m.out[m.nout - 1].mode, ACTION_MODE_SGID_CLEARED | 0755);
 	for (size_t i = 0; i < sizeof(badout) / sizeof(*badout); i++)
 		if (action_manifest_add_output(&m, &badout[i]) != -EINVAL)
 			fail_msg("bad output %zu accepted", i);
