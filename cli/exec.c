@@ -261,9 +261,10 @@ static int digest_path(const char *path, hasher_digest *ret)
 	return r;
 }
 
-/* What the compiler driver cc runs as NAME (`cc -print-prog-name=NAME`),
- * resolved to a real path; a name it does not find stays a bare name. */
-static void driver_prog(const char *cc, const char *name, char *out, size_t size)
+/* What the compiler driver cc runs as NAME (`cc [-B...] -print-prog-name=NAME`,
+ * with the command's own -B options bopts), resolved to a real path; a name
+ * it does not find stays a bare name. */
+static void driver_prog(const char *cc, char *const *bopts, size_t nb, const char *name, char *out, size_t size)
 {
 	snprintf(out, size, "%s", name);
 	int p[2];
@@ -279,7 +280,13 @@ static void driver_prog(const char *cc, const char *name, char *out, size_t size
 			dup2(dn, 0);
 			dup2(dn, 2);
 		}
-		execl(cc, cc, arg, (char *)NULL);
+		char *av[nb + 3];
+		av[0] = (char *)cc;
+		for (size_t i = 0; i < nb; i++)
+			av[i + 1] = bopts[i];
+		av[nb + 1] = arg;
+		av[nb + 2] = NULL;
+		execv(cc, av);
 		_exit(127);
 	}
 	close(p[1]);
@@ -734,6 +741,8 @@ struct lookup_in {
 	int cc;                     /* -1, or 1 for a C++ driver, 0 for C */
 	bool own_digests;           /* the daemon sees other files: hash here */
 	bool progs;                 /* send what the driver runs */
+	char **bopts;               /* the command's -B options (for it) */
+	size_t nb;
 	const hasher_digest *stdin_digest;
 	char **uses;                /* other programs a shell line runs */
 	size_t nuses;
@@ -767,7 +776,7 @@ static int lookup_fields(const struct lookup_in *l, const uint8_t *material, siz
 		const char *names[2] = { l->cc ? "cc1plus" : "cc1", "as" };
 		for (int i = 0; i < 2; i++) {
 			char path[PATH_MAX], spec[PATH_MAX + 64];
-			driver_prog(l->prog, names[i], path, sizeof(path));
+			driver_prog(l->prog, l->bopts, l->nb, names[i], path, sizeof(path));
 			int n = snprintf(spec, sizeof(spec), "%s=%s", names[i], path);
 			if (n < 0 || (size_t)n + 1 + HASHER_DIGEST_LEN > sizeof(spec))
 				return -ENAMETOOLONG;
@@ -984,7 +993,25 @@ static int exec_action(const struct opts *o, char **argv)
 	const char **env = key_env(o, &nenv);
 	mode_t um = umask(0);
 	umask(um);
+	/* -B DIR, -BDIR, --prefix[=]DIR: where the driver looks for cc1 and
+	 * as, like COMPILER_PATH and GCC_EXEC_PREFIX; the driver alone does
+	 * not say what this command runs */
+	char *bopts[64];
+	size_t nb = 0;
+	bool own_progs = cc.is_cc && (getenv("COMPILER_PATH") || getenv("GCC_EXEC_PREFIX"));
+	for (size_t i = 1; cc.is_cc && i < argc; i++) {
+		bool two = !strcmp(argv[i], "-B") || !strcmp(argv[i], "--prefix");
+		if (!two && strncmp(argv[i], "-B", 2) && strncmp(argv[i], "--prefix=", 9))
+			continue;
+		own_progs = true;
+		if (nb + 2 > sizeof(bopts) / sizeof(*bopts))
+			continue; /* (the driver then names other programs: a miss, or an error's key) */
+		bopts[nb++] = argv[i];
+		if (two && i + 1 < argc)
+			bopts[nb++] = argv[++i];
+	}
 	struct lookup_in li = {
+		.bopts = bopts, .nb = nb, .progs = own_progs,
 		.prog = prog, .cwd = cwd, .root = root, .mnt = mnt, .cc = cc.is_cc ? cc.is_cxx : -1,
 		.stdin_digest = sk == STDIN_FILE ? &stdin_digest : NULL,
 		.uses = uses.v, .nuses = uses.n,
@@ -994,7 +1021,8 @@ static int exec_action(const struct opts *o, char **argv)
 			 ((cc.is_cc && cc.compile_only) || sunpro ? CASFS_EXEC_F_CC_DEPS : 0) |
 			 (cc.is_cc && cc.compresses_debug ? CASFS_EXEC_F_HIDES_ROOT : 0) |
 			 /* its depfile and diagnostics name paths as given */
-			 (cc.is_cc && cc.compile_only ? CASFS_EXEC_F_ROOT_TEXT : 0),
+			 (cc.is_cc && cc.compile_only ? CASFS_EXEC_F_ROOT_TEXT : 0) |
+			 (own_progs ? CASFS_EXEC_F_OWN_PROGS : 0),
 	};
 	char text[PATH_MAX + 256];
 	bool asked_where = false;

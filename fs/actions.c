@@ -1323,11 +1323,14 @@ static int action_key(struct req *q, const struct action_req *a, struct casfs_ct
 				tools[n++] = *given;
 				continue;
 			}
-			if (path[0])
+			/* what the driver runs, remembered per driver; not a
+			 * call's own (-B, COMPILER_PATH) */
+			bool own = (a->flags & CASFS_EXEC_F_OWN_PROGS) != 0;
+			if (path[0] && !own)
 				cache_index_kv_put(FS->ix, 'U', key, strlen(key), path, strlen(path));
 			void *val = NULL;
 			size_t vlen;
-			if (!path[0] && cache_index_kv_get(FS->ix, 'U', key, strlen(key), &val, &vlen) == 0 &&
+			if (!path[0] && !own && cache_index_kv_get(FS->ix, 'U', key, strlen(key), &val, &vlen) == 0 &&
 			    vlen < sizeof(path)) {
 				memcpy(path, val, vlen);
 				path[vlen] = '\0';

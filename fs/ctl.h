@@ -206,6 +206,11 @@ struct casfs_exec_stat {
 					     name paths as given, with the
 					     root spelled out: rewritten for
 					     another root on a hit */
+#define CASFS_EXEC_F_OWN_PROGS      0x40u /* the compiler's programs (cc1, as)
+					     the client sends are this
+					     call's own (-B, COMPILER_PATH,
+					     GCC_EXEC_PREFIX): not the
+					     driver's, not to be remembered */
 
 struct casfs_ctl_call {
 	uint32_t proto;       /* CASFS_EXEC_PROTO (EPROTO otherwise) */

@@ -331,6 +331,30 @@ shvar "~ (HOME)" HOME /a /b 'echo ~/lib > o'
 shvar "set -x (PS4)" PS4 'A ' 'B ' 'set -x; : 2> o'
 shvar "set alone prints every variable" CASFS_TEST_ANY 1 2 'set | grep CASFS_TEST_ANY > o'
 
+# ---- an assembler found through -B DIR or COMPILER_PATH is the command's
+mkdir -p "$T/btools" "$MNT/btools"
+echo 'int b(void) { return 1; }' >"$MNT/btools/b.c"
+printf '#!/bin/sh\nexec /usr/bin/as "$@"\n' >"$T/btools/as"
+chmod +x "$T/btools/as"
+bcc() { (cd "$MNT/btools" && rm -f b.o && "$@" "$X" exec -- gcc -O2 -c b.c -o b.o); }
+for how in "-B" "COMPILER_PATH"; do
+    if [ "$how" = -B ]; then run=(env); bopt=(-B"$T/btools/"); else run=(env COMPILER_PATH="$T/btools"); bopt=(); fi
+    bcc2() { (cd "$MNT/btools" && rm -f b.o && "${run[@]}" "$X" exec -- gcc "${bopt[@]}" -O2 -c b.c -o b.o); }
+    printf '#!/bin/sh\n# %s 1\nexec /usr/bin/as "$@"\n' "$how" >"$T/btools/as"
+    bcc2 && bcc2 || fail "$how: compiles"
+    h=$(counter action_hits)
+    printf '#!/bin/sh\n# %s 2\nexec /usr/bin/as "$@"\n' "$how" >"$T/btools/as"
+    bcc2 || fail "$how: compile after the assembler changed"
+    [ "$(counter action_hits)" -eq "$h" ] && ok "$how: an assembler changed there is a miss" ||
+        fail "$how: the changed assembler was a hit"
+    bcc2 || fail "$how: compile again"
+    [ "$(counter action_hits)" -gt "$h" ] && ok "$how: unchanged again: a hit" || fail "$how: unchanged again missed"
+done
+h=$(counter action_hits)
+bcc env && bcc env || fail "plain compiles after -B"
+[ "$(counter action_hits)" -gt "$h" ] && ok "-B: the driver's own programs are still its own afterwards" ||
+    fail "-B: plain compiles after it did not hit"
+
 # ---- an executable script without #!: run by /bin/sh, as execvp and make do
 mkdir -p "$MNT/noshebang"
 printf 'echo generated > out.txt\n' >"$MNT/noshebang/gen"
