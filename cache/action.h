@@ -155,6 +155,9 @@ typedef struct action_key_in {
 #define ACTION_KF_DEPFILE        0x2u /* casfs added -MD -MF to a compile */
 #define ACTION_KF_STDIN_FILE     0x4u /* stdin is a regular file: its digest
 					 is in the key (the daemon's part) */
+#define ACTION_KF_MERGED_STREAMS 0x8u /* stdout and stderr are one open file
+					 (>log 2>&1, a terminal): captured as
+					 one stream, in the order written */
 
 /* Serializes the key material into a malloc'd byte string (length-prefixed
  * fields, so no two different inputs serialize alike; env sorted; the cwd

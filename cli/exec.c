@@ -25,7 +25,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <linux/kcmp.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -485,12 +487,29 @@ static void exec_prog(const char *prog, char **argv)
 	errno = ENOEXEC;
 }
 
+/* Whether stdout and stderr are one open file (>log 2>&1, one terminal):
+ * then what the command writes to them is one stream, in its order. */
+static bool streams_merged(void)
+{
+	pid_t self = getpid();
+	long r = syscall(SYS_kcmp, self, self, KCMP_FILE, 1, 2);
+	if (r == 0 || r > 0)
+		return r == 0;
+	/* no kcmp: the same file, either way a regular file appended or a
+	 * terminal, is one stream as far as its reader can tell */
+	struct stat a, b;
+	return fstat(1, &a) == 0 && fstat(2, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+	       a.st_rdev == b.st_rdev;
+}
+
+/* Runs the command; with capture its stdout and stderr (merged: one
+ * stream, into out) pass through pipes into out and err. */
 static int run(const char *prog, char **argv, struct capture *out, struct capture *err, bool capture,
-	       bool null_stdin, bool *outlived)
+	       bool merged, bool null_stdin, bool *outlived)
 {
 	int po[2] = { -1, -1 }, pe[2] = { -1, -1 };
 	*outlived = false;
-	if (capture && (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0))
+	if (capture && (pipe2(po, O_CLOEXEC) < 0 || (!merged && pipe2(pe, O_CLOEXEC) < 0)))
 		capture = false;
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -500,7 +519,7 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 	if (pid == 0) {
 		if (capture) {
 			dup2(po[1], 1);
-			dup2(pe[1], 2);
+			dup2(merged ? po[1] : pe[1], 2);
 		}
 		if (null_stdin) {
 			int dn = open("/dev/null", O_RDONLY);
@@ -520,9 +539,10 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 	sigaction(SIGQUIT, &sa, NULL);
 	if (capture) {
 		close(po[1]);
-		close(pe[1]);
+		if (!merged)
+			close(pe[1]);
 		struct pollfd pf[2] = { { .fd = po[0], .events = POLLIN }, { .fd = pe[0], .events = POLLIN } };
-		int open_n = 2;
+		int open_n = merged ? 1 : 2;
 		char buf[65536];
 		while (open_n) {
 			if (poll(pf, 2, -1) < 0) {
@@ -993,6 +1013,7 @@ static int exec_action(const struct opts *o, char **argv)
 	const char **env = key_env(o, &nenv);
 	mode_t um = umask(0);
 	umask(um);
+	bool merged = streams_merged();
 	/* -B DIR, -BDIR, --prefix[=]DIR: where the driver looks for cc1 and
 	 * as, like COMPILER_PATH and GCC_EXEC_PREFIX; the driver alone does
 	 * not say what this command runs */
@@ -1031,7 +1052,8 @@ static int exec_action(const struct opts *o, char **argv)
 			.root = root, .cwd = cwd, .argv = (const char *const *)argv, .argc = argc, .env = env,
 			.nenv = nenv, .umask = um,
 			.flags = (o->cache_failures ? ACTION_KF_CACHE_FAILURES : 0) | (inject ? ACTION_KF_DEPFILE : 0) |
-				 (sk == STDIN_FILE ? ACTION_KF_STDIN_FILE : 0),
+				 (sk == STDIN_FILE ? ACTION_KF_STDIN_FILE : 0) |
+				 (merged ? ACTION_KF_MERGED_STREAMS : 0),
 		};
 		uint8_t *material = NULL;
 		size_t mlen = 0;
@@ -1159,7 +1181,7 @@ static int exec_action(const struct opts *o, char **argv)
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	/* a build step reads no terminal: under the cache it gets none */
-	int status = run(prog, run_argv, &out, &err, traced, traced && sk == STDIN_TTY, &outlived);
+	int status = run(prog, run_argv, &out, &err, traced, merged, traced && sk == STDIN_TTY, &outlived);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (status < 0) {
 		if (depfile[0])

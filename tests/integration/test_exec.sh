@@ -429,6 +429,20 @@ rc2=$?
 cmp -s "$T/o1" "$T/o2" && cmp -s "$T/e1" "$T/e2" && ok "replay: stdout and stderr byte for byte" ||
     fail "replay: streams differ"
 [ "$(cat "$E/o.txt")" = made ] && ok "replay: its output restored" || fail "replay: o.txt not restored"
+# stdout and stderr into one file (>log 2>&1): one stream, in the order written
+LINE='for i in 1 2 3; do echo out$i; echo err$i >&2; done; echo made > m.txt'
+h=$(counter action_hits)
+for i in 1 2; do rm -f "$E/m.txt"; cx "$E" -- sh -c "$LINE" >"$T/merged$i" 2>&1; done
+[ $(($(counter action_hits) - h)) -eq 1 ] && ok "one file for both streams: a hit" || fail "one file for both streams: no hit"
+(cd "$E" && sh -c "$LINE") >"$T/merged0" 2>&1
+cmp -s "$T/merged0" "$T/merged1" && cmp -s "$T/merged0" "$T/merged2" &&
+    ok "one file for both streams: the run and the hit keep the order written" ||
+    fail "one file for both streams: '$(tr '\n' ' ' <"$T/merged2")' against '$(tr '\n' ' ' <"$T/merged0")'"
+rm -f "$E/m.txt"
+cx "$E" -- sh -c "$LINE" >"$T/apart.out" 2>"$T/apart.err"
+[ "$(cat "$T/apart.err")" = "$(printf 'err1\nerr2\nerr3')" ] && [ "$(head -n 1 "$T/apart.out")" = out1 ] &&
+    ok "two files for the streams: each gets its own (another key than one file)" ||
+    fail "two files for the streams: stdout '$(cat "$T/apart.out")', stderr '$(cat "$T/apart.err")'"
 u=$(counter uncacheable_failed)
 cx "$E" -- sh -c 'exit 4'
 cx "$E" -- sh -c 'exit 4'
