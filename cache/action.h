@@ -155,9 +155,6 @@ typedef struct action_key_in {
 #define ACTION_KF_DEPFILE        0x2u /* casfs added -MD -MF to a compile */
 #define ACTION_KF_STDIN_FILE     0x4u /* stdin is a regular file: its digest
 					 is in the key (the daemon's part) */
-#define ACTION_KF_MERGED_STREAMS 0x8u /* stdout and stderr are one open file
-					 (>log 2>&1, a terminal): captured as
-					 one stream, in the order written */
 
 /* Serializes the key material into a malloc'd byte string (length-prefixed
  * fields, so no two different inputs serialize alike; env sorted; the cwd
@@ -257,7 +254,10 @@ typedef struct action_stream {
 					   action_root_rewrite at another root */
 #define ACTION_F_STDIN_EOF 0x4u /* the run read its stdin (a regular file) to
 				   its end: a hit leaves it there too */
-#define ACTION_F_ALL (ACTION_F_EMBEDS_ROOT | ACTION_F_STREAMS_ROOT_TEXT | ACTION_F_STDIN_EOF)
+#define ACTION_F_MERGED_STREAMS 0x8u /* stdout and stderr were one open file
+					(>log 2>&1, a terminal): out_stdout
+					holds both, in the order written */
+#define ACTION_F_ALL (ACTION_F_EMBEDS_ROOT | ACTION_F_STREAMS_ROOT_TEXT | ACTION_F_STDIN_EOF | ACTION_F_MERGED_STREAMS)
 
 struct action_seen;
 

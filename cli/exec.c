@@ -1043,7 +1043,7 @@ static int exec_action(const struct opts *o, char **argv)
 			 (cc.is_cc && cc.compresses_debug ? CASFS_EXEC_F_HIDES_ROOT : 0) |
 			 /* its depfile and diagnostics name paths as given */
 			 (cc.is_cc && cc.compile_only ? CASFS_EXEC_F_ROOT_TEXT : 0) |
-			 (own_progs ? CASFS_EXEC_F_OWN_PROGS : 0),
+			 (own_progs ? CASFS_EXEC_F_OWN_PROGS : 0) | (merged ? CASFS_EXEC_F_MERGED_STREAMS : 0),
 	};
 	char text[PATH_MAX + 256];
 	bool asked_where = false;
@@ -1052,8 +1052,7 @@ static int exec_action(const struct opts *o, char **argv)
 			.root = root, .cwd = cwd, .argv = (const char *const *)argv, .argc = argc, .env = env,
 			.nenv = nenv, .umask = um,
 			.flags = (o->cache_failures ? ACTION_KF_CACHE_FAILURES : 0) | (inject ? ACTION_KF_DEPFILE : 0) |
-				 (sk == STDIN_FILE ? ACTION_KF_STDIN_FILE : 0) |
-				 (merged ? ACTION_KF_MERGED_STREAMS : 0),
+				 (sk == STDIN_FILE ? ACTION_KF_STDIN_FILE : 0),
 		};
 		uint8_t *material = NULL;
 		size_t mlen = 0;

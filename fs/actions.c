@@ -1164,6 +1164,17 @@ static size_t *restore_order(const action_manifest *m)
 
 /* ---- LOOKUP ----------------------------------------------------------------- */
 
+/* Whether m's streams replay as a run would write them now, stdout and
+ * stderr being one file (merged) or not: a run recorded with them apart
+ * replays into one file in order only when one of them was empty; one
+ * recorded into one file cannot be split, unless it wrote nothing. */
+static bool streams_fit(const action_manifest *m, bool merged)
+{
+	if (m->flags & ACTION_F_MERGED_STREAMS)
+		return merged || m->out_stdout.size == 0;
+	return !merged || m->out_stdout.size == 0 || m->out_stderr.size == 0;
+}
+
 
 /* Why output o of m cannot be restored as a fresh run would leave it, or
  * NULL.  A hit replaces the name; a fresh run that opens it truncating
@@ -1467,7 +1478,7 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 				.mount_abs_len = strlen(a.root_abs) - (rl ? rl + 1 : 0) };
 	ssize_t first_diff = -2;
 	size_t first_m = 0;
-	bool relocation_needed = false;
+	bool relocation_needed = false, streams_apart = false;
 	const char *blocked = NULL, *blocked_out = NULL; /* an output in the way */
 	for (size_t i = 0; i < rec.n; i++) {
 		action_manifest *m = &rec.m[i];
@@ -1478,6 +1489,10 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 				first_diff = d;
 				first_m = i;
 			}
+			continue;
+		}
+		if (!streams_fit(m, (a.flags & CASFS_EXEC_F_MERGED_STREAMS) != 0)) {
+			streams_apart = true;
 			continue;
 		}
 		const char *why = NULL;
@@ -1586,6 +1601,10 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 	else if (blocked)
 		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but its output %s %s", blocked_out,
 			  blocked);
+	else if (streams_apart)
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: a recorded run matches, but it wrote both stdout and stderr "
+			  "with them %s, and they are %s now", (a.flags & CASFS_EXEC_F_MERGED_STREAMS) ? "apart" : "one file",
+			  (a.flags & CASFS_EXEC_F_MERGED_STREAMS) ? "one file" : "apart");
 	else if (first_diff >= 0) {
 		const action_input *in = &rec.m[first_m].in[first_diff];
 		resp_text(cf, CASFS_T_EXPLAIN, "miss: %s%s%s (%s) differs from the recorded run",
@@ -2175,6 +2194,8 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 			m.flags |= ACTION_F_STREAMS_ROOT_TEXT;
 		if (e.stdin_eof)
 			m.flags |= ACTION_F_STDIN_EOF;
+		if (cf->flags & CASFS_EXEC_F_MERGED_STREAMS)
+			m.flags |= ACTION_F_MERGED_STREAMS;
 		m.root_at_record = strdup(cf->root_abs);
 		action_record rec = { 0 };
 		void *val = NULL;

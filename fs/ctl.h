@@ -206,6 +206,8 @@ struct casfs_exec_stat {
 					     name paths as given, with the
 					     root spelled out: rewritten for
 					     another root on a hit */
+#define CASFS_EXEC_F_MERGED_STREAMS 0x80u /* stdout and stderr are one open
+					     file: captured as one stream */
 #define CASFS_EXEC_F_OWN_PROGS      0x40u /* the compiler's programs (cc1, as)
 					     the client sends are this
 					     call's own (-B, COMPILER_PATH,

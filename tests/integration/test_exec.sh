@@ -439,10 +439,19 @@ cmp -s "$T/merged0" "$T/merged1" && cmp -s "$T/merged0" "$T/merged2" &&
     ok "one file for both streams: the run and the hit keep the order written" ||
     fail "one file for both streams: '$(tr '\n' ' ' <"$T/merged2")' against '$(tr '\n' ' ' <"$T/merged0")'"
 rm -f "$E/m.txt"
+h=$(counter action_hits)
 cx "$E" -- sh -c "$LINE" >"$T/apart.out" 2>"$T/apart.err"
 [ "$(cat "$T/apart.err")" = "$(printf 'err1\nerr2\nerr3')" ] && [ "$(head -n 1 "$T/apart.out")" = out1 ] &&
-    ok "two files for the streams: each gets its own (another key than one file)" ||
+    [ "$(counter action_hits)" -eq "$h" ] &&
+    ok "two files for the streams: a run recorded into one file is not split (a miss)" ||
     fail "two files for the streams: stdout '$(cat "$T/apart.out")', stderr '$(cat "$T/apart.err")'"
+# a run that wrote one stream only replays into either
+LINE1='echo only-out; echo made > m1.txt'
+rm -f "$E/m1.txt" && cx "$E" -- sh -c "$LINE1" >"$T/one.out" 2>"$T/one.err"
+h=$(counter action_hits)
+rm -f "$E/m1.txt" && cx "$E" -- sh -c "$LINE1" >"$T/one.both" 2>&1
+[ "$(counter action_hits)" -gt "$h" ] && [ "$(cat "$T/one.both")" = only-out ] &&
+    ok "one stream written: recorded apart, a hit into one file" || fail "one stream written: '$(cat "$T/one.both")'"
 u=$(counter uncacheable_failed)
 cx "$E" -- sh -c 'exit 4'
 cx "$E" -- sh -c 'exit 4'

@@ -1001,7 +1001,7 @@ static void test_manifest_grammar_refusals(void **state)
 	REFUSED("newer version", b[OFF_VERSION] = ACTION_MANIFEST_VERSION + 1, -EPROTO);
 	REFUSED("version 0", b[OFF_VERSION] = 0, -EBADMSG);
 	REFUSED("reserved byte", b[OFF_VERSION + 1] = 1, -EBADMSG);
-	REFUSED("unknown flag", b[OFF_FLAGS] = 0x8, -EBADMSG);
+	REFUSED("unknown flag", b[OFF_FLAGS] = 0x10, -EBADMSG);
 	REFUSED("exit 256", b[OFF_EXIT + 1] = 1, -EBADMSG);
 	REFUSED("root not absolute", b[OFF_ROOT + 4] = 'x', -EBADMSG);
 	REFUSED("NUL in root", b[OFF_ROOT + 6] = 0, -EBADMSG);
