@@ -554,6 +554,15 @@ void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t new
 		moved_source(&q, p, pfd, name);
 		if (flags & RENAME_EXCHANGE)
 			moved_source(&q, np, npfd, newname);
+		/* a directory renamed over must be empty: the run saw that it
+		 * was (a fresh run where it is not fails with ENOTEMPTY) */
+		struct stat vst;
+		ino_node *vn;
+		if (v.fd >= 0 && fstat(v.fd, &vst) == 0 && S_ISDIR(vst.st_mode) &&
+		    (vn = ino_table_find_ref(FS->tbl, vst.st_dev, vst.st_ino))) {
+			trace_listed(session_trace(q.sess), vn, v.fd);
+			ino_node_unref(FS->tbl, vn);
+		}
 	}
 	int rc, e;
 	if (FS->sb) { /* fast sandboxes: their directories, renames across filesystems */

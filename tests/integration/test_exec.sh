@@ -389,6 +389,14 @@ retype() { # NAME SETUP CMD
         fail "$name: hit '$(echo $hit)' fresh '$(echo $fresh)'"
 }
 retype "a directory renamed over an empty one" 'mkdir e' 'mkdir d && echo 1 > d/x && mv -T d e'
+# recorded over an empty directory, run where it is not: mv fails as it would
+rm -rf "$W" && mkdir -p "$W/e" && cx "$W" -- sh -c 'mkdir d && echo 1 > d/x && mv -T d e' || fail "mv -T: record"
+rm -rf "$W" && mkdir -p "$W/e" && touch "$W/e/keep"
+cx "$W" -- sh -c 'mkdir d && echo 1 > d/x && mv -T d e' 2>/dev/null
+rc=$?
+[ $rc -ne 0 ] && [ -e "$W/e/keep" ] && [ ! -e "$W/e/x" ] &&
+    ok "a directory renamed over one that is no longer empty: fails as a fresh run does" ||
+    fail "a directory renamed over one that is no longer empty: exit $rc, $(cd "$W" && find . | sort | tr '\n' ' ')"
 retype "a build directory replaced whole" 'mkdir -p out/old && echo 0 > out/old/f' \
     'mkdir tmp && echo 1 > tmp/x && rm -rf out && mv tmp out'
 retype "a file replaced by a directory" 'echo old > e' 'mkdir a && echo 1 > a/f && mkdir d && echo 1 > d/x && rm e && mv d e'
