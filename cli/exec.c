@@ -698,6 +698,35 @@ static const char *cc_output_outside(char **argv, const char *cwd, const char *m
 	return NULL;
 }
 
+/* A file of options a compiler driver reads that is not on the mount (so
+ * not traced): @FILE (a response file), -specs=FILE.  Its path in buf, or
+ * NULL. */
+static const char *cc_options_outside(char **argv, const char *cwd, const char *mnt, char *buf, size_t size)
+{
+	size_t ml = strlen(mnt);
+	for (size_t i = 1; argv[i]; i++) {
+		const char *f = NULL;
+		if (argv[i][0] == '@')
+			f = argv[i] + 1;
+		else if (!strncmp(argv[i], "-specs=", 7) || !strncmp(argv[i], "--specs=", 8))
+			f = strchr(argv[i], '=') + 1;
+		else if ((!strcmp(argv[i], "-specs") || !strcmp(argv[i], "--specs")) && argv[i + 1])
+			f = argv[++i];
+		if (!f || !*f)
+			continue;
+		char abs[PATH_MAX], real[PATH_MAX];
+		/* a specs name that is no path: searched in the compiler's own
+		 * directories, outside the mount */
+		if (snprintf(abs, sizeof(abs), "%s%s%s", f[0] == '/' ? "" : cwd, f[0] == '/' ? "" : "/", f) >=
+			    (int)sizeof(abs) ||
+		    !realpath(abs, real) || strncmp(real, mnt, ml) || (real[ml] != '/' && real[ml] != '\0')) {
+			snprintf(buf, size, "%s", f);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
 /* The command cannot be cached: says why (counted by the daemon), then
  * runs it as it is.  Returns only when it cannot be run. */
 static int run_uncached(struct ctl *c, const struct opts *o, const char *prog, char **argv, const char *reason,
@@ -948,6 +977,12 @@ static int exec_action(const struct opts *o, char **argv)
 		for (size_t i = 1; i < argc; i++)
 			reads_stdin |= !strcmp(argv[i], "-") || !strcmp(argv[i], "/dev/stdin");
 		char where[PATH_MAX];
+		const char *opts_file = cc_options_outside(argv, cwd, mnt, where, sizeof(where));
+		if (opts_file) {
+			char because[PATH_MAX + 64];
+			snprintf(because, sizeof(because), "it reads options from %s, outside the mount", opts_file);
+			return run_uncached(&c, o, prog, argv, "unknown_input", because);
+		}
 		const char *outside = cc_output_outside(argv, cwd, mnt, where, sizeof(where));
 		if (outside) {
 			char because[PATH_MAX + 64];
@@ -1030,6 +1065,21 @@ static int exec_action(const struct opts *o, char **argv)
 		bopts[nb++] = argv[i];
 		if (two && i + 1 < argc)
 			bopts[nb++] = argv[++i];
+	}
+	/* a link whose programs are found through -B or COMPILER_PATH: the
+	 * collect2 and ld it runs are the command's, in its key */
+	if (link && own_progs) {
+		if (!uses.v && !(uses.v = calloc(CASFS_EXEC_MAX_USES, sizeof(*uses.v))))
+			return run_uncached(&c, o, prog, argv, "out_of_memory", "out of memory");
+		static const char *const linkers[] = { "collect2", "ld" };
+		for (size_t i = 0; i < 2; i++) {
+			char path[PATH_MAX];
+			driver_prog(prog, bopts, nb, linkers[i], path, sizeof(path));
+			if (path[0] == '/')
+				use_name(&uses, path);
+		}
+		if (uses.over || uses.oom)
+			return run_uncached(&c, o, prog, argv, "unknown_input", "its linker could not be keyed");
 	}
 	struct lookup_in li = {
 		.bopts = bopts, .nb = nb, .progs = own_progs,

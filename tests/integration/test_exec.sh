@@ -350,6 +350,30 @@ for how in "-B" "COMPILER_PATH"; do
     bcc2 || fail "$how: compile again"
     [ "$(counter action_hits)" -gt "$h" ] && ok "$how: unchanged again: a hit" || fail "$how: unchanged again missed"
 done
+# a link: the ld found through -B is the command's too
+printf 'int b(void);\nint main(void) { return b(); }\n' >"$MNT/btools/m.c"
+(cd "$MNT/btools" && gcc -c m.c -o m.o && gcc -c b.c -o b.o) || fail "-B link: objects"
+printf '#!/bin/sh\n# 1\nexec /usr/bin/ld "$@"\n' >"$T/btools/ld"
+chmod +x "$T/btools/ld"
+blink() { (cd "$MNT/btools" && rm -f prog && "$X" exec -- gcc -B"$T/btools/" m.o b.o -o prog); }
+blink && blink || fail "-B link: links"
+h=$(counter action_hits)
+printf '#!/bin/sh\n# 2\nexec /usr/bin/ld "$@"\n' >"$T/btools/ld"
+blink || fail "-B link: link after ld changed"
+[ "$(counter action_hits)" -eq "$h" ] && ok "-B: a linker changed there is a miss" || fail "-B: the changed linker was a hit"
+rm "$T/btools/ld"
+# options from a file: on the mount its read is traced, elsewhere not cached
+echo '-DV=1' >"$MNT/btools/opts" && echo '-DV=1' >"$T/btools/opts"
+echo 'int v(void) { return V; }' >"$MNT/btools/v.c"
+u=$(counter uncacheable_unknown_input)
+(cd "$MNT/btools" && "$X" exec -- gcc @"$T/btools/opts" -c v.c -o v.o) || fail "@file outside: compile"
+check_eq "options from a file outside the mount: not cached" 1 "$(($(counter uncacheable_unknown_input) - u))"
+for i in 1 2; do (cd "$MNT/btools" && "$X" exec -- gcc @opts -c v.c -o v.o) || fail "@file: compile $i"; done
+h=$(counter action_hits)
+echo '-DV=2' >"$MNT/btools/opts"
+(cd "$MNT/btools" && "$X" exec -- gcc @opts -c v.c -o v.o) || fail "@file: compile after the change"
+[ "$(counter action_hits)" -eq "$h" ] && ok "options from a file on the mount: a change there is a miss" ||
+    fail "@file on the mount: the changed options were a hit"
 h=$(counter action_hits)
 bcc env && bcc env || fail "plain compiles after -B"
 [ "$(counter action_hits)" -gt "$h" ] && ok "-B: the driver's own programs are still its own afterwards" ||
