@@ -487,19 +487,23 @@ static void exec_prog(const char *prog, char **argv)
 	errno = ENOEXEC;
 }
 
-/* Whether stdout and stderr are one open file (>log 2>&1, one terminal):
- * then what the command writes to them is one stream, in its order. */
-static bool streams_merged(void)
+enum streams { STREAMS_APART, STREAMS_ONE, STREAMS_CLASH };
+
+/* How stdout and stderr relate.  One open file (>log 2>&1, one terminal),
+ * or one file opened twice for appending (>>log 2>>log): what the command
+ * writes to them is one stream, in its order.  One file opened twice
+ * otherwise (>log 2>log): each overwrites the other at its own offset, which
+ * no replay reproduces (CLASH).  Else apart. */
+static enum streams streams_of(void)
 {
-	pid_t self = getpid();
-	long r = syscall(SYS_kcmp, self, self, KCMP_FILE, 1, 2);
-	if (r == 0 || r > 0)
-		return r == 0;
-	/* no kcmp: the same file, either way a regular file appended or a
-	 * terminal, is one stream as far as its reader can tell */
 	struct stat a, b;
-	return fstat(1, &a) == 0 && fstat(2, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
-	       a.st_rdev == b.st_rdev;
+	if (fstat(1, &a) < 0 || fstat(2, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		return STREAMS_APART;
+	pid_t self = getpid();
+	if (syscall(SYS_kcmp, self, self, KCMP_FILE, 1, 2) == 0 || !S_ISREG(a.st_mode))
+		return STREAMS_ONE; /* (a terminal or pipe opened twice reads as one) */
+	int f1 = fcntl(1, F_GETFL), f2 = fcntl(2, F_GETFL);
+	return f1 >= 0 && f2 >= 0 && (f1 & O_APPEND) && (f2 & O_APPEND) ? STREAMS_ONE : STREAMS_CLASH;
 }
 
 /* Runs the command; with capture its stdout and stderr (merged: one
@@ -1048,7 +1052,12 @@ static int exec_action(const struct opts *o, char **argv)
 	const char **env = key_env(o, &nenv);
 	mode_t um = umask(0);
 	umask(um);
-	bool merged = streams_merged();
+	enum streams streams = streams_of();
+	bool merged = streams == STREAMS_ONE;
+	if (streams == STREAMS_CLASH)
+		return run_uncached(&c, o, prog, argv, "unknown_input",
+				    "its stdout and stderr are one file opened twice, not for appending "
+				    "(>log 2>log: use >log 2>&1)");
 	/* -B DIR, -BDIR, --prefix[=]DIR: where the driver looks for cc1 and
 	 * as, like COMPILER_PATH and GCC_EXEC_PREFIX; the driver alone does
 	 * not say what this command runs */

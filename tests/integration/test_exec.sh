@@ -477,6 +477,16 @@ cx "$E" -- sh -c "$LINE" >"$T/apart.out" 2>"$T/apart.err"
     [ "$(counter action_hits)" -eq "$h" ] &&
     ok "two files for the streams: a run recorded into one file is not split (a miss)" ||
     fail "two files for the streams: stdout '$(cat "$T/apart.out")', stderr '$(cat "$T/apart.err")'"
+# one file opened twice for appending (>>log 2>>log): one stream too
+rm -f "$T/app0" "$T/app1" "$T/app2"
+(cd "$E" && sh -c "$LINE") >>"$T/app0" 2>>"$T/app0"
+for i in 1 2; do rm -f "$E/m.txt"; cx "$E" -- sh -c "$LINE" >>"$T/app$i" 2>>"$T/app$i"; done
+cmp -s "$T/app0" "$T/app1" && cmp -s "$T/app0" "$T/app2" && ok ">>log 2>>log: the order written" ||
+    fail ">>log 2>>log: '$(tr '\n' ' ' <"$T/app2")' against '$(tr '\n' ' ' <"$T/app0")'"
+# opened twice, not for appending (>log 2>log): not reproducible by a replay
+u=$(counter uncacheable_unknown_input)
+rm -f "$E/m.txt"; cx "$E" -- sh -c "$LINE" >"$T/clash" 2>"$T/clash"
+check_eq ">log 2>log: not cached" 1 "$(($(counter uncacheable_unknown_input) - u))"
 # a run that wrote one stream only replays into either
 LINE1='echo only-out; echo made > m1.txt'
 rm -f "$E/m1.txt" && cx "$E" -- sh -c "$LINE1" >"$T/one.out" 2>"$T/one.err"
