@@ -400,9 +400,12 @@ static int find_root(const struct opts *o, const char *cwd, const char *mnt, cha
 
 static bool env_relevant(const struct opts *o, const char *name, char **list_buf, const char ***list)
 {
-	for (size_t i = 0; i < o->nenv_extra; i++) /* "*": a line that prints them all */
+	for (size_t i = 0; i < o->nenv_extra; i++) /* "*": a line that may read any */
 		if (strcmp(o->env_extra[i], name) == 0 || strcmp(o->env_extra[i], "*") == 0)
 			return true;
+	/* bash imports exported functions: a line's command may be one */
+	if (o->shell_line && !strncmp(name, "BASH_FUNC_", 10))
+		return true;
 	if (!*list) {
 		const char *over = getenv("CASFS_EXEC_ENV");
 		if (over) {

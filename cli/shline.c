@@ -115,61 +115,108 @@ static bool has_word(const char *line, const char *w, const char **after)
 	return false;
 }
 
+/* Whether the line reads variables by names it builds or evaluates (so
+ * any variable): eval, bash's arithmetic ([[ ]], (( )), let, names in
+ * $((...)), which it evaluates again), ${!NAME} and ${!PREFIX@},
+ * substrings and subscripts (arithmetic too). */
+static bool reads_any(const char *line, const char *bare)
+{
+	const char *after;
+	if (has_word(bare, "eval", &after) || has_word(bare, "let", &after) || strstr(line, "[[") ||
+	    strstr(line, "((") || strstr(line, "${!"))
+		return true;
+	for (const char *p = strstr(line, "${"); p; p = strstr(p + 2, "${")) {
+		size_t l = ident_len(p + 2);
+		/* ${N:2} and ${N[i]}; not ${N:-word}, ${N:=w}, ${N:?w}, ${N:+w} */
+		if (l && ((p[2 + l] == ':' && !strchr("-=?+", p[3 + l])) || p[2 + l] == '['))
+			return true;
+	}
+	return false;
+}
+
+/* Whether the line prints every variable: set, export, readonly, declare
+ * or typeset alone or with -p; env or printenv with nothing but options
+ * and NAME=VALUE words (no command to run).  bare: the line without
+ * quotes and backslashes, as the shell reads the words. */
+static bool prints_all(const char *bare)
+{
+	static const char *const all[] = { "set", "export", "readonly", "declare", "typeset" };
+	const char *after;
+	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
+		for (const char *p = bare; has_word(p, all[i], &after); p = after) {
+			if (!*after || strchr(";|&<>)", *after) || !strncmp(after, "-p", 2))
+				return true;
+			if (after == p)
+				break;
+		}
+	static const char *const envs[] = { "env", "printenv" };
+	for (size_t i = 0; i < 2; i++)
+		for (const char *p = bare; has_word(p, envs[i], &after); p = after) {
+			const char *w = after;
+			/* options and assignments, then a command or the end */
+			while (*w && !strchr(";|&<>)", *w)) {
+				size_t wl = strcspn(w, " \t;|&<>)");
+				size_t il = ident_len(w);
+				if (w[0] != '-' && !(il && w[il] == '='))
+					break;
+				/* env -u NAME, -C DIR: an option with its argument */
+				bool arg = wl == 2 && (!strncmp(w, "-u", 2) || !strncmp(w, "-C", 2));
+				w += wl;
+				while (*w == ' ' || *w == '\t')
+					w++;
+				if (arg && *w && !strchr(";|&<>)", *w)) {
+					w += strcspn(w, " \t;|&<>)");
+					while (*w == ' ' || *w == '\t')
+						w++;
+				}
+			}
+			if (!*w || strchr(";|&<>)", *w))
+				return true;
+			if (after == p)
+				break;
+		}
+	return false;
+}
+
 void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg)
 {
+	/* the words as the shell sees them once quotes are gone */
+	char bare[4096];
+	size_t bl = 0;
+	for (const char *p = line; *p && bl + 1 < sizeof(bare); p++)
+		if (*p != '\'' && *p != '"' && *p != '\\')
+			bare[bl++] = *p;
+	bare[bl] = '\0';
+	if (strlen(line) >= sizeof(bare) || reads_any(line, bare) || prints_all(bare)) {
+		fn(arg, "*");
+		return;
+	}
 	for (const char *p = strchr(line, '$'); p; p = strchr(p, '$')) {
 		p++;
 		if (*p == '{') {
 			p++;
-			if (*p == '#' || *p == '!') /* ${#NAME}, ${!NAME} */
+			if (*p == '#') /* ${#NAME} */
 				p++;
 		}
 		size_t l = ident_len(p);
 		call_with(p, l, fn, arg);
 		p += l;
 	}
-	/* names in arithmetic need no $: $((N + 1)) */
-	for (const char *p = strstr(line, "$(("); p; p = strstr(p, "$((")) {
-		int depth = 0;
-		for (p += 3; *p && !(depth == 0 && p[0] == ')' && p[1] == ')'); p++) {
-			depth += *p == '(';
-			depth -= *p == ')';
-			size_t l = p[-1] != '$' && !(p[-1] >= '0' && p[-1] <= '9') && !var_start(p[-1]) ? ident_len(p) : 0;
-			call_with(p, l, fn, arg);
-			if (l)
-				p += l - 1;
-		}
-	}
+	/* what the shell reads at its start, or for its own work, whatever
+	 * the line: startup files and options, field splitting, the time
+	 * builtin's format, glob exclusions, the trace's prefix */
+	static const char *const always[] = { "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "POSIXLY_CORRECT",
+					      "IFS", "TIMEFORMAT", "GLOBIGNORE", "PS4" };
+	for (size_t i = 0; i < sizeof(always) / sizeof(*always); i++)
+		fn(arg, always[i]);
 	/* what the shell reads without a $ in the line */
 	const char *after;
 	if (strchr(line, '~'))
 		fn(arg, "HOME");
-	if (has_word(line, "cd", &after) || has_word(line, "pushd", &after) || has_word(line, "popd", &after)) {
+	if (has_word(bare, "cd", &after) || has_word(bare, "pushd", &after) || has_word(bare, "popd", &after)) {
 		fn(arg, "CDPATH");
 		fn(arg, "HOME");
 		fn(arg, "OLDPWD");
-	}
-	/* set -x, sh -ex, set -o xtrace: the trace's prefix */
-	bool xtrace = strstr(line, "xtrace") != NULL;
-	for (const char *p = line; *p && !xtrace; p++)
-		if ((*p == '-' || *p == '+') && (p == line || p[-1] == ' ' || p[-1] == '\t')) {
-			size_t l = 1;
-			while ((p[l] >= 'a' && p[l] <= 'z') || (p[l] >= 'A' && p[l] <= 'Z'))
-				xtrace |= p[l++] == 'x';
-		}
-	if (xtrace)
-		fn(arg, "PS4");
-	/* commands that print every variable: "*" */
-	static const char *const all[] = { "set", "export", "readonly", "declare", "typeset", "env", "printenv" };
-	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++) {
-		for (const char *p = line; has_word(p, all[i], &after); p = after) {
-			if (!*after || strchr(";|&<>)", *after) || !strncmp(after, "-p", 2)) {
-				fn(arg, "*");
-				return;
-			}
-			if (after == p)
-				break;
-		}
 	}
 }
 

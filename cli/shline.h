@@ -32,12 +32,15 @@ bool shline_builtin(const char *word);
 void shline_names(const char *line, void (*fn)(void *arg, const char *name), void *arg);
 
 /* Calls fn for the name of every variable the line may expand: $NAME,
- * ${NAME...}, ${#NAME}, names in $((...)) (NAME: a letter or '_', then
- * letters, digits, '_'; at most 255 bytes), wherever they appear (quotes
- * and escapes are not interpreted, so this may name more than the shell
- * expands, never fewer); and those the shell reads without a $: HOME for a
- * ~, CDPATH, HOME and OLDPWD for cd/pushd/popd, PS4 for an option word
- * with x (set -x, sh -ex) or xtrace.  A command that prints every variable
- * (set, export, readonly, declare, typeset, env or printenv alone or with
- * -p) gives "*", and nothing after it. */
+ * ${NAME...}, ${#NAME} (NAME: a letter or '_', then letters, digits, '_';
+ * at most 255 bytes), wherever they appear (quotes and escapes are not
+ * interpreted, so this may name more than the shell expands, never fewer);
+ * those the shell reads without a $ in the line: HOME for a ~, CDPATH, HOME
+ * and OLDPWD for cd/pushd/popd; and those every shell may read for any line
+ * (BASH_ENV, ENV, SHELLOPTS, BASHOPTS, POSIXLY_CORRECT, IFS, TIMEFORMAT,
+ * GLOBIGNORE, PS4).  A line that can read any variable gives "*" alone:
+ * one that prints them all (set, export, readonly, declare, typeset alone
+ * or with -p; env or printenv with no command; quotes removed first), or
+ * builds or evaluates names (eval, let, [[, ((, $((...)), ${!...},
+ * ${NAME:offset}, ${NAME[...]}), or a line longer than 4095 bytes. */
 void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg);

@@ -111,32 +111,57 @@ static void test_names(void **state)
 	assert_string_equal(out, "");
 }
 
+/* collect, without the names every line has (shline_vars' "always") */
+static const char *const always = "|BASH_ENV|ENV|SHELLOPTS|BASHOPTS|POSIXLY_CORRECT|IFS|TIMEFORMAT|GLOBIGNORE|PS4|";
+
+static void collect_own(void *arg, const char *name)
+{
+	char probe[64];
+	snprintf(probe, sizeof(probe), "|%s|", name);
+	if (!strstr(always, probe))
+		collect(arg, name);
+}
+
 static void test_vars(void **state)
 {
 	static const struct {
 		const char *line, *want;
 	} cases[] = {
-		{ "echo $A ${B_2} ${C:-x} $$ $1 $@ $? \"$D\" '$E' \\$F $ ${", "A|B_2|C|D|E|F" },
+		{ "echo $A ${B_2} ${C:-x} ${G:+y} $$ $1 $@ $? \"$D\" '$E' \\$F $ ${", "A|B_2|C|G|D|E|F" },
 		{ "no variables", "" },
-		/* arithmetic, ${#N}, and what the shell reads without a $ */
-		{ "echo $((FOO + 1)) $(( BAR*2 + $BAZ + 0x1f )) ${#LEN} > o", "BAZ|LEN|FOO|BAR" },
+		{ "echo ${#LEN} > o", "LEN" },
 		{ "echo ~/lib > o", "HOME" },
 		{ "cd x && cat f", "CDPATH|HOME|OLDPWD" },
-		{ "abcd x; cdx; mkcd", "" }, /* not cd */
-		{ "set -ex; : 2> o", "PS4" },
-		{ "set -e; gcc -O2 -c a.c", "" }, /* set with arguments prints nothing */
-		/* commands that print every variable */
+		{ "c\"d\" x && cat f", "CDPATH|HOME|OLDPWD" }, /* quotes do not hide a word */
+		{ "abcd x; cdx; mkcd", "" },                   /* not cd */
+		{ "set -e; gcc -O2 -c a.c", "" },              /* set with arguments prints nothing */
+		{ "env CC=gcc make; export X=1", "" },          /* env running a command */
+		/* names built or evaluated at run time, and lines that print
+		 * every variable: the whole environment */
+		{ "echo $((FOO + 1)) > o", "*" },
+		{ "Y=Z; eval \"echo \\${$Y}\"", "*" },
+		{ "[[ N -gt 3 ]] && echo big", "*" },
+		{ "let R=N+1", "*" },
+		{ "echo ${!P} ${x:N} ${a[N]}", "*" },
+		{ "x=abc; echo ${x:1}", "*" },
 		{ "set > vars.txt", "*" },
 		{ "env | sort > o", "*" },
+		{ "'env' | wc -l", "*" },
+		{ "en\"\"v | wc -l", "*" },
+		{ "env X=1 | wc -l", "*" },
+		{ "env -u X -0 | wc -c", "*" },
 		{ "export -p > o", "*" },
-		{ "env CC=gcc make; export X=1", "" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		char out[512] = "";
-		shline_vars(cases[i].line, collect, out);
+		shline_vars(cases[i].line, collect_own, out);
 		if (strcmp(out, cases[i].want) != 0)
 			fail_msg("shline_vars(\"%s\"): \"%s\", not \"%s\"", cases[i].line, out, cases[i].want);
 	}
+	/* and those every line has */
+	char out[512] = "";
+	shline_vars("true", collect, out);
+	assert_string_equal(out, "BASH_ENV|ENV|SHELLOPTS|BASHOPTS|POSIXLY_CORRECT|IFS|TIMEFORMAT|GLOBIGNORE|PS4");
 }
 
 static void test_builtin(void **state)
