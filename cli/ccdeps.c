@@ -330,6 +330,9 @@ static int cc_chain(const ccdeps_compile *cc, const ccdeps_cache *cache, struct 
 struct deps {
 	char **paths; /* real paths */
 	size_t n;
+	char **given; /* the same as the dependency file names them (made
+			 absolute, "." and ".." taken out lexically) */
+	size_t ngiven;
 	char **found; /* the paths as the search may have found them: real,
 			 as spelled (made absolute, "." and ".." taken out
 			 lexically) and with its directory's real path */
@@ -359,13 +362,13 @@ static int dep_cb(void *arg, const char *path)
 		return 0;
 	if (!realpath(abs, real))
 		return 0; /* gone since: the daemon sees that as a change */
-	if (push(&d->paths, &d->n, real) < 0)
+	action_path_lexical(abs, alt, sizeof(alt));
+	if (push(&d->paths, &d->n, real) < 0 || push(&d->given, &d->ngiven, alt) < 0)
 		d->err = -ENOMEM;
 	/* a header that is a symlink was found by its own name, not its
 	 * target's: the search chain knows the name */
 	size_t from = d->nfound;
 	found_add(d, from, real);
-	action_path_lexical(abs, alt, sizeof(alt));
 	found_add(d, from, alt);
 	char *slash = strrchr(alt, '/');
 	if (slash && slash != alt) {
@@ -381,6 +384,9 @@ static void deps_clear(struct deps *d)
 	for (size_t i = 0; i < d->n; i++)
 		free(d->paths[i]);
 	free(d->paths);
+	for (size_t i = 0; i < d->ngiven; i++)
+		free(d->given[i]);
+	free(d->given);
 	for (size_t i = 0; i < d->nfound; i++)
 		free(d->found[i]);
 	free(d->found);
@@ -449,6 +455,23 @@ const char *ccdeps_user_depfile(char **argv, char *buf, size_t size)
 	return buf;
 }
 
+/* Whether path (real) is a file the command names (a source, an -include
+ * file): read by its name, not found by a search. */
+static bool named_by_argv(const ccdeps_compile *cc, const char *path)
+{
+	for (size_t i = 1; cc->argv[i]; i++) {
+		const char *a = cc->argv[i];
+		char abs[PATH_MAX], real[PATH_MAX];
+		if (a[0] == '-')
+			continue;
+		if (snprintf(abs, sizeof(abs), "%s%s%s", a[0] == '/' ? "" : cc->cwd, a[0] == '/' ? "" : "/", a) <
+			    (int)sizeof(abs) &&
+		    realpath(abs, real) && !strcmp(real, path))
+			return true;
+	}
+	return false;
+}
+
 int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_cache *cache, ccdeps_add_fn add,
 		   void *arg)
 {
@@ -479,6 +502,17 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 		unlink(priv);
 	if (r == 0)
 		r = cc_chain(cc, cache, &ch);
+	if (r < 0)
+		goto out;
+	/* a header outside the mount found in no directory of the search
+	 * chain, under neither its name in the dependency file nor its real
+	 * path, was reached through a symlink by a name casfs does not know
+	 * (gcc writes system headers by their real paths): what must stay
+	 * true for a hit (that name, the names before it) cannot be said */
+	for (size_t i = 0; r == 0 && i < d.n && i < d.ngiven; i++)
+		if (!on_mount(d.paths[i], cc->mnt) && !under_any(ch.dirs, ch.n, d.paths[i]) &&
+		    !under_any(ch.dirs, ch.n, d.given[i]) && !named_by_argv(cc, d.paths[i]))
+			r = -ENOLINK;
 	if (r < 0)
 		goto out;
 	/* absences added, so none is added twice or below another */

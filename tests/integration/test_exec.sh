@@ -250,6 +250,24 @@ sleep 0.2
 step "absences: a header moved to an earlier directory (same content, another path)" miss 10
 echo '#define V 5' >"$P/inc1/v.h"
 step "absences: then changed in place" miss 50
+# a header outside the mount that is a symlink: gcc names a system header
+# by its real path when that is shorter, and no directory of the search
+# holds that path: not cached (the name the search found, and the absences
+# before it, are not known).  (V is 5 here: the object returns 5 * S.)
+mkdir -p "$T/sl0" "$T/sl1" "$T/sl2"
+echo '#define S 1' >"$T/sl2/s.h"
+echo '#define S 2' >"$T/t.h"
+CC_ARGS=(-O2 -Iinc1 -Iinc2 -isystem "$T/sl0" -isystem "$T/sl1" -isystem "$T/sl2" -c src/f.c -o f.o)
+step "symlinked header: first compile" miss 5
+step "symlinked header: unchanged" hit 5
+ln -s "$T/t.h" "$T/sl1/s.h"
+u=$(counter uncacheable_unknown_input)
+step "symlinked header: a symlink that shadows it" miss 10
+step "symlinked header: the symlink still there (not cached)" miss 10
+[ $(($(counter uncacheable_unknown_input) - u)) -ge 2 ] && ok "symlinked header: its compiles are not cached" ||
+    fail "symlinked header: uncacheable_unknown_input moved by $(($(counter uncacheable_unknown_input) - u))"
+rm "$T/sl1/s.h"
+step "symlinked header: the symlink removed (the first run's state)" hit 5
 CC_ARGS=(-O2 -Iinc1 -Iinc2 -isystem "$T/sysinc" -c src/f.c -o f.o)
 P=$MNT/obs
 
