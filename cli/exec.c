@@ -470,6 +470,10 @@ static void forward_signal(int sig)
  * only on failure, errno set. */
 static void exec_prog(const char *prog, char **argv)
 {
+	/* a path as the caller gave it: a script's interpreter gets that
+	 * name ($0), as it does from a shell or execvp */
+	if (strchr(argv[0], '/'))
+		prog = argv[0];
 	execv(prog, argv);
 	if (errno != ENOEXEC)
 		return;
@@ -703,6 +707,37 @@ static const char *cc_output_outside(char **argv, const char *cwd, const char *m
 		}
 	}
 	return NULL;
+}
+
+/* The interpreter a script's "#!" line names, and its one argument (""
+ * when none): true when prog starts with "#!". */
+static bool shebang_of(const char *prog, char *interp, size_t isize, char *arg, size_t asize)
+{
+	char line[PATH_MAX + 64];
+	int fd = open(prog, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = cache_io_read(fd, line, sizeof(line) - 1, 0);
+	close(fd);
+	if (n < 2 || line[0] != '#' || line[1] != '!')
+		return false;
+	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	char *p = line + 2;
+	p += strspn(p, " \t");
+	size_t il = strcspn(p, " \t");
+	if (!il || il >= isize)
+		return false;
+	memcpy(interp, p, il);
+	interp[il] = '\0';
+	p += il;
+	p += strspn(p, " \t");
+	size_t al = strcspn(p, " \t");
+	if (al >= asize)
+		al = 0;
+	memcpy(arg, p, al);
+	arg[al] = '\0';
+	return true;
 }
 
 /* A file of options a compiler driver reads that is not on the mount (so
@@ -1077,6 +1112,20 @@ static int exec_action(const struct opts *o, char **argv)
 		bopts[nb++] = argv[i];
 		if (two && i + 1 < argc)
 			bopts[nb++] = argv[++i];
+	}
+	/* a script: the interpreter its #! line names (and the program of
+	 * `#!/usr/bin/env NAME`) is the command's, in its key (one on the
+	 * mount is read through it, and traced) */
+	char interp[PATH_MAX], interp_arg[PATH_MAX];
+	if (!cc.is_cc && shebang_of(prog, interp, sizeof(interp), interp_arg, sizeof(interp_arg))) {
+		if (!uses.v && !(uses.v = calloc(CASFS_EXEC_MAX_USES, sizeof(*uses.v))))
+			return run_uncached(&c, o, prog, argv, "out_of_memory", "out of memory");
+		use_name(&uses, interp);
+		const char *ib = strrchr(interp, '/');
+		if (!strcmp(ib ? ib + 1 : interp, "env") && interp_arg[0] && interp_arg[0] != '-')
+			use_name(&uses, interp_arg);
+		if (uses.over || uses.oom)
+			return run_uncached(&c, o, prog, argv, "unknown_input", "its interpreter could not be keyed");
 	}
 	/* a link whose programs are found through -B or COMPILER_PATH: the
 	 * collect2 and ld it runs are the command's, in its key */

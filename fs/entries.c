@@ -463,6 +463,19 @@ static void victim_done(struct victim *v, bool removed, ino_node *parent, const 
 	v->fd = -1;
 }
 
+/* A directory removed or renamed over must be empty: the run saw that it
+ * was (a fresh run where it is not fails with ENOTEMPTY). */
+static void victim_emptied(struct req *q, const struct victim *v)
+{
+	struct stat vst;
+	ino_node *vn;
+	if (q->sess && v->fd >= 0 && fstat(v->fd, &vst) == 0 && S_ISDIR(vst.st_mode) &&
+	    (vn = ino_table_find_ref(FS->tbl, vst.st_dev, vst.st_ino))) {
+		trace_emptied(session_trace(q->sess), vn, v->fd);
+		ino_node_unref(FS->tbl, vn);
+	}
+}
+
 static void remove_entry(struct req *q, fuse_ino_t parent, const char *name, int flags)
 {
 	ino_node *p;
@@ -471,6 +484,8 @@ static void remove_entry(struct req *q, fuse_ino_t parent, const char *name, int
 	if (pfd < 0)
 		return;
 	victim_probe(pfd, name, &v);
+	if (flags & AT_REMOVEDIR)
+		victim_emptied(q, &v);
 	int rc, e;
 	if ((flags & AT_REMOVEDIR) && FS->sb && sbfast_name(name)) {
 		rc = sbfast_rmdir(FS->sb, pfd, name); /* a fast sandbox goes only empty */
@@ -554,15 +569,7 @@ void op_rename(fuse_req_t r, fuse_ino_t parent, const char *name, fuse_ino_t new
 		moved_source(&q, p, pfd, name);
 		if (flags & RENAME_EXCHANGE)
 			moved_source(&q, np, npfd, newname);
-		/* a directory renamed over must be empty: the run saw that it
-		 * was (a fresh run where it is not fails with ENOTEMPTY) */
-		struct stat vst;
-		ino_node *vn;
-		if (v.fd >= 0 && fstat(v.fd, &vst) == 0 && S_ISDIR(vst.st_mode) &&
-		    (vn = ino_table_find_ref(FS->tbl, vst.st_dev, vst.st_ino))) {
-			trace_listed(session_trace(q.sess), vn, v.fd);
-			ino_node_unref(FS->tbl, vn);
-		}
+		victim_emptied(&q, &v);
 	}
 	int rc, e;
 	if (FS->sb) { /* fast sandboxes: their directories, renames across filesystems */

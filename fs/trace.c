@@ -613,6 +613,26 @@ out:
 	return r;
 }
 
+/* True when the run changed something below path. */
+static bool changed_below(struct trace *t, const char *path)
+{
+	size_t l = strlen(path);
+	pthread_mutex_lock(&t->lock);
+	bool yes = false;
+	for (size_t i = 0; i < t->nch && !yes; i++)
+		yes = (!l || (!strncmp(t->changed[i]->path, path, l) && t->changed[i]->path[l] == '/')) &&
+		      t->changed[i]->path[l] != '\0';
+	pthread_mutex_unlock(&t->lock);
+	return yes;
+}
+
+void trace_emptied(struct trace *t, ino_node *n, int dfd)
+{
+	char path[PATH_MAX];
+	if (node_path(t, n, path, sizeof(path)) && !changed_below(t, path))
+		trace_listed(t, n, dfd);
+}
+
 void trace_listed(struct trace *t, ino_node *n, int dfd)
 {
 	char path[PATH_MAX];

@@ -119,6 +119,11 @@ void trace_exists(struct trace *t, ino_node *n, const struct stat *st);
 /* the directory n (dfd: any fd of it, whose offset is left alone) was
  * opened or listed */
 void trace_listed(struct trace *t, ino_node *n, int dfd);
+/* The directory n (any fd of it: dfd) is removed or renamed over, which
+ * needs it empty: its listing is an input, unless the run itself changed
+ * what it holds (its removals are then outputs, and its state before the
+ * run is what they were). */
+void trace_emptied(struct trace *t, ino_node *n, int dfd);
 /* The listing digest (action_listing_digest) of the directory open as dfd
  * (O_RDONLY), read from its start.  0 or -errno. */
 int trace_listing_digest(int dfd, hasher_digest *ret);

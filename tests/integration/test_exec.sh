@@ -412,6 +412,24 @@ rm -f "$MNT/noshebang/out.txt"
     ok "a script without #!: runs under casfs exec and casfs-sh" || fail "a script without #!: casfs-sh"
 [ $(($(counter action_hits) - h)) -ge 1 ] && ok "a script without #!: cached" || fail "a script without #!: no hit"
 
+# ---- a script named by a relative path runs by that name ($0), as from a
+# shell; the interpreter its #! names is in the key
+mkdir -p "$MNT/scripts/sub" "$T/interp"
+printf '#!/bin/sh\necho "$0" > zero.txt\n' >"$MNT/scripts/sub/x.sh"
+chmod +x "$MNT/scripts/sub/x.sh"
+(cd "$MNT/scripts" && "$X" exec -- ./sub/x.sh) &&
+    check_eq "a script by a relative path: its \$0" ./sub/x.sh "$(cat "$MNT/scripts/zero.txt")"
+printf '#!/bin/sh\n# 1\nexec /bin/sh "$@"\n' >"$T/interp/run"
+chmod +x "$T/interp/run"
+printf '#!%s\necho generated > gen.txt\n' "$T/interp/run" >"$MNT/scripts/gen"
+chmod +x "$MNT/scripts/gen"
+for i in 1 2; do (cd "$MNT/scripts" && rm -f gen.txt && "$X" exec -- ./gen) || fail "#! interpreter: run $i"; done
+h=$(counter action_hits)
+printf '#!/bin/sh\n# 2\nexec /bin/sh "$@"\n' >"$T/interp/run"
+(cd "$MNT/scripts" && rm -f gen.txt && "$X" exec -- ./gen) || fail "#! interpreter: run after it changed"
+[ "$(counter action_hits)" -eq "$h" ] && ok "#! interpreter outside the mount: a change there is a miss" ||
+    fail "#! interpreter outside the mount: the changed interpreter was a hit"
+
 # ---- a directory renamed over an empty one, names that change type: a hit
 # leaves what a fresh run leaves (each case: record, hit, fresh run, compare)
 W=$MNT/retype
@@ -439,6 +457,13 @@ rc=$?
 [ $rc -ne 0 ] && [ -e "$W/e/keep" ] && [ ! -e "$W/e/x" ] &&
     ok "a directory renamed over one that is no longer empty: fails as a fresh run does" ||
     fail "a directory renamed over one that is no longer empty: exit $rc, $(cd "$W" && find . | sort | tr '\n' ' ')"
+# rmdir recorded on an empty directory, run where it is not: a miss (the
+# run fails as a fresh one does), and --explain says so
+rm -rf "$W" && mkdir -p "$W/e" && cx "$W" -- sh -c 'rmdir e && echo done > r.txt' || fail "rmdir: record"
+rm -rf "$W" && mkdir -p "$W/e" && touch "$W/e/keep"
+out=$(explain "$W" -- sh -c 'rmdir e && echo done > r.txt' 2>&1)
+case "$out" in miss*) ok "rmdir of a directory no longer empty: --explain says miss" ;;
+*) fail "rmdir of a directory no longer empty: --explain says '$out'" ;; esac
 retype "a build directory replaced whole" 'mkdir -p out/old && echo 0 > out/old/f' \
     'mkdir tmp && echo 1 > tmp/x && rm -rf out && mv tmp out'
 retype "a file replaced by a directory" 'echo old > e' 'mkdir a && echo 1 > a/f && mkdir d && echo 1 > d/x && rm e && mv d e'
@@ -648,14 +673,16 @@ mkdir -p "$Q/inc" "$Q/D"
 touch "$Q/f" "$Q/D/a"
 echo one >"$Q/g"
 u=$(counter uncacheable_input_changed)
-(cd "$Q" && "$X" exec -- sh -c 'test -e inc/bits; sleep 1; test -e inc/bits && echo y > o1 || echo n > o1') &
-(cd "$Q" && "$X" exec -- sh -c 'test -e f; sleep 1; test -e f && echo y > o2 || echo n > o2') &
-(cd "$Q" && "$X" exec -- sh -c 'cat g > o3; sleep 1; cat g >> o3') &
-(cd "$Q" && "$X" exec -- sh -c 'ls D > o4; sleep 1; ls D >> o4') &
+# (each run says when it has looked once: s1..s5, outside the mount)
+(cd "$Q" && "$X" exec -- sh -c "test -e inc/bits; touch $T/s1; sleep 1; test -e inc/bits && echo y > o1 || echo n > o1") &
+(cd "$Q" && "$X" exec -- sh -c "test -e f; touch $T/s2; sleep 1; test -e f && echo y > o2 || echo n > o2") &
+(cd "$Q" && "$X" exec -- sh -c "cat g > o3; touch $T/s3; sleep 1; cat g >> o3") &
+(cd "$Q" && "$X" exec -- sh -c "ls D > o4; touch $T/s4; sleep 1; ls D >> o4") &
 mkdir -p "$Q/M"
 echo m >"$Q/M/h"
-(cd "$Q" && "$X" exec -- sh -c 'cat M/h > o5; sleep 1; cat M/h >> o5 2>/dev/null; true') &
-sleep 0.5
+(cd "$Q" && "$X" exec -- sh -c "cat M/h > o5; touch $T/s5; sleep 1; cat M/h >> o5 2>/dev/null; true") &
+looked() { [ -e "$T/s1" ] && [ -e "$T/s2" ] && [ -e "$T/s3" ] && [ -e "$T/s4" ] && [ -e "$T/s5" ]; }
+wait_for "the five runs' first looks" looked
 mkdir "$Q/inc/bits"
 rm "$Q/f"
 echo two >"$Q/g.new" && mv "$Q/g.new" "$Q/g"
