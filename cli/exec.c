@@ -956,6 +956,14 @@ static void use_name(void *arg, const char *name)
 		u->n++;
 }
 
+/* u can take programs (its array made); false (and u->oom) without memory. */
+static bool uses_ready(struct uses *u)
+{
+	if (!u->v && !(u->v = calloc(CASFS_EXEC_MAX_USES, sizeof(*u->v))))
+		u->oom = true;
+	return u->v != NULL;
+}
+
 static void uses_free(struct uses *u)
 {
 	for (size_t i = 0; i < u->n; i++)
@@ -1053,7 +1061,7 @@ static int exec_action(const struct opts *o, char **argv)
 		sk = STDIN_NONE;
 	struct uses uses = { .cwd = cwd, .mnt = mnt };
 	if (o->shell_line) {
-		if (!(uses.v = calloc(CASFS_EXEC_MAX_USES, sizeof(*uses.v))))
+		if (!uses_ready(&uses))
 			return run_uncached(&c, o, prog, argv, "out_of_memory", "out of memory");
 		shline_names(o->shell_line, use_name, &uses);
 		char because[512];
@@ -1117,21 +1125,16 @@ static int exec_action(const struct opts *o, char **argv)
 	 * `#!/usr/bin/env NAME`) is the command's, in its key (one on the
 	 * mount is read through it, and traced) */
 	char interp[PATH_MAX], interp_arg[PATH_MAX];
-	if (!cc.is_cc && shebang_of(prog, interp, sizeof(interp), interp_arg, sizeof(interp_arg))) {
-		if (!uses.v && !(uses.v = calloc(CASFS_EXEC_MAX_USES, sizeof(*uses.v))))
-			return run_uncached(&c, o, prog, argv, "out_of_memory", "out of memory");
+	if (!cc.is_cc && shebang_of(prog, interp, sizeof(interp), interp_arg, sizeof(interp_arg)) &&
+	    uses_ready(&uses)) {
 		use_name(&uses, interp);
 		const char *ib = strrchr(interp, '/');
 		if (!strcmp(ib ? ib + 1 : interp, "env") && interp_arg[0] && interp_arg[0] != '-')
 			use_name(&uses, interp_arg);
-		if (uses.over || uses.oom)
-			return run_uncached(&c, o, prog, argv, "unknown_input", "its interpreter could not be keyed");
 	}
 	/* a link whose programs are found through -B or COMPILER_PATH: the
 	 * collect2 and ld it runs are the command's, in its key */
-	if (link && own_progs) {
-		if (!uses.v && !(uses.v = calloc(CASFS_EXEC_MAX_USES, sizeof(*uses.v))))
-			return run_uncached(&c, o, prog, argv, "out_of_memory", "out of memory");
+	if (link && own_progs && uses_ready(&uses)) {
 		static const char *const linkers[] = { "collect2", "ld" };
 		for (size_t i = 0; i < 2; i++) {
 			char path[PATH_MAX];
@@ -1139,9 +1142,10 @@ static int exec_action(const struct opts *o, char **argv)
 			if (path[0] == '/')
 				use_name(&uses, path);
 		}
-		if (uses.over || uses.oom)
-			return run_uncached(&c, o, prog, argv, "unknown_input", "its linker could not be keyed");
 	}
+	if (uses.over || uses.oom)
+		return run_uncached(&c, o, prog, argv, "unknown_input",
+				    uses.oom ? "out of memory" : "it runs more programs than casfs keys");
 	struct lookup_in li = {
 		.bopts = bopts, .nb = nb, .progs = own_progs,
 		.prog = prog, .cwd = cwd, .root = root, .mnt = mnt, .cc = cc.is_cc ? cc.is_cxx : -1,
