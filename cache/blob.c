@@ -484,6 +484,25 @@ static int open_blob(cache_index *ix, const hasher_digest *d, cache_blob_header 
 	return fd;
 }
 
+bool cache_blob_present(cache_index *ix, const hasher_digest *d)
+{
+	char dir[3], name[HASHER_HEX_LEN + 1];
+	struct stat st;
+	cache_blob_names(d, dir, name);
+	int dfd = open_fanout(ix, dir, false);
+	if (dfd < 0)
+		return false;
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	close(dfd);
+	if (fd < 0)
+		return false;
+	/* gc holds an exclusive lock from dropping the record to unlinking */
+	bool ok = flock(fd, LOCK_SH | LOCK_NB) == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0 &&
+		  S_ISREG(st.st_mode);
+	close(fd);
+	return ok;
+}
+
 int cache_blob_stat(cache_index *ix, const hasher_digest *d, cache_blob_header *h)
 {
 	const char *why;
@@ -926,8 +945,10 @@ int cache_put_fd(cache_index *ix, int src, const cache_put_opts *o, cache_put_re
 	f.arg = o->on_chunk_arg;
 	has_expect = o->has_expect;
 	expect = o->expect;
-	if (has_expect && cache_blob_stat(ix, &expect, &old) == 0)
-		return record_existing(ix, o, &old, ret);
+	if (has_expect && cache_blob_stat(ix, &expect, &old) == 0 &&
+	    (r = record_existing(ix, o, &old, ret)) != -ENOENT)
+		return r; /* (-ENOENT: evicted meanwhile, stored again below) */
+	memset(ret, 0, sizeof(*ret));
 	ret->read = true; /* from here on, the content is read */
 	if (!has_expect) {
 		/* hashing costs far less than compressing: a content already
@@ -935,8 +956,11 @@ int cache_put_fd(cache_index *ix, int src, const cache_put_opts *o, cache_put_re
 		r = f.on_chunk ? digest_observed(src, &f, &expect) : hasher_digest_fd(src, &expect, NULL);
 		if (r < 0)
 			return r;
-		if (cache_blob_stat(ix, &expect, &old) == 0)
-			return record_existing(ix, o, &old, ret);
+		if (cache_blob_stat(ix, &expect, &old) == 0 &&
+		    (r = record_existing(ix, o, &old, ret)) != -ENOENT)
+			return r;
+		memset(ret, 0, sizeof(*ret));
+		ret->read = true;
 		/* the observer saw this content: what is stored must be it */
 		has_expect = f.on_chunk != NULL;
 	}

@@ -86,6 +86,12 @@ typedef struct cache_put_result {
  * the store's disk or index is full (nothing is published). */
 int cache_put_fd(cache_index *ix, int fd, const cache_put_opts *opts, cache_put_result *ret);
 
+/* Whether d's blob file is there and no gc is removing it (the index asks
+ * this, inside its write transaction, before it records a blob it has no
+ * record of: gc drops the record, then unlinks the blob, under an
+ * exclusive flock of it). */
+bool cache_blob_present(cache_index *ix, const hasher_digest *d);
+
 /* Reads a blob's header (no payload check): 0, -ENOENT, -EBADMSG, -EPROTO. */
 int cache_blob_stat(cache_index *ix, const hasher_digest *d, cache_blob_header *h);
 

@@ -24,6 +24,7 @@
  * transaction holds `resize` for reading and a resize takes it for writing.
  */
 #include "index.h"
+#include "blob.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -443,6 +444,13 @@ static int add_fn(MDB_txn *txn, cache_index *ix, const void *varg, size_t n)
 	if (rc)
 		return rc;
 	rc = blob_read(txn, ix, a->d, &cur);
+	if (rc == MDB_NOTFOUND && !cache_blob_present(ix, a->d)) {
+		/* evicted since the caller saw it (a deferred touch or add
+		 * committed after a gc in another process): a record now
+		 * would point nowhere */
+		a->result = -ENOENT;
+		return 0;
+	}
 	if (rc == MDB_NOTFOUND) {
 		a->result = 0;
 		cur = *a->rec;

@@ -777,6 +777,75 @@ static void test_deferred_records_killed(void **state)
 	assert_int_equal(t.blobs, n);
 }
 
+/* gc in another process evicts a blob between this process's use of it and
+ * the commit of that use: the deferred touch of a read, and the deferred
+ * record of a put that found the content stored.  Neither may bring the
+ * record back: it would point at no blob (fsck: "index record without a
+ * blob"; a hit would find its output gone). */
+static void gc_in_child(void)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		cache_store *cs;
+		cache_index *cix;
+		cache_gc_result res;
+		const char *msg;
+		if (cache_store_open(storedir, &cs, &msg) < 0 || cache_index_open(cs, &cix) < 0)
+			_exit(2);
+		if (cache_gc(cix, 1, true, NULL, NULL, &res) < 0 || res.evicted != 1)
+			_exit(3);
+		cache_index_close(cix);
+		cache_store_close(cs);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_deferred_use_of_evicted(void **state)
+{
+	char path[160];
+	cache_reader r;
+	cache_blob_rec rec;
+	hasher_digest d = put(5, 4000, CACHE_PUT_RAW, NULL);
+	/* last used long ago, so that a read defers a touch */
+	assert_int_equal(cache_index_blob_get(ix, &d, &rec), 0);
+	rec.last_use_ns -= 100 * SEC;
+	assert_int_equal(cache_index_blob_del(ix, &d, -1, CACHE_DEL_STALE), 0);
+	assert_int_equal(cache_index_blob_add(ix, &d, &rec, false), 0);
+
+	assert_int_equal(cache_blob_open(ix, &d, &r), 0);
+	cache_reader_close(&r);
+	gc_in_child();
+	assert_false(blob_exists(&d));
+	assert_int_equal(cache_index_flush(ix), 0);
+	assert_false(record_exists(&d));
+	assert_clean();
+
+	/* a put of content found stored, its record deferred */
+	d = put(5, 4000, CACHE_PUT_RAW, NULL);
+	snprintf(path, sizeof(path), "%s/src", tmpdir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	cache_put_opts o = { .mode = CACHE_PUT_RAW, .defer_record = true, .has_expect = true, .expect = d };
+	cache_put_result pr;
+	assert_int_equal(cache_put_fd(ix, fd, &o, &pr), 0);
+	assert_true(pr.existed);
+	close(fd);
+	gc_in_child();
+	assert_int_equal(cache_index_flush(ix), 0);
+	assert_false(record_exists(&d));
+	assert_clean();
+
+	/* the next put stores it again */
+	d = put(5, 4000, CACHE_PUT_RAW, NULL);
+	assert_true(blob_exists(&d) && record_exists(&d));
+	assert_clean();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -794,6 +863,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fsck_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deferred_records_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_use_of_evicted, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
