@@ -955,7 +955,7 @@ static bool output_in_place(struct req *q, int root_fd, const action_output *o, 
 	ino_node *n = ino_table_find_ref(FS->tbl, st.st_dev, st.st_ino);
 	if (!n)
 		return false;
-	if (digests_peek(FS->dg, n, &rec, &k->version) == 0 && hasher_digest_equal(&rec.digest, digest) &&
+	if (digests_peek_stat(FS->dg, n, &st, &rec, &k->version) == 0 && hasher_digest_equal(&rec.digest, digest) &&
 	    rec.size == (uint64_t)st.st_size && rec.mtime_ns == cache_timespec_ns(&st.st_mtim) &&
 	    rec.ctime_ns == cache_timespec_ns(&st.st_ctim)) {
 		k->n = n;

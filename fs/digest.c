@@ -792,13 +792,12 @@ int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret)
 }
 
 /* Takes n's digest, and its SHA-256 when recorded, from the index if the
- * entry still describes the file (fd: any fd of it).  State lock held. */
-static void index_load(digests *d, struct dstate *s, int fd, struct known_event *ev)
+ * entry still describes the file (st: its attributes now).  State lock
+ * held. */
+static void index_load_st(digests *d, struct dstate *s, const struct stat *st, struct known_event *ev)
 {
-	struct stat st;
 	cache_file_entry e;
-	if (fstat(fd, &st) < 0 || cache_index_file_get_entry(d->ix, s->dev, s->ino, &e) < 0 ||
-	    !cache_file_rec_valid(&e.rec, &st))
+	if (cache_index_file_get_entry(d->ix, s->dev, s->ino, &e) < 0 || !cache_file_rec_valid(&e.rec, st))
 		return;
 	if (!s->valid) {
 		s->rec = e.rec;
@@ -814,6 +813,13 @@ static void index_load(digests *d, struct dstate *s, int fd, struct known_event 
 		s->sha_valid = true;
 		BUMP(d, c_sha_index_hits, 1);
 	}
+}
+
+static void index_load(digests *d, struct dstate *s, int fd, struct known_event *ev)
+{
+	struct stat st;
+	if (fstat(fd, &st) == 0)
+		index_load_st(d, s, &st, ev);
 }
 
 /* The digests of a file still open for writing, from its stream when the
@@ -985,6 +991,26 @@ int digests_seed_read(digests *d, ino_node *n, const hasher_digest *digest, cons
 			set_digest(d, n, s, digest, NULL, st, now_ns(), s->touched, &ev);
 			BUMP(d, c_seeded_by_read, 1);
 		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	tell_known(d, n, &ev);
+	return r;
+}
+
+int digests_peek_stat(digests *d, ino_node *n, const struct stat *st, cache_file_rec *rec, uint64_t *version)
+{
+	struct known_event ev = { 0 };
+	struct dstate *s = d ? state_of(d, n) : NULL;
+	if (!s)
+		return -EAGAIN;
+	int r = -EAGAIN;
+	pthread_mutex_lock(&s->lock);
+	if (!s->valid && s->writers == 0 && d->ix)
+		index_load_st(d, s, st, &ev);
+	if (s->valid && s->writers == 0) {
+		*rec = s->rec;
+		*version = s->version;
+		r = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
 	tell_known(d, n, &ev);

@@ -158,3 +158,8 @@ void digests_moved(digests *d, ino_node *n, const struct stat *st);
  * when it is valid and no writer has the file open, else -EAGAIN.  The
  * version changes with every change of the content. */
 int digests_peek(digests *d, ino_node *n, cache_file_rec *rec, uint64_t *version);
+
+/* digests_peek, and when n's digest is not in memory, the index's record
+ * of the file if it still describes it (st: its attributes now; one read
+ * of the index, never of the file). */
+int digests_peek_stat(digests *d, ino_node *n, const struct stat *st, cache_file_rec *rec, uint64_t *version);
