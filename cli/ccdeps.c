@@ -1,6 +1,7 @@
 /* ccdeps.c — see ccdeps.h. */
 #include "ccdeps.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -408,6 +409,143 @@ static int read_deps(const char *file, struct deps *d)
 	return r < 0 ? r : d->err;
 }
 
+/* ---- __has_include ----------------------------------------------------------- */
+
+/* A name a compile asked __has_include (or __has_include_next) about need
+ * not be in its dependency file: when no directory held it, or when it was
+ * found and not included.  Every file the compile read is scanned for
+ * such queries, and for each name every directory of the search chain
+ * outside the mount (and the querying file's own, for "name") is recorded
+ * as it is: the file there as an input, or its first missing component as
+ * absent.  More than the search looked at (it stops at the first it finds;
+ * __has_include_next starts further on), never less.  On the mount the
+ * lookups are traced. */
+struct hi {
+	const ccdeps_compile *cc;
+	const struct chain *ch;
+	const char *own_dir;   /* the querying file's directory, as named */
+	char ***absent, ***inputs;
+	size_t *nabsent, *ninputs;
+	ccdeps_add_fn add;
+	void *arg;
+};
+
+/* What dir/rel is, recorded unless on the mount or recorded before. */
+static int hi_probe(struct hi *h, const char *dir, const char *rel)
+{
+	char cand[PATH_MAX], first[PATH_MAX];
+	struct stat st;
+	if (on_mount(dir, h->cc->mnt))
+		return 0;
+	if (snprintf(cand, sizeof(cand), "%s/%s", dir, rel) >= (int)sizeof(cand))
+		return -ENAMETOOLONG;
+	if (stat(cand, &st) == 0) {
+		if (!S_ISREG(st.st_mode))
+			return -ENOLINK; /* a directory or device by that name: not said */
+		if (on_mount(cand, h->cc->mnt) || under_any(*h->inputs, *h->ninputs, cand))
+			return 0;
+		int r = push(h->inputs, h->ninputs, cand);
+		if (r == 0)
+			h->add(h->arg, false, cand);
+		return r;
+	}
+	if (errno != ENOENT && errno != ENOTDIR)
+		return -ENOLINK;
+	if (first_missing(cand, first, sizeof(first)) < 0)
+		snprintf(first, sizeof(first), "%s", cand);
+	if (on_mount(first, h->cc->mnt) || under_any(*h->absent, *h->nabsent, first))
+		return 0;
+	int r = push(h->absent, h->nabsent, first);
+	if (r == 0)
+		h->add(h->arg, true, first);
+	return r;
+}
+
+static int hi_name(struct hi *h, bool quote, const char *name, size_t len)
+{
+	char rel[PATH_MAX];
+	if (len >= sizeof(rel))
+		return -ENAMETOOLONG;
+	memcpy(rel, name, len);
+	rel[len] = '\0';
+	if (rel[0] == '/') {
+		char *slash = strrchr(rel, '/');
+		*slash = '\0';
+		return hi_probe(h, rel[0] ? rel : "/", slash + 1);
+	}
+	int r = quote && h->own_dir ? hi_probe(h, h->own_dir, rel) : 0;
+	for (size_t k = 0; r == 0 && k < h->ch->n; k++)
+		r = hi_probe(h, h->ch->dirs[k], rel);
+	return r;
+}
+
+static bool ident_char(char c)
+{
+	return isalnum((unsigned char)c) || c == '_';
+}
+
+/* The queries in buf (a file the compile read): 0, or -ENOLINK for one
+ * whose name casfs cannot read (a macro in its place). */
+static int hi_scan(struct hi *h, const char *buf, size_t len)
+{
+	static const char tok[] = "__has_include";
+	const char *p = buf, *end = buf + len;
+	while ((p = memmem(p, (size_t)(end - p), tok, sizeof(tok) - 1))) {
+		const char *q = p + sizeof(tok) - 1;
+		bool starts = p == buf || !ident_char(p[-1]);
+		p = q;
+		if (!starts)
+			continue;
+		if (end - q >= 5 && !memcmp(q, "_next", 5))
+			q += 5;
+		if (q < end && ident_char(*q))
+			continue; /* a longer name */
+		while (q < end && (*q == ' ' || *q == '\t'))
+			q++;
+		if (q >= end || *q != '(')
+			continue; /* #ifdef __has_include, defined(__has_include) */
+		for (q++; q < end && (*q == ' ' || *q == '\t');)
+			q++;
+		char close = q < end && *q == '<' ? '>' : q < end && *q == '"' ? '"' : 0;
+		if (!close)
+			return -ENOLINK;
+		const char *n = ++q;
+		while (q < end && *q != close && *q != '\n')
+			q++;
+		if (q >= end || *q != close || q == n)
+			return -ENOLINK;
+		int r = hi_name(h, close == '"', n, (size_t)(q - n));
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Scans the file at path (named given: its directory is the one a "name"
+ * query searches first). */
+static int hi_file(struct hi *h, const char *path, const char *given)
+{
+	char dir[PATH_MAX];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno; /* gone: the daemon sees that */
+	struct stat st;
+	char *buf = NULL;
+	int r = -EIO;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (64 << 20) &&
+	    (buf = malloc((size_t)st.st_size + 1)) && cache_io_read(fd, buf, (size_t)st.st_size, 0) == st.st_size) {
+		snprintf(dir, sizeof(dir), "%s", given);
+		char *slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		h->own_dir = slash && dir[0] ? dir : NULL;
+		r = hi_scan(h, buf, (size_t)st.st_size);
+	}
+	free(buf);
+	close(fd);
+	return r;
+}
+
 bool ccdeps_user_complete(char **argv, const char **file)
 {
 	bool complete = false;
@@ -555,6 +693,14 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 			}
 		}
 	}
+	char **inputs = NULL;
+	size_t ninputs = 0;
+	struct hi h = { cc, &ch, NULL, &absent, &inputs, &nabsent, &ninputs, add, arg };
+	for (size_t i = 0; r == 0 && i < d.n && i < d.ngiven; i++)
+		r = hi_file(&h, d.paths[i], d.given[i]);
+	for (size_t i = 0; i < ninputs; i++)
+		free(inputs[i]);
+	free(inputs);
 	for (size_t i = 0; i < nabsent; i++)
 		free(absent[i]);
 	free(absent);

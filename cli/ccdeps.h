@@ -11,7 +11,10 @@
  *     header found in one directory, its name in every earlier directory
  *     outside the mount is recorded as absent (a header that would newly
  *     shadow it there makes a miss), and the chain's directories that do
- *     not exist are recorded as absent too.
+ *     not exist are recorded as absent too;
+ *   - the names it asked __has_include about: read from the files it read,
+ *     each recorded in every directory of the chain outside the mount
+ *     (the file there, or its absence).
  */
 #pragma once
 #include <stdbool.h>

@@ -61,11 +61,10 @@ Environment:
                          (extra.h put outside the mount where
                          __has_include found it nowhere)
 
-test_campaign.sh runs seed 1 by default, without mtime, cwd-transformed
-and has-include-outside: actions that meet questions casfs leaves open
-(docs/ACTIONS.md: modification times, a root path the command transforms,
-__has_include of a name absent outside the mount), kept with
-CASFS_CAMPAIGN_OPEN=1.
+test_campaign.sh runs seed 1 by default, without mtime and
+cwd-transformed: actions that meet questions casfs leaves open
+(docs/ACTIONS.md: modification times, a root path the command
+transforms), kept with CASFS_CAMPAIGN_OPEN=1.
 
 Prints "ok"/"FAIL" lines, "#" comments and a closing "N passed, N failed".
 Python 3.11, standard library only.
