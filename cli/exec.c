@@ -621,6 +621,20 @@ static void dep_add(void *arg, bool absent, const char *path)
 	field_str(arg, absent ? CASFS_T_ABSENT_ABS : CASFS_T_DEP_ABS, path);
 }
 
+/* True when fd, a pipe or socket, is a pipe whose writers are all gone and
+ * that holds nothing (what make -j gives the jobs that may not read its
+ * stdin): it reads as empty forever. */
+static bool pipe_at_end(int fd)
+{
+	char proc[32], link[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ssize_t l = readlink(proc, link, sizeof(link) - 1);
+	int avail = 0;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	return l > 0 && strncmp(link, "pipe:", 5) == 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) &&
+	       ioctl(fd, FIONREAD, &avail) == 0 && avail == 0;
+}
+
 /* What the command's stdin can give it. */
 enum stdin_kind {
 	STDIN_NONE,  /* nothing (closed, /dev/null, a pipe at its end) */
@@ -660,19 +674,74 @@ static enum stdin_kind classify_stdin(hasher_digest *ret)
 			return STDIN_NONE; /* /dev/null */
 		return isatty(0) ? STDIN_TTY : STDIN_LIVE;
 	}
-	if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) {
-		/* a pipe whose writers are all gone and that holds nothing (what
-		 * make -j gives the jobs that may not read its stdin) reads as
-		 * empty forever */
-		char link[64];
-		ssize_t l = readlink("/proc/self/fd/0", link, sizeof(link) - 1);
-		int avail = 0;
-		struct pollfd p = { .fd = 0, .events = POLLIN };
-		if (l > 0 && strncmp(link, "pipe:", 5) == 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP) &&
-		    ioctl(0, FIONREAD, &avail) == 0 && avail == 0)
-			return STDIN_NONE;
-	}
+	if ((S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) && pipe_at_end(0))
+		return STDIN_NONE;
 	return STDIN_LIVE;
+}
+
+/* The first descriptor above 2 the command would inherit (not
+ * close-on-exec) that it could read or write unseen, described into buf
+ * ("3 (pipe:[123])"), or false.  Reads through such a descriptor are not
+ * inputs casfs learns (the kernel serves them from its cache, or they come
+ * from outside the mount), and writes through it outside the mount are
+ * effects a hit would not have.  Harmless: /dev/null, a pipe at its end,
+ * an O_PATH descriptor, and a regular file on the mount open for writing
+ * only (the daemon sees every write through it and refuses to record the
+ * run: inherited_write).  A compiler touches only the descriptors its
+ * arguments name (/dev/fd/N). */
+static bool inherited_fd(char **argv, bool is_cc, const char *mnt, char *buf, size_t size)
+{
+	bool names_fd = false;
+	for (size_t i = 1; is_cc && argv[i]; i++)
+		names_fd |= strstr(argv[i], "/dev/fd/") || strstr(argv[i], "/proc/self/fd/") ||
+			    strstr(argv[i], "/dev/std");
+	if (is_cc && !names_fd)
+		return false;
+	struct stat mst;
+	bool have_mnt = stat(mnt, &mst) == 0;
+	int dfd = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		snprintf(buf, size, "(/proc/self/fd cannot be read: %s)", strerror(errno));
+		return true;
+	}
+	char ents[4096];
+	long n;
+	bool found = false;
+	while (!found && (n = syscall(SYS_getdents64, dfd, ents, sizeof(ents))) > 0) {
+		for (long at = 0; !found && at < n;) {
+			struct {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *e = (void *)(ents + at);
+			at += e->reclen;
+			char *end;
+			long fd = strtol(e->name, &end, 10);
+			if (*end || end == e->name || fd < 3 || fd == dfd)
+				continue;
+			int fdf = fcntl((int)fd, F_GETFD), fl = fcntl((int)fd, F_GETFL);
+			struct stat st;
+			if (fdf < 0 || (fdf & FD_CLOEXEC) || fl < 0 || (fl & O_PATH) || fstat((int)fd, &st) < 0)
+				continue;
+			int acc = fl & O_ACCMODE;
+			if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3)
+				continue;
+			if (acc == O_RDONLY && S_ISFIFO(st.st_mode) && pipe_at_end((int)fd))
+				continue;
+			if (acc == O_WRONLY && S_ISREG(st.st_mode) && have_mnt && st.st_dev == mst.st_dev)
+				continue;
+			char proc[48], link[PATH_MAX];
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%ld", fd);
+			ssize_t l = readlink(proc, link, sizeof(link) - 1);
+			link[l > 0 ? l : 0] = '\0';
+			snprintf(buf, size, "%ld (%s%s)", fd, link, acc == O_WRONLY ? ", for writing" : "");
+			found = true;
+		}
+	}
+	close(dfd);
+	return found;
 }
 
 /* The first output a compile writes outside the mount (-o, -MF,
@@ -1057,6 +1126,14 @@ static int exec_action(const struct opts *o, char **argv)
 	if (sk == STDIN_LIVE && reads_stdin)
 		return run_uncached(&c, o, prog, argv, "stdin",
 				    "its stdin is a pipe, socket or device it may read (redirect it from a file or /dev/null)");
+	char fdwhy[PATH_MAX + 64];
+	if (inherited_fd(argv, cc.is_cc, mnt, fdwhy, sizeof(fdwhy))) {
+		char because[PATH_MAX + 320];
+		snprintf(because, sizeof(because),
+			 "it inherits descriptor %s, through which it may read or write what casfs cannot see "
+			 "(close it for the command, as in 3<&-, or open it close-on-exec)", fdwhy);
+		return run_uncached(&c, o, prog, argv, "inherited_fd", because);
+	}
 	if (!reads_stdin && sk != STDIN_NONE)
 		sk = STDIN_NONE;
 	struct uses uses = { .cwd = cwd, .mnt = mnt };

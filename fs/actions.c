@@ -399,13 +399,19 @@ static int outside_digest(int fd, const struct stat *st, hasher_digest *ret)
 
 /* The digest of the regular file open (O_PATH is fine) as fd, st its stat:
  * from the node's state, the index, the 'T' records, or by reading it.
+ * With unwritten, -EBUSY for a file some handle has open for writing: what
+ * a reader sees of it then may not have reached the daemon yet (the dirty
+ * pages of a shared writable mapping), so a lookup takes it as changed.
  * 0 or -errno. */
-static int file_digest(int fd, const struct stat *st, hasher_digest *ret)
+static int file_digest(int fd, const struct stat *st, bool unwritten, hasher_digest *ret)
 {
 	ino_node *n = ino_table_find_ref(FS->tbl, st->st_dev, st->st_ino);
 	int r;
 	if (n) {
-		r = FS->dg ? digests_get(FS->dg, n, fd, ret) : -ENODATA;
+		if (unwritten && FS->dg && digests_writers(FS->dg, n))
+			r = -EBUSY;
+		else
+			r = FS->dg ? digests_get(FS->dg, n, fd, ret) : -ENODATA;
 		ino_node_unref(FS->tbl, n);
 		return r;
 	}
@@ -469,6 +475,7 @@ struct probe_ctx {
 	size_t mount_abs_len;    /* root_abs less "/" root: the mount's path */
 	const char *root_abs;    /* the current root as the caller sees it */
 	const char *rec_root;    /* the manifest's root_at_record */
+	const action_input *busy; /* the first input found open for writing */
 };
 
 /* The number of components of a path ("" has none). */
@@ -645,7 +652,7 @@ static bool probe_in_dir(struct probe_ctx *p, const action_input *want, action_i
 		have->kind = ACTION_IN_FILE;
 		have->digest_kind = want->digest_kind;
 		have->mode = st.st_mode & 07777;
-		*ret = file_digest(fd, &st, &have->digest);
+		*ret = file_digest(fd, &st, true, &have->digest);
 		done = true;
 	}
 	close(fd);
@@ -666,6 +673,8 @@ static int probe(void *arg, const action_input *want, action_input *have)
 		if ((r = probe_at(p, want, other, &there)) == 0 && !action_input_equal(want, &there))
 			*have = there; /* what differs there is what the run may see */
 	}
+	if (r == -EBUSY && !p->busy)
+		p->busy = want;
 	return r;
 }
 
@@ -712,7 +721,7 @@ static int probe_at(struct probe_ctx *p, const action_input *want, const char *s
 		have->kind = ACTION_IN_FILE;
 		have->digest_kind = want->digest_kind;
 		have->mode = st.st_mode & 07777;
-		r = want->digest_kind == ACTION_DIGEST_PLAIN ? file_digest(fd, &st, &have->digest) : -ENOTSUP;
+		r = want->digest_kind == ACTION_DIGEST_PLAIN ? file_digest(fd, &st, true, &have->digest) : -ENOTSUP;
 	} else if (want->kind == ACTION_IN_DIR && S_ISDIR(st.st_mode)) {
 		have->kind = ACTION_IN_DIR;
 		r = dir_digest(fd, &have->digest);
@@ -1176,28 +1185,67 @@ static bool streams_fit(const action_manifest *m, bool merged)
 }
 
 
+/* True when the file open (O_PATH) as fd carries extended attributes a
+ * truncating open keeps and a new file does not get: user ones and an
+ * access ACL (security labels a new file gets too). */
+static bool keeps_xattrs(int fd)
+{
+	char proc[48], names[4096];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	ssize_t n = listxattr(proc, names, sizeof(names));
+	if (n < 0)
+		return errno == ERANGE; /* more than fit: some are kept */
+	for (ssize_t at = 0; at < n; at += (ssize_t)strlen(names + at) + 1)
+		if (!strncmp(names + at, "user.", 5) || !strcmp(names + at, "system.posix_acl_access"))
+			return true;
+	return false;
+}
+
 /* Why output o of m cannot be restored as a fresh run would leave it, or
  * NULL.  A hit replaces the name; a fresh run that opens it truncating
- * writes through what is there: a symlink, or a file with other links.
- * And where m observed nothing of the name (its absence was implied by the
- * open that created it), a file there now keeps its permission bits when
- * truncated, and anything but a regular file makes the run differ. */
-static const char *output_blocked(int root_fd, const action_manifest *m, const action_output *o)
+ * writes through what is there: a symlink, or a file with other links; and
+ * keeps its owner, group and extended attributes, which the file a hit makes
+ * does not have (it is the caller's, q).  And where m observed nothing of
+ * the name (its absence was implied by the open that created it), a file
+ * there now keeps its permission bits when truncated, and anything but a
+ * regular file makes the run differ. */
+static const char *output_blocked(struct req *q, int root_fd, const action_manifest *m, const action_output *o)
 {
-	struct stat st;
+	struct stat st, pst;
 	if (o->kind != ACTION_OUT_FILE)
 		return NULL;
-	int fd = open_beneath(root_fd, o->path, O_PATH | O_NOFOLLOW);
-	if (fd < 0)
+	size_t at;
+	char dir[PATH_MAX];
+	int pfd = parent_open(root_fd, o->path, &at, dir);
+	if (pfd < 0)
+		return NULL; /* absent, or unreachable: restoring it fails */
+	int fd = openat(pfd, o->path + at, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int r = fd < 0 ? -errno : fs_stat_fd(fd, &st);
+	if (r == 0 && fs_stat_fd(pfd, &pst) < 0)
+		r = -errno;
+	close(pfd);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
 		return NULL; /* absent (or unreachable: restoring it fails) */
-	int r = fs_stat_fd(fd, &st);
+	}
+	bool xattrs = S_ISREG(st.st_mode) && keeps_xattrs(fd);
 	close(fd);
-	if (r < 0)
-		return NULL;
 	if (S_ISLNK(st.st_mode))
 		return "is a symlink";
 	if (S_ISREG(st.st_mode) && st.st_nlink > 1)
 		return "is a file with other hard links";
+	if (S_ISREG(st.st_mode)) {
+		uid_t uid;
+		gid_t gid;
+		req_creds_owner(q, &uid, &gid);
+		if (pst.st_mode & S_ISGID)
+			gid = pst.st_gid;
+		if (st.st_uid != uid || st.st_gid != gid)
+			return "is a file of another owner or group";
+		if (xattrs)
+			return "is a file with extended attributes";
+	}
 	for (size_t i = 0; i < m->nin; i++)
 		if (m->in[i].scope == ACTION_SCOPE_ROOT && strcmp(m->in[i].path, o->path) == 0)
 			return NULL;
@@ -1497,7 +1545,7 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 		}
 		const char *why = NULL;
 		size_t o = 0;
-		while (o < m->nout && !(why = output_blocked(root_fd, m, &m->out[o])))
+		while (o < m->nout && !(why = output_blocked(q, root_fd, m, &m->out[o])))
 			o++;
 		if (why) {
 			if (!blocked) {
@@ -1607,9 +1655,11 @@ static void lookup(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out
 			  (a.flags & CASFS_EXEC_F_MERGED_STREAMS) ? "one file" : "apart");
 	else if (first_diff >= 0) {
 		const action_input *in = &rec.m[first_m].in[first_diff];
-		resp_text(cf, CASFS_T_EXPLAIN, "miss: %s%s%s (%s) differs from the recorded run",
+		resp_text(cf, CASFS_T_EXPLAIN, "miss: %s%s%s (%s) %s",
 			  in->scope == ACTION_SCOPE_MOUNT ? "<mount>/" : "", in->path[0] ? in->path : ".",
-			  "", in_kind_name(in->kind));
+			  "", in_kind_name(in->kind),
+			  in == pc.busy ? "is open for writing (what a reader sees of it may not have reached casfs)"
+					: "differs from the recorded run");
 	} else {
 		resp_text(cf, CASFS_T_EXPLAIN, "miss: no recorded run has all its outputs still stored");
 	}
@@ -2088,7 +2138,7 @@ static int dep_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    cache_timespec_ns(&st.st_ctim) >= c->begun_ns) {
 		c->reason = "input_changed"; /* gone, replaced or changed since the run began */
-	} else if ((r = file_digest(fd, &st, &in.digest)) == 0) {
+	} else if ((r = file_digest(fd, &st, false, &in.digest)) == 0) {
 		in.mode = st.st_mode & 07777;
 		r = action_manifest_add_input(c->m, &in);
 		if (r == -EINVAL) { /* a path the manifest cannot hold ("..") */

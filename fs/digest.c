@@ -1017,6 +1017,21 @@ int digests_peek_stat(digests *d, ino_node *n, const struct stat *st, cache_file
 	return r;
 }
 
+bool digests_writers(digests *d, ino_node *n)
+{
+	if (!d)
+		return false;
+	ino_table_lock(d->tbl);
+	struct dstate *s = n->priv;
+	ino_table_unlock(d->tbl);
+	if (!s)
+		return false;
+	pthread_mutex_lock(&s->lock);
+	bool w = s->writers > 0;
+	pthread_mutex_unlock(&s->lock);
+	return w;
+}
+
 int digests_peek(digests *d, ino_node *n, cache_file_rec *rec, uint64_t *version)
 {
 	if (!d)

@@ -159,6 +159,11 @@ void digests_moved(digests *d, ino_node *n, const struct stat *st);
  * version changes with every change of the content. */
 int digests_peek(digests *d, ino_node *n, cache_file_rec *rec, uint64_t *version);
 
+/* True when a handle open for writing holds n: what the daemon last saw of
+ * it may not be what readers see (a shared writable mapping's dirty pages
+ * reach the daemon only when the kernel writes them back). */
+bool digests_writers(digests *d, ino_node *n);
+
 /* digests_peek, and when n's digest is not in memory, the index's record
  * of the file if it still describes it (st: its attributes now; one read
  * of the index, never of the file). */

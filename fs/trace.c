@@ -282,6 +282,13 @@ void trace_read(struct trace *t, ino_node *n, int fd)
 		return;
 	}
 	in.mode = st.st_mode & 07777; /* cp -p and friends carry it over */
+	/* another handle has it open for writing (the run's own make its path
+	 * a change, never read here): what the run reads may be bytes the
+	 * daemon has not seen, the dirty pages of a shared writable mapping */
+	if (FS->dg && digests_writers(FS->dg, n)) {
+		problem(t, TRACE_INPUT_WRITTEN);
+		return;
+	}
 	int r = FS->dg ? digests_get_versioned(FS->dg, n, fd, &in.digest, &version) : -ENODATA;
 	if (r < 0) {
 		problem(t, r == -EBUSY ? TRACE_INPUT_WRITTEN : TRACE_NOMEM);

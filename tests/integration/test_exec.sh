@@ -9,6 +9,8 @@
 CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-600}
 . "$(dirname "$0")/lib.sh"
 
+MAPPER=
+casfs_extra_cleanup() { [ -n "$MAPPER" ] && kill "$MAPPER" 2>/dev/null; }
 casfs_setup
 X=$CASFS
 SH=$CASFS_BINDIR/casfs-sh
@@ -723,6 +725,91 @@ u=$(counter uncacheable_inherited_write)
 for i in 1 2; do (cd "$Q" && "$X" exec -- sh -c 'echo run >&3' 3>>log.txt); done
 check_eq "writes through an inherited descriptor: every run writes" "run run" "$(tr '\n' ' ' <"$Q/log.txt" | sed 's/ $//')"
 check_eq "writes through an inherited descriptor: not cached" 2 "$(($(counter uncacheable_inherited_write) - u))"
+
+# ---- an output that is there with another owner, or with attributes of its
+# own: a run truncates it in place and keeps both; a hit, which makes the
+# file anew, would drop them, so the action runs
+O=$MNT/owned
+mkdir -p "$O"
+for i in 1 2; do
+    rm -f "$O/out"
+    cx "$O" -- sh -c 'echo v > out' || fail "owned output: run $i"
+done
+h=$(counter action_hits)
+echo old >"$O/out" && chown nobody "$O/out"
+cx "$O" -- sh -c 'echo v > out' || fail "owned output: run over a file of nobody's"
+check_eq "an output there with another owner: the run keeps it (content, owner)" "v nobody" \
+    "$(cat "$O/out") $(stat -c %U "$O/out")"
+explain "$O" -- sh -c 'echo v > out' | grep -q "out.*another owner" && ok "an output with another owner: --explain says so" ||
+    fail "an output with another owner: --explain: $(explain "$O" -- sh -c 'echo v > out')"
+rm -f "$O/out" && echo old >"$O/out" && setfattr -n user.kept -v yes "$O/out"
+cx "$O" -- sh -c 'echo v > out' || fail "an output with an attribute: run"
+check_eq "an output there with a user attribute: the run keeps it (content, attribute)" "v yes" \
+    "$(cat "$O/out") $(getfattr --only-values -n user.kept "$O/out" 2>/dev/null)"
+check_eq "outputs there with another owner or attributes: no hit" 0 "$(($(counter action_hits) - h))"
+rm -f "$O/out" && echo old >"$O/out"
+cx "$O" -- sh -c 'echo v > out' || fail "an output of the caller's: run"
+check_eq "an output there of the caller's, no attributes: a hit" 1 "$(($(counter action_hits) - h))"
+
+# ---- reads through a descriptor the caller opened (3<in.txt): the kernel
+# serves them from its cache and casfs does not see them, so such a run is
+# not cached; /dev/null on 3 is nothing to read, and a compiler touches only
+# the descriptors its arguments name
+u=$(counter uncacheable_inherited_fd)
+for v in one two; do
+    echo "$v" >"$Q/in3.txt"
+    rm -f "$Q/o3.txt"
+    (cd "$Q" && "$X" exec -- sh -c 'cat <&3 > o3.txt' 3<in3.txt) || fail "reads through fd 3: run $v"
+    check_eq "reads through an inherited descriptor: what run $v read" "$v" "$(cat "$Q/o3.txt")"
+done
+check_eq "reads through an inherited descriptor: not cached" 2 "$(($(counter uncacheable_inherited_fd) - u))"
+(cd "$Q" && "$X" exec --explain -- sh -c 'cat <&3 > o3.txt' 3<in3.txt) | grep -q "uncacheable: it inherits descriptor 3 (.*in3.txt)" &&
+    ok "reads through an inherited descriptor: --explain names it" ||
+    fail "reads through an inherited descriptor: --explain: $(cd "$Q" && "$X" exec --explain -- sh -c 'cat <&3 > o3.txt' 3<in3.txt)"
+h=$(counter action_hits)
+for i in 1 2; do
+    rm -f "$Q/o4.txt"
+    (cd "$Q" && "$X" exec -- sh -c 'echo x > o4.txt' 3</dev/null) || fail "/dev/null on fd 3: run $i"
+done
+check_eq "/dev/null on an inherited descriptor: cached (run 2 hits)" 1 "$(($(counter action_hits) - h))"
+printf 'int f3(void) { return 3; }\n' >"$Q/f3.c"
+h=$(counter action_hits)
+for i in 1 2; do
+    rm -f "$Q/f3.o"
+    (cd "$Q" && "$X" exec -- gcc -c f3.c -o f3.o 3<in3.txt) || fail "a compile with fd 3 open: run $i"
+done
+check_eq "a compile with a descriptor it does not name: cached (run 2 hits)" 1 "$(($(counter action_hits) - h))"
+
+# ---- an input another process changed through a shared writable mapping
+# whose pages the kernel has not written back: a reader sees the new bytes,
+# the daemon does not yet; while it is open for writing it is not matched
+MM=$MNT/mapped
+mkdir -p "$MM"
+printf 'aaaa\n' >"$MM/in.txt"
+cx "$MM" -- sh -c 'cat in.txt > out.txt' || fail "mapped input: first run"
+rm -f "$MM/out.txt"
+mkfifo "$T/mapped.ready"
+"$PYTHON" -c '
+import mmap, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 0, mmap.MAP_SHARED)
+m[0:4] = b"bbbb"
+open(sys.argv[2], "w").write("ready\n")
+time.sleep(600)' "$MM/in.txt" "$T/mapped.ready" &
+MAPPER=$!
+read -r _ <"$T/mapped.ready"
+m=$(counter action_misses)
+u=$(counter uncacheable_input_being_written)
+cx "$MM" -- sh -c 'cat in.txt > out.txt' || fail "mapped input: second run"
+check_eq "an input changed through a mapping not written back: what a fresh run reads" bbbb "$(cat "$MM/out.txt")"
+check_eq "an input changed through a mapping not written back: a miss" 1 "$(($(counter action_misses) - m))"
+check_eq "an input open for writing elsewhere while read: not recorded" 1 \
+    "$(($(counter uncacheable_input_being_written) - u))"
+explain "$MM" -- sh -c 'cat in.txt > out.txt' | grep -q "in.txt (file) is open for writing" &&
+    ok "an input open for writing: --explain says so" ||
+    fail "an input open for writing: --explain: $(explain "$MM" -- sh -c 'cat in.txt > out.txt')"
+kill "$MAPPER" && wait "$MAPPER" 2>/dev/null
+MAPPER=
 
 # ---- a run that gives an output another owner or group is not cached (a hit
 # makes outputs the caller's); one that sets the group it already has is
