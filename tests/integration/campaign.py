@@ -18,8 +18,9 @@ a generated header, directories that recipes list, a script, a response
 file, a Makefile.  Actions: compiles (from the root and from src/, by
 absolute path, with absolute -I, through a symlinked working directory,
 through a response file, through casfs-sh, behind env), a link, ar, the
-program run, listings, a tar, stdin, mkdir, >>, ln, mv, chmod, deep,
-sparse, renamed, removed and read-back outputs, streams over 64 KiB.
+program run, listings, a tar, stdin, a file open on fd 3, mkdir, >>, ln,
+mv, chmod, deep, sparse, renamed, removed and read-back outputs, streams
+over 64 KiB.
 
 Before each round the project is mutated at random: edits of code,
 comments and whitespace (in place, renamed over, or through the hard link
@@ -31,10 +32,12 @@ keeping size and mtime), added and removed, the whole tree relocated to a
 new .../<N>/execroot/proj (copied, hard-linked with cp -al, or a symlink
 farm with cp -as), -g with and without prefix maps and -gz, a script
 chmod'ed, files added to and removed from listed directories, symlinks
-retargeted, outputs damaged or removed.  Some rounds also run
+retargeted, outputs damaged, removed, given to another owner or a user.*
+attribute.  Some rounds also run
 `make -j2 -k SHELL=casfs-sh`.
 
-The oracle, for every action: its outputs (every file's bytes and mode,
+The oracle, for every action: its outputs (every file's bytes, mode, owner,
+group and user.* attributes,
 directories, symlinks, absences, in the project and in the outside output
 directory), stdout, stderr and exit status through casfs exec must equal a
 plain run of the same command, at the same place, with the same
@@ -59,7 +62,10 @@ Environment:
                          env-unlisted, output-link, listed-mode (ls -F),
                          cwd-transformed (pwd | tr), has-include-outside
                          (extra.h put outside the mount where
-                         __has_include found it nowhere)
+                         __has_include found it nowhere), inherited-fd
+                         (actions run with data/empty.txt open on fd 3),
+                         output-owned (outputs given to nobody or a user.*
+                         attribute between rounds)
 
 test_campaign.sh runs seed 1 by default, without mtime and
 cwd-transformed: actions that meet questions casfs leaves open
@@ -84,7 +90,8 @@ import traceback
 FEATURES = ("stdin", "output-exists", "mmd", "probe-mode", "probe-size",
             "ancestor-map", "outside-output", "outside-absence", "link-source", "mtime",
             "sh-outside", "root-hidden", "dir-setgid", "wrapped-compiler", "env-unlisted",
-            "output-link", "listed-mode", "cwd-transformed", "has-include-outside")
+            "output-link", "listed-mode", "cwd-transformed", "has-include-outside",
+            "inherited-fd", "output-owned")
 # a hit rate below this in rounds where nothing observed changed fails
 MIN_PURE_HIT_SHARE = 0.6
 CMD_TIMEOUT = 180
@@ -615,6 +622,21 @@ class Campaign:
             f.truncate(max(0, os.path.getsize(self.p(o)) // 2))
         return "truncated the output " + o
 
+    def mut_own_output(self):
+        outs = []
+        for d in ("obj", "out"):
+            if os.path.isdir(self.p(d)):
+                outs += [d + "/" + n for n in sorted(os.listdir(self.p(d)))
+                         if os.path.isfile(self.p(d + "/" + n)) and not os.path.islink(self.p(d + "/" + n))]
+        if not outs:
+            return "no output to own"
+        o = self.rng.choice(outs)
+        if self.rng.random() < 0.5:
+            os.chown(self.p(o), 65534, 65534)
+            return "gave the output %s to nobody" % o
+        os.setxattr(self.p(o), "user.campaign", b"%d" % self.rng.randrange(1000))
+        return "set user.campaign on the output " + o
+
     def relocate(self, how=None):
         old = self.prev_root = self.root
         self.n_root += 1
@@ -686,6 +708,7 @@ class Campaign:
             (1, self.mut_obj_symlink, None),
             (1, self.mut_user_file_in_output_dir, None),
             (1, self.mut_output_link, "output-link"),
+            (1, self.mut_own_output, "output-owned"),
         ]
 
     def relocation_pure(self, desc):
@@ -837,6 +860,10 @@ class Campaign:
         if self.has("mtime"):
             a.append(("tar", ["tar", "--sort=name", "--owner=0", "--group=0", "--numeric-owner",
                               "-cf", "out/data.tar", "data"], "", None))
+        if self.has("inherited-fd"):
+            fd3 = ("fd3", "data/empty.txt")
+            a.append(("reads fd 3", ["sh", "-c", "cat <&3 > out/fd3.txt"], "", fd3))
+            a.append(("cc b with fd 3 open", cc + ["-c", "src/b.c", "-o", "obj/b3.o"], "", fd3))
         if self.has("outside-output"):
             a.append(("cc b to outside the mount",
                       cc + ["-c", "src/b.c", "-o", os.path.join(self.outo, "b.o")], "", None))
@@ -855,7 +882,7 @@ class Campaign:
     # -------------------------------------------------------------- state --
     def snapshot(self, when):
         """{absolute path: entry} of the project and the outside outputs;
-        entries are (kind, mode, bytes or target, mtime_ns).  The tree is
+        entries are what Campaign.entry gives.  The tree is
         walked by listing it; every path seen before (relative to the root)
         is also looked up by name, and one that exists but was not listed
         is a failure (a stale listing, which every other program sees too).
@@ -866,7 +893,7 @@ class Campaign:
             while stack:
                 d = stack.pop()
                 st = os.lstat(d)
-                snap[d] = ("d", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns, (st.st_dev, st.st_ino))
+                snap[d] = self.entry(d)
                 with os.scandir(d) as it:
                     names = sorted(e.name for e in it if e.name != ".casfs")
                 for n in names:
@@ -895,21 +922,26 @@ class Campaign:
 
     @staticmethod
     def entry(p):
-        """(kind, mode, bytes or target, mtime_ns, (dev, inode)) of P."""
+        """(kind, mode, bytes or target, mtime_ns, (dev, inode), meta) of P;
+        meta: (uid, gid, its user.* attributes but casfs's own) of a file,
+        (uid, gid, ()) of anything else."""
         st = os.lstat(p)
         ident = (st.st_dev, st.st_ino)
         if stat.S_ISDIR(st.st_mode):
-            return ("d", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns, ident)
+            return ("d", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns, ident, (st.st_uid, st.st_gid, ()))
         if stat.S_ISLNK(st.st_mode):
-            return ("l", 0, os.readlink(p), st.st_mtime_ns, ident)
+            return ("l", 0, os.readlink(p), st.st_mtime_ns, ident, (st.st_uid, st.st_gid, ()))
         if stat.S_ISREG(st.st_mode):
+            xattrs = tuple(sorted((n, os.getxattr(p, n)) for n in os.listxattr(p)
+                                  if n.startswith("user.") and not n.startswith("user.casfs.")))
             with open(p, "rb") as f:
-                return ("f", stat.S_IMODE(st.st_mode), f.read(), st.st_mtime_ns, ident)
-        return ("o", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns, ident)
+                return ("f", stat.S_IMODE(st.st_mode), f.read(), st.st_mtime_ns, ident,
+                        (st.st_uid, st.st_gid, xattrs))
+        return ("o", stat.S_IMODE(st.st_mode), None, st.st_mtime_ns, ident, (st.st_uid, st.st_gid, ()))
 
     @staticmethod
     def same(a, b):
-        return a[:3] == b[:3]
+        return a[:3] == b[:3] and a[5] == b[5]
 
     @staticmethod
     def link_groups(snap):
@@ -934,13 +966,15 @@ class Campaign:
         pre_links, cur_links = self.link_groups(pre), self.link_groups(cur)
         made = {}
         for p in sorted(pre):
-            kind, mode, data, mtime, ident = pre[p]
+            kind, mode, data, mtime, ident, meta = pre[p]
             c = cur.get(p)
             if c is not None and c[0] != kind:
                 c = None
             if kind == "d":
                 if c is None:
                     os.mkdir(p)
+                if c is None or c[5][:2] != meta[:2]:
+                    os.lchown(p, meta[0], meta[1])
                 if c is None or c[1] != mode:
                     os.chmod(p, mode)
             elif kind == "l":
@@ -948,9 +982,11 @@ class Campaign:
                     if os.path.lexists(p):
                         os.unlink(p)
                     os.symlink(data, p)
+                if c is None or c[2] != data or c[5][:2] != meta[:2]:
+                    os.lchown(p, meta[0], meta[1])
             elif kind == "f":
                 group = pre_links[p]
-                if c is not None and c[1:4] == (mode, data, mtime) and cur_links[p] == group:
+                if c is not None and c[1:4] == (mode, data, mtime) and c[5] == meta and cur_links[p] == group:
                     continue
                 if os.path.lexists(p):
                     os.unlink(p)
@@ -959,7 +995,10 @@ class Campaign:
                     continue
                 with open(p, "wb") as f:
                     f.write(data)
+                os.chown(p, meta[0], meta[1])
                 os.chmod(p, mode)
+                for n, v in meta[2]:
+                    os.setxattr(p, n, v)
                 os.utime(p, ns=(mtime, mtime))
                 made[ident] = p
                 # its other links that were already right are now apart
@@ -990,7 +1029,8 @@ class Campaign:
         if e[0] == "f":
             d = e[2]
             txt = repr(d[:60]) if len(d) <= 60 and b"\0" not in d else "%d bytes" % len(d)
-            return "file %o %s" % (e[1], txt)
+            meta = " owner %d:%d" % e[5][:2] + "".join(" %s=%r" % a for a in e[5][2])
+            return "file %o %s%s" % (e[1], txt, meta)
         if e[0] == "l":
             return "symlink -> " + e[2]
         if e[0] == "d":
@@ -1007,6 +1047,15 @@ class Campaign:
         raise RuntimeError("casfs stats does not list " + self.mnt)
 
     def run(self, argv, cwd, stdin):
+        """STDIN: a path, None (/dev/null), or ("fd3", root-relative path):
+        /dev/null on stdin and that file (or /dev/null where it is missing)
+        open for reading on descriptor 3, which a shell outside casfs opens
+        and execs the command (casfs exec, or the plain one) with."""
+        if isinstance(stdin, tuple):
+            path = self.p(stdin[1])
+            argv = ["sh", "-c", 'f=$1; shift; exec "$@" 3<"$f"', "sh",
+                    path if os.path.exists(path) else os.devnull] + argv
+            stdin = None
         with open(stdin or os.devnull, "rb") as fin:
             try:
                 r = subprocess.run(argv, cwd=cwd, env=self.run_env(cwd), stdin=fin,
