@@ -70,7 +70,10 @@ static const char exec_usage[] =
 	"command; a line with shell syntax that runs a compiler runs uncached: see\n"
 	"docs/ACTIONS.md).  CMD 'sh -c LINE' is keyed as such a line (the variables\n"
 	"it expands, the programs it names).  CASFS_LOG=debug prints every decision\n"
-	"on stderr.\n"
+	"on stderr.  Runs casfs cannot fully see run uncached, each reason counted\n"
+	"in casfs stats: a live pipe on stdin, a descriptor above 2 CMD inherits\n"
+	"(but /dev/null; close it with 3<&-), an input open for writing elsewhere\n"
+	"(docs/ACTIONS.md lists them all).\n"
 	"Exit status: CMD's (127: not found, 126: not executable; 2: usage).\n";
 
 /* ---- a growing buffer of fields --------------------------------------------- */
