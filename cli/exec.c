@@ -196,6 +196,7 @@ static const char *resp_text(struct ctl *c, uint32_t tag, char *buf, size_t size
 
 struct opts {
 	const char *shell_line;  /* casfs-sh -c LINE run by the shell */
+	bool shell_unknown;      /* a shell with options casfs does not know */
 	const char *root;
 	bool explain, cache_failures, relocate;
 	const char **env_extra;
@@ -1129,6 +1130,10 @@ static int exec_action(const struct opts *o, char **argv)
 	if (sk == STDIN_LIVE && reads_stdin)
 		return run_uncached(&c, o, prog, argv, "stdin",
 				    "its stdin is a pipe, socket or device it may read (redirect it from a file or /dev/null)");
+	if (o->shell_unknown)
+		return run_uncached(&c, o, prog, argv, "unknown_input",
+				    "the shell's options are not ones casfs knows, so the variables and programs of a "
+				    "-c line cannot be keyed (write it as sh -c LINE)");
 	char fdwhy[PATH_MAX + 64];
 	if (inherited_fd(argv, cc.is_cc, mnt, fdwhy, sizeof(fdwhy))) {
 		char because[PATH_MAX + 320];
@@ -1491,28 +1496,73 @@ static int shell_line_key(struct opts *o, const char *line, struct extra_env *ex
 	return 0;
 }
 
-/* The LINE of `SHELL [OPTIONS] -c LINE ...` for a POSIX shell by name (sh,
- * bash, dash, ksh, mksh, zsh; -c may be grouped, as in -ec; -o/+o take a
- * value), or NULL. */
-static const char *shell_c_line(char *const *argv)
+/* bash's long options (before any other), and whether each takes a value. */
+static const struct {
+	const char *name;
+	bool value;
+} shell_longs[] = {
+	{ "--norc", false },	{ "--noprofile", false }, { "--posix", false },	  { "--login", false },
+	{ "--noediting", false }, { "--restricted", false }, { "--verbose", false }, { "--rcfile", true },
+	{ "--init-file", true },
+};
+
+/* The LINE of `SHELL [OPTIONS] LINE [NAME [ARGS...]]` for a POSIX shell by
+ * name (sh, bash, dash, ksh, mksh, zsh) when one of the options is -c
+ * (grouped too, as in -ec; anywhere among them, as in -c -e): the first
+ * operand after the options.  -o/+o/-O/+O take a value (one per such letter
+ * of a group), so do bash's --rcfile and --init-file; "--" and "-" end the
+ * options.  NULL when the command is no shell's -c call; NULL with *unknown
+ * set when an option is one casfs does not know, so that whether there is a
+ * line, and which, cannot be told (the line's variables and programs would
+ * not be keyed). */
+static const char *shell_c_line(char *const *argv, bool *unknown)
 {
 	static const char *const shells[] = { "sh", "bash", "dash", "ksh", "mksh", "zsh" };
 	const char *base = strrchr(argv[0], '/');
 	base = base ? base + 1 : argv[0];
-	bool shell = false;
+	bool shell = false, c = false;
+	*unknown = false;
 	for (size_t i = 0; i < sizeof(shells) / sizeof(shells[0]); i++)
 		shell |= strcmp(base, shells[i]) == 0;
-	for (size_t i = 1; shell && argv[i] && (argv[i][0] == '-' || argv[i][0] == '+') && argv[i][1] &&
-			   strcmp(argv[i], "--");
-	     i++) {
-		if (!strcmp(argv[i] + 1, "o")) {
-			if (!argv[++i])
-				return NULL;
-		} else if (argv[i][0] == '-' && strchr(argv[i], 'c')) {
-			return argv[i + 1];
+	if (!shell)
+		return NULL;
+	size_t i = 1;
+	for (; argv[i]; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--") || !strcmp(a, "-")) {
+			i++;
+			break;
 		}
+		if ((a[0] != '-' && a[0] != '+') || !a[1])
+			break;
+		if (a[0] == '-' && a[1] == '-') {
+			size_t k = 0, n = sizeof(shell_longs) / sizeof(shell_longs[0]);
+			while (k < n && strcmp(a, shell_longs[k].name))
+				k++;
+			if (k == n || (shell_longs[k].value && !argv[++i])) {
+				*unknown = true;
+				return NULL;
+			}
+			continue;
+		}
+		size_t values = 0;
+		for (const char *p = a + 1; *p; p++) {
+			if (*p == 'o' || *p == 'O')
+				values++;
+			else if (*p == 'c' && a[0] == '-')
+				c = true;
+			else if (!isalpha((unsigned char)*p)) {
+				*unknown = true;
+				return NULL;
+			}
+		}
+		for (; values; values--)
+			if (!argv[++i]) {
+				*unknown = true;
+				return NULL;
+			}
 	}
-	return NULL;
+	return c ? argv[i] : NULL;
 }
 
 /* exec_action, keyed as casfs-sh keys a shell line when the command is a
@@ -1520,7 +1570,9 @@ static const char *shell_c_line(char *const *argv)
  * not). */
 static int exec_command(struct opts *o, char **argv)
 {
-	const char *line = shell_c_line(argv);
+	bool unknown;
+	const char *line = shell_c_line(argv, &unknown);
+	o->shell_unknown = unknown;
 	struct extra_env ex = { 0 };
 	if (line && shell_line_key(o, line, &ex) < 0) {
 		cli_error("out of memory");

@@ -1186,8 +1186,9 @@ static bool streams_fit(const action_manifest *m, bool merged)
 
 
 /* True when the file open (O_PATH) as fd carries extended attributes a
- * truncating open keeps and a new file does not get: user ones and an
- * access ACL (security labels a new file gets too). */
+ * truncating open keeps and a new file does not get: user, trusted and
+ * system ones such as an access ACL (not security.*: a new file gets its
+ * label too, and a write drops file capabilities). */
 static bool keeps_xattrs(int fd)
 {
 	char proc[48], names[4096];
@@ -1196,7 +1197,7 @@ static bool keeps_xattrs(int fd)
 	if (n < 0)
 		return errno == ERANGE; /* more than fit: some are kept */
 	for (ssize_t at = 0; at < n; at += (ssize_t)strlen(names + at) + 1)
-		if (!strncmp(names + at, "user.", 5) || !strcmp(names + at, "system.posix_acl_access"))
+		if (strncmp(names + at, "security.", 9) != 0)
 			return true;
 	return false;
 }

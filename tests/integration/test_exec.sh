@@ -351,6 +351,22 @@ shvar "~ (HOME)" HOME /a /b 'echo ~/lib > o'
 shvar "set -x (PS4)" PS4 'A ' 'B ' 'set -x; : 2> o'
 shvar "set alone prints every variable" CASFS_TEST_ANY 1 2 'set | grep CASFS_TEST_ANY > o'
 
+# ---- the line of a shell given other options too: its variables are keyed,
+# and the same line with the same values still hits
+for form in "bash --norc -c" "sh -c --" "bash -c -e" "bash -O extglob -c" "bash --rcfile /dev/null -c" "sh -e -c"; do
+    h=$(counter action_hits)
+    for v in one one two; do
+        rm -f "$MNT/shvars/o"
+        (cd "$MNT/shvars" && FOO=$v "$X" exec -- $form 'echo "$FOO" > o') || fail "$form: run with $v"
+    done
+    check_eq "$form LINE: the line's variable is keyed (a changed value: what a fresh run writes)" two \
+        "$(cat "$MNT/shvars/o")"
+    check_eq "$form LINE: the same value again: a hit" 1 "$(($(counter action_hits) - h))"
+done
+u=$(counter uncacheable_unknown_input)
+(cd "$MNT/shvars" && FOO=1 "$X" exec -- bash --debugger -c 'echo "$FOO" > o' 2>/dev/null) || fail "bash --debugger: run"
+check_eq "a shell with an option casfs does not know: uncached" 1 "$(($(counter uncacheable_unknown_input) - u))"
+
 # ---- an assembler found through -B DIR or COMPILER_PATH is the command's
 mkdir -p "$T/btools" "$MNT/btools"
 echo 'int b(void) { return 1; }' >"$MNT/btools/b.c"
@@ -747,6 +763,10 @@ cx "$O" -- sh -c 'echo v > out' || fail "an output with an attribute: run"
 check_eq "an output there with a user attribute: the run keeps it (content, attribute)" "v yes" \
     "$(cat "$O/out") $(getfattr --only-values -n user.kept "$O/out" 2>/dev/null)"
 check_eq "outputs there with another owner or attributes: no hit" 0 "$(($(counter action_hits) - h))"
+rm -f "$O/out" && echo old >"$O/out" && setfattr -n trusted.kept -v yes "$O/out"
+cx "$O" -- sh -c 'echo v > out' || fail "an output with a trusted attribute: run"
+check_eq "an output there with a trusted attribute: the run keeps it (content, attribute)" "v yes" \
+    "$(cat "$O/out") $(getfattr --only-values -n trusted.kept "$O/out" 2>/dev/null)"
 rm -f "$O/out" && echo old >"$O/out"
 cx "$O" -- sh -c 'echo v > out' || fail "an output of the caller's: run"
 check_eq "an output there of the caller's, no attributes: a hit" 1 "$(($(counter action_hits) - h))"
