@@ -361,8 +361,14 @@ static int dep_cb(void *arg, const char *path)
 	if (snprintf(abs, sizeof(abs), "%s%s%s", path[0] == '/' ? "" : d->cwd, path[0] == '/' ? "" : "/", path) >=
 	    (int)sizeof(abs))
 		return 0;
+	/* no file at all (#include "/dev/stdin" reads a pipe): what the
+	 * compile read cannot be said */
+	if (!strncmp(abs, "/dev/", 5) || !strncmp(abs, "/proc/", 6)) {
+		d->err = -ENOLINK;
+		return 0;
+	}
 	if (!realpath(abs, real))
-		return 0; /* gone since: the daemon sees that as a change */
+		return 0; /* gone since (a link's temporary objects) */
 	action_path_lexical(abs, alt, sizeof(alt));
 	if (push(&d->paths, &d->n, real) < 0 || push(&d->given, &d->ngiven, alt) < 0)
 		d->err = -ENOMEM;

@@ -218,7 +218,13 @@ static void debug(const struct opts *o, const char *fmt, ...)
 }
 
 /* Finds prog on PATH (or takes it as a path).  0, -ENOENT, -EACCES. */
-static int find_program(const char *prog, char *out, size_t size)
+/* Where the command named without a '/' was found on PATH, as found (not
+ * resolved): what it runs as, so that a script reached through a symlink
+ * gets that name as $0, as from a shell.  find_program: its realpath into
+ * out (what the key and the digests take), that path into run if not NULL. */
+static char run_path[PATH_MAX];
+
+static int find_program(const char *prog, char *out, size_t size, char run[PATH_MAX])
 {
 	if (strchr(prog, '/')) {
 		if (access(prog, F_OK) < 0)
@@ -231,17 +237,28 @@ static int find_program(const char *prog, char *out, size_t size)
 	if (!path)
 		path = "/usr/local/bin:/usr/bin:/bin";
 	bool denied = false;
-	while (*path) {
-		const char *end = strchrnul(path, ':');
+	/* an empty element (leading, trailing, or ::) is the working directory,
+	 * as for sh and execvp */
+	for (const char *p = path;;) {
+		const char *end = strchrnul(p, ':');
+		const char *dir = end == p ? "." : p;
+		int dl = end == p ? 1 : (int)(end - p);
 		char cand[PATH_MAX];
-		int l = snprintf(cand, sizeof(cand), "%.*s/%s", (int)(end - path), end == path ? "." : path, prog);
+		int l = snprintf(cand, sizeof(cand), "%.*s/%s", dl, dir, prog);
 		struct stat st;
 		if (l > 0 && (size_t)l < sizeof(cand) && stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
-			if (access(cand, X_OK) == 0)
-				return realpath(cand, out) ? 0 : -errno;
+			if (access(cand, X_OK) == 0) {
+				if (!realpath(cand, out))
+					return -errno;
+				if (run)
+					snprintf(run, PATH_MAX, "%s", cand);
+				return 0;
+			}
 			denied = true;
 		}
-		path = *end ? end + 1 : end;
+		if (!*end)
+			break;
+		p = end + 1;
 	}
 	return denied ? -EACCES : -ENOENT;
 }
@@ -307,7 +324,7 @@ static void driver_prog(const char *cc, char *const *bopts, size_t nb, const cha
 		got--;
 	got_buf[got] = '\0';
 	char real[PATH_MAX];
-	if (got && (got_buf[0] == '/' ? realpath(got_buf, real) != NULL : find_program(got_buf, real, sizeof(real)) == 0))
+	if (got && (got_buf[0] == '/' ? realpath(got_buf, real) != NULL : find_program(got_buf, real, sizeof(real), NULL) == 0))
 		snprintf(out, size, "%s", real);
 }
 
@@ -478,6 +495,8 @@ static void exec_prog(const char *prog, char **argv)
 	 * name ($0), as it does from a shell or execvp */
 	if (strchr(argv[0], '/'))
 		prog = argv[0];
+	else if (run_path[0])
+		prog = run_path;
 	execv(prog, argv);
 	if (errno != ENOEXEC)
 		return;
@@ -1004,7 +1023,7 @@ static void use_name(void *arg, const char *name)
 			     name) >= (int)sizeof(abs) ||
 		    !realpath(abs, real) || stat(real, &st) < 0 || !S_ISREG(st.st_mode) || access(real, X_OK) < 0)
 			return;
-	} else if (find_program(name, real, sizeof(real)) < 0) {
+	} else if (find_program(name, real, sizeof(real), NULL) < 0) {
 		return;
 	}
 	size_t ml = strlen(u->mnt);
@@ -1047,7 +1066,8 @@ static void uses_free(struct uses *u)
 static int exec_action(const struct opts *o, char **argv)
 {
 	char prog[PATH_MAX], cwd[PATH_MAX], mnt[PATH_MAX], root[PATH_MAX];
-	int r = find_program(argv[0], prog, sizeof(prog));
+	run_path[0] = '\0';
+	int r = find_program(argv[0], prog, sizeof(prog), run_path);
 	if (r < 0) {
 		cli_error("%s: %s", argv[0], r == -ENOENT ? "command not found" : "permission denied");
 		return r == -ENOENT ? 127 : 126;
@@ -1095,10 +1115,15 @@ static int exec_action(const struct opts *o, char **argv)
 	off_t stdin_at = lseek(0, 0, SEEK_CUR);
 	bool reads_stdin = true;
 	if (cc.is_cc) {
-		/* a compiler reads stdin only for a source named - or /dev/stdin */
+		/* a compiler reads stdin only for a file named - or by a path to
+		 * descriptor 0 (/dev/stdin, /dev/fd/0, /proc/self/fd/0, also
+		 * inside an option: -include/dev/stdin); a source that includes
+		 * such a path names it in the dependency file, which makes the
+		 * run uncacheable (not a regular file) */
 		reads_stdin = false;
 		for (size_t i = 1; i < argc; i++)
-			reads_stdin |= !strcmp(argv[i], "-") || !strcmp(argv[i], "/dev/stdin");
+			reads_stdin |= !strcmp(argv[i], "-") || strstr(argv[i], "/dev/stdin") ||
+				       strstr(argv[i], "/fd/0") || strstr(argv[i], "/dev/std");
 		char where[PATH_MAX];
 		const char *opts_file = cc_options_outside(argv, cwd, mnt, where, sizeof(where));
 		if (opts_file) {

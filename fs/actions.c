@@ -2209,6 +2209,7 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		case TRACE_XATTRS: c.reason = "xattrs"; break;
 		case TRACE_INHERITED_WRITE: c.reason = "inherited_write"; break;
 		case TRACE_OWNER_CHANGED: c.reason = "owner_changed"; break;
+		case TRACE_SPECIAL_INPUT: c.reason = "special_input"; break;
 		}
 	}
 	if (!c.reason) {

@@ -46,7 +46,7 @@
 	X(uncacheable_stdin) X(uncacheable_writes_outside_mount) X(uncacheable_shell_compile) \
 	X(uncacheable_nested) X(uncacheable_hidden_compile) X(uncacheable_moved_dir) \
 	X(uncacheable_xattrs) X(uncacheable_inherited_write) X(uncacheable_owner_changed) \
-	X(uncacheable_inherited_fd)
+	X(uncacheable_inherited_fd) X(uncacheable_special_input)
 
 enum casfs_counter {
 #define CASFS_X_ENUM(name) CASFS_C_##name,

@@ -47,6 +47,10 @@ void fs_fill_entry(struct fuse_entry_param *e, ino_node *n, const struct stat *s
 	e->attr.st_ino = sbfast_ino(FS->sb, st->st_dev, st->st_ino);
 	e->attr_timeout = FS->o.timeout;
 	e->entry_timeout = FS->o.timeout;
+	/* a fifo, socket or device: every path walk through it asks again, so
+	 * that a traced run that opens one is seen (trace_exists) */
+	if (S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode) || S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+		e->attr_timeout = e->entry_timeout = 0;
 }
 
 int fs_lookup_at(ino_node *parent, int pfd, const char *name, struct fuse_entry_param *e)

@@ -543,6 +543,13 @@ void trace_absent_shared(struct trace *t, ino_node *parent, const char *name)
 void trace_exists(struct trace *t, ino_node *n, const struct stat *st)
 {
 	char path[PATH_MAX];
+	if (S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode) || S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+		/* opened, it is the kernel's pipe, socket or driver: casfs sees
+		 * nothing of what passes (fs_fill_entry makes every walk
+		 * through one a lookup) */
+		problem(t, TRACE_SPECIAL_INPUT);
+		return;
+	}
 	action_input in = { .kind = ACTION_IN_EXISTS, .type = st->st_mode & S_IFMT, .mode = st->st_mode & 07777,
 			    .size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0 };
 	if (node_path(t, n, path, sizeof(path)))

@@ -66,6 +66,9 @@ enum trace_problem {
 	TRACE_OWNER_CHANGED,    /* the run gave a file another owner or
 				   group (chown, chgrp, install -o/-g): a
 				   hit makes its outputs the caller's */
+	TRACE_SPECIAL_INPUT,    /* the run looked up a fifo, socket or
+				   device: what it reads or writes through
+				   one never reaches casfs */
 };
 
 int trace_new(struct trace **ret);

@@ -742,6 +742,50 @@ for i in 1 2; do (cd "$Q" && "$X" exec -- sh -c 'echo run >&3' 3>>log.txt); done
 check_eq "writes through an inherited descriptor: every run writes" "run run" "$(tr '\n' ' ' <"$Q/log.txt" | sed 's/ $//')"
 check_eq "writes through an inherited descriptor: not cached" 2 "$(($(counter uncacheable_inherited_write) - u))"
 
+# ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
+# not see; a run that opens one is not cached, and its writer is not left
+# blocked by a hit
+F=$MNT/fifo
+mkdir -p "$F" && mkfifo "$F/p"
+u=$(counter uncacheable_special_input)
+for w in one one two; do
+    (echo "$w" >"$F/p") &
+    wpid=$!
+    cx "$F" -- sh -c 'cat p > out' || fail "fifo: run with $w"
+    check_eq "a fifo read by the run: what it read ($w)" "$w" "$(cat "$F/out")"
+    kill "$wpid" 2>/dev/null && fail "fifo: the writer of $w was left blocked"
+    wait "$wpid" 2>/dev/null
+done
+check_eq "a fifo read by the run: not cached" 3 "$(($(counter uncacheable_special_input) - u))"
+
+# ---- a compile that reads its stdin by another name than - or /dev/stdin
+S4=$MNT/stdin-names
+mkdir -p "$S4"
+printf '#include "/dev/stdin"\n' >"$S4/inc.c"
+for how in "-x c -c /dev/fd/0" "-x c -c /proc/self/fd/0" "-c inc.c"; do
+    for v in 1 1 2; do
+        rm -f "$S4/a.o"
+        echo "int v = $v;" | (cd "$S4" && "$X" exec -- gcc $how -o a.o) || fail "gcc $how: compile with $v"
+    done
+    check_eq "gcc $how with a piped stdin: what a fresh compile makes" "02000000" \
+        "$(objdump -s -j .data "$S4/a.o" | awk '/^ 0000/ {print $2}')"
+done
+
+# ---- PATH: an empty element is the working directory (as for sh and
+# execvp), and a program found through a symlink runs by that name ($0)
+P8=$MNT/pathdot
+mkdir -p "$P8" "$T/pbin"
+printf '#!/bin/sh\necho "$0" ran > out.txt\n' >"$P8/tool8" && chmod +x "$P8/tool8"
+for path in ":/usr/bin:/bin" "/usr/bin:/bin:" "/usr/bin::/bin"; do
+    rm -f "$P8/out.txt"
+    (cd "$P8" && PATH=$path "$X" exec -- tool8) || fail "PATH=$path: tool8 not run"
+    want=$(cd "$P8" && PATH=$path sh -c 'tool8; cat out.txt')
+    check_eq "PATH=$path: the program in the working directory runs, as from sh" "$want" "$(cat "$P8/out.txt")"
+done
+printf '#!/bin/sh\necho "0=$0" > out.txt\n' >"$T/pbin/real.sh" && chmod +x "$T/pbin/real.sh" && ln -sf real.sh "$T/pbin/lnk"
+(cd "$P8" && PATH="$T/pbin:$PATH" "$X" exec -- lnk) || fail "a program through a symlink on PATH: run"
+check_eq "a program through a symlink on PATH: its \$0 is the name found" "0=$T/pbin/lnk" "$(cat "$P8/out.txt")"
+
 # ---- an output that is there with another owner, or with attributes of its
 # own: a run truncates it in place and keeps both; a hit, which makes the
 # file anew, would drop them, so the action runs
