@@ -1828,6 +1828,7 @@ struct rec_ctx {
 	bool scanning_esc;
 	const char *reason;   /* set when the run cannot be cached */
 	const struct end_req *e; /* its TEXT_OUT outputs */
+	bool link_names_root; /* a symlink output's target names the root */
 };
 
 /* Whether the output rel (root-relative) is one the client named as text
@@ -2051,6 +2052,11 @@ static int add_output_at(struct rec_ctx *c, const char *rel, bool existed, bool 
 		o.kind = ACTION_OUT_SYMLINK;
 		o.target = action_relativize(target, c->root_abs);
 		r = o.target ? 0 : -ENOMEM;
+		/* the root's path in a target may come from what the run read
+		 * (a script, a file), the same bytes at another root: such a
+		 * link, like a file holding the root, stays at its root */
+		if (o.target && strstr(o.target, "\x01R"))
+			c->link_names_root = true;
 	} else {
 		c->reason = "special_output";
 		goto out;
@@ -2241,7 +2247,9 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 		/* the client's measure, bounded by the session's own span */
 		uint64_t span_ms = (uint64_t)(m.created_ns - cf->begun_ns) / 1000000;
 		m.run_ms = e.run_ms < span_ms ? e.run_ms : span_ms;
-		m.flags = (c.scanning && c.scan.found) || (cf->flags & CASFS_EXEC_F_HIDES_ROOT) ? ACTION_F_EMBEDS_ROOT : 0;
+		m.flags = (c.scanning && c.scan.found) || c.link_names_root || (cf->flags & CASFS_EXEC_F_HIDES_ROOT) ?
+				  ACTION_F_EMBEDS_ROOT :
+				  0;
 		if (cf->flags & CASFS_EXEC_F_ROOT_TEXT)
 			m.flags |= ACTION_F_STREAMS_ROOT_TEXT;
 		if (e.stdin_eof)

@@ -396,10 +396,20 @@ void trace_write_open(struct trace *t, ino_node *n, int fd, const struct stat *t
 	char path[PATH_MAX];
 	if (!node_path(t, n, path, sizeof(path)))
 		return;
-	if (!trunc_from)
+	char target[PATH_MAX];
+	ssize_t l;
+	if (!trunc_from) {
 		trace_read(t, n, fd); /* what it appends to or patches is read */
-	else
+	} else if (S_ISDIR(trunc_from->st_mode)) {
+		/* chmod'ed or touched: its entries stay, and a listing that
+		 * follows (chmod -R, touch d; ls d) sees them */
+		trace_listed(t, n, fd);
+	} else if (S_ISLNK(trunc_from->st_mode) && (l = readlinkat(fd, "", target, sizeof(target) - 1)) >= 0) {
+		target[l] = '\0';
+		trace_readlink(t, n, target); /* touch -h: it still leads there */
+	} else {
 		trace_exists(t, n, trunc_from); /* truncated, it keeps its mode */
+	}
 	add_change(t, path, true);
 }
 
@@ -618,7 +628,22 @@ int trace_listing_digest(int dfd, hasher_digest *ret)
 			n++;
 		}
 	}
-	r = action_listing_digest(e, n, ret);
+	/* the directory's own permission bits (cp -a and tar copy them, and a
+	 * run may be refused the listing), as an entry named "/", a name no
+	 * entry has */
+	struct stat dst;
+	if (fstat(dfd, &dst) < 0) {
+		r = -errno;
+		goto out;
+	}
+	action_dirent *ne = realloc(e, (n + 1) * sizeof(*ne));
+	if (!ne) {
+		r = -ENOMEM;
+		goto out;
+	}
+	e = ne;
+	e[n] = (action_dirent){ .name = "/", .type = DT_DIR, .mode = (uint16_t)(dst.st_mode & 07777) };
+	r = action_listing_digest(e, n + 1, ret);
 out:
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);

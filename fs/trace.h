@@ -128,7 +128,8 @@ void trace_listed(struct trace *t, ino_node *n, int dfd);
  * run is what they were). */
 void trace_emptied(struct trace *t, ino_node *n, int dfd);
 /* The listing digest (action_listing_digest) of the directory open as dfd
- * (O_RDONLY), read from its start.  0 or -errno. */
+ * (O_RDONLY), read from its start, with the directory's own permission bits
+ * (as those of an entry named "/").  0 or -errno. */
 int trace_listing_digest(int dfd, hasher_digest *ret);
 /* the symlink n was read: its target */
 void trace_readlink(struct trace *t, ino_node *n, const char *target);

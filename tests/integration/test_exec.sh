@@ -742,6 +742,42 @@ for i in 1 2; do (cd "$Q" && "$X" exec -- sh -c 'echo run >&3' 3>>log.txt); done
 check_eq "writes through an inherited descriptor: every run writes" "run run" "$(tr '\n' ' ' <"$Q/log.txt" | sed 's/ $//')"
 check_eq "writes through an inherited descriptor: not cached" 2 "$(($(counter uncacheable_inherited_write) - u))"
 
+# ---- a directory's own bits and entries: chmod or touch before a listing
+# (chmod -R), a stat and a listing (cp -a), a symlink touched before read
+D9=$MNT/dirbits
+mkdir -p "$D9"
+(cd "$D9" && mkdir dd && echo 1 >dd/a) && cx "$D9" -- chmod -R go-rwx dd || fail "chmod -R: record"
+rm -rf "$D9/dd" && mkdir "$D9/dd" && echo 1 >"$D9/dd/a" && echo 3 >"$D9/dd/new"
+cx "$D9" -- chmod -R go-rwx dd || fail "chmod -R: again"
+check_eq "chmod -R over a tree with a file added: the new file's mode" 600 "$(stat -c %a "$D9/dd/new")"
+rm -rf "$D9/dd" && mkdir "$D9/dd" && echo 1 >"$D9/dd/a"
+cx "$D9" -- sh -c 'chmod 700 dd; ls dd' >/dev/null || fail "chmod; ls: record"
+chmod 755 "$D9/dd" && echo 3 >"$D9/dd/new"
+check_eq "chmod then ls of a directory with a file added: what a fresh run lists" "a new" \
+    "$(cx "$D9" -- sh -c 'chmod 700 dd; ls dd' | tr '\n' ' ' | sed 's/ $//')"
+mkdir "$D9/ee" && echo 1 >"$D9/ee/a"
+cx "$D9" -- cp -a ee ff || fail "cp -a: record"
+rm -rf "$D9/ff" && chmod 700 "$D9/ee"
+cx "$D9" -- cp -a ee ff || fail "cp -a: again"
+check_eq "cp -a of a directory chmod'ed since: the copy's mode" 700 "$(stat -c %a "$D9/ff")"
+echo A >"$D9/la" && echo B >"$D9/lb" && ln -s la "$D9/l"
+cx "$D9" -- sh -c 'touch -h l; cat l > lo' || fail "touch -h: record"
+ln -sfn lb "$D9/l"
+cx "$D9" -- sh -c 'touch -h l; cat l > lo' || fail "touch -h: again"
+check_eq "touch -h of a symlink retargeted since: what it reads, where it leads" "B lb" \
+    "$(cat "$D9/lo") $(readlink "$D9/l")"
+
+# ---- a symlink output whose target names the root, from what the run read:
+# at another root a fresh run makes the same link, so it stays at its root
+for n in 1 22; do mkdir -p "$MNT/lnroot/$n/execroot"; done
+L1=$MNT/lnroot/1/execroot/p L2=$MNT/lnroot/22/execroot/p
+mkdir -p "$L1" && printf '#!/bin/sh\nln -sfn %s/target l\n' "$L1" >"$L1/mk.sh" && chmod +x "$L1/mk.sh"
+for i in 1 2; do rm -f "$L1/l"; cx "$L1" -- ./mk.sh || fail "symlink naming the root: run $i"; done
+cp -a "$L1" "$L2" && rm -f "$L2/l"
+cx "$L2" -- ./mk.sh || fail "symlink naming the root: at another root"
+check_eq "a symlink output naming the root, made from a script: at another root, where a fresh run points it" \
+    "$L1/target" "$(readlink "$L2/l")"
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit
