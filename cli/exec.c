@@ -767,38 +767,143 @@ static bool inherited_fd(char **argv, bool is_cc, const char *mnt, char *buf, si
 	return found;
 }
 
-/* The first output a compile writes outside the mount (-o, -MF,
- * -Wl,-Map=), or NULL: such a write cannot be seen, so the compile is not
- * cached. */
+/* Whether p, a file a compile writes (relative to cwd), lands outside the
+ * mount: where its directory really is, and where the name is a symlink
+ * (dangling or not), where the write it follows leads. */
+static bool lands_outside(const char *p, const char *cwd, const char *mnt)
+{
+	char abs[PATH_MAX], dir[PATH_MAX], t[PATH_MAX], next[PATH_MAX];
+	if (snprintf(abs, sizeof(abs), "%s%s%s", p[0] == '/' ? "" : cwd, p[0] == '/' ? "" : "/", p) >=
+	    (int)sizeof(abs))
+		return true;
+	struct stat st;
+	for (int hops = 0; lstat(abs, &st) == 0 && S_ISLNK(st.st_mode); hops++) {
+		ssize_t l = hops < 40 ? readlink(abs, t, sizeof(t) - 1) : -1;
+		if (l < 0)
+			return true; /* a loop: where it leads is not known */
+		t[l] = '\0';
+		char *slash = strrchr(abs, '/');
+		int n = t[0] == '/' ? snprintf(next, sizeof(next), "%s", t)
+				    : snprintf(next, sizeof(next), "%.*s/%s", (int)(slash - abs), abs, t);
+		if (n < 0 || n >= (int)sizeof(next))
+			return true;
+		memcpy(abs, next, (size_t)n + 1);
+	}
+	char *slash = strrchr(abs, '/');
+	*slash = '\0';
+	if (!realpath(abs[0] ? abs : "/", dir))
+		return false; /* the compile fails: nothing is written */
+	size_t ml = strlen(mnt);
+	return strncmp(dir, mnt, ml) != 0 || (dir[ml] != '/' && dir[ml] != '\0');
+}
+
+/* The value of option name in a list of the linker's (-Wl,a,b / -Xlinker a)
+ * or the preprocessor's (-Wp,a,b) arguments at *i: "NAME=V" or "NAME V"
+ * (the next argument), or NULL. */
+static const char *list_value(char **v, size_t n, size_t *i, const char *name)
+{
+	size_t l = strlen(name);
+	if (!strncmp(v[*i], name, l) && v[*i][l] == '=')
+		return v[*i] + l + 1;
+	if (!strcmp(v[*i], name) && *i + 1 < n)
+		return v[++*i];
+	return NULL;
+}
+
+/* The first output a compile writes outside the mount (-o, -MF, -aux-info,
+ * -dumpdir; the linker's -Map, --dependency-file, -o through -Wl, or
+ * -Xlinker; the preprocessor's -MD, -MMD, -MF through -Wp,), or NULL: such
+ * a write cannot be seen, so the compile is not cached. */
 static const char *cc_output_outside(char **argv, const char *cwd, const char *mnt, char *buf, size_t size)
 {
+	/* the -Wl,/-Xlinker and -Wp, lists, split at commas into one buffer:
+	 * no more elements than bytes in argv */
+	size_t total = 1, n = 0, nld = 0, npp = 0;
+	for (int i = 1; argv[i]; i++)
+		total += strlen(argv[i]) + 1;
+	char *copy = malloc(total), **ld = malloc(total * sizeof(*ld)), **pp = malloc(total * sizeof(*pp));
+	const char *found = NULL;
+	if (!copy || !ld || !pp)
+		goto oom;
 	for (int i = 1; argv[i]; i++) {
-		const char *p = NULL;
-		if ((!strcmp(argv[i], "-o") || !strcmp(argv[i], "-MF")) && argv[i + 1])
-			p = argv[++i];
-		else if (!strncmp(argv[i], "-o", 2) && argv[i][2])
-			p = argv[i] + 2;
-		else if (!strncmp(argv[i], "-MF", 3) && argv[i][3])
-			p = argv[i] + 3;
-		else if (!strncmp(argv[i], "-Wl,-Map=", 9))
-			p = argv[i] + 9;
-		if (!p)
+		const char *a = argv[i];
+		bool wl = !strncmp(a, "-Wl,", 4), wp = !strncmp(a, "-Wp,", 4);
+		if (wl || wp || (!strcmp(a, "-Xlinker") && argv[i + 1])) {
+			const char *list = wl || wp ? a + 4 : argv[++i];
+			size_t len = strlen(list) + 1;
+			char *e = copy + n;
+			memcpy(e, list, len);
+			n += len;
+			for (;;) {
+				if (wp)
+					pp[npp++] = e;
+				else
+					ld[nld++] = e;
+				char *comma = wl || wp ? strchr(e, ',') : NULL;
+				if (!comma)
+					break;
+				*comma = '\0';
+				e = comma + 1;
+			}
 			continue;
-		char abs[PATH_MAX], dir[PATH_MAX];
-		if (snprintf(abs, sizeof(abs), "%s%s%s", p[0] == '/' ? "" : cwd, p[0] == '/' ? "" : "/", p) >=
-		    (int)sizeof(abs))
-			return p;
-		char *slash = strrchr(abs, '/');
-		*slash = '\0';
-		if (!realpath(abs[0] ? abs : "/", dir))
-			continue; /* the compile fails: nothing is written */
-		size_t ml = strlen(mnt);
-		if (strncmp(dir, mnt, ml) != 0 || (dir[ml] != '/' && dir[ml] != '\0')) {
-			snprintf(buf, size, "%s", p);
-			return buf;
+		}
+		const char *p = NULL;
+		bool dumpdir = !strcmp(a, "-dumpdir");
+		if ((!strcmp(a, "-o") || !strcmp(a, "-MF") || !strcmp(a, "-aux-info") || dumpdir) && argv[i + 1])
+			p = argv[++i];
+		else if (!strncmp(a, "-o", 2) && a[2])
+			p = a + 2;
+		else if (!strncmp(a, "-MF", 3) && a[3])
+			p = a + 3;
+		/* -dumpdir names a directory (or a prefix): what goes there */
+		char there[PATH_MAX];
+		if (p && dumpdir && snprintf(there, sizeof(there), "%sx", p) >= (int)sizeof(there))
+			p = NULL;
+		if (p && lands_outside(dumpdir ? there : p, cwd, mnt)) {
+			found = p;
+			goto out;
 		}
 	}
-	return NULL;
+	for (size_t k = 0; k < nld; k++) {
+		const char *p = list_value(ld, nld, &k, "-Map");
+		if (!p)
+			p = list_value(ld, nld, &k, "--Map");
+		if (!p)
+			p = list_value(ld, nld, &k, "--dependency-file");
+		if (!p && !strcmp(ld[k], "-o") && k + 1 < nld)
+			p = ld[++k];
+		if (p && lands_outside(p, cwd, mnt)) {
+			found = p;
+			goto out;
+		}
+	}
+	for (size_t k = 0; k < npp; k++) {
+		const char *p = NULL;
+		if ((!strcmp(pp[k], "-MD") || !strcmp(pp[k], "-MMD") || !strcmp(pp[k], "-MF")) && k + 1 < npp)
+			p = pp[++k];
+		else if (!strncmp(pp[k], "-MF", 3) && pp[k][3])
+			p = pp[k] + 3;
+		if (p && lands_outside(p, cwd, mnt)) {
+			found = p;
+			goto out;
+		}
+	}
+out:
+	if (found) {
+		snprintf(buf, size, "%s", found);
+		found = buf;
+	}
+	free(ld);
+	free(pp);
+	free(copy);
+	return found;
+oom:
+	snprintf(buf, size, "(out of memory)");
+	found = buf;
+	free(ld);
+	free(pp);
+	free(copy);
+	return found;
 }
 
 /* The interpreter a script's "#!" line names, and its one argument (""

@@ -778,6 +778,23 @@ cx "$L2" -- ./mk.sh || fail "symlink naming the root: at another root"
 check_eq "a symlink output naming the root, made from a script: at another root, where a fresh run points it" \
     "$L1/target" "$(readlink "$L2/l")"
 
+# ---- a compile that writes outside the mount, by any spelling: not cached
+# (a hit could not write there)
+C3=$MNT/outside-out
+mkdir -p "$C3" "$T/o3" && echo 'int main(void) { return 0; }' >"$C3/a.c" && ln -sf "$T/o3/x.o" "$C3/b.o"
+for args in "a.c -o prog -Xlinker -Map=$T/o3/m.map" "a.c -o prog -Wl,-Map -Wl,$T/o3/m.map" \
+    "a.c -o prog -Xlinker -Map -Xlinker $T/o3/m.map" "a.c -o prog -Wl,--Map=$T/o3/m.map" \
+    "-c a.c -o a.o -Wp,-MMD,$T/o3/a.d" "-c a.c -o a.o -Wp,-MD,$T/o3/a.d" "-c a.c -o a.o -aux-info $T/o3/aux" \
+    "a.c -o prog -Wl,--dependency-file=$T/o3/dd" "-c a.c -o a.o -save-temps -dumpdir $T/o3/" "-c a.c -o b.o"; do
+    u=$(counter uncacheable_writes_outside_mount)
+    for i in 1 2; do
+        rm -rf "${T:?}/o3"/* && cx "$C3" -- gcc $args || fail "gcc $args: run $i"
+    done
+    [ -n "$(ls "$T/o3")" ] && [ $(($(counter uncacheable_writes_outside_mount) - u)) -eq 2 ] &&
+        ok "gcc $args: written outside the mount every run, not cached" ||
+        fail "gcc $args: outside the mount [$(ls "$T/o3")], uncacheable_writes_outside_mount +$(($(counter uncacheable_writes_outside_mount) - u))"
+done
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit
