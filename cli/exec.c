@@ -966,6 +966,137 @@ static const char *cc_options_outside(char **argv, const char *cwd, const char *
 	return NULL;
 }
 
+/* A compile's arguments with each response file on the mount (@FILE)
+ * replaced by the arguments it holds, as gcc reads them (blanks separate;
+ * quotes and backslashes as in libiberty's buildargv), nested ones too;
+ * one outside the mount, or that cannot be read, stays as it is.  What the
+ * files hold is in the key (their reads are traced); what they name must be
+ * checked as the command line is.  A NULL-terminated malloc'd vector of
+ * malloc'd strings, or NULL on ENOMEM. */
+struct argvec {
+	char **v;
+	size_t n, cap;
+	bool oom;
+};
+
+static void argvec_push(struct argvec *a, char *s)
+{
+	if (!s || a->oom) {
+		a->oom = true;
+		free(s);
+		return;
+	}
+	if (a->n + 2 > a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 32;
+		char **v = realloc(a->v, cap * sizeof(*v));
+		if (!v) {
+			a->oom = true;
+			free(s);
+			return;
+		}
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = s;
+	a->v[a->n] = NULL;
+}
+
+static void cc_expand_into(struct argvec *a, char *const *argv, const char *cwd, const char *mnt, int depth)
+{
+	size_t ml = strlen(mnt);
+	for (size_t i = 0; argv[i] && !a->oom; i++) {
+		char abs[PATH_MAX], real[PATH_MAX];
+		const char *f = argv[i][0] == '@' ? argv[i] + 1 : NULL;
+		char *text = NULL;
+		int fd = -1;
+		struct stat st;
+		if (f && *f && depth < 16 &&
+		    snprintf(abs, sizeof(abs), "%s%s%s", f[0] == '/' ? "" : cwd, f[0] == '/' ? "" : "/", f) <
+			    (int)sizeof(abs) &&
+		    realpath(abs, real) && !strncmp(real, mnt, ml) && (real[ml] == '/' || real[ml] == '\0') &&
+		    (fd = open(real, O_RDONLY | O_CLOEXEC)) >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    st.st_size < (1 << 24) && (text = malloc((size_t)st.st_size + 1)) &&
+		    cache_io_read(fd, text, (size_t)st.st_size, 0) == st.st_size) {
+			text[st.st_size] = '\0';
+			struct argvec in = { 0 };
+			char *word = malloc((size_t)st.st_size + 1);
+			size_t wl = 0;
+			bool sq = false, dq = false, bs = false, have = false;
+			for (const char *c = text;; c++) {
+				if (!*c || (!sq && !dq && !bs && isspace((unsigned char)*c))) {
+					if (have && word) {
+						word[wl] = '\0';
+						argvec_push(&in, strdup(word));
+					}
+					wl = 0;
+					have = false;
+					if (!*c)
+						break;
+					continue;
+				}
+				have = true;
+				if (bs)
+					bs = false;
+				else if (*c == '\\') {
+					bs = true;
+					continue;
+				} else if (sq && *c == '\'') {
+					sq = false;
+					continue;
+				} else if (dq && *c == '"') {
+					dq = false;
+					continue;
+				} else if (!sq && !dq && *c == '\'') {
+					sq = true;
+					continue;
+				} else if (!sq && !dq && *c == '"') {
+					dq = true;
+					continue;
+				}
+				if (word)
+					word[wl++] = *c;
+			}
+			if (!word)
+				in.oom = true;
+			free(word);
+			if (in.oom)
+				a->oom = true;
+			else if (in.v)
+				cc_expand_into(a, in.v, cwd, mnt, depth + 1);
+			for (size_t k = 0; k < in.n; k++)
+				free(in.v[k]);
+			free(in.v);
+		} else {
+			argvec_push(a, strdup(argv[i]));
+		}
+		free(text);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+static char **cc_expand(char *const *argv, const char *cwd, const char *mnt)
+{
+	struct argvec a = { 0 };
+	cc_expand_into(&a, argv, cwd, mnt, 0);
+	if (!a.oom && !a.v)
+		argvec_push(&a, strdup(""));
+	if (a.oom) {
+		for (size_t k = 0; k < a.n; k++)
+			free(a.v[k]);
+		free(a.v);
+		return NULL;
+	}
+	return a.v;
+}
+
+static void argv_free(char **v)
+{
+	for (size_t k = 0; v && v[k]; k++)
+		free(v[k]);
+	free(v);
+}
+
 /* The command cannot be cached: says why (counted by the daemon), then
  * runs it as it is.  Returns only when it cannot be run. */
 static int run_uncached(struct ctl *c, const struct opts *o, const char *prog, char **argv, const char *reason,
@@ -1219,6 +1350,10 @@ static int exec_action(const struct opts *o, char **argv)
 	enum stdin_kind sk = classify_stdin(&stdin_digest);
 	off_t stdin_at = lseek(0, 0, SEEK_CUR);
 	bool reads_stdin = true;
+	/* a compile's arguments with its response files on the mount read */
+	char **xv = cc.is_cc ? cc_expand(argv, cwd, mnt) : NULL;
+	if (cc.is_cc && !xv)
+		return run_uncached(&c, o, prog, argv, "out_of_memory", "out of memory");
 	if (cc.is_cc) {
 		/* a compiler reads stdin only for a file named - or by a path to
 		 * descriptor 0 (/dev/stdin, /dev/fd/0, /proc/self/fd/0, also
@@ -1226,17 +1361,17 @@ static int exec_action(const struct opts *o, char **argv)
 		 * such a path names it in the dependency file, which makes the
 		 * run uncacheable (not a regular file) */
 		reads_stdin = false;
-		for (size_t i = 1; i < argc; i++)
-			reads_stdin |= !strcmp(argv[i], "-") || strstr(argv[i], "/dev/stdin") ||
-				       strstr(argv[i], "/fd/0") || strstr(argv[i], "/dev/std");
+		for (size_t i = 1; xv[i]; i++)
+			reads_stdin |= !strcmp(xv[i], "-") || strstr(xv[i], "/dev/stdin") || strstr(xv[i], "/fd/0") ||
+				       strstr(xv[i], "/dev/std");
 		char where[PATH_MAX];
-		const char *opts_file = cc_options_outside(argv, cwd, mnt, where, sizeof(where));
+		const char *opts_file = cc_options_outside(xv, cwd, mnt, where, sizeof(where));
 		if (opts_file) {
 			char because[PATH_MAX + 64];
 			snprintf(because, sizeof(because), "it reads options from %s, outside the mount", opts_file);
 			return run_uncached(&c, o, prog, argv, "unknown_input", because);
 		}
-		const char *outside = cc_output_outside(argv, cwd, mnt, where, sizeof(where));
+		const char *outside = cc_output_outside(xv, cwd, mnt, where, sizeof(where));
 		if (outside) {
 			char because[PATH_MAX + 64];
 			snprintf(because, sizeof(because), "it writes %s, outside the mount", outside);
@@ -1265,7 +1400,9 @@ static int exec_action(const struct opts *o, char **argv)
 				    "the shell's options are not ones casfs knows, so the variables and programs of a "
 				    "-c line cannot be keyed (write it as sh -c LINE)");
 	char fdwhy[PATH_MAX + 64];
-	if (inherited_fd(argv, cc.is_cc, mnt, fdwhy, sizeof(fdwhy))) {
+	bool fd_named = inherited_fd(xv ? xv : argv, cc.is_cc, mnt, fdwhy, sizeof(fdwhy));
+	argv_free(xv);
+	if (fd_named) {
 		char because[PATH_MAX + 320];
 		snprintf(because, sizeof(because),
 			 "it inherits descriptor %s, through which it may read or write what casfs cannot see "

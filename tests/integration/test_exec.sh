@@ -795,6 +795,25 @@ for args in "a.c -o prog -Xlinker -Map=$T/o3/m.map" "a.c -o prog -Wl,-Map -Wl,$T
         fail "gcc $args: outside the mount [$(ls "$T/o3")], uncacheable_writes_outside_mount +$(($(counter uncacheable_writes_outside_mount) - u))"
 done
 
+# ---- a response file on the mount is read as gcc reads it: one it names
+# outside the mount, or an -o outside the mount in it, is not cached
+C5=$MNT/rsp
+mkdir -p "$C5" && echo 'int w = V;' >"$C5/w.c"
+echo "@$T/inner.rsp" >"$C5/args.rsp"
+for v in 1 1 2; do
+    echo "-DV=$v" >"$T/inner.rsp"
+    rm -f "$C5/a.o" && cx "$C5" -- gcc @args.rsp -c w.c -o a.o || fail "nested response file: compile with $v"
+done
+check_eq "a response file naming one outside the mount, changed: what a fresh compile makes" 02000000 \
+    "$(objdump -s -j .data "$C5/a.o" | awk '/^ 0000/ {print $2}')"
+printf -- "-DV=3 '-o' \"$T/o3/r.o\"\n" >"$C5/args2.rsp"
+echo "@args2.rsp" >"$C5/args3.rsp"
+for i in 1 2; do
+    rm -f "$T/o3/r.o" && cx "$C5" -- gcc @args3.rsp -c w.c || fail "-o outside in a response file: run $i"
+done
+[ -s "$T/o3/r.o" ] && ok "an -o outside the mount in a nested, quoted response file: written by every run" ||
+    fail "an -o outside the mount in a response file: $T/o3/r.o not written by the second run"
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit
