@@ -492,12 +492,84 @@ static bool ident_char(char c)
 
 /* The queries in buf (a file the compile read): 0, or -ENOLINK for one
  * whose name casfs cannot read (a macro in its place). */
-static int hi_scan(struct hi *h, const char *buf, size_t len)
+/* buf with its line splices removed and each comment replaced by a space
+ * (string and character literals kept), as the preprocessor sees it before
+ * it takes tokens: __has_include/ * c * /(<x.h>) is a query.  In place;
+ * the new length. */
+static size_t hi_clean(char *buf, size_t len)
+{
+	size_t o = 0;
+	char quote = 0;
+	for (size_t i = 0; i < len;) {
+		if (buf[i] == '\\' && i + 1 < len && buf[i + 1] == '\n') {
+			i += 2;
+			continue;
+		}
+		if (buf[i] == '\\' && i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n') {
+			i += 3;
+			continue;
+		}
+		if (quote) {
+			if (buf[i] == '\\' && i + 1 < len) {
+				buf[o++] = buf[i++];
+			} else if (buf[i] == quote || buf[i] == '\n') {
+				quote = 0;
+			}
+			buf[o++] = buf[i++];
+			continue;
+		}
+		if (buf[i] == '"' || buf[i] == '\'') {
+			quote = buf[i];
+			buf[o++] = buf[i++];
+			continue;
+		}
+		if (buf[i] == '/' && i + 1 < len && buf[i + 1] == '*') {
+			size_t j = i + 2;
+			while (j + 1 < len && !(buf[j] == '*' && buf[j + 1] == '/'))
+				j++;
+			i = j + 2 <= len ? j + 2 : len;
+			buf[o++] = ' ';
+			continue;
+		}
+		if (buf[i] == '/' && i + 1 < len && buf[i + 1] == '/') {
+			while (i < len && buf[i] != '\n')
+				i++;
+			continue;
+		}
+		buf[o++] = buf[i++];
+	}
+	return o;
+}
+
+/* True when the text from line to at (the name __has_include not followed
+ * by '(') only asks whether it is defined: #ifdef, #ifndef, #elifdef,
+ * #elifndef, defined, defined(. */
+static bool hi_defined_only(const char *line, const char *at)
+{
+	const char *e = at;
+	while (e > line && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if (e > line && e[-1] == '(') {
+		e--;
+		while (e > line && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+	}
+	static const char *const words[] = { "defined", "ifdef", "ifndef", "elifdef", "elifndef" };
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		size_t l = strlen(words[i]);
+		if ((size_t)(e - line) >= l && !memcmp(e - l, words[i], l) && (e - l == line || !ident_char(e[-l - 1])))
+			return true;
+	}
+	return false;
+}
+
+static int hi_scan(struct hi *h, char *text, size_t len)
 {
 	static const char tok[] = "__has_include";
-	const char *p = buf, *end = buf + len;
+	len = hi_clean(text, len);
+	const char *buf = text, *p = buf, *end = buf + len;
 	while ((p = memmem(p, (size_t)(end - p), tok, sizeof(tok) - 1))) {
-		const char *q = p + sizeof(tok) - 1;
+		const char *q = p + sizeof(tok) - 1, *at = p;
 		bool starts = p == buf || !ident_char(p[-1]);
 		p = q;
 		if (!starts)
@@ -508,8 +580,16 @@ static int hi_scan(struct hi *h, const char *buf, size_t len)
 			continue; /* a longer name */
 		while (q < end && (*q == ' ' || *q == '\t'))
 			q++;
-		if (q >= end || *q != '(')
-			continue; /* #ifdef __has_include, defined(__has_include) */
+		if (q >= end || *q != '(') {
+			/* #ifdef __has_include, defined(__has_include); anything
+			 * else (#define HI __has_include) queries unseen */
+			const char *line = at;
+			while (line > buf && line[-1] != '\n')
+				line--;
+			if (!hi_defined_only(line, at))
+				return -ENOLINK;
+			continue;
+		}
 		for (q++; q < end && (*q == ' ' || *q == '\t');)
 			q++;
 		char close = q < end && *q == '<' ? '>' : q < end && *q == '"' ? '"' : 0;

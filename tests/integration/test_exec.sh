@@ -814,6 +814,22 @@ done
 [ -s "$T/o3/r.o" ] && ok "an -o outside the mount in a nested, quoted response file: written by every run" ||
     fail "an -o outside the mount in a response file: $T/o3/r.o not written by the second run"
 
+# ---- __has_include spelled with a comment or a line splice before its
+# "(", or behind a macro: the query is seen, or the compile not cached
+C14=$MNT/hasinc
+mkdir -p "$C14" "$T/hi"
+printf '#if __has_include/**/(<hx.h>) && __has_incl\\\nude (<hz.h>)\nint yes;\n#else\nint no;\n#endif\n' >"$C14/h.c"
+: >"$T/hi/hz.h"
+for i in 1 2; do rm -f "$C14/h.o" && cx "$C14" -- gcc -isystem "$T/hi" -c h.c -o h.o || fail "__has_include/**/: run $i"; done
+: >"$T/hi/hx.h"
+rm -f "$C14/h.o" && cx "$C14" -- gcc -isystem "$T/hi" -c h.c -o h.o || fail "__has_include/**/: after the header appeared"
+check_eq "__has_include with a comment and a line splice: a header put outside the mount since" yes \
+    "$(nm "$C14/h.o" | awk '{print $3}')"
+printf '#define HI __has_include\n#if HI(<hy.h>)\nint yes;\n#endif\nint z;\n' >"$C14/m.c"
+u=$(counter uncacheable_unknown_input)
+cx "$C14" -- gcc -isystem "$T/hi" -c m.c -o m.o || fail "__has_include behind a macro: run"
+check_eq "__has_include behind a macro: not cached" 1 "$(($(counter uncacheable_unknown_input) - u))"
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit
