@@ -140,6 +140,9 @@ struct chain {
 	size_t n;
 	char **missing;  /* named but absent directories, absolute */
 	size_t nmissing;
+	char **links;    /* the symlinks on the way to each (absolute) */
+	char **targets;  /* where each leads */
+	size_t nlinks;
 };
 
 static void chain_clear(struct chain *ch)
@@ -148,8 +151,14 @@ static void chain_clear(struct chain *ch)
 		free(ch->dirs[i]);
 	for (size_t i = 0; i < ch->nmissing; i++)
 		free(ch->missing[i]);
+	for (size_t i = 0; i < ch->nlinks; i++) {
+		free(ch->links[i]);
+		free(ch->targets[i]);
+	}
 	free(ch->dirs);
 	free(ch->missing);
+	free(ch->links);
+	free(ch->targets);
 	memset(ch, 0, sizeof(*ch));
 }
 
@@ -201,6 +210,66 @@ static int first_missing(const char *path, char *out, size_t size)
 	return -ENOENT;
 }
 
+/* Adds to ch every symlink on the way from / to path (absolute), in the
+ * order the walk meets them, each with its target: a directory of the
+ * search chain reached through a link (-I/opt/tc/current/include) is
+ * another directory once the link is pointed elsewhere. */
+static int chain_links(struct chain *ch, const char *path)
+{
+	char rest[PATH_MAX], cur[PATH_MAX] = "", cand[PATH_MAX], t[PATH_MAX], next[PATH_MAX];
+	if (snprintf(rest, sizeof(rest), "%s", path) >= (int)sizeof(rest))
+		return -ENAMETOOLONG;
+	const char *p = rest;
+	for (int hops = 0; *p;) {
+		while (*p == '/')
+			p++;
+		const char *e = strchrnul(p, '/');
+		if (e == p)
+			break;
+		if ((e - p == 1 && p[0] == '.') || (e - p == 2 && p[0] == '.' && p[1] == '.')) {
+			if (e - p == 2) {
+				char *slash = strrchr(cur, '/');
+				if (slash)
+					*slash = '\0';
+			}
+			p = e;
+			continue;
+		}
+		if (snprintf(cand, sizeof(cand), "%s/%.*s", cur, (int)(e - p), p) >= (int)sizeof(cand))
+			return -ENAMETOOLONG;
+		struct stat st;
+		if (lstat(cand, &st) < 0 || !S_ISLNK(st.st_mode)) {
+			memcpy(cur, cand, strlen(cand) + 1);
+			p = e;
+			continue;
+		}
+		ssize_t l = ++hops < 40 ? readlink(cand, t, sizeof(t) - 1) : -1;
+		if (l < 0)
+			return -ELOOP;
+		t[l] = '\0';
+		bool seen = false;
+		for (size_t i = 0; i < ch->nlinks && !seen; i++)
+			seen = !strcmp(ch->links[i], cand);
+		if (!seen) {
+			size_t nl = ch->nlinks, nt = ch->nlinks;
+			int r = push(&ch->links, &nl, cand);
+			if (r == 0)
+				r = push(&ch->targets, &nt, t);
+			if (r < 0)
+				return r;
+			ch->nlinks++;
+		}
+		/* on from where it leads, with what is left */
+		if (snprintf(next, sizeof(next), "%s%s%s%s", t[0] == '/' ? "" : cur, t[0] == '/' ? "" : "/", t, e) >=
+		    (int)sizeof(next))
+			return -ENAMETOOLONG;
+		memcpy(rest, next, strlen(next) + 1);
+		p = rest;
+		cur[0] = '\0'; /* next is absolute: walked again from / */
+	}
+	return 0;
+}
+
 /* Parses `-E -v` output: "ignoring nonexistent directory "X"" lines and
  * the directories between "search starts here:" and "End of search list.". */
 static int chain_parse(char *text, const char *cwd, struct chain *ch)
@@ -216,8 +285,9 @@ static int chain_parse(char *text, const char *cwd, struct chain *ch)
 				*q = '\0';
 			if (snprintf(path, sizeof(path), "%s%s%s", s[0] == '/' ? "" : cwd, s[0] == '/' ? "" : "/", s) <
 				    (int)sizeof(path) &&
-			    first_missing(path, real, sizeof(real)) == 0)
-				r = push(&ch->missing, &ch->nmissing, real);
+			    first_missing(path, real, sizeof(real)) == 0 &&
+			    (r = push(&ch->missing, &ch->nmissing, real)) == 0)
+				r = chain_links(ch, path);
 		} else if (strstr(line, "search starts here:")) {
 			in_list = true;
 		} else if (!strncmp(line, "End of search list.", 19)) {
@@ -229,8 +299,8 @@ static int chain_parse(char *text, const char *cwd, struct chain *ch)
 				*fw = '\0';
 			if (snprintf(path, sizeof(path), "%s%s%s", d[0] == '/' ? "" : cwd, d[0] == '/' ? "" : "/", d) <
 				    (int)sizeof(path) &&
-			    realpath(path, real))
-				r = push(&ch->dirs, &ch->n, real);
+			    realpath(path, real) && (r = push(&ch->dirs, &ch->n, real)) == 0)
+				r = chain_links(ch, path);
 		}
 	}
 	return r;
@@ -244,6 +314,8 @@ static char *chain_format(const struct chain *ch)
 		len += strlen(ch->dirs[i]) + 3;
 	for (size_t i = 0; i < ch->nmissing; i++)
 		len += strlen(ch->missing[i]) + 3;
+	for (size_t i = 0; i < ch->nlinks; i++)
+		len += strlen(ch->links[i]) + strlen(ch->targets[i]) + 4;
 	char *s = malloc(len), *p = s;
 	if (!s)
 		return NULL;
@@ -251,12 +323,15 @@ static char *chain_format(const struct chain *ch)
 		p += sprintf(p, "D %s\n", ch->dirs[i]);
 	for (size_t i = 0; i < ch->nmissing; i++)
 		p += sprintf(p, "M %s\n", ch->missing[i]);
+	for (size_t i = 0; i < ch->nlinks; i++)
+		p += sprintf(p, "L %s\t%s\n", ch->links[i], ch->targets[i]);
 	*p = '\0';
 	return s;
 }
 
 /* A remembered chain, used only while it is still true: every directory
- * still a directory, every missing one still missing. */
+ * still a directory, every missing one still missing, every symlink on the
+ * way still leading where it led. */
 static bool chain_load(char *text, struct chain *ch)
 {
 	struct stat st;
@@ -264,6 +339,20 @@ static bool chain_load(char *text, struct chain *ch)
 		if (strlen(line) < 3 || line[1] != ' ')
 			return false;
 		const char *path = line + 2;
+		if (line[0] == 'L') {
+			char *tab = strchr(line + 2, '\t'), t[PATH_MAX];
+			if (!tab)
+				return false;
+			*tab = '\0';
+			ssize_t l = readlink(path, t, sizeof(t) - 1);
+			if (l < 0 || (size_t)l != strlen(tab + 1) || memcmp(t, tab + 1, (size_t)l))
+				return false;
+			size_t nl = ch->nlinks, nt = ch->nlinks;
+			if (push(&ch->links, &nl, path) < 0 || push(&ch->targets, &nt, tab + 1) < 0)
+				return false;
+			ch->nlinks++;
+			continue;
+		}
 		bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 		if (line[0] == 'D' ? !is_dir || push(&ch->dirs, &ch->n, path) < 0
 				   : line[0] != 'M' || lstat(path, &st) == 0 || push(&ch->missing, &ch->nmissing, path) < 0)
@@ -302,7 +391,7 @@ static int cc_chain(const ccdeps_compile *cc, const ccdeps_cache *cache, struct 
 	hasher_stream_free(h);
 	char key[64], hex[HASHER_HEX_LEN + 1], val[16384];
 	hasher_digest_to_hex(&d, hex);
-	snprintf(key, sizeof(key), "chain2:%s", hex);
+	snprintf(key, sizeof(key), "chain3:%s", hex);
 	if (cache->get(cache->arg, key, val, sizeof(val)) == 0 && chain_load(val, ch)) {
 		free(pargv);
 		return 0;
@@ -452,7 +541,7 @@ static int hi_probe(struct hi *h, const char *dir, const char *rel)
 			return 0;
 		int r = push(h->inputs, h->ninputs, cand);
 		if (r == 0)
-			h->add(h->arg, false, cand);
+			h->add(h->arg, CCDEPS_FILE, cand);
 		return r;
 	}
 	if (errno != ENOENT && errno != ENOTDIR)
@@ -463,7 +552,7 @@ static int hi_probe(struct hi *h, const char *dir, const char *rel)
 		return 0;
 	int r = push(h->absent, h->nabsent, first);
 	if (r == 0)
-		h->add(h->arg, true, first);
+		h->add(h->arg, CCDEPS_ABSENT, first);
 	return r;
 }
 
@@ -745,10 +834,13 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 	for (size_t i = 0; r == 0 && i < ch.nmissing; i++)
 		if (!on_mount(ch.missing[i], cc->mnt) && !under_any(absent, nabsent, ch.missing[i]) &&
 		    (r = push(&absent, &nabsent, ch.missing[i])) == 0)
-			add(arg, true, ch.missing[i]);
+			add(arg, CCDEPS_ABSENT, ch.missing[i]);
 	for (size_t i = 0; i < d.n; i++)
 		if (!on_mount(d.paths[i], cc->mnt))
-			add(arg, false, d.paths[i]);
+			add(arg, CCDEPS_FILE, d.paths[i]);
+	for (size_t i = 0; i < ch.nlinks; i++)
+		if (!on_mount(ch.links[i], cc->mnt))
+			add(arg, CCDEPS_LINK, ch.links[i]);
 	for (size_t i = 0; r == 0 && i < d.nfound; i++) {
 		const char *p = d.found[i];
 		/* found in chain directory k as rel (every k that holds it: the
@@ -775,7 +867,7 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 					snprintf(first, sizeof(first), "%s", cand);
 				if (!under_any(absent, nabsent, first) && !on_mount(first, cc->mnt) &&
 				    (r = push(&absent, &nabsent, first)) == 0)
-					add(arg, true, first);
+					add(arg, CCDEPS_ABSENT, first);
 			}
 		}
 	}
@@ -802,7 +894,7 @@ int ccdeps_link(const ccdeps_compile *cc, const char *depfile, ccdeps_add_fn add
 	int r = read_deps(depfile, &d);
 	for (size_t i = 0; r == 0 && i < d.n; i++)
 		if (!on_mount(d.paths[i], cc->mnt))
-			add(arg, false, d.paths[i]);
+			add(arg, CCDEPS_FILE, d.paths[i]);
 	deps_clear(&d);
 	return r;
 }

@@ -38,9 +38,17 @@ typedef struct ccdeps_compile {
 	const char *cwd, *mnt;     /* as this process sees them (real paths) */
 } ccdeps_compile;
 
-/* Called for every input outside the mount: a file read (absent false), or
- * a name that must stay absent (absent true).  Paths are absolute. */
-typedef void (*ccdeps_add_fn)(void *arg, bool absent, const char *path);
+/* What an input outside the mount is. */
+enum ccdeps_kind {
+	CCDEPS_FILE,   /* a file read */
+	CCDEPS_ABSENT, /* a name that must stay absent */
+	CCDEPS_LINK,   /* a symlink on the way to a directory of the search
+			  chain: where it leads must stay the same */
+};
+
+/* Called for every input outside the mount (kind: enum ccdeps_kind).
+ * Paths are absolute. */
+typedef void (*ccdeps_add_fn)(void *arg, int kind, const char *path);
 
 /* After the compile ran: reports its inputs outside the mount.  depfile is
  * the dependency file that lists system headers too (casfs's own, or the

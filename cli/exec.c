@@ -639,9 +639,13 @@ static void cache_put(void *arg, const char *key, const char *val)
 	free(f.b);
 }
 
-static void dep_add(void *arg, bool absent, const char *path)
+static void dep_add(void *arg, int kind, const char *path)
 {
-	field_str(arg, absent ? CASFS_T_ABSENT_ABS : CASFS_T_DEP_ABS, path);
+	field_str(arg,
+		  kind == CCDEPS_ABSENT ? CASFS_T_ABSENT_ABS :
+		  kind == CCDEPS_LINK	? CASFS_T_LINK_ABS :
+					  CASFS_T_DEP_ABS,
+		  path);
 }
 
 /* True when fd, a pipe or socket, is a pipe whose writers are all gone and

@@ -2117,7 +2117,7 @@ static int make_stream(struct rec_ctx *c, const uint8_t *data, size_t len, actio
 static int dep_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 {
 	struct rec_ctx *c = arg;
-	if ((tag != CASFS_T_DEP_ABS && tag != CASFS_T_ABSENT_ABS) || c->reason)
+	if ((tag != CASFS_T_DEP_ABS && tag != CASFS_T_ABSENT_ABS && tag != CASFS_T_LINK_ABS) || c->reason)
 		return 0;
 	char *path = strndup_field(v, len);
 	if (!path || path[0] != '/') {
@@ -2125,6 +2125,26 @@ static int dep_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 		return -EBADMSG;
 	}
 	struct stat st;
+	if (tag == CASFS_T_LINK_ABS) {
+		/* where it leads, as a lookup reads it (probe_at) */
+		action_input in = { .kind = ACTION_IN_SYMLINK, .scope = ACTION_SCOPE_ABS, .path = path };
+		char target[PATH_MAX];
+		ssize_t l = -1;
+		int r = 0;
+		if (lstat(path, &st) < 0 || !S_ISLNK(st.st_mode) || cache_timespec_ns(&st.st_ctim) >= c->begun_ns ||
+		    (l = readlink(path, target, sizeof(target) - 1)) < 0 || l == (ssize_t)sizeof(target) - 1) {
+			c->reason = "input_changed"; /* retargeted or gone since the run began */
+		} else {
+			target[l] = '\0';
+			r = trace_symlink_digest(target, c->root_abs, &in.digest);
+			if (r == 0 && (r = action_manifest_add_input(c->m, &in)) == -EINVAL) {
+				c->reason = "unknown_input";
+				r = 0;
+			}
+		}
+		free(path);
+		return r;
+	}
 	if (tag == CASFS_T_ABSENT_ABS) {
 		action_input in = { .kind = ACTION_IN_ABSENT, .scope = ACTION_SCOPE_ABS, .path = path };
 		int r = 0, lr = lstat(path, &st), le = errno;

@@ -184,6 +184,9 @@ enum casfs_exec_tag {
 	CASFS_T_STDIN_EOF,    /* END: the run read its stdin (a regular file)
 				 to its end; in a hit's response: leave the
 				 caller's stdin at its end */
+	CASFS_T_LINK_ABS,     /* END: a symlink outside the mount on the way
+				 to a compile's include directory (absolute
+				 path): where it leads is an input */
 };
 
 /* A file as its stat describes it (to tell the same file apart). */

@@ -830,6 +830,17 @@ u=$(counter uncacheable_unknown_input)
 cx "$C14" -- gcc -isystem "$T/hi" -c m.c -o m.o || fail "__has_include behind a macro: run"
 check_eq "__has_include behind a macro: not cached" 1 "$(($(counter uncacheable_unknown_input) - u))"
 
+# ---- an include directory outside the mount reached through a symlink
+# (a toolchain's current -> v2): pointing the link elsewhere is a miss
+C11=$MNT/linkdir
+mkdir -p "$C11" "$T/t1" "$T/t2" "$T/i2" && ln -sfn "$T/t1" "$T/lk"
+echo 'int fromI2;' >"$T/i2/h.h" && echo 'int fromT2;' >"$T/t2/h.h" && echo '#include <h.h>' >"$C11/a.c"
+for i in 1 2; do rm -f "$C11/a.o" && cx "$C11" -- gcc -I"$T/lk" -I"$T/i2" -c a.c -o a.o || fail "include dir link: run $i"; done
+ln -sfn "$T/t2" "$T/lk"
+rm -f "$C11/a.o" && cx "$C11" -- gcc -I"$T/lk" -I"$T/i2" -c a.c -o a.o || fail "include dir link: after the retarget"
+check_eq "an include directory's symlink pointed elsewhere: the header a fresh compile finds" fromT2 \
+    "$(nm "$C11/a.o" | awk '{print $3}')"
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit
