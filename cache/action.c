@@ -440,6 +440,69 @@ int action_root_rewrite(const uint8_t *in, size_t len, const char *from, const c
 	return 0;
 }
 
+/* Appends name (n bytes) as libcpp's make_write_name does at column *col. */
+static void rewrap_name(uint8_t **o, const uint8_t *name, size_t n, size_t *col)
+{
+	if (*col) {
+		if (*col + n > 72) {
+			memcpy(*o, " \\\n", 3);
+			*o += 3;
+			*col = 0;
+		}
+		(*col)++;
+		*(*o)++ = ' ';
+	}
+	memcpy(*o, name, n);
+	*o += n;
+	*col += n;
+}
+
+int action_depfile_rewrap(const uint8_t *in, size_t len, uint8_t **ret, size_t *ret_len)
+{
+	/* the rule: up to the first newline not escaped by a backslash */
+	size_t end = 0;
+	while (end < len && !(in[end] == '\n' && !(end > 0 && in[end - 1] == '\\')))
+		end++;
+	if (end == len)
+		return -EINVAL;
+	/* a line at most: each name gains one space, each break three bytes */
+	uint8_t *out = malloc(len * 3 + 8), *o = out;
+	if (!out)
+		return -ENOMEM;
+	size_t col = 0;
+	bool targets = true, colon = false;
+	for (size_t i = 0; i < end;) {
+		if (in[i] == ' ' || in[i] == '\t' || (in[i] == '\\' && i + 1 < end && in[i + 1] == '\n')) {
+			i += in[i] == '\\' ? 2 : 1;
+			continue;
+		}
+		size_t s = i;
+		while (i < end && in[i] != ' ' && in[i] != '\t' && !(in[i] == '\\' && i + 1 < end && in[i + 1] == '\n'))
+			i += in[i] == '\\' && i + 1 < end ? 2 : 1;
+		size_t n = i - s;
+		bool last_target = targets && in[i - 1] == ':' && !(n >= 2 && in[i - 2] == '\\');
+		if (last_target)
+			n--;
+		if (n)
+			rewrap_name(&o, in + s, n, &col);
+		if (last_target) {
+			*o++ = ':';
+			col++;
+			targets = false;
+			colon = true;
+		}
+	}
+	if (!colon) {
+		free(out);
+		return -EINVAL;
+	}
+	memcpy(o, in + end, len - end);
+	o += len - end;
+	*ret = out;
+	*ret_len = (size_t)(o - out);
+	return 0;
+}
+
 void action_path_lexical(const char *path, char *out, size_t size)
 {
 	size_t o = 0;
@@ -1585,6 +1648,8 @@ void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret
 				info.has_debug = false;
 			else if (!debug_modifier(a))
 				info.has_debug = true;
+		} else if (!strncmp(a, "-fmessage-length=", 17)) {
+			info.wraps_diagnostics = strtol(a + 17, NULL, 10) != 0;
 		} else if (!strncmp(a, "-ffile-prefix-map=", 18) || !strncmp(a, "-fdebug-prefix-map=", 19)) {
 			info.has_prefix_map = true;
 		} else if (!strncmp(a, "-Wa,", 4) || !strncmp(a, "-Wl,", 4)) {

@@ -120,6 +120,14 @@ void action_scan_free(action_scan *s);
  * *ret_len.  0, -EINVAL, -ENOMEM. */
 int action_root_rewrite(const uint8_t *in, size_t len, const char *from, const char *to, uint8_t **ret,
 			size_t *ret_len);
+/* A make rule as gcc writes a dependency file (libcpp's mkdeps): the
+ * targets, ':', the prerequisites, each name after the first on a line
+ * preceded by a space, and " \\\n" before a name that would take the line
+ * past column 72; then the rest (-MP's "name:" lines) as it is.  in's first
+ * rule written so into *ret (malloc'd) and *ret_len: a dependency file moved
+ * to a root of another length breaks its lines where gcc would there.
+ * 0, -EINVAL (no rule ending in ':' on its first line), -ENOMEM. */
+int action_depfile_rewrap(const uint8_t *in, size_t len, uint8_t **ret, size_t *ret_len);
 /* Whether every occurrence of root in a compiler's diagnostics stands
  * where the compiler writes a location: at a line's start ("ROOT/a.c:3:1:
  * warning", "ROOT/a.c: In function"), or after "In file included from " or
@@ -393,6 +401,9 @@ typedef struct action_cc_info {
 				  sections (not =none), or a response file:
 				  debug info, with the root's path in it, may
 				  be compressed where a scan cannot see it */
+	bool wraps_diagnostics; /* -fmessage-length=N, N > 0: diagnostics
+				   break their lines where the root's length
+				   puts them, which moving them does not redo */
 	bool is_cxx;         /* a C++ driver (g++, c++, clang++), -x c++, or a
 				C++ source (.cc .cp .cxx .cpp .CPP .c++ .C .ii) */
 	unsigned sources;    /* sources it compiles (named by suffix, after

@@ -1511,7 +1511,7 @@ static int exec_action(const struct opts *o, char **argv)
 			 (o->cache_failures ? CASFS_EXEC_F_CACHE_FAILURES : 0) |
 			 /* what its compiler proper reads outside the mount is learned */
 			 ((cc.is_cc && cc.compile_only) || sunpro ? CASFS_EXEC_F_CC_DEPS : 0) |
-			 (cc.is_cc && cc.compresses_debug ? CASFS_EXEC_F_HIDES_ROOT : 0) |
+			 (cc.is_cc && (cc.compresses_debug || cc.wraps_diagnostics) ? CASFS_EXEC_F_HIDES_ROOT : 0) |
 			 /* its depfile and diagnostics name paths as given */
 			 (cc.is_cc && cc.compile_only ? CASFS_EXEC_F_ROOT_TEXT : 0) |
 			 (own_progs ? CASFS_EXEC_F_OWN_PROGS : 0) | (merged ? CASFS_EXEC_F_MERGED_STREAMS : 0),

@@ -878,6 +878,17 @@ static int root_text_outputs(const action_manifest *m, const char *from, const c
 		if ((r = blob_bytes(&m->out[i].digest, ROOT_TEXT_MAX, &text, &len)) < 0)
 			break;
 		r = action_root_rewrite(text, len, from, to, &moved, &mlen);
+		/* a dependency file that breaks its lines as gcc does: broken
+		 * where gcc breaks them at this root */
+		uint8_t *same = NULL, *wrapped = NULL;
+		size_t slen, wlen;
+		if (r == 0 && strlen(from) != strlen(to) && action_depfile_rewrap(text, len, &same, &slen) == 0 &&
+		    slen == len && !memcmp(same, text, len) && action_depfile_rewrap(moved, mlen, &wrapped, &wlen) == 0) {
+			free(moved);
+			moved = wrapped;
+			mlen = wlen;
+		}
+		free(same);
 		free(text);
 		if (r < 0)
 			break;

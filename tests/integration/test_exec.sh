@@ -841,6 +841,22 @@ rm -f "$C11/a.o" && cx "$C11" -- gcc -I"$T/lk" -I"$T/i2" -c a.c -o a.o || fail "
 check_eq "an include directory's symlink pointed elsewhere: the header a fresh compile finds" fromT2 \
     "$(nm "$C11/a.o" | awk '{print $3}')"
 
+# ---- a dependency file moved to a root of another length: its lines break
+# where gcc breaks them there
+W1=$MNT/dw/1/execroot/p W2=$MNT/dw/1234567890/execroot/p
+mkdir -p "$W1" "$MNT/dw/1234567890/execroot"
+for hh in a b c d e f g h; do echo "int v$hh;" >"$W1/$hh.h" && echo "#include \"$hh.h\"" >>"$W1/s.c"; done
+wcc() { (cd "$1" && "$X" exec -- gcc -MD -MF "$1/s.d" -c "$1/s.c" -o "$1/s.o"); }
+for i in 1 2; do rm -f "$W1/s.o" "$W1/s.d" && wcc "$W1" || fail "depfile rewrap: run $i"; done
+cp -a "$W1" "$W2" && rm -f "$W2/s.o" "$W2/s.d"
+h=$(counter action_hits)
+wcc "$W2" || fail "depfile rewrap: at the longer root"
+cp "$W2/s.d" "$T/s.d.hit"
+(cd "$W2" && rm -f s.o s.d && gcc -MD -MF "$W2/s.d" -c "$W2/s.c" -o "$W2/s.o") || fail "depfile rewrap: fresh"
+[ "$(counter action_hits)" -gt "$h" ] && cmp -s "$T/s.d.hit" "$W2/s.d" &&
+    ok "a dependency file moved to a root of another length: a hit, byte for byte what gcc writes there" ||
+    fail "depfile rewrap: hits $h -> $(counter action_hits); $(diff "$T/s.d.hit" "$W2/s.d" | head -5 | tr '\n' '|')"
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit

@@ -786,6 +786,44 @@ static void test_manifest_roundtrip_random(void **state)
 /* Text naming paths under a root, rewritten for another root: every
  * occurrence followed by '/', none that is the root itself or a longer
  * name, none when the root has a character such text escapes. */
+/* Dependency files broken as gcc 12 breaks them (column 72), checked
+ * against its output for these names. */
+static void test_depfile_rewrap(void **state)
+{
+	(void)state;
+	static const char gcc_text[] =
+		"/tmp/dw/out\\ dir.o: s.c /usr/include/stdc-predef.h \\\n"
+		" /tmp/dw/some/longer/directory/name/hdr_a.h \\\n"
+		" /tmp/dw/some/longer/directory/name/hdr_b.h \\\n"
+		" some/longer/directory/name/hdr_a.h\n"
+		"/usr/include/stdc-predef.h:\n"
+		"/tmp/dw/some/longer/directory/name/hdr_a.h:\n";
+	uint8_t *out;
+	size_t len;
+	/* gcc's own text comes back as it is */
+	assert_int_equal(action_depfile_rewrap((const uint8_t *)gcc_text, strlen(gcc_text), &out, &len), 0);
+	assert_int_equal(len, strlen(gcc_text));
+	assert_memory_equal(out, gcc_text, len);
+	free(out);
+	/* shorter names: joined where they fit in 72 columns */
+	static const char shorter[] = "/t/o.o: s.c /usr/include/stdc-predef.h \\\n /t/a.h \\\n /t/b.h\n/t/a.h:\n";
+	static const char joined[] = "/t/o.o: s.c /usr/include/stdc-predef.h /t/a.h /t/b.h\n/t/a.h:\n";
+	assert_int_equal(action_depfile_rewrap((const uint8_t *)shorter, strlen(shorter), &out, &len), 0);
+	assert_int_equal(len, strlen(joined));
+	assert_memory_equal(out, joined, len);
+	free(out);
+	/* longer ones: broken before the name that would pass column 72 */
+	static const char one_line[] = "a.o: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.h bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.h\n";
+	static const char broken[] = "a.o: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.h \\\n bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.h\n";
+	assert_int_equal(action_depfile_rewrap((const uint8_t *)one_line, strlen(one_line), &out, &len), 0);
+	assert_int_equal(len, strlen(broken));
+	assert_memory_equal(out, broken, len);
+	free(out);
+	/* no rule */
+	assert_int_equal(action_depfile_rewrap((const uint8_t *)"no rule here\n", 13, &out, &len), -EINVAL);
+	assert_int_equal(action_depfile_rewrap((const uint8_t *)"a.o: b.c", 8, &out, &len), -EINVAL);
+}
+
 static void test_root_rewrite(void **state)
 {
 	(void)state;
@@ -1538,6 +1576,12 @@ static void test_cc_analyze(void **state)
 	assert_true(i.compresses_debug);
 	i = cc("gcc a.o -o a -Wl,--compress-debug-sections=none");
 	assert_false(i.compresses_debug);
+	i = cc("gcc -c a.c -fmessage-length=80");
+	assert_true(i.wraps_diagnostics);
+	i = cc("gcc -c a.c -fmessage-length=80 -fmessage-length=0");
+	assert_false(i.wraps_diagnostics);
+	i = cc("gcc -c a.c");
+	assert_false(i.wraps_diagnostics);
 	i = cc("gcc -c a.c -g");
 	assert_false(i.compresses_debug);
 	i = cc("gcc -c @args.rsp");
@@ -1697,6 +1741,7 @@ int main(void)
 		cmocka_unit_test(test_scan_split_everywhere),
 		cmocka_unit_test(test_scan_random_vs_memmem),
 		cmocka_unit_test(test_root_rewrite),
+		cmocka_unit_test(test_depfile_rewrap),
 		cmocka_unit_test(test_root_at_locations),
 		cmocka_unit_test(test_path_lexical),
 		cmocka_unit_test(test_run_ms_plausible),
