@@ -1660,15 +1660,20 @@ static int exec_action(const struct opts *o, char **argv)
 			unlink(ccdep);
 		return 126;
 	}
-	if (traced && WIFEXITED(status) && !out.over && !err.over) {
+	if (traced && WIFEXITED(status)) {
 		struct fields g = { 0 };
 		int32_t ex = WEXITSTATUS(status);
 		int64_t ns = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec);
 		uint64_t ms = ns > 0 ? (uint64_t)ns / 1000000 : 0;
 		field_add(&g, CASFS_T_EXIT, &ex, sizeof(ex));
 		field_add(&g, CASFS_T_RUN_MS, &ms, sizeof(ms));
-		field_add(&g, CASFS_T_STDOUT, out.b, out.len);
-		field_add(&g, CASFS_T_STDERR, err.b, err.len);
+		/* streams more than a request holds (room left for the rest):
+		 * not recorded, and counted so */
+		bool big = out.over || err.over || out.len + err.len > CASFS_CTL_REQ_MAX - (8u << 20);
+		field_add(&g, CASFS_T_STDOUT, out.b, big ? 0 : out.len);
+		field_add(&g, CASFS_T_STDERR, err.b, big ? 0 : err.len);
+		if (big)
+			field_str(&g, CASFS_T_REASON, "too_big");
 		if (outlived)
 			field_add(&g, CASFS_T_OUTLIVED, NULL, 0);
 		/* a hit leaves a file on stdin where it was, or at its end

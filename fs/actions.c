@@ -2016,7 +2016,9 @@ static int add_output_at(struct rec_ctx *c, const char *rel, bool existed, bool 
 		return 0;
 	}
 	int fd = open_beneath(c->root_fd, rel, O_PATH | O_NOFOLLOW);
-	if (fd == -ENOENT || fd == -ENOTDIR) {
+	/* gone, or a directory on its way is now something else: a symlink
+	 * (ELOOP: rm -rf d && ln -s x d), whose own output it is */
+	if (fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP) {
 		if (!existed)
 			return 0; /* made and removed by the run: a temporary */
 		o.kind = ACTION_OUT_REMOVED;
@@ -2423,7 +2425,7 @@ void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call
 			size_t cap = cf->req_cap ? cf->req_cap : 16384;
 			while (cap < cf->req_len + in->len)
 				cap *= 2;
-			uint8_t *b = cap <= (64u << 20) ? realloc(cf->req, cap) : NULL;
+			uint8_t *b = cap <= CASFS_CTL_REQ_MAX ? realloc(cf->req, cap) : NULL;
 			if (!b) {
 				o->result = -ENOMEM;
 				goto reply;

@@ -67,6 +67,8 @@ struct casfs_ctl_info {
 /* Room for the counters: the ioctl number encodes the struct's size, so
  * it is fixed; the list must fit (checked when compiling). */
 #define CASFS_CTL_MAX_COUNTERS 256
+/* The most a request (LOOKUP, END: its fields) may hold. */
+#define CASFS_CTL_REQ_MAX (64u << 20)
 
 struct casfs_ctl_stats {
 	uint32_t version;

@@ -630,8 +630,10 @@ void op_link(fuse_req_t r, fuse_ino_t ino, fuse_ino_t newparent, const char *new
 		return;
 	}
 	digests_meta_changed(FS->dg, n, &ent.attr); /* ctime changed, content not */
-	if (q.sess)
+	if (q.sess) {
+		trace_own_meta(session_trace(q.sess), n, FS->dg);
 		trace_created(session_trace(q.sess), np, newname);
+	}
 	trace_foreign_change(FS->ss, q.sess, np, newname);
 	if (req_entry(&q, &ent) == -ENOENT)
 		ino_table_forget(FS->tbl, n, 1);

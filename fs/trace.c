@@ -782,6 +782,20 @@ bool trace_wait_writers(struct trace *t, int ms)
 	return done;
 }
 
+void trace_own_meta(struct trace *t, ino_node *n, digests *dg)
+{
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < t->nin; i++) {
+		struct tin *ti = &t->ins[i];
+		cache_file_rec rec;
+		uint64_t version;
+		if (ti->node == n && digests_peek(dg, n, &rec, &version) == 0 &&
+		    hasher_digest_equal(&rec.digest, &ti->in.digest))
+			ti->version = version;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 enum trace_problem trace_check(struct trace *t, digests *dg)
 {
 	pthread_mutex_lock(&t->lock);

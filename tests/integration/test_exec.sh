@@ -857,6 +857,25 @@ cp "$W2/s.d" "$T/s.d.hit"
     ok "a dependency file moved to a root of another length: a hit, byte for byte what gcc writes there" ||
     fail "depfile rewrap: hits $h -> $(counter action_hits); $(diff "$T/s.d.hit" "$W2/s.d" | head -5 | tr '\n' '|')"
 
+# ---- ln of an existing file records it (its ctime moving with the new link
+# is the run's own doing); streams larger than a request: too_big, counted
+L12=$MNT/ln12
+mkdir -p "$L12" && echo x >"$L12/a"
+h=$(counter action_hits)
+for i in 1 2; do rm -f "$L12/b" && cx "$L12" -- ln a b || fail "ln a b: run $i"; done
+check_eq "ln of an existing file: cached (run 2 hits)" 1 "$(($(counter action_hits) - h))"
+h=$(counter action_hits)
+for i in 1 2; do
+    rm -rf "$L12/d" && mkdir "$L12/d" && echo 1 >"$L12/d/x"
+    cx "$L12" -- sh -c 'rm -rf d && ln -s x d' || fail "a directory replaced by a symlink: run $i"
+done
+check_eq "a full directory replaced by a symlink: cached (run 2 hits), the link there" "1 x" \
+    "$(($(counter action_hits) - h)) $(readlink "$L12/d")"
+u=$(counter uncacheable_too_big)
+cx "$L12" -- sh -c 'head -c 67108864 /dev/zero' | cmp -s - <(head -c 67108864 /dev/zero) ||
+    fail "64 MiB on stdout: not passed through"
+check_eq "64 MiB on stdout: not recorded, counted as too_big" 1 "$(($(counter uncacheable_too_big) - u))"
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit
