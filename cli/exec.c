@@ -1246,24 +1246,57 @@ struct uses {
 	const char *cwd, *mnt;
 	char **v;
 	size_t n;
+	char **absent;  /* "\x01absent=NAME": names no program answers to now,
+			   in the key as pseudo-variables (one put on PATH
+			   later is another key) */
+	size_t nabsent;
 	bool over, oom;
 	char cc[256];
 };
+
+/* name is found nowhere: remembered for the key. */
+static void use_absent(struct uses *u, const char *name)
+{
+	char buf[PATH_MAX + 16];
+	if (snprintf(buf, sizeof(buf), "\x01" "absent=%s", name) >= (int)sizeof(buf)) {
+		u->over = true;
+		return;
+	}
+	for (size_t i = 0; i < u->nabsent; i++)
+		if (!strcmp(u->absent[i], buf))
+			return;
+	char **a = realloc(u->absent, (u->nabsent + 1) * sizeof(*a));
+	if (!a || !(a[u->nabsent] = strdup(buf))) {
+		if (a)
+			u->absent = a;
+		u->oom = true;
+		return;
+	}
+	u->absent = a;
+	u->nabsent++;
+}
 
 static void use_name(void *arg, const char *name)
 {
 	struct uses *u = arg;
 	char real[PATH_MAX];
 	struct stat st;
+	if (!name[0]) {
+		u->over = true; /* a line too long to read */
+		return;
+	}
 	if (shline_builtin(name))
 		return;
 	if (strchr(name, '/')) {
 		char abs[PATH_MAX];
 		if (snprintf(abs, sizeof(abs), "%s%s%s", name[0] == '/' ? "" : u->cwd, name[0] == '/' ? "" : "/",
 			     name) >= (int)sizeof(abs) ||
-		    !realpath(abs, real) || stat(real, &st) < 0 || !S_ISREG(st.st_mode) || access(real, X_OK) < 0)
+		    !realpath(abs, real) || stat(real, &st) < 0 || !S_ISREG(st.st_mode) || access(real, X_OK) < 0) {
+			use_absent(u, name);
 			return;
+		}
 	} else if (find_program(name, real, sizeof(real), NULL) < 0) {
+		use_absent(u, name);
 		return;
 	}
 	size_t ml = strlen(u->mnt);
@@ -1301,6 +1334,9 @@ static void uses_free(struct uses *u)
 	for (size_t i = 0; i < u->n; i++)
 		free(u->v[i]);
 	free(u->v);
+	for (size_t i = 0; i < u->nabsent; i++)
+		free(u->absent[i]);
+	free(u->absent);
 }
 
 static int exec_action(const struct opts *o, char **argv)
@@ -1419,6 +1455,11 @@ static int exec_action(const struct opts *o, char **argv)
 	if (o->shell_line) {
 		if (!uses_ready(&uses))
 			return run_uncached(&c, o, prog, argv, "out_of_memory", "out of memory");
+		const char *unkeyable = shline_unkeyable(o->shell_line);
+		if (unkeyable) {
+			uses_free(&uses);
+			return run_uncached(&c, o, prog, argv, "unknown_input", unkeyable);
+		}
 		shline_names(o->shell_line, use_name, &uses);
 		char because[512];
 		if (uses.cc[0]) {
@@ -1452,6 +1493,15 @@ static int exec_action(const struct opts *o, char **argv)
 	char ccdep[64] = "";
 	size_t nenv;
 	const char **env = key_env(o, &nenv);
+	if (env && uses.nabsent) {
+		const char **e = realloc(env, (nenv + uses.nabsent) * sizeof(*e));
+		if (e)
+			for (size_t i = 0; i < uses.nabsent; i++)
+				e[nenv++] = uses.absent[i];
+		else
+			free(env);
+		env = e;
+	}
 	mode_t um = umask(0);
 	umask(um);
 	enum streams streams = streams_of();

@@ -144,11 +144,22 @@ static bool prints_all(const char *bare)
 	const char *after;
 	for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
 		for (const char *p = bare; has_word(p, all[i], &after); p = after) {
-			if (!*after || strchr(";|&<>)", *after) || !strncmp(after, "-p", 2))
+			/* options alone (declare -x, typeset -p -r, export -p;
+			 * set with options sets them) */
+			const char *w = after;
+			while (i > 0 && (*w == '-' || *w == '+')) {
+				w += strcspn(w, " \t;|&<>)");
+				while (*w == ' ' || *w == '\t')
+					w++;
+			}
+			if (!*w || strchr(";|&<>)", *w))
 				return true;
 			if (after == p)
 				break;
 		}
+	/* bash's completion lists (compgen -v, -e, -A variable) */
+	if (has_word(bare, "compgen", &after))
+		return true;
 	static const char *const envs[] = { "env", "printenv" };
 	for (size_t i = 0; i < 2; i++)
 		for (const char *p = bare; has_word(p, envs[i], &after); p = after) {
@@ -178,7 +189,38 @@ static bool prints_all(const char *bare)
 	return false;
 }
 
+/* line with every backslash-newline taken out, as the shell reads it
+ * before it splits words (in single quotes one stays: then a name more is
+ * keyed, never one less); false when it does not fit. */
+static bool spliced(const char *line, char *out, size_t size)
+{
+	size_t o = 0;
+	for (const char *p = line; *p; p++) {
+		if (p[0] == '\\' && p[1] == '\n') {
+			p++;
+			continue;
+		}
+		if (o + 1 >= size)
+			return false;
+		out[o++] = *p;
+	}
+	out[o] = '\0';
+	return true;
+}
+
+static void vars_of(const char *line, void (*fn)(void *arg, const char *name), void *arg);
+
 void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg)
+{
+	char buf[4096];
+	if (!spliced(line, buf, sizeof(buf))) {
+		fn(arg, "*");
+		return;
+	}
+	vars_of(buf, fn, arg);
+}
+
+static void vars_of(const char *line, void (*fn)(void *arg, const char *name), void *arg)
 {
 	/* the words as the shell sees them once quotes are gone */
 	char bare[4096];
@@ -209,8 +251,13 @@ void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void
 					      "IFS", "TIMEFORMAT", "GLOBIGNORE", "PS4" };
 	for (size_t i = 0; i < sizeof(always) / sizeof(*always); i++)
 		fn(arg, always[i]);
-	/* what the shell reads without a $ in the line */
+	/* what the shell reads without a $ in the line: test -v NAME, [ -v NAME ] */
 	const char *after;
+	for (const char *p = bare; has_word(p, "-v", &after); p = after) {
+		call_with(after, ident_len(after), fn, arg);
+		if (after == p)
+			break;
+	}
 	if (strchr(line, '~'))
 		fn(arg, "HOME");
 	if (has_word(bare, "cd", &after) || has_word(bare, "pushd", &after) || has_word(bare, "popd", &after)) {
@@ -220,15 +267,65 @@ void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void
 	}
 }
 
+const char *shline_unkeyable(const char *whole)
+{
+	char line[4096], bare[4096];
+	if (!spliced(whole, line, sizeof(line)))
+		return "the line is too long for casfs to read";
+	size_t bl = 0;
+	for (const char *p = line; *p && bl + 1 < sizeof(bare); p++)
+		if (*p != '\'' && *p != '"' && *p != '\\')
+			bare[bl++] = *p;
+	bare[bl] = '\0';
+	/* PATH=..., PATH+=..., export PATH=...: the programs it names are
+	 * found elsewhere than casfs looks */
+	for (const char *p = strstr(bare, "PATH"); p; p = strstr(p + 1, "PATH")) {
+		bool start = p == bare || strchr(" \t;&|(\n", p[-1]);
+		if (start && (p[4] == '=' || (p[4] == '+' && p[5] == '=')))
+			return "the line sets PATH, where the programs it names are found";
+	}
+	/* a script it sources: . FILE, source FILE (at a command's start) */
+	const char *after;
+	for (const char *p = bare; *p; p++) {
+		bool cmd = p == bare || strchr(";&|(\n", p[-1]);
+		const char *w = p;
+		while (cmd && (*w == ' ' || *w == '\t'))
+			w++;
+		if (cmd && ((w[0] == '.' && (w[1] == ' ' || w[1] == '\t')) ||
+			    (!strncmp(w, "source", 6) && (w[6] == ' ' || w[6] == '\t'))))
+			return "the line sources a script, whose reads outside the mount casfs cannot see";
+	}
+	/* cd DIR then ./tool: names relative to a directory casfs does not
+	 * follow */
+	if (has_word(bare, "cd", &after) || has_word(bare, "pushd", &after) || has_word(bare, "popd", &after)) {
+		/* a word at a command's start (after blanks) */
+		for (const char *p = bare; *p; p++) {
+			if (!(p == bare || strchr(";&|(\n", p[-1])))
+				continue;
+			const char *w = p;
+			while (*w == ' ' || *w == '\t')
+				w++;
+			size_t l = strcspn(w, " \t;&|()<>\n");
+			if (l && *w != '/' && memchr(w, '/', l))
+				return "the line changes directory and runs a program by a relative path";
+		}
+	}
+	return NULL;
+}
+
 static bool name_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       (c && strchr("_.+/-", c));
 }
 
-void shline_names(const char *line, void (*fn)(void *arg, const char *name), void *arg)
+void shline_names(const char *whole, void (*fn)(void *arg, const char *name), void *arg)
 {
-	char name[4096];
+	char name[4096], line[4096];
+	if (!spliced(whole, line, sizeof(line))) {
+		fn(arg, "");
+		return;
+	}
 	for (const char *p = line; *p;) {
 		if (!name_char(*p)) {
 			p++;

@@ -44,3 +44,8 @@ void shline_names(const char *line, void (*fn)(void *arg, const char *name), voi
  * builds or evaluates names (eval, let, [[, ((, $((...)), ${!...},
  * ${NAME:offset}, ${NAME[...]}), or a line longer than 4095 bytes. */
 void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg);
+
+/* Why what a line runs cannot be keyed from its words, or NULL: it sets
+ * PATH, sources a script, or changes directory and names something by a
+ * relative path. */
+const char *shline_unkeyable(const char *line);

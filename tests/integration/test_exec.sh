@@ -367,6 +367,29 @@ u=$(counter uncacheable_unknown_input)
 (cd "$MNT/shvars" && FOO=1 "$X" exec -- bash --debugger -c 'echo "$FOO" > o' 2>/dev/null) || fail "bash --debugger: run"
 check_eq "a shell with an option casfs does not know: uncached" 1 "$(($(counter uncacheable_unknown_input) - u))"
 
+# ---- shell lines: a variable split by a line splice, variables read
+# without $ (declare -x, test -v), a program not found until later, a line
+# that sets PATH
+shrun() { # VAR VALUE LINE: the line through casfs-sh with VAR=VALUE, then o
+    (cd "$MNT/shvars" && rm -f o && env "$1=$2" "$SH" -c "$3" && cat o)
+}
+shrun VERSION 1 $'echo $VER\\\nSION > o' >/dev/null
+check_eq "a variable split by a backslash-newline: keyed" 2 "$(shrun VERSION 2 $'echo $VER\\\nSION > o')"
+bx() { (cd "$MNT/shvars" && rm -f o && env "$1=$2" "$X" exec -- bash -c "$3" && cat o); }
+bx FOO 1 'declare -x > o' >/dev/null
+check_eq "bash -c 'declare -x': every variable keyed" 'declare -x FOO="2"' "$(bx FOO 2 'declare -x > o' | grep FOO=)"
+shrun FOO 1 'test -v FOO && echo yes > o || echo no > o' >/dev/null
+check_eq "test -v NAME: NAME keyed" no \
+    "$(cd "$MNT/shvars" && rm -f o && env -u FOO "$SH" -c 'test -v FOO && echo yes > o || echo no > o' && cat o)"
+mkdir -p "$T/nb"
+nt() { (cd "$MNT/shvars" && rm -f o && PATH="$T/nb:$PATH" "$SH" -c 'ntool > o 2>/dev/null || echo none > o' && cat o); }
+nt >/dev/null
+printf '#!/bin/sh\necho found\n' >"$T/nb/ntool" && chmod +x "$T/nb/ntool"
+check_eq "a program the line names, put on PATH since: what a fresh run gives" found "$(nt)"
+u=$(counter uncacheable_unknown_input)
+(cd "$MNT/shvars" && "$SH" -c "PATH=$T/nb:\$PATH ntool > o") || fail "a line that sets PATH: run"
+check_eq "a line that sets PATH: not cached" 1 "$(($(counter uncacheable_unknown_input) - u))"
+
 # ---- an assembler found through -B DIR or COMPILER_PATH is the command's
 mkdir -p "$T/btools" "$MNT/btools"
 echo 'int b(void) { return 1; }' >"$MNT/btools/b.c"

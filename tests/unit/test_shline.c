@@ -151,6 +151,12 @@ static void test_vars(void **state)
 		{ "env X=1 | wc -l", "*" },
 		{ "env -u X -0 | wc -c", "*" },
 		{ "export -p > o", "*" },
+		{ "declare -x > o", "*" },
+		{ "typeset -r -i", "*" },
+		{ "compgen -v", "*" },
+		{ "echo $VER\\\nSION > o", "VERSION" }, /* a line splice */
+		{ "test -v FOO && echo y", "FOO" },
+		{ "[ -v BAR ] || echo n", "BAR" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		char out[512] = "";
