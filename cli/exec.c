@@ -1965,6 +1965,25 @@ int cmd_exec_launcher(int argc, char **argv)
 	return exec_command(&o, argv + 1);
 }
 
+/* A .ONESHELL recipe (lines joined by newlines): make takes the blanks and
+ * the @, - and + prefixes off each line only for a shell it knows by name
+ * (sh, bash...), so casfs-sh does it, as those get it.  In place. */
+static void oneshell_strip(char *s)
+{
+	char *o = s;
+	bool cont = false; /* the line before ended in a backslash: one line */
+	for (char *p = s; *p;) {
+		while (!cont && (*p == ' ' || *p == '\t' || *p == '@' || *p == '-' || *p == '+'))
+			p++;
+		while (*p && *p != '\n')
+			*o++ = *p++;
+		cont = o > s && o[-1] == '\\';
+		if (*p == '\n')
+			*o++ = *p++;
+	}
+	*o = '\0';
+}
+
 /* make runs $(SHELL) $(.SHELLFLAGS) LINE: "-c LINE" ("-ec LINE" under
  * .POSIX).  A line that is one plain command runs as that command (a
  * compile gets a compiler's handling); any other line runs in /bin/sh, with
@@ -1983,6 +2002,8 @@ int cmd_exec_shell(int argc, char **argv)
 		cli_error("cannot run /bin/sh: %s", strerror(errno));
 		return 126;
 	}
+	if (strchr(argv[2], '\n') && getenv("MAKELEVEL"))
+		oneshell_strip(argv[2]);
 	size_t len = strlen(argv[2]);
 	char *buf = malloc(len + 2);
 	char **words = malloc((len / 2 + 2) * sizeof(*words));

@@ -12,7 +12,7 @@ bool shline_builtin(const char *w)
 {
 	static const char *const names[] = {
 		"!", "{", "}", "case", "do", "done", "elif", "else", "esac", "fi", "for", "if", "in", "then",
-		"until", "while", ".", ":", "[", "alias", "bg", "break", "cd", "command", "continue", "echo",
+		"until", "while", ".", ":", "[", "alias", "bg", "break", "cd", "chdir", "command", "continue", "echo",
 		"eval", "exec", "exit", "export", "false", "fg", "getopts", "hash", "jobs", "kill", "local",
 		"printf", "pwd", "read", "readonly", "return", "set", "shift", "test", "times", "trap", "true",
 		"type", "ulimit", "umask", "unalias", "unset", "wait",
@@ -148,11 +148,11 @@ static bool prints_all(const char *bare)
 			 * set with options sets them) */
 			const char *w = after;
 			while (i > 0 && (*w == '-' || *w == '+')) {
-				w += strcspn(w, " \t;|&<>)");
+				w += strcspn(w, " \t;|&<>)\n");
 				while (*w == ' ' || *w == '\t')
 					w++;
 			}
-			if (!*w || strchr(";|&<>)", *w))
+			if (!*w || strchr(";|&<>)\n", *w))
 				return true;
 			if (after == p)
 				break;
@@ -165,8 +165,8 @@ static bool prints_all(const char *bare)
 		for (const char *p = bare; has_word(p, envs[i], &after); p = after) {
 			const char *w = after;
 			/* options and assignments, then a command or the end */
-			while (*w && !strchr(";|&<>)", *w)) {
-				size_t wl = strcspn(w, " \t;|&<>)");
+			while (*w && !strchr(";|&<>)\n", *w)) {
+				size_t wl = strcspn(w, " \t;|&<>)\n");
 				size_t il = ident_len(w);
 				if (w[0] != '-' && !(il && w[il] == '='))
 					break;
@@ -175,13 +175,13 @@ static bool prints_all(const char *bare)
 				w += wl;
 				while (*w == ' ' || *w == '\t')
 					w++;
-				if (arg && *w && !strchr(";|&<>)", *w)) {
-					w += strcspn(w, " \t;|&<>)");
+				if (arg && *w && !strchr(";|&<>)\n", *w)) {
+					w += strcspn(w, " \t;|&<>)\n");
 					while (*w == ' ' || *w == '\t')
 						w++;
 				}
 			}
-			if (!*w || strchr(";|&<>)", *w))
+			if (!*w || strchr(";|&<>)\n", *w))
 				return true;
 			if (after == p)
 				break;

@@ -390,6 +390,15 @@ u=$(counter uncacheable_unknown_input)
 (cd "$MNT/shvars" && "$SH" -c "PATH=$T/nb:\$PATH ntool > o") || fail "a line that sets PATH: run"
 check_eq "a line that sets PATH: not cached" 1 "$(($(counter uncacheable_unknown_input) - u))"
 
+# ---- make .ONESHELL through casfs-sh: the inner lines' @, - and + go as for
+# sh; chdir is dash's builtin
+OS=$MNT/oneshell
+mkdir -p "$OS"
+printf '.ONESHELL:\nall:\n\t@echo one > o\n\t@echo two \\\n\t  -three >> o\n\t+echo four >> o\n' >"$OS/Makefile"
+(cd "$OS" && make -s SHELL="$SH" 2>"$T/os.err") || fail ".ONESHELL: make failed: $(cat "$T/os.err")"
+check_eq ".ONESHELL through casfs-sh: what sh gets" "one|two -three|four" "$(tr '\n' '|' <"$OS/o" | sed 's/|$//')"
+(cd "$OS" && "$SH" -c 'chdir /') && ok "casfs-sh -c 'chdir /': dash's builtin" || fail "casfs-sh -c 'chdir /' failed"
+
 # ---- an assembler found through -B DIR or COMPILER_PATH is the command's
 mkdir -p "$T/btools" "$MNT/btools"
 echo 'int b(void) { return 1; }' >"$MNT/btools/b.c"

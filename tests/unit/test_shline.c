@@ -157,6 +157,8 @@ static void test_vars(void **state)
 		{ "echo $VER\\\nSION > o", "VERSION" }, /* a line splice */
 		{ "test -v FOO && echo y", "FOO" },
 		{ "[ -v BAR ] || echo n", "BAR" },
+		{ "env\n", "*" },
+		{ "export\ntrue", "*" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		char out[512] = "";
