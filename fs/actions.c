@@ -1360,9 +1360,37 @@ static void prog_key(uint32_t uid, const char *name, const hasher_digest *driver
  * the toolchain, which the daemon takes itself (the executable, and for a
  * gcc/clang driver the compiler proper and the assembler it runs) and of
  * stdin.  0 and *ret; -EAGAIN with out->status telling what to send. */
+/* What besides the uid decides what the caller may read and so what a run
+ * of its gets: its gid, supplementary groups and effective capabilities
+ * (root without CAP_DAC_OVERRIDE is refused what root is not), from
+ * /proc/TID/status; unreadable, the thread id itself (no other call
+ * shares it). */
+static void caller_creds(const struct req *q, hasher_digest *ret)
+{
+	char path[64], buf[4096], key[1024];
+	int n = snprintf(key, sizeof(key), "gid=%u\n", (unsigned)q->gid);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)q->tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t l = fd >= 0 ? cache_io_read(fd, buf, sizeof(buf) - 1, 0) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (l <= 0) {
+		n += snprintf(key + n, sizeof(key) - (size_t)n, "tid=%d\n", (int)q->tid);
+	} else {
+		buf[l] = '\0';
+		static const char *const lines[] = { "\nGroups:", "\nCapEff:" };
+		for (size_t i = 0; i < 2 && n < (int)sizeof(key); i++) {
+			const char *s = strstr(buf, lines[i]);
+			size_t sl = s ? strcspn(s + 1, "\n") : 0;
+			n += snprintf(key + n, sizeof(key) - (size_t)n, "%.*s\n", (int)sl, s ? s + 1 : "");
+		}
+	}
+	hasher_digest_buffer(key, n < (int)sizeof(key) ? (size_t)n : sizeof(key) - 1, ret);
+}
+
 static int action_key(struct req *q, const struct action_req *a, struct casfs_ctl_call *out, hasher_digest *ret)
 {
-	hasher_digest tools[4 + MAX_USES];
+	hasher_digest tools[5 + MAX_USES];
 	size_t n = 0;
 	int r = 0;
 	if (a->has_tool_digest)
@@ -1434,6 +1462,7 @@ static int action_key(struct req *q, const struct action_req *a, struct casfs_ct
 		if (r < 0) /* gone or unreadable: that, as text */
 			hasher_digest_buffer(strerror(-r), strlen(strerror(-r)), &tools[n]);
 	}
+	caller_creds(q, &tools[n++]);
 	size_t len = a->key_len + 4 + n * sizeof(tools[0].bytes);
 	uint8_t *m = malloc(len);
 	if (!m)

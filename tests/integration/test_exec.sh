@@ -908,6 +908,18 @@ cx "$L12" -- sh -c 'head -c 67108864 /dev/zero' | cmp -s - <(head -c 67108864 /d
     fail "64 MiB on stdout: not passed through"
 check_eq "64 MiB on stdout: not recorded, counted as too_big" 1 "$(($(counter uncacheable_too_big) - u))"
 
+# ---- the caller's groups and capabilities decide what it may read: a run
+# recorded by root is not reused by root without CAP_DAC_OVERRIDE
+CR=$MNT/creds
+mkdir -p "$CR" && echo secret >"$CR/sec" && chown nobody "$CR/sec" && chmod 600 "$CR/sec"
+cx "$CR" -- sh -c 'cat sec > out' || fail "creds: the run as root"
+rm -f "$CR/out"
+(cd "$CR" && setpriv --inh-caps=-dac_override,-dac_read_search --bounding-set=-dac_override,-dac_read_search \
+    "$X" exec -- sh -c 'cat sec > out' 2>/dev/null)
+rc=$?
+[ $rc -ne 0 ] && [ ! -s "$CR/out" ] && ok "root without CAP_DAC_OVERRIDE: refused as a fresh run is, not a hit" ||
+    fail "root without CAP_DAC_OVERRIDE: exit $rc, out holds '$(cat "$CR/out" 2>&1)'"
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit
