@@ -536,6 +536,55 @@ static enum streams streams_of(void)
 	return f1 >= 0 && f2 >= 0 && (f1 & O_APPEND) && (f2 & O_APPEND) ? STREAMS_ONE : STREAMS_CLASH;
 }
 
+/* Copies the pipes a (to stdout) and b (to stderr), either -1, until
+ * their writers are gone, in a process of its own that holds nothing else
+ * (so nothing waits on it). */
+static void forward_rest(int a, int b)
+{
+	pid_t f = fork();
+	if (f != 0)
+		return;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
+	/* every other descriptor closed: the ranges around a and b */
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+	unsigned from = 3;
+	int keep[2] = { lo, hi };
+	for (int i = 0; i < 2; i++) {
+		if (keep[i] < (int)from)
+			continue;
+		if ((unsigned)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+		from = (unsigned)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0u, 0);
+	struct pollfd pf[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+	char buf[65536];
+	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++) {
+			if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(pf[i].fd, buf, sizeof(buf));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				close(pf[i].fd);
+				pf[i].fd = -1;
+				continue;
+			}
+			cache_io_write(i ? 2 : 1, buf, (size_t)n, CACHE_IO_CUR);
+		}
+	}
+	_exit(0);
+}
+
 /* Runs the command; with capture its stdout and stderr (merged: one
  * stream, into out) pass through pipes into out and err. */
 static int run(const char *prog, char **argv, struct capture *out, struct capture *err, bool capture,
@@ -575,14 +624,37 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 		close(po[1]);
 		if (!merged)
 			close(pe[1]);
-		struct pollfd pf[2] = { { .fd = po[0], .events = POLLIN }, { .fd = pe[0], .events = POLLIN } };
+		/* the command's end, as a descriptor poll can wait on */
+		int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		struct pollfd pf[3] = { { .fd = po[0], .events = POLLIN },
+					{ .fd = pe[0], .events = POLLIN },
+					{ .fd = pidfd, .events = POLLIN } };
 		int open_n = merged ? 1 : 2;
 		char buf[65536];
+		int64_t ended_ms = -1; /* when the command ended, if it did */
 		while (open_n) {
-			if (poll(pf, 2, -1) < 0) {
+			int timeout = -1;
+			if (ended_ms >= 0) {
+				/* a process it started holds the pipes: what the
+				 * command itself wrote is read by now */
+				struct timespec now;
+				clock_gettime(CLOCK_MONOTONIC, &now);
+				int64_t left = ended_ms + 100 - (int64_t)now.tv_sec * 1000 - now.tv_nsec / 1000000;
+				if (left <= 0)
+					break;
+				timeout = (int)left;
+			}
+			int pr = poll(pf, 3, timeout);
+			if (pr < 0) {
 				if (errno == EINTR)
 					continue;
 				break;
+			}
+			if (pf[2].fd >= 0 && (pf[2].revents & POLLIN)) {
+				struct timespec now;
+				clock_gettime(CLOCK_MONOTONIC, &now);
+				ended_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+				pf[2].fd = -1;
 			}
 			for (int i = 0; i < 2; i++) {
 				if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -599,6 +671,19 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 				cache_io_write(i ? 2 : 1, buf, (size_t)n, CACHE_IO_CUR);
 				capture_add(i ? err : out, buf, (size_t)n);
 			}
+		}
+		if (pidfd >= 0)
+			close(pidfd);
+		if (open_n) {
+			/* what outlives the command goes on to the caller's
+			 * stdout and stderr, from a process of its own, as it
+			 * would have without casfs; the command is done */
+			*outlived = true;
+			forward_rest(pf[0].fd, pf[1].fd);
+			if (pf[0].fd >= 0)
+				close(pf[0].fd);
+			if (pf[1].fd >= 0)
+				close(pf[1].fd);
 		}
 	}
 	int status;

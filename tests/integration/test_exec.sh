@@ -920,6 +920,17 @@ rc=$?
 [ $rc -ne 0 ] && [ ! -s "$CR/out" ] && ok "root without CAP_DAC_OVERRIDE: refused as a fresh run is, not a hit" ||
     fail "root without CAP_DAC_OVERRIDE: exit $rc, out holds '$(cat "$CR/out" 2>&1)'"
 
+# ---- a background process the command leaves holding its stdout: casfs
+# exec returns when the command does, and what comes later still arrives
+BG=$MNT/bg
+mkdir -p "$BG"
+(cd "$BG" && timeout 20 "$X" exec -- sh -c 'sleep 3 && echo late & echo started; exit 3' >"$BG/o.txt")
+rc=$?
+check_eq "a background process holding stdout: casfs exec returns the command's status at once" "3 started" \
+    "$rc $(cat "$BG/o.txt")"
+wait_for "the background process's output" grep -q late "$BG/o.txt"
+check_eq "a background process holding stdout: everything arrives, in order" "started late" "$(tr '\n' ' ' <"$BG/o.txt" | sed 's/ $//')"
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit
