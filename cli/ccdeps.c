@@ -696,6 +696,36 @@ static int hi_scan(struct hi *h, char *text, size_t len)
 	return 0;
 }
 
+/* path, a NAME.gch gcc would read instead of NAME: recorded as it is, a
+ * file or absent (a directory of them: not said). */
+static int gch_probe(struct hi *h, const char *path)
+{
+	struct stat st;
+	char first[PATH_MAX];
+	if (on_mount(path, h->cc->mnt))
+		return 0; /* its lookup there is traced */
+	if (stat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode))
+			return -ENOLINK;
+		if (under_any(*h->inputs, *h->ninputs, path))
+			return 0;
+		int r = push(h->inputs, h->ninputs, path);
+		if (r == 0)
+			h->add(h->arg, CCDEPS_FILE, path);
+		return r;
+	}
+	if (errno != ENOENT && errno != ENOTDIR)
+		return -ENOLINK;
+	if (first_missing(path, first, sizeof(first)) < 0)
+		snprintf(first, sizeof(first), "%s", path);
+	if (on_mount(first, h->cc->mnt) || under_any(*h->absent, *h->nabsent, first))
+		return 0;
+	int r = push(h->absent, h->nabsent, first);
+	if (r == 0)
+		h->add(h->arg, CCDEPS_ABSENT, first);
+	return r;
+}
+
 /* Scans the file at path (named given: its directory is the one a "name"
  * query searches first). */
 static int hi_file(struct hi *h, const char *path, const char *given)
@@ -874,6 +904,38 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 	char **inputs = NULL;
 	size_t ninputs = 0;
 	struct hi h = { cc, &ch, NULL, &absent, &inputs, &nabsent, &ninputs, add, arg };
+	/* a precompiled header gcc would take instead (NAME.gch beside the
+	 * header): for what -include and -imacros name, and for the first
+	 * header the source includes (a PCH serves only before any code);
+	 * its use leaves no trace in the dependency file */
+	for (size_t i = 1; r == 0 && cc->argv[i]; i++) {
+		const char *f = NULL;
+		if ((!strcmp(cc->argv[i], "-include") || !strcmp(cc->argv[i], "-imacros")) && cc->argv[i + 1])
+			f = cc->argv[++i];
+		else if (!strncmp(cc->argv[i], "-include", 8) && cc->argv[i][8])
+			f = cc->argv[i] + 8;
+		char abs[PATH_MAX];
+		if (f && snprintf(abs, sizeof(abs), "%s%s%s.gch", f[0] == '/' ? "" : cc->cwd, f[0] == '/' ? "" : "/", f) <
+				 (int)sizeof(abs))
+			r = gch_probe(&h, abs);
+	}
+	for (size_t i = 1; r == 0 && i < d.ngiven && i < 3; i++) {
+		char abs[PATH_MAX];
+		if (snprintf(abs, sizeof(abs), "%s.gch", d.given[i]) < (int)sizeof(abs))
+			r = gch_probe(&h, abs);
+		/* gcc looks for NAME.gch in each directory of the search before
+		 * NAME there: every one up to where it found NAME */
+		for (size_t k = 0; r == 0 && k < ch.n; k++) {
+			size_t dl = strlen(ch.dirs[k]);
+			if (strncmp(d.paths[i], ch.dirs[k], dl) != 0 || d.paths[i][dl] != '/')
+				continue;
+			for (size_t j = 0; r == 0 && j <= k; j++)
+				if (snprintf(abs, sizeof(abs), "%s/%s.gch", ch.dirs[j], d.paths[i] + dl + 1) <
+				    (int)sizeof(abs))
+					r = gch_probe(&h, abs);
+			break;
+		}
+	}
 	for (size_t i = 0; r == 0 && i < d.n && i < d.ngiven; i++)
 		r = hi_file(&h, d.paths[i], d.given[i]);
 	for (size_t i = 0; i < ninputs; i++)

@@ -931,6 +931,16 @@ check_eq "a background process holding stdout: casfs exec returns the command's 
 wait_for "the background process's output" grep -q late "$BG/o.txt"
 check_eq "a background process holding stdout: everything arrives, in order" "started late" "$(tr '\n' ' ' <"$BG/o.txt" | sed 's/ $//')"
 
+# ---- a precompiled header outside the mount (NAME.gch beside -include NAME)
+# made since: gcc takes it, and names it in no dependency file
+PC=$MNT/pch
+mkdir -p "$PC" "$T/pch" && echo '#define V 1' >"$T/pch/pre.h" && echo '#define V 5' >"$T/pch/pre5.h"
+echo 'int f(void) { return V; }' >"$PC/a.c"
+pcc() { (cd "$PC" && rm -f a.o && "$X" exec -- gcc -O2 -include "$T/pch/pre.h" -c a.c -o a.o) && objdump -d "$PC/a.o" | grep -c 'mov  *\$0x5'; }
+pcc >/dev/null; pcc >/dev/null
+gcc -O2 -x c-header -o "$T/pch/pre.h.gch" "$T/pch/pre5.h" || fail "pch: gcc could not make one"
+check_eq "a precompiled header put beside an -include outside the mount: the object a fresh compile makes" 1 "$(pcc)"
+
 # ---- a fifo on the mount: opening it is the kernel's pipe, which casfs does
 # not see; a run that opens one is not cached, and its writer is not left
 # blocked by a hit
