@@ -525,35 +525,51 @@ struct hi {
 	void *arg;
 };
 
-/* What dir/rel is, recorded unless on the mount or recorded before. */
-static int hi_probe(struct hi *h, const char *dir, const char *rel)
+/* What the file at path outside the mount is, recorded unless recorded
+ * before: a regular file as an input, else its first missing component as
+ * absent (a directory or device by that name: not said). */
+static int record_path(struct hi *h, const char *path)
 {
-	char cand[PATH_MAX], first[PATH_MAX];
+	char first[PATH_MAX];
 	struct stat st;
-	if (on_mount(dir, h->cc->mnt))
-		return 0;
-	if (snprintf(cand, sizeof(cand), "%s/%s", dir, rel) >= (int)sizeof(cand))
-		return -ENAMETOOLONG;
-	if (stat(cand, &st) == 0) {
+	if (stat(path, &st) == 0) {
 		if (!S_ISREG(st.st_mode))
-			return -ENOLINK; /* a directory or device by that name: not said */
-		if (on_mount(cand, h->cc->mnt) || under_any(*h->inputs, *h->ninputs, cand))
+			return -ENOLINK;
+		if (on_mount(path, h->cc->mnt) || under_any(*h->inputs, *h->ninputs, path))
 			return 0;
-		int r = push(h->inputs, h->ninputs, cand);
+		int r = push(h->inputs, h->ninputs, path);
 		if (r == 0)
-			h->add(h->arg, CCDEPS_FILE, cand);
+			h->add(h->arg, CCDEPS_FILE, path);
 		return r;
 	}
 	if (errno != ENOENT && errno != ENOTDIR)
 		return -ENOLINK;
-	if (first_missing(cand, first, sizeof(first)) < 0)
-		snprintf(first, sizeof(first), "%s", cand);
+	if (first_missing(path, first, sizeof(first)) < 0)
+		snprintf(first, sizeof(first), "%s", path);
 	if (on_mount(first, h->cc->mnt) || under_any(*h->absent, *h->nabsent, first))
 		return 0;
 	int r = push(h->absent, h->nabsent, first);
 	if (r == 0)
 		h->add(h->arg, CCDEPS_ABSENT, first);
 	return r;
+}
+
+/* What dir/rel is, recorded unless on the mount or recorded before. */
+static int hi_probe(struct hi *h, const char *dir, const char *rel)
+{
+	char cand[PATH_MAX];
+	if (on_mount(dir, h->cc->mnt))
+		return 0;
+	if (snprintf(cand, sizeof(cand), "%s/%s", dir, rel) >= (int)sizeof(cand))
+		return -ENAMETOOLONG;
+	return record_path(h, cand);
+}
+
+/* path, a NAME.gch gcc would read instead of NAME: recorded as it is (its
+ * lookup on the mount is traced). */
+static int gch_probe(struct hi *h, const char *path)
+{
+	return on_mount(path, h->cc->mnt) ? 0 : record_path(h, path);
 }
 
 static int hi_name(struct hi *h, bool quote, const char *name, size_t len)
@@ -694,36 +710,6 @@ static int hi_scan(struct hi *h, char *text, size_t len)
 			return r;
 	}
 	return 0;
-}
-
-/* path, a NAME.gch gcc would read instead of NAME: recorded as it is, a
- * file or absent (a directory of them: not said). */
-static int gch_probe(struct hi *h, const char *path)
-{
-	struct stat st;
-	char first[PATH_MAX];
-	if (on_mount(path, h->cc->mnt))
-		return 0; /* its lookup there is traced */
-	if (stat(path, &st) == 0) {
-		if (!S_ISREG(st.st_mode))
-			return -ENOLINK;
-		if (under_any(*h->inputs, *h->ninputs, path))
-			return 0;
-		int r = push(h->inputs, h->ninputs, path);
-		if (r == 0)
-			h->add(h->arg, CCDEPS_FILE, path);
-		return r;
-	}
-	if (errno != ENOENT && errno != ENOTDIR)
-		return -ENOLINK;
-	if (first_missing(path, first, sizeof(first)) < 0)
-		snprintf(first, sizeof(first), "%s", path);
-	if (on_mount(first, h->cc->mnt) || under_any(*h->absent, *h->nabsent, first))
-		return 0;
-	int r = push(h->absent, h->nabsent, first);
-	if (r == 0)
-		h->add(h->arg, CCDEPS_ABSENT, first);
-	return r;
 }
 
 /* Scans the file at path (named given: its directory is the one a "name"
