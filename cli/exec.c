@@ -1026,9 +1026,10 @@ static bool shebang_of(const char *prog, char *interp, size_t isize, char *arg, 
 	return true;
 }
 
-/* A file of options a compiler driver reads that is not on the mount (so
- * not traced): @FILE (a response file), -specs=FILE.  Its path in buf, or
- * NULL. */
+/* A file of options or data a compiler driver reads that is not on the
+ * mount (so not traced): @FILE (a response file), -specs=FILE, the
+ * profile of -fprofile-use=PATH and -fauto-profile=PATH.  Its path in buf,
+ * or NULL. */
 static const char *cc_options_outside(char **argv, const char *cwd, const char *mnt, char *buf, size_t size)
 {
 	size_t ml = strlen(mnt);
@@ -1036,7 +1037,8 @@ static const char *cc_options_outside(char **argv, const char *cwd, const char *
 		const char *f = NULL;
 		if (argv[i][0] == '@')
 			f = argv[i] + 1;
-		else if (!strncmp(argv[i], "-specs=", 7) || !strncmp(argv[i], "--specs=", 8))
+		else if (!strncmp(argv[i], "-specs=", 7) || !strncmp(argv[i], "--specs=", 8) ||
+			 !strncmp(argv[i], "-fprofile-use=", 14) || !strncmp(argv[i], "-fauto-profile=", 15))
 			f = strchr(argv[i], '=') + 1;
 		else if ((!strcmp(argv[i], "-specs") || !strcmp(argv[i], "--specs")) && argv[i + 1])
 			f = argv[++i];

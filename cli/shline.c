@@ -125,6 +125,16 @@ static bool reads_any(const char *line, const char *bare)
 	if (has_word(bare, "eval", &after) || has_word(bare, "let", &after) || strstr(line, "[[") ||
 	    strstr(line, "((") || strstr(line, "${!"))
 		return true;
+	/* a name reference (declare -n r=NAME: $r reads NAME) */
+	static const char *const refs[] = { "declare", "typeset", "local" };
+	for (size_t i = 0; i < 3; i++)
+		for (const char *p = bare; has_word(p, refs[i], &after); p = after) {
+			if (!strncmp(after, "-n", 2) || (after[0] == '-' && strchr(after, 'n') &&
+							  strchr(after, 'n') < after + strcspn(after, " \t")))
+				return true;
+			if (after == p)
+				break;
+		}
 	for (const char *p = strstr(line, "${"); p; p = strstr(p + 2, "${")) {
 		size_t l = ident_len(p + 2);
 		/* ${N:2} and ${N[i]}; not ${N:-word}, ${N:=w}, ${N:?w}, ${N:+w} */

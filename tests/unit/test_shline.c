@@ -158,6 +158,8 @@ static void test_vars(void **state)
 		{ "test -v FOO && echo y", "FOO" },
 		{ "[ -v BAR ] || echo n", "BAR" },
 		{ "env\n", "*" },
+		{ "declare -n r=FOO; echo \"$r\" > o", "*" },
+		{ "local -rn r=FOO", "*" },
 		{ "export\ntrue", "*" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
