@@ -536,6 +536,33 @@ static enum streams streams_of(void)
 	return f1 >= 0 && f2 >= 0 && (f1 & O_APPEND) && (f2 & O_APPEND) ? STREAMS_ONE : STREAMS_CLASH;
 }
 
+/* One round over the pipes pf[0] (the command's stdout) and pf[1] (its
+ * stderr) that poll found ready: what each holds goes on to our stdout or
+ * stderr, and into out or err unless NULL; one at its end is closed (its
+ * fd set to -1).  The number closed. */
+static int pump(struct pollfd *pf, struct capture *out, struct capture *err)
+{
+	char buf[65536];
+	int closed = 0;
+	for (int i = 0; i < 2; i++) {
+		if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		ssize_t n = read(pf[i].fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(pf[i].fd);
+			pf[i].fd = -1;
+			closed++;
+			continue;
+		}
+		cache_io_write(i ? 2 : 1, buf, (size_t)n, CACHE_IO_CUR);
+		if (i ? err : out)
+			capture_add(i ? err : out, buf, (size_t)n);
+	}
+	return closed;
+}
+
 /* Copies the pipes a (to stdout) and b (to stderr), either -1, until
  * their writers are gone, in a process of its own that holds nothing else
  * (so nothing waits on it). */
@@ -561,26 +588,10 @@ static void forward_rest(int a, int b)
 	}
 	syscall(SYS_close_range, from, ~0u, 0);
 	struct pollfd pf[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
-	char buf[65536];
 	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
-		if (poll(pf, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		if (poll(pf, 2, -1) < 0 && errno != EINTR)
 			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			ssize_t n = read(pf[i].fd, buf, sizeof(buf));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				close(pf[i].fd);
-				pf[i].fd = -1;
-				continue;
-			}
-			cache_io_write(i ? 2 : 1, buf, (size_t)n, CACHE_IO_CUR);
-		}
+		pump(pf, NULL, NULL);
 	}
 	_exit(0);
 }
@@ -630,7 +641,6 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 					{ .fd = pe[0], .events = POLLIN },
 					{ .fd = pidfd, .events = POLLIN } };
 		int open_n = merged ? 1 : 2;
-		char buf[65536];
 		int64_t ended_ms = -1; /* when the command ended, if it did */
 		while (open_n) {
 			int timeout = -1;
@@ -656,21 +666,7 @@ static int run(const char *prog, char **argv, struct capture *out, struct captur
 				ended_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 				pf[2].fd = -1;
 			}
-			for (int i = 0; i < 2; i++) {
-				if (pf[i].fd < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-					continue;
-				ssize_t n = read(pf[i].fd, buf, sizeof(buf));
-				if (n < 0 && errno == EINTR)
-					continue;
-				if (n <= 0) {
-					close(pf[i].fd);
-					pf[i].fd = -1;
-					open_n--;
-					continue;
-				}
-				cache_io_write(i ? 2 : 1, buf, (size_t)n, CACHE_IO_CUR);
-				capture_add(i ? err : out, buf, (size_t)n);
-			}
+			open_n -= pump(pf, out, err);
 		}
 		if (pidfd >= 0)
 			close(pidfd);
