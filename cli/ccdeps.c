@@ -210,6 +210,18 @@ static int first_missing(const char *path, char *out, size_t size)
 	return -ENOENT;
 }
 
+/* Adds link (leading to target) to ch.  0 or -ENOMEM. */
+static int chain_add_link(struct chain *ch, const char *link, const char *target)
+{
+	size_t nl = ch->nlinks, nt = ch->nlinks;
+	int r = push(&ch->links, &nl, link);
+	if (r == 0 && (r = push(&ch->targets, &nt, target)) < 0)
+		free(ch->links[--nl]);
+	if (r == 0)
+		ch->nlinks++;
+	return r;
+}
+
 /* Adds to ch every symlink on the way from / to path (absolute), in the
  * order the walk meets them, each with its target: a directory of the
  * search chain reached through a link (-I/opt/tc/current/include) is
@@ -250,15 +262,9 @@ static int chain_links(struct chain *ch, const char *path)
 		bool seen = false;
 		for (size_t i = 0; i < ch->nlinks && !seen; i++)
 			seen = !strcmp(ch->links[i], cand);
-		if (!seen) {
-			size_t nl = ch->nlinks, nt = ch->nlinks;
-			int r = push(&ch->links, &nl, cand);
-			if (r == 0)
-				r = push(&ch->targets, &nt, t);
-			if (r < 0)
-				return r;
-			ch->nlinks++;
-		}
+		int r = seen ? 0 : chain_add_link(ch, cand, t);
+		if (r < 0)
+			return r;
 		/* on from where it leads, with what is left */
 		if (snprintf(next, sizeof(next), "%s%s%s%s", t[0] == '/' ? "" : cur, t[0] == '/' ? "" : "/", t, e) >=
 		    (int)sizeof(next))
@@ -347,10 +353,8 @@ static bool chain_load(char *text, struct chain *ch)
 			ssize_t l = readlink(path, t, sizeof(t) - 1);
 			if (l < 0 || (size_t)l != strlen(tab + 1) || memcmp(t, tab + 1, (size_t)l))
 				return false;
-			size_t nl = ch->nlinks, nt = ch->nlinks;
-			if (push(&ch->links, &nl, path) < 0 || push(&ch->targets, &nt, tab + 1) < 0)
+			if (chain_add_link(ch, path, tab + 1) < 0)
 				return false;
-			ch->nlinks++;
 			continue;
 		}
 		bool is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);

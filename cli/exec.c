@@ -1364,10 +1364,6 @@ static void use_name(void *arg, const char *name)
 	struct uses *u = arg;
 	char real[PATH_MAX];
 	struct stat st;
-	if (!name[0]) {
-		u->over = true; /* a line too long to read */
-		return;
-	}
 	if (shline_builtin(name))
 		return;
 	if (strchr(name, '/')) {
@@ -1543,7 +1539,8 @@ static int exec_action(const struct opts *o, char **argv)
 			uses_free(&uses);
 			return run_uncached(&c, o, prog, argv, "unknown_input", unkeyable);
 		}
-		shline_names(o->shell_line, use_name, &uses);
+		if (!shline_names(o->shell_line, use_name, &uses))
+			uses.over = true;
 		char because[512];
 		if (uses.cc[0]) {
 			snprintf(because, sizeof(because),

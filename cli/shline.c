@@ -129,8 +129,7 @@ static bool reads_any(const char *line, const char *bare)
 	static const char *const refs[] = { "declare", "typeset", "local" };
 	for (size_t i = 0; i < 3; i++)
 		for (const char *p = bare; has_word(p, refs[i], &after); p = after) {
-			if (!strncmp(after, "-n", 2) || (after[0] == '-' && strchr(after, 'n') &&
-							  strchr(after, 'n') < after + strcspn(after, " \t")))
+			if (after[0] == '-' && memchr(after, 'n', strcspn(after, " \t")))
 				return true;
 			if (after == p)
 				break;
@@ -218,6 +217,22 @@ static bool spliced(const char *line, char *out, size_t size)
 	return true;
 }
 
+/* line as the shell reads its words once quotes and backslashes are gone,
+ * into bare (4096 bytes): false when it does not fit. */
+static bool bare_of(const char *line, char bare[4096])
+{
+	size_t bl = 0;
+	for (const char *p = line; *p; p++) {
+		if (*p == '\'' || *p == '"' || *p == '\\')
+			continue;
+		if (bl + 1 >= 4096)
+			return false;
+		bare[bl++] = *p;
+	}
+	bare[bl] = '\0';
+	return true;
+}
+
 static void vars_of(const char *line, void (*fn)(void *arg, const char *name), void *arg);
 
 void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void *arg)
@@ -232,14 +247,8 @@ void shline_vars(const char *line, void (*fn)(void *arg, const char *name), void
 
 static void vars_of(const char *line, void (*fn)(void *arg, const char *name), void *arg)
 {
-	/* the words as the shell sees them once quotes are gone */
 	char bare[4096];
-	size_t bl = 0;
-	for (const char *p = line; *p && bl + 1 < sizeof(bare); p++)
-		if (*p != '\'' && *p != '"' && *p != '\\')
-			bare[bl++] = *p;
-	bare[bl] = '\0';
-	if (strlen(line) >= sizeof(bare) || reads_any(line, bare) || prints_all(bare)) {
+	if (!bare_of(line, bare) || reads_any(line, bare) || prints_all(bare)) {
 		fn(arg, "*");
 		return;
 	}
@@ -280,45 +289,40 @@ static void vars_of(const char *line, void (*fn)(void *arg, const char *name), v
 const char *shline_unkeyable(const char *whole)
 {
 	char line[4096], bare[4096];
-	if (!spliced(whole, line, sizeof(line)))
-		return "the line is too long for casfs to read";
-	size_t bl = 0;
-	for (const char *p = line; *p && bl + 1 < sizeof(bare); p++)
-		if (*p != '\'' && *p != '"' && *p != '\\')
-			bare[bl++] = *p;
-	bare[bl] = '\0';
-	/* PATH=..., PATH+=..., export PATH=...: the programs it names are
-	 * found elsewhere than casfs looks */
-	for (const char *p = strstr(bare, "PATH"); p; p = strstr(p + 1, "PATH")) {
-		bool start = p == bare || strchr(" \t;&|(\n", p[-1]);
-		if (start && (p[4] == '=' || (p[4] == '+' && p[5] == '=')))
-			return "the line sets PATH, where the programs it names are found";
-	}
-	/* a script it sources: . FILE, source FILE (at a command's start) */
+	if (!spliced(whole, line, sizeof(line)) || !bare_of(line, bare))
+		return "the line is longer than casfs reads (4 KiB): split it into recipe lines";
 	const char *after;
+	bool moves = has_word(bare, "cd", &after) || has_word(bare, "pushd", &after) || has_word(bare, "popd", &after);
+	static const char *const decls[] = { "export", "declare", "typeset", "local", "readonly" };
 	for (const char *p = bare; *p; p++) {
-		bool cmd = p == bare || strchr(";&|(\n", p[-1]);
-		const char *w = p;
-		while (cmd && (*w == ' ' || *w == '\t'))
-			w++;
-		if (cmd && ((w[0] == '.' && (w[1] == ' ' || w[1] == '\t')) ||
-			    (!strncmp(w, "source", 6) && (w[6] == ' ' || w[6] == '\t'))))
-			return "the line sources a script, whose reads outside the mount casfs cannot see";
-	}
-	/* cd DIR then ./tool: names relative to a directory casfs does not
-	 * follow */
-	if (has_word(bare, "cd", &after) || has_word(bare, "pushd", &after) || has_word(bare, "popd", &after)) {
-		/* a word at a command's start (after blanks) */
-		for (const char *p = bare; *p; p++) {
-			if (!(p == bare || strchr(";&|(\n", p[-1])))
-				continue;
-			const char *w = p;
-			while (*w == ' ' || *w == '\t')
-				w++;
-			size_t l = strcspn(w, " \t;&|()<>\n");
-			if (l && *w != '/' && memchr(w, '/', l))
-				return "the line changes directory and runs a program by a relative path";
+		if (p != bare && !strchr(";&|(\n", p[-1]))
+			continue;
+		/* a command: its assignments (and a declaration's words), then
+		 * the word it runs */
+		const char *w = p + strspn(p, " \t");
+		bool decl = false;
+		size_t l;
+		while ((l = strcspn(w, " \t;&|()<>\n"))) {
+			size_t il = ident_len(w);
+			bool assign = il && (w[il] == '=' || (w[il] == '+' && w[il + 1] == '='));
+			if (assign && il == 4 && !strncmp(w, "PATH", 4))
+				return "the line sets PATH, so casfs cannot tell which programs it runs (set PATH in make's environment instead)";
+			bool d = false;
+			for (size_t i = 0; !decl && i < sizeof(decls) / sizeof(*decls); i++)
+				d |= l == strlen(decls[i]) && !strncmp(w, decls[i], l);
+			if (!assign && !d && !(decl && (*w == '-' || *w == '+')))
+				break;
+			decl |= d;
+			w += l;
+			w += strspn(w, " \t");
 		}
+		if (decl)
+			continue;
+		if ((l == 1 && w[0] == '.') || (l == 6 && !strncmp(w, "source", 6)))
+			return "the line sources a script, whose reads outside the mount casfs cannot see (run it as a program instead)";
+		/* cd DIR then ./tool: relative to a directory casfs does not follow */
+		if (moves && l && *w != '/' && memchr(w, '/', l))
+			return "the line changes directory and runs a program by a relative path (name it by an absolute path)";
 	}
 	return NULL;
 }
@@ -329,13 +333,11 @@ static bool name_char(char c)
 	       (c && strchr("_.+/-", c));
 }
 
-void shline_names(const char *whole, void (*fn)(void *arg, const char *name), void *arg)
+bool shline_names(const char *whole, void (*fn)(void *arg, const char *name), void *arg)
 {
 	char name[4096], line[4096];
-	if (!spliced(whole, line, sizeof(line))) {
-		fn(arg, "");
-		return;
-	}
+	if (!spliced(whole, line, sizeof(line)))
+		return false;
 	for (const char *p = line; *p;) {
 		if (!name_char(*p)) {
 			p++;
@@ -351,4 +353,5 @@ void shline_names(const char *whole, void (*fn)(void *arg, const char *name), vo
 		name[l] = '\0';
 		fn(arg, name);
 	}
+	return true;
 }

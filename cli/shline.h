@@ -26,10 +26,12 @@ size_t shline_simple(const char *line, char *buf, size_t bufsize, char **words, 
 /* True for a word the shell runs itself (a builtin or a reserved word). */
 bool shline_builtin(const char *word);
 
-/* Calls fn for every maximal run of [A-Za-z0-9_.+/-] in line that does not
- * start with '-' (in order, duplicates included), copied into a
- * NUL-terminated buffer of at most 4096 bytes (longer runs are skipped). */
-void shline_names(const char *line, void (*fn)(void *arg, const char *name), void *arg);
+/* Calls fn for every maximal run of [A-Za-z0-9_.+/-] in line, its
+ * backslash-newlines taken out, that does not start with '-' (in order,
+ * duplicates included), copied into a NUL-terminated buffer of at most 4096
+ * bytes (longer runs are skipped).  False, calling nothing, for a line of
+ * 4 KiB or more. */
+bool shline_names(const char *line, void (*fn)(void *arg, const char *name), void *arg);
 
 /* Calls fn for the name of every variable the line may expand: $NAME,
  * ${NAME...}, ${#NAME} (NAME: a letter or '_', then letters, digits, '_';

@@ -1356,10 +1356,6 @@ static void prog_key(uint32_t uid, const char *name, const hasher_digest *driver
 	snprintf(buf, size, "%u:prog:%s:%s", uid, name, hex);
 }
 
-/* The action's key: the caller's key material and uid with the digests of
- * the toolchain, which the daemon takes itself (the executable, and for a
- * gcc/clang driver the compiler proper and the assembler it runs) and of
- * stdin.  0 and *ret; -EAGAIN with out->status telling what to send. */
 /* What besides the uid decides what the caller may read and so what a run
  * of its gets: its gid, supplementary groups and effective capabilities
  * (root without CAP_DAC_OVERRIDE is refused what root is not), from
@@ -1388,6 +1384,11 @@ static void caller_creds(const struct req *q, hasher_digest *ret)
 	hasher_digest_buffer(key, n < (int)sizeof(key) ? (size_t)n : sizeof(key) - 1, ret);
 }
 
+/* The action's key: the caller's key material and uid with the digests of
+ * the toolchain, which the daemon takes itself (the executable, and for a
+ * gcc/clang driver the compiler proper and the assembler it runs), of
+ * stdin and of the caller's credentials (caller_creds).  0 and *ret;
+ * -EAGAIN with out->status telling what to send. */
 static int action_key(struct req *q, const struct action_req *a, struct casfs_ctl_call *out, hasher_digest *ret)
 {
 	hasher_digest tools[5 + MAX_USES];

@@ -174,12 +174,12 @@ void trace_compiler(struct trace *t);
  * are closed. */
 bool trace_wait_writers(struct trace *t, int ms);
 
-/* The problem that keeps the run from being cached, or TRACE_OK, checked
- * now (inputs changed since they were read). */
 /* The run itself changed n's attributes, not its content (a hard link of
  * it: its ctime and link count): the digest's new version is still what it
  * read. */
 void trace_own_meta(struct trace *t, ino_node *n, digests *dg);
+/* The problem that keeps the run from being cached, or TRACE_OK, checked
+ * now (inputs changed since they were read). */
 enum trace_problem trace_check(struct trace *t, digests *dg);
 
 /* Adds the inputs to m, with paths relative to the root `root` (a

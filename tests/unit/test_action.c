@@ -786,6 +786,17 @@ static void test_manifest_roundtrip_random(void **state)
 /* Text naming paths under a root, rewritten for another root: every
  * occurrence followed by '/', none that is the root itself or a longer
  * name, none when the root has a character such text escapes. */
+/* action_depfile_rewrap of in gives want. */
+static void assert_rewrap(const char *in, const char *want)
+{
+	uint8_t *out;
+	size_t len;
+	assert_int_equal(action_depfile_rewrap((const uint8_t *)in, strlen(in), &out, &len), 0);
+	assert_int_equal(len, strlen(want));
+	assert_memory_equal(out, want, len);
+	free(out);
+}
+
 /* Dependency files broken as gcc 12 breaks them (column 72), checked
  * against its output for these names. */
 static void test_depfile_rewrap(void **state)
@@ -798,28 +809,17 @@ static void test_depfile_rewrap(void **state)
 		" some/longer/directory/name/hdr_a.h\n"
 		"/usr/include/stdc-predef.h:\n"
 		"/tmp/dw/some/longer/directory/name/hdr_a.h:\n";
+	/* gcc's own text comes back as it is */
+	assert_rewrap(gcc_text, gcc_text);
+	/* shorter names: joined where they fit in 72 columns */
+	assert_rewrap("/t/o.o: s.c /usr/include/stdc-predef.h \\\n /t/a.h \\\n /t/b.h\n/t/a.h:\n",
+		      "/t/o.o: s.c /usr/include/stdc-predef.h /t/a.h /t/b.h\n/t/a.h:\n");
+	/* longer ones: broken before the name that would pass column 72 */
+	assert_rewrap("a.o: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.h bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.h\n",
+		      "a.o: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.h \\\n bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.h\n");
+	/* no rule */
 	uint8_t *out;
 	size_t len;
-	/* gcc's own text comes back as it is */
-	assert_int_equal(action_depfile_rewrap((const uint8_t *)gcc_text, strlen(gcc_text), &out, &len), 0);
-	assert_int_equal(len, strlen(gcc_text));
-	assert_memory_equal(out, gcc_text, len);
-	free(out);
-	/* shorter names: joined where they fit in 72 columns */
-	static const char shorter[] = "/t/o.o: s.c /usr/include/stdc-predef.h \\\n /t/a.h \\\n /t/b.h\n/t/a.h:\n";
-	static const char joined[] = "/t/o.o: s.c /usr/include/stdc-predef.h /t/a.h /t/b.h\n/t/a.h:\n";
-	assert_int_equal(action_depfile_rewrap((const uint8_t *)shorter, strlen(shorter), &out, &len), 0);
-	assert_int_equal(len, strlen(joined));
-	assert_memory_equal(out, joined, len);
-	free(out);
-	/* longer ones: broken before the name that would pass column 72 */
-	static const char one_line[] = "a.o: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.h bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.h\n";
-	static const char broken[] = "a.o: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.h \\\n bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.h\n";
-	assert_int_equal(action_depfile_rewrap((const uint8_t *)one_line, strlen(one_line), &out, &len), 0);
-	assert_int_equal(len, strlen(broken));
-	assert_memory_equal(out, broken, len);
-	free(out);
-	/* no rule */
 	assert_int_equal(action_depfile_rewrap((const uint8_t *)"no rule here\n", 13, &out, &len), -EINVAL);
 	assert_int_equal(action_depfile_rewrap((const uint8_t *)"a.o: b.c", 8, &out, &len), -EINVAL);
 }

@@ -174,6 +174,30 @@ static void test_vars(void **state)
 	assert_string_equal(out, "BASH_ENV|ENV|SHELLOPTS|BASHOPTS|POSIXLY_CORRECT|IFS|TIMEFORMAT|GLOBIGNORE|PS4");
 }
 
+/* Lines whose programs cannot be told from their words. */
+static void test_unkeyable(void **state)
+{
+	(void)state;
+	static const char *const yes[] = {
+		"PATH=/opt/t:$PATH mytool > o", "export PATH=/x; tool", "PATH+=:/x tool", ". ./env.sh; make",
+		"true && source cfg.sh", "cd sub && ./gen.sh > o", "pushd d; tools/run",
+	};
+	static const char *const no[] = {
+		"find . -name '*.c' > o", "echo PATH=x > o", "cd sub && make", "./gen.sh > o", "MYPATH=1 tool",
+	};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++)
+		if (!shline_unkeyable(yes[i]))
+			fail_msg("shline_unkeyable(\"%s\"): NULL", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++)
+		if (shline_unkeyable(no[i]))
+			fail_msg("shline_unkeyable(\"%s\"): \"%s\"", no[i], shline_unkeyable(no[i]));
+	char big[5000];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_non_null(shline_unkeyable(big));
+	assert_false(shline_names(big, collect, NULL));
+}
+
 static void test_builtin(void **state)
 {
 	assert_true(shline_builtin("cd"));
@@ -191,6 +215,7 @@ int main(void)
 		cmocka_unit_test(test_small_buffer),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_vars),
+		cmocka_unit_test(test_unkeyable),
 		cmocka_unit_test(test_builtin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
