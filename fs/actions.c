@@ -423,6 +423,30 @@ static int file_digest(int fd, const struct stat *st, bool unwritten, hasher_dig
 	return outside_digest(fd, st, ret);
 }
 
+/* file_digest without an fd, for the regular file with stat st: true with
+ * the digest in *ret when it is known without reading the file (from the
+ * node's state, not being written; the index; the 'T' records); false when
+ * file_digest must run (on an fd of the file). */
+static bool file_digest_known(const struct stat *st, hasher_digest *ret)
+{
+	ino_node *n = ino_table_find_ref(FS->tbl, st->st_dev, st->st_ino);
+	if (n) {
+		cache_file_rec rec;
+		uint64_t version;
+		bool known = FS->dg && digests_peek_stat(FS->dg, n, st, &rec, &version) == 0;
+		ino_node_unref(FS->tbl, n);
+		if (known)
+			*ret = rec.digest;
+		return known;
+	}
+	cache_file_rec rec;
+	if (cache_index_file_get(FS->ix, st->st_dev, st->st_ino, &rec) == 0 && cache_file_rec_valid(&rec, st)) {
+		*ret = rec.digest;
+		return true;
+	}
+	return outside_known(st, ret);
+}
+
 /* Reads the entries of the directory open (O_PATH is fine) as fd into a
  * listing digest. */
 static int dir_digest(int fd, hasher_digest *ret)
@@ -622,18 +646,18 @@ static bool probe_in_dir(struct probe_ctx *p, const action_input *want, action_i
 		have->kind = ACTION_IN_ABSENT;
 		return true;
 	}
+	/* most files are known by their stat: one system call, no open */
 	struct stat st;
 	int fd = -1;
-	if (want->scope == ACTION_SCOPE_ABS) {
-		/* most are system headers, known by their stat */
-		if (fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-			fd = -errno;
-		else if (want->kind == ACTION_IN_FILE && S_ISREG(st.st_mode) && outside_known(&st, &have->digest)) {
-			have->kind = ACTION_IN_FILE;
-			have->digest_kind = want->digest_kind;
-			have->mode = st.st_mode & 07777;
-			return true;
-		}
+	if (fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		fd = -errno;
+	} else if (want->kind == ACTION_IN_FILE && S_ISREG(st.st_mode) &&
+		   (want->scope == ACTION_SCOPE_ABS ? outside_known(&st, &have->digest)
+						    : file_digest_known(&st, &have->digest))) {
+		have->kind = ACTION_IN_FILE;
+		have->digest_kind = want->digest_kind;
+		have->mode = st.st_mode & 07777;
+		return true;
 	}
 	if (fd == -1) {
 		fd = openat(d->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
