@@ -15,6 +15,7 @@
 
 #include "action.h"
 #include "io.h"
+#include "cli.h"
 
 extern char **environ;
 
@@ -201,7 +202,7 @@ static int first_missing(const char *path, char *out, size_t size)
 		if (snprintf(cand, sizeof(cand), "%s%s%.*s", cur, strcmp(cur, "/") ? "/" : "", (int)(e - p), p) >=
 		    (int)sizeof(cand))
 			return -ENAMETOOLONG;
-		if (!realpath(cand, cur)) {
+		if (!cli_realpath(cand, cur)) {
 			snprintf(out, size, "%s", cand);
 			return 0;
 		}
@@ -305,7 +306,7 @@ static int chain_parse(char *text, const char *cwd, struct chain *ch)
 				*fw = '\0';
 			if (snprintf(path, sizeof(path), "%s%s%s", d[0] == '/' ? "" : cwd, d[0] == '/' ? "" : "/", d) <
 				    (int)sizeof(path) &&
-			    realpath(path, real) && (r = push(&ch->dirs, &ch->n, real)) == 0)
+			    cli_realpath(path, real) && (r = push(&ch->dirs, &ch->n, real)) == 0)
 				r = chain_links(ch, path);
 		}
 	}
@@ -460,7 +461,7 @@ static int dep_cb(void *arg, const char *path)
 		d->err = -ENOLINK;
 		return 0;
 	}
-	if (!realpath(abs, real))
+	if (!cli_realpath(abs, real))
 		return 0; /* gone since (a link's temporary objects) */
 	action_path_lexical(abs, alt, sizeof(alt));
 	if (push(&d->paths, &d->n, real) < 0 || push(&d->given, &d->ngiven, alt) < 0)
@@ -473,7 +474,7 @@ static int dep_cb(void *arg, const char *path)
 	char *slash = strrchr(alt, '/');
 	if (slash && slash != alt) {
 		*slash = '\0';
-		if (realpath(alt, dir) && (size_t)snprintf(real, sizeof(real), "%s/%s", dir, slash + 1) < sizeof(real))
+		if (cli_realpath(alt, dir) && (size_t)snprintf(real, sizeof(real), "%s/%s", dir, slash + 1) < sizeof(real))
 			found_add(d, from, real);
 	}
 	return 0;
@@ -672,9 +673,33 @@ static bool hi_defined_only(const char *line, const char *at)
 	return false;
 }
 
+/* Whether hi_clean could leave the token in buf at all: it is there as it
+ * is, or a line splice joins two identifier characters (or leads to another
+ * splice), which could make it.  Comments become spaces, which join
+ * nothing.  Most headers are skipped by this alone, at memchr's speed. */
+static bool hi_maybe(const char *buf, size_t len, const char *tok, size_t tl)
+{
+	if (memmem(buf, len, tok, tl))
+		return true;
+	const char *end = buf + len;
+	for (const char *b = memchr(buf, '\\', len); b; b = memchr(b + 1, '\\', (size_t)(end - b - 1))) {
+		const char *nl = NULL;
+		if (b + 1 < end && b[1] == '\n')
+			nl = b + 1;
+		else if (b + 2 < end && b[1] == '\r' && b[2] == '\n')
+			nl = b + 2;
+		char after = nl && nl + 1 < end ? nl[1] : ' ';
+		if (nl && b > buf && ident_char(b[-1]) && (ident_char(after) || after == '\\'))
+			return true;
+	}
+	return false;
+}
+
 static int hi_scan(struct hi *h, char *text, size_t len)
 {
 	static const char tok[] = "__has_include";
+	if (!hi_maybe(text, len, tok, sizeof(tok) - 1))
+		return 0;
 	len = hi_clean(text, len);
 	const char *buf = text, *p = buf, *end = buf + len;
 	while ((p = memmem(p, (size_t)(end - p), tok, sizeof(tok) - 1))) {
@@ -799,7 +824,7 @@ static bool named_by_argv(const ccdeps_compile *cc, const char *path)
 			continue;
 		if (snprintf(abs, sizeof(abs), "%s%s%s", a[0] == '/' ? "" : cc->cwd, a[0] == '/' ? "" : "/", a) <
 			    (int)sizeof(abs) &&
-		    realpath(abs, real) && !strcmp(real, path))
+		    cli_realpath(abs, real) && !strcmp(real, path))
 			return true;
 	}
 	return false;

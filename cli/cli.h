@@ -33,6 +33,17 @@ int cli_option_error(const char *cmd, int c, char **argv);
  * stale mount cannot be stat'ed).  Returns 0 or -errno. */
 int cli_abspath(const char *path, char *buf, size_t len);
 
+/* realpath(3) into resolved (PATH_MAX bytes), with the real paths of the
+ * directories it met remembered for the rest of the process: a compile's
+ * client resolves hundreds of headers in a handful of directories, and
+ * realpath reads every component of every path again (a readlink each).
+ * An absolute path whose last component is a plain name and not a symlink
+ * costs one lstat once its directory is known; anything else is realpath.
+ * For a process that lives as long as one command: a directory renamed or
+ * replaced by a symlink meanwhile keeps its old resolution.  NULL with
+ * errno as realpath. */
+char *cli_realpath(const char *path, char *resolved);
+
 /* Calls fn for every casfs mount in /proc/self/mountinfo with its mount
  * point and device; stops early when fn returns non-zero and returns that
  * value. */

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -87,6 +89,108 @@ int cli_abspath(const char *path, char *buf, size_t len)
 	}
 	n = snprintf(buf, len, "%s%s%s", parent, strcmp(parent, "/") ? "/" : "", last);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* cli_realpath's memo: a directory's path as given -> its real path.  Open
+ * addressing, no deletions; full means no more entries (realpath then). */
+#define RP_SLOTS 1024
+static struct {
+	char *given, *real;
+} rp_memo[RP_SLOTS];
+static size_t rp_used;
+static pthread_mutex_t rp_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t rp_slot(const char *dir, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)dir[i]) * 1099511628211ull;
+	size_t i = (size_t)h & (RP_SLOTS - 1);
+	while (rp_memo[i].given && (strncmp(rp_memo[i].given, dir, len) || rp_memo[i].given[len]))
+		i = (i + 1) & (RP_SLOTS - 1);
+	return i;
+}
+
+/* The memo's real path of the directory dir[0..len) into out (PATH_MAX):
+ * true when it has one. */
+static bool rp_known(const char *dir, size_t len, char *out)
+{
+	pthread_mutex_lock(&rp_mu);
+	size_t i = rp_slot(dir, len);
+	bool known = rp_memo[i].given != NULL;
+	if (known)
+		strcpy(out, rp_memo[i].real);
+	pthread_mutex_unlock(&rp_mu);
+	return known;
+}
+
+static void rp_remember(const char *given, const char *real)
+{
+	pthread_mutex_lock(&rp_mu);
+	size_t i = rp_slot(given, strlen(given));
+	if (!rp_memo[i].given && rp_used < RP_SLOTS / 2) {
+		char *g = strdup(given), *r = strdup(real);
+		if (g && r) {
+			rp_memo[i].given = g;
+			rp_memo[i].real = r;
+			rp_used++;
+		} else {
+			free(g);
+			free(r);
+		}
+	}
+	pthread_mutex_unlock(&rp_mu);
+}
+
+/* The real path of the directory dir[0..len) into out (PATH_MAX): 0, or
+ * -1 with errno as realpath. */
+static int rp_dir(const char *dir, size_t len, char *out)
+{
+	char given[PATH_MAX];
+	if (len == 0) {
+		strcpy(out, "/");
+		return 0;
+	}
+	if (rp_known(dir, len, out))
+		return 0;
+	memcpy(given, dir, len);
+	given[len] = '\0';
+	struct stat st;
+	if (!realpath(given, out))
+		return -1;
+	if (stat(out, &st) == 0 && S_ISDIR(st.st_mode))
+		rp_remember(given, out);
+	return 0;
+}
+
+char *cli_realpath(const char *path, char *resolved)
+{
+	const char *slash = strrchr(path, '/');
+	const char *name = slash ? slash + 1 : NULL;
+	if (path[0] != '/' || !name[0] || !strcmp(name, ".") || !strcmp(name, ".."))
+		return realpath(path, resolved);
+	char dir[PATH_MAX];
+	struct stat st;
+	if (rp_known(path, strlen(path), resolved))
+		return resolved; /* a directory met before */
+	if (rp_dir(path, (size_t)(slash - path), dir) < 0)
+		return NULL;
+	size_t dl = strlen(dir);
+	if (dl + 1 + strlen(name) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	if (dl > 1)
+		dir[dl++] = '/';
+	strcpy(dir + dl, name);
+	if (lstat(dir, &st) < 0)
+		return NULL;
+	if (S_ISLNK(st.st_mode))
+		return realpath(path, resolved);
+	if (S_ISDIR(st.st_mode))
+		rp_remember(path, dir);
+	strcpy(resolved, dir);
+	return resolved;
 }
 
 /* mountinfo escapes space, tab, newline and backslash as \ooo. */

@@ -185,6 +185,68 @@ static void test_usage_error(void **state)
 	unlink(path);
 }
 
+/* cli_realpath answers as realpath(3) does: through symlinked directories
+ * and files, "..", doubled slashes, missing names and files used as
+ * directories, the second time from its memo of directories. */
+static void test_realpath(void **state)
+{
+	(void)state;
+	char tmpl[] = "/tmp/casfs-rp.XXXXXX", p[PATH_MAX], want[PATH_MAX], got[PATH_MAX];
+	assert_non_null(mkdtemp(tmpl));
+	static const char *dirs[] = { "a", "a/b", "c" };
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", tmpl, dirs[i]);
+		assert_int_equal(mkdir(p, 0755), 0);
+	}
+	snprintf(p, sizeof(p), "%s/a/b/f.h", tmpl);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/l", tmpl);
+	assert_int_equal(symlink("a/b", p), 0);      /* a directory link */
+	snprintf(p, sizeof(p), "%s/c/g.h", tmpl);
+	assert_int_equal(symlink("../a/b/f.h", p), 0); /* a file link */
+	snprintf(p, sizeof(p), "%s/c/dangling", tmpl);
+	assert_int_equal(symlink("nowhere", p), 0);
+	static const char *cases[] = {
+		"", "/a", "/a/b", "/a/b/f.h", "/l/f.h", "/l", "/c/g.h", "/a//b/f.h", "/a/b/../b/f.h",
+		"/a/./b/f.h", "/l/../f.h", "/a/b/missing.h", "/missing/f.h", "/a/b/f.h/x", "/c/dangling",
+		"/a/b/f.h/", "/a/b/", "/a/b/.", "/a/b/..",
+	};
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			snprintf(p, sizeof(p), "%s%s", tmpl, cases[i]);
+			errno = 0;
+			char *w = realpath(p, want);
+			int we = errno;
+			errno = 0;
+			char *g = cli_realpath(p, got);
+			int ge = errno;
+			if (w) {
+				assert_non_null(g);
+				assert_string_equal(got, want);
+			} else {
+				assert_null(g);
+				assert_int_equal(ge, we);
+			}
+		}
+	}
+	/* the memo keeps the directory's old resolution; a new file in it is
+	 * still seen */
+	snprintf(p, sizeof(p), "%s/a/b/new.h", tmpl);
+	f = fopen(p, "w");
+	assert_non_null(f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/l/new.h", tmpl);
+	assert_non_null(cli_realpath(p, got));
+	snprintf(want, sizeof(want), "%s/a/b/new.h", tmpl);
+	assert_non_null(realpath(want, p));
+	assert_string_equal(got, p);
+	char cmd[PATH_MAX + 16];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpl);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -193,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_size_range),
 		cmocka_unit_test(test_other_values),
 		cmocka_unit_test(test_abspath),
+		cmocka_unit_test(test_realpath),
 		cmocka_unit_test(test_usage_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
