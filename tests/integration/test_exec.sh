@@ -857,6 +857,14 @@ for i in 1 2; do rm -f "$C14/h.o" && cx "$C14" -- gcc -isystem "$T/hi" -c h.c -o
 rm -f "$C14/h.o" && cx "$C14" -- gcc -isystem "$T/hi" -c h.c -o h.o || fail "__has_include/**/: after the header appeared"
 check_eq "__has_include with a comment and a line splice: a header put outside the mount since" yes \
     "$(nm "$C14/h.o" | awk '{print $3}')"
+# the token only whole once a line splice inside it is removed (a file
+# without the token as it is, as most headers are, is not scanned)
+printf '#if __has_incl\\\nude(<hs.h>)\nint yes;\n#else\nint no;\n#endif\n' >"$C14/s.c"
+for i in 1 2; do rm -f "$C14/s.o" && cx "$C14" -- gcc -isystem "$T/hi" -c s.c -o s.o || fail "__has_incl\\ude: run $i"; done
+: >"$T/hi/hs.h"
+rm -f "$C14/s.o" && cx "$C14" -- gcc -isystem "$T/hi" -c s.c -o s.o || fail "__has_incl\\ude: after the header appeared"
+check_eq "__has_include split by a line splice: a header put outside the mount since" yes \
+    "$(nm "$C14/s.o" | awk '{print $3}')"
 printf '#define HI __has_include\n#if HI(<hy.h>)\nint yes;\n#endif\nint z;\n' >"$C14/m.c"
 u=$(counter uncacheable_unknown_input)
 cx "$C14" -- gcc -isystem "$T/hi" -c m.c -o m.o || fail "__has_include behind a macro: run"
