@@ -370,6 +370,21 @@ static bool chain_load(char *text, struct chain *ch)
 static const char *const chain_env[] = { "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH", "OBJC_INCLUDE_PATH",
 					 "GCC_EXEC_PREFIX", "COMPILER_PATH", NULL };
 
+/* Options that cannot change the include search chain (macros,
+ * optimisation, warnings, debug information): left out of its query and
+ * key, so that compiles differing only in them share one query (a build's
+ * targets often differ by their -D flags alone).  -Wp, -Wa, -Wl and
+ * anything else stay. */
+static bool chain_neutral(const char *a)
+{
+	if (!strncmp(a, "-D", 2) || !strncmp(a, "-U", 2) || !strncmp(a, "-O", 2))
+		return true;
+	if (a[0] == '-' && a[1] == 'W' && a[2] && a[3] != ',')
+		return true; /* -Wall, -Wno-x, -Werror=y; not -Wp,... */
+	return !strcmp(a, "-g") || (a[0] == '-' && a[1] == 'g' && a[2] >= '0' && a[2] <= '3' && !a[3]) ||
+	       !strncmp(a, "-ggdb", 5) || !strncmp(a, "-gdwarf", 7);
+}
+
 static int cc_chain(const ccdeps_compile *cc, const ccdeps_cache *cache, struct chain *ch)
 {
 	static const char *const probe_c[] = { "-E", "-v", "-x", "c", "/dev/null", "-o", "/dev/null", NULL };
@@ -377,6 +392,18 @@ static int cc_chain(const ccdeps_compile *cc, const ccdeps_cache *cache, struct 
 	char **pargv = pass_argv(cc->argv, false, cc->cxx ? probe_cxx : probe_c);
 	if (!pargv)
 		return -ENOMEM;
+	size_t k = 1;
+	for (size_t i = 1; pargv[i]; i++) {
+		bool value = takes_value(pargv[i]) && pargv[i + 1];
+		if (chain_neutral(pargv[i])) {
+			i += value; /* -D NAME, -U NAME: the value goes too */
+			continue;
+		}
+		pargv[k++] = pargv[i];
+		if (value)
+			pargv[k++] = pargv[++i]; /* -Xpreprocessor -DX stays whole */
+	}
+	pargv[k] = NULL;
 	/* remembered per compiler, options, working directory, environment */
 	hasher_stream *h = hasher_stream_new();
 	if (!h) {
@@ -396,7 +423,7 @@ static int cc_chain(const ccdeps_compile *cc, const ccdeps_cache *cache, struct 
 	hasher_stream_free(h);
 	char key[64], hex[HASHER_HEX_LEN + 1], val[16384];
 	hasher_digest_to_hex(&d, hex);
-	snprintf(key, sizeof(key), "chain3:%s", hex);
+	snprintf(key, sizeof(key), "chain4:%s", hex);
 	if (cache->get(cache->arg, key, val, sizeof(val)) == 0 && chain_load(val, ch)) {
 		free(pargv);
 		return 0;

@@ -418,6 +418,25 @@ for how in "-B" "COMPILER_PATH"; do
     bcc2 || fail "$how: compile again"
     [ "$(counter action_hits)" -gt "$h" ] && ok "$how: unchanged again: a hit" || fail "$how: unchanged again missed"
 done
+# the include search chain is asked once for compiles that differ only in
+# macros, optimisation, warnings and debug options (a cc1 found through -B
+# logs each query: cc1 -E ... -v); a new -I asks again.  -idirafter of a
+# directory of its own keeps the chain apart from the compiles above
+printf '#!/bin/sh\ncase " $* " in *" -E "*" -v "*) echo q >>%s/cc1.log;; esac\nexec %s "$@"\n' \
+    "$T" "$(gcc -print-prog-name=cc1)" >"$T/btools/cc1"
+chmod +x "$T/btools/cc1"
+rm -f "$T/cc1.log"
+mkdir -p "$T/chainq"
+for f in "-DONE=1" "-DONE=2 -O2" "-UTWO -D THREE -Wall -g -O0"; do
+    # shellcheck disable=SC2086 # f holds several options
+    (cd "$MNT/btools" && rm -f b.o && "$X" exec -- gcc -B"$T/btools/" -idirafter "$T/chainq" $f -c b.c -o b.o) ||
+        fail "chain: compile $f"
+done
+check_eq "the search chain: asked once for compiles differing in -D/-U/-O/-W/-g" 1 "$(wc -l <"$T/cc1.log")"
+(cd "$MNT/btools" && rm -f b.o && "$X" exec -- gcc -B"$T/btools/" -idirafter "$T/chainq" -I"$T" -c b.c -o b.o) ||
+    fail "chain: compile -I"
+check_eq "the search chain: asked again for a new -I" 2 "$(wc -l <"$T/cc1.log")"
+rm "$T/btools/cc1"
 # a link: the ld found through -B is the command's too
 printf 'int b(void);\nint main(void) { return b(); }\n' >"$MNT/btools/m.c"
 (cd "$MNT/btools" && gcc -c m.c -o m.o && gcc -c b.c -o b.o) || fail "-B link: objects"
