@@ -68,7 +68,7 @@ int req_create(struct req *q, const struct fuse_entry_param *e, const struct fus
 void req_attr(struct req *q, const struct stat *st, double timeout)
 {
 	struct stat told = *st;
-	told.st_ino = sbfast_ino(FS->sb, st->st_dev, st->st_ino);
+	fs_told_stat(&told);
 	fuse_reply_attr(q->r, &told, timeout);
 	req_end(q);
 }

@@ -38,13 +38,20 @@ int fs_stat_fd(int fd, struct stat *st)
 	return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
 }
 
+void fs_told_stat(struct stat *st)
+{
+	st->st_ino = sbfast_ino(FS->sb, st->st_dev, st->st_ino);
+	if (S_ISREG(st->st_mode))
+		st->st_blksize = FS_FILE_BLKSIZE;
+}
+
 void fs_fill_entry(struct fuse_entry_param *e, ino_node *n, const struct stat *st)
 {
 	memset(e, 0, sizeof(*e));
 	e->ino = n->id;
 	e->generation = n->generation;
 	e->attr = *st;
-	e->attr.st_ino = sbfast_ino(FS->sb, st->st_dev, st->st_ino);
+	fs_told_stat(&e->attr);
 	e->attr_timeout = FS->o.timeout;
 	e->entry_timeout = FS->o.timeout;
 	/* a fifo, socket or device: every path walk through it asks again, so

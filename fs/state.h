@@ -97,6 +97,13 @@ int fs_node_open(ino_node *n, int flags);
 /* fstatat(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW): 0 or -errno. */
 int fs_stat_fd(int fd, struct stat *st);
 
+/* The I/O size a regular file reports (st_blksize), a FUSE request's worth:
+ * glibc's stdio buffers min(st_blksize, 8 KiB), so a program writing
+ * through stdio (as, ld, ar) sends half the WRITEs it did with the
+ * backing's 4 KiB; cp and cat read and write 128 KiB at a time anyway. */
+#define FS_FILE_BLKSIZE (128u << 10)
+/* st as the kernel is told it: the inode number it knows, the I/O size. */
+void fs_told_stat(struct stat *st);
 /* Fills e for node n with attributes st and the mount's timeouts. */
 void fs_fill_entry(struct fuse_entry_param *e, ino_node *n, const struct stat *st);
 /* Looks name up in the directory open as pfd (node parent): on success
