@@ -2246,6 +2246,70 @@ static int dep_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 	return r;
 }
 
+/* Whether the file open as fd (-errno: not opened) may mark itself
+ * once-only for gcc: "#pragma once" or "#import" (a superset: any "once"
+ * or "import"); unreadable counts as yes. */
+static bool maybe_once_only(int fd)
+{
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (64 << 20))
+		return true;
+	size_t n = (size_t)st.st_size;
+	char *buf = malloc(n ? n : 1);
+	if (!buf || cache_io_read(fd, buf, n, 0) != (ssize_t)n) {
+		free(buf);
+		return true;
+	}
+	bool yes = memmem(buf, n, "once", 4) || memmem(buf, n, "import", 6);
+	free(buf);
+	return yes;
+}
+
+struct dup_ent {
+	hasher_digest d;
+	size_t i;
+};
+
+static int dup_cmp(const void *a, const void *b)
+{
+	return memcmp(&((const struct dup_ent *)a)->d, &((const struct dup_ent *)b)->d, sizeof(hasher_digest));
+}
+
+/* A compile that read two files of one content: gcc takes the second for
+ * the first when the first was once-only (#pragma once, #import) and both
+ * have the same size and modification time (in seconds), and then skips
+ * it, without naming it in any dependency file.  So its result depends on
+ * modification times, which no manifest holds: not cacheable.  0, or the
+ * reason. */
+static const char *once_duplicates(const action_manifest *m, int root_fd, int mfd)
+{
+	struct dup_ent *v = calloc(m->nin ? m->nin : 1, sizeof(*v));
+	size_t n = 0;
+	if (!v)
+		return "out_of_memory";
+	hasher_digest empty;
+	hasher_digest_buffer("", 0, &empty);
+	for (size_t i = 0; i < m->nin; i++)
+		if (m->in[i].kind == ACTION_IN_FILE && !hasher_digest_equal(&m->in[i].digest, &empty))
+			v[n++] = (struct dup_ent){ .d = m->in[i].digest, .i = i };
+	qsort(v, n, sizeof(*v), dup_cmp);
+	const char *reason = NULL;
+	for (size_t k = 1; k < n && !reason; k++) {
+		if (!hasher_digest_equal(&v[k].d, &v[k - 1].d))
+			continue;
+		const action_input *in = &m->in[v[k].i];
+		int fd = in->scope == ACTION_SCOPE_ABS	? open(in->path, O_RDONLY | O_CLOEXEC) :
+			 in->scope == ACTION_SCOPE_ROOT ? open_beneath(root_fd, in->path, O_RDONLY | O_NOFOLLOW) :
+							  open_beneath(mfd, in->path, O_RDONLY | O_NOFOLLOW);
+		if (maybe_once_only(fd))
+			reason = "unknown_input";
+		if (fd >= 0)
+			close(fd);
+	}
+	free(v);
+	return reason;
+}
+
 /* trace_inputs' is_file: whether rel (beneath the root fd *arg) is a
  * regular file now, at the end of the run.  A name whose absence was only
  * the lookup of the run's own create may be left out of the inputs only
@@ -2313,6 +2377,8 @@ static void end(struct req *q, struct ctlfile *cf, struct casfs_ctl_call *out)
 			r = trace_inputs(tr, cf->root, &m, ends_as_file, &c.root_fd);
 		if (r == 0)
 			r = fields_each(cf->req, cf->req_len, dep_field, &c);
+		if (r == 0 && !c.reason && (cf->flags & CASFS_EXEC_F_CC_DEPS))
+			c.reason = once_duplicates(&m, c.root_fd, mfd);
 		if (r == 0 && !c.reason) {
 			r = trace_changes(tr, cf->root, change_cb, &c);
 			if (r == -EXDEV) {

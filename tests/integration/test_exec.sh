@@ -889,6 +889,20 @@ u=$(counter uncacheable_unknown_input)
 cx "$C14" -- gcc -isystem "$T/hi" -c m.c -o m.o || fail "__has_include behind a macro: run"
 check_eq "__has_include behind a macro: not cached" 1 "$(($(counter uncacheable_unknown_input) - u))"
 
+# ---- two headers of one content, the first #pragma once: gcc skips the
+# second as the first when their sizes and mtimes (seconds) are the same,
+# so its result depends on mtimes, which no manifest holds: not cached
+C15=$MNT/once
+mkdir -p "$C15/i1" "$C15/i2"
+printf '#pragma once\n#ifdef SEEN\n#define TWICE 1\n#endif\n#define SEEN 1\n' >"$C15/i1/h.h"
+cp -p "$C15/i1/h.h" "$C15/i2/h.h"
+printf '#include "i1/h.h"\n#include "i2/h.h"\n#ifdef TWICE\nint twice;\n#else\nint once;\n#endif\n' >"$C15/a.c"
+for i in 1 2; do cx "$C15" -- gcc -c a.c -o a.o || fail "pragma once duplicate: run $i"; done
+touch -d 2001-01-01 "$C15/i2/h.h"
+cx "$C15" -- gcc -c a.c -o a.o || fail "pragma once duplicate: after the touch"
+check_eq "#pragma once duplicates: a touch of one copy gives what a fresh compile gives" twice \
+    "$(nm "$C15/a.o" | awk '{print $3}')"
+
 # ---- an include directory outside the mount reached through a symlink
 # (a toolchain's current -> v2): pointing the link elsewhere is a miss
 C11=$MNT/linkdir
