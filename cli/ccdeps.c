@@ -625,8 +625,18 @@ static int hi_name(void *arg, bool quote, const char *name, size_t len)
 	return r;
 }
 
-/* Scans the file at path (named given: its directory is the one a "name"
- * query searches first). */
+/* h's querying file is the one named given: its directory (into dir) is
+ * the one a "name" query searches first. */
+static void hi_own_dir(struct hi *h, const char *given, char *dir, size_t size)
+{
+	snprintf(dir, size, "%s", given);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	h->own_dir = slash && dir[0] ? dir : NULL;
+}
+
+/* Scans the file at path (named given). */
 static int hi_file(struct hi *h, const char *path, const char *given)
 {
 	char dir[PATH_MAX];
@@ -638,16 +648,63 @@ static int hi_file(struct hi *h, const char *path, const char *given)
 	int r = -EIO;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (64 << 20) &&
 	    (buf = malloc((size_t)st.st_size + 1)) && cache_io_read(fd, buf, (size_t)st.st_size, 0) == st.st_size) {
-		snprintf(dir, sizeof(dir), "%s", given);
-		char *slash = strrchr(dir, '/');
-		if (slash)
-			*slash = '\0';
-		h->own_dir = slash && dir[0] ? dir : NULL;
+		hi_own_dir(h, given, dir, sizeof(dir));
 		r = hiscan(buf, (size_t)st.st_size, hi_name, h);
 	}
 	free(buf);
 	close(fd);
 	return r;
+}
+
+/* The daemon's scan of the file named given (ccdeps_cache.scan's answer,
+ * len bytes, not 'n'): its queries searched as hi_file would. */
+static int hi_answer(struct hi *h, const char *a, size_t len, const char *given)
+{
+	char dir[PATH_MAX];
+	if (a[0] == 'x')
+		return -ENOLINK;
+	if (a[0] != '1')
+		return a[0] == '0' ? 0 : -EBADMSG;
+	hi_own_dir(h, given, dir, sizeof(dir));
+	int r = 0;
+	for (size_t i = 1; r == 0 && i < len;) {
+		const char *nl = memchr(a + i, '\n', len - i);
+		if (!nl || nl == a + i + 1)
+			return -EBADMSG;
+		r = hi_name(h, a[i] == '"', a + i + 1, (size_t)(nl - a - i - 1));
+		i = (size_t)(nl - a) + 1;
+	}
+	return r;
+}
+
+/* Asks the daemon to scan the files on the mount in d (their first n):
+ * ans[i] and alen[i] where it answered, else NULL. */
+static void hi_ask(const ccdeps_compile *cc, const ccdeps_cache *cache, const struct deps *d, size_t n, char **ans,
+		   size_t *alen)
+{
+	char **rels = malloc(n * sizeof(*rels) + 1);
+	size_t *at = malloc(n * sizeof(*at) + 1), k = 0, ml = strlen(cc->mnt);
+	char **got = calloc(n + 1, sizeof(*got));
+	size_t *glen = calloc(n + 1, sizeof(*glen));
+	if (rels && at && got && glen) {
+		for (size_t i = 0; i < n; i++)
+			if (on_mount(d->paths[i], cc->mnt) && d->paths[i][ml] == '/') {
+				rels[k] = d->paths[i] + ml + 1;
+				at[k++] = i;
+			}
+		if (k && cache->scan(cache->arg, rels, k, got, glen) == 0)
+			for (size_t j = 0; j < k; j++) {
+				ans[at[j]] = got[j];
+				alen[at[j]] = glen[j];
+				got[j] = NULL;
+			}
+		for (size_t j = 0; j < k; j++)
+			free(got[j]);
+	}
+	free(rels);
+	free(at);
+	free(got);
+	free(glen);
 }
 
 bool ccdeps_user_complete(char **argv, const char **file)
@@ -835,9 +892,20 @@ int ccdeps_collect(const ccdeps_compile *cc, const char *depfile, const ccdeps_c
 			break;
 		}
 	}
-	for (size_t i = 0; r == 0 && i < d.n && i < d.ngiven; i++)
-		if (!getenv("HACK_SKIP") || !on_mount(d.paths[i], cc->mnt))
-		r = hi_file(&h, d.paths[i], d.given[i]);
+	/* the files on the mount: scanned by the daemon where the run read
+	 * them, as they were read (no FUSE round trips) */
+	size_t nscan = d.n < d.ngiven ? d.n : d.ngiven;
+	char **ans = r == 0 && cache->scan ? calloc(nscan + 1, sizeof(*ans)) : NULL;
+	size_t *alen = ans ? calloc(nscan + 1, sizeof(*alen)) : NULL;
+	if (ans && alen)
+		hi_ask(cc, cache, &d, nscan, ans, alen);
+	for (size_t i = 0; r == 0 && i < nscan; i++)
+		r = ans && alen && ans[i] && ans[i][0] != 'n' ? hi_answer(&h, ans[i], alen[i], d.given[i]) :
+								hi_file(&h, d.paths[i], d.given[i]);
+	for (size_t i = 0; ans && i < nscan; i++)
+		free(ans[i]);
+	free(ans);
+	free(alen);
 	for (size_t i = 0; i < ninputs; i++)
 		free(inputs[i]);
 	free(inputs);

@@ -720,6 +720,33 @@ static void cache_put(void *arg, const char *key, const char *val)
 	free(f.b);
 }
 
+static int cache_scan(void *arg, char *const *rels, size_t n, char **res, size_t *lens)
+{
+	struct ctl *c = arg;
+	struct fields f = { 0 };
+	for (size_t i = 0; i < n; i++)
+		field_str(&f, CASFS_T_PATH, rels[i]);
+	int r = f.oom ? -ENOMEM : ctl_call(c, CASFS_OP_HISCAN, &f);
+	free(f.b);
+	if (r < 0)
+		return r; /* (a daemon from before HISCAN: -EINVAL) */
+	size_t pos = 0, i = 0;
+	while (i < n && c->resp_len - pos >= 8) {
+		uint32_t h[2];
+		memcpy(h, c->resp + pos, 8);
+		pos += 8;
+		if (h[1] > c->resp_len - pos)
+			break;
+		if (h[0] == CASFS_T_HISCAN && h[1] >= 1) {
+			if ((res[i] = malloc(h[1])))
+				memcpy(res[i], c->resp + pos, h[1]);
+			lens[i++] = h[1];
+		}
+		pos += h[1];
+	}
+	return 0;
+}
+
 static void dep_add(void *arg, int kind, const char *path)
 {
 	field_str(arg,
@@ -1824,7 +1851,7 @@ static int exec_action(const struct opts *o, char **argv)
 			hasher_digest driver;
 			ccdeps_compile ci = { .prog = prog, .tool = &driver, .argv = argv, .cxx = cc.is_cxx,
 					      .cwd = cwd, .mnt = mnt };
-			ccdeps_cache cache = { cache_get, cache_put, &c };
+			ccdeps_cache cache = { cache_get, cache_put, cache_scan, &c };
 			const char *uf = NULL;
 			int dr = digest_path(prog, &driver);
 			if (dr == 0 && link)

@@ -43,6 +43,7 @@
 #include "absent.h"
 #include "action.h"
 #include "blob.h"
+#include "hiscan.h"
 #include "io.h"
 #include "kcache.h"
 #include "session.h"
@@ -2519,6 +2520,125 @@ static int reason_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 	return 0;
 }
 
+/* ---- __has_include scans of the files a compile read ------------------------- */
+
+/* The client records what each __has_include query in the files a compile
+ * read would find (cli/ccdeps.c).  For the files on the mount it asks the
+ * daemon, which reads them from the backing (a dozen system calls, no
+ * FUSE round trip: opening them through the mount cost the client and the
+ * daemon an OPEN, a RELEASE and READs each), and scans one only when the
+ * run's trace holds it as read with the same digest as now.  Response: a
+ * HISCAN field per PATH field, in order, whose first byte says:
+ *   'n'  not scanned here (not read by the run, changed since, unreadable):
+ *        the client scans it itself
+ *   '0'  no query
+ *   '1'  queries follow, each a line: '<' or '"' and the name
+ *   'x'  a query whose name cannot be read (the run is not cacheable) */
+struct hiscan_out {
+	char *b;
+	size_t len, cap;
+	bool oom;
+};
+
+static int hiscan_put(void *arg, bool quote, const char *name, size_t len)
+{
+	struct hiscan_out *o = arg;
+	if (o->len + len + 2 > o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 256;
+		while (cap < o->len + len + 2)
+			cap *= 2;
+		char *b = realloc(o->b, cap);
+		if (!b) {
+			o->oom = true;
+			return -ENOMEM;
+		}
+		o->b = b;
+		o->cap = cap;
+	}
+	o->b[o->len++] = quote ? '"' : '<';
+	memcpy(o->b + o->len, name, len);
+	o->len += len;
+	o->b[o->len++] = '\n';
+	return 0;
+}
+
+/* Scans rel for the run traced by tr: fills o ('n' when not here; o->b
+ * has room for the status byte). */
+static void hiscan_one(struct trace *tr, int mfd, const char *rel, struct hiscan_out *o)
+{
+	hasher_digest want, got;
+	o->len = 1;
+	o->b[0] = 'n';
+	if (!trace_read_digest(tr, rel, &want))
+		return;
+	int fd = open_beneath(mfd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+	struct stat st;
+	char *text = NULL;
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (64 << 20) &&
+	    (text = malloc((size_t)st.st_size + 1)) && cache_io_read(fd, text, (size_t)st.st_size, 0) == st.st_size) {
+		hasher_digest_buffer(text, (size_t)st.st_size, &got);
+		if (hasher_digest_equal(&want, &got)) {
+			int r = hiscan(text, (size_t)st.st_size, hiscan_put, o);
+			if (r == -ENOLINK) {
+				o->len = 1;
+				o->b[0] = 'x';
+			} else if (r == 0) {
+				o->b[0] = o->len > 1 ? '1' : '0';
+				COUNT(action_headers_scanned);
+			} else {
+				o->len = 1; /* out of memory: the client scans it */
+				o->oom = false;
+			}
+		}
+	}
+	free(text);
+	if (fd >= 0)
+		close(fd);
+}
+
+struct hiscan_req {
+	struct ctlfile *cf;
+	struct trace *tr;
+	int mfd;
+	struct hiscan_out o;
+	int err;
+};
+
+static int hiscan_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
+{
+	struct hiscan_req *h = arg;
+	if (tag != CASFS_T_PATH)
+		return 0;
+	char *rel = strndup_field(v, len);
+	if (!rel)
+		return -EBADMSG;
+	hiscan_one(h->tr, h->mfd, rel, &h->o);
+	free(rel);
+	return resp_field(h->cf, CASFS_T_HISCAN, h->o.b, h->o.len);
+}
+
+static void hiscan_op(struct ctlfile *cf, struct casfs_ctl_call *out)
+{
+	if (!cf->sess) {
+		out->result = -EINVAL; /* the run's files: between BEGIN and END */
+		return;
+	}
+	struct hiscan_req h = { .cf = cf, .tr = session_trace(cf->sess), .mfd = mount_fd() };
+	if (h.mfd < 0) {
+		out->result = h.mfd;
+		return;
+	}
+	h.o.cap = 256;
+	if (!(h.o.b = malloc(h.o.cap))) {
+		ino_node_fd_put(FS->tbl, ino_table_root(FS->tbl));
+		out->result = -ENOMEM;
+		return;
+	}
+	out->result = fields_each(cf->req, cf->req_len, hiscan_field, &h);
+	ino_node_fd_put(FS->tbl, ino_table_root(FS->tbl));
+	free(h.o.b);
+}
+
 /* ---- dispatch ------------------------------------------------------------------ */
 
 void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call *in)
@@ -2582,6 +2702,9 @@ void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call
 	case CASFS_OP_KV_GET:
 	case CASFS_OP_KV_PUT:
 		small_op(q, cf, o);
+		break;
+	case CASFS_OP_HISCAN:
+		hiscan_op(cf, o);
 		break;
 	case CASFS_OP_NOTE: {
 		char reason[64] = "";

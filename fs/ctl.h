@@ -30,6 +30,7 @@
 	X(sessions) X(action_lookups) X(action_hits) X(action_misses) X(action_relocated_hits) \
 	X(action_time_saved_ms) X(action_outputs_restored) X(action_recorded) X(action_uncacheable) \
 	X(action_blob_missing) X(action_restore_errors) X(action_outputs_made_ahead) X(action_absent_known) X(action_outputs_in_place) \
+	X(action_headers_scanned) \
 	X(exec_uncached) \
 	X(kernel_negatives_expired) X(kernel_negatives_shared) X(kernel_listings_dropped) \
 	X(setid_killed) X(passthrough_opens) X(passthrough_backings) \
@@ -126,6 +127,9 @@ enum casfs_exec_op {
 	CASFS_OP_KV_PUT,     /* request: KVKEY, KVVAL (the caller's own, small) */
 	CASFS_OP_NOTE,       /* request: REASON: the client runs the command
 				uncached for that reason (counted) */
+	CASFS_OP_HISCAN,     /* request: PATH fields, mount-relative files the
+				run read; response: a HISCAN field for each,
+				in order (fs/actions.c says what it holds) */
 };
 
 enum casfs_lookup_status {
@@ -189,6 +193,8 @@ enum casfs_exec_tag {
 	CASFS_T_LINK_ABS,     /* END: a symlink outside the mount on the way
 				 to a compile's include directory (absolute
 				 path): where it leads is an input */
+	CASFS_T_HISCAN,       /* HISCAN's response: a file's __has_include
+				 queries */
 };
 
 /* A file as its stat describes it (to tell the same file apart). */

@@ -308,6 +308,18 @@ static struct pentry *pentry_peek(struct trace *t, const char *path)
 	return p;
 }
 
+bool trace_read_digest(struct trace *t, const char *path, hasher_digest *ret)
+{
+	pthread_mutex_lock(&t->lock);
+	struct pentry *p = pentry_peek(t, path);
+	bool read = p && (p->flags & P_SEEN) && !(p->flags & P_CHANGED) && t->ins[p->in].in.kind == ACTION_IN_FILE &&
+		    t->ins[p->in].in.digest_kind == ACTION_DIGEST_PLAIN;
+	if (read)
+		*ret = t->ins[p->in].in.digest;
+	pthread_mutex_unlock(&t->lock);
+	return read;
+}
+
 /* Whether another process's change of path (made, removed, renamed)
  * changes what the run observed: the name itself (absent, present, read,
  * listed), its directory's listing, or, with tree (the name was moved

@@ -83,6 +83,10 @@ void trace_free(struct trace *t);
 
 /* n (regular file) opened for reading; fd: any fd of it. */
 void trace_read(struct trace *t, ino_node *n, int fd);
+/* The digest of what the run read at path (mount-relative) when reading
+ * it was its first observation of path and the run has not changed it
+ * since: true.  False otherwise. */
+bool trace_read_digest(struct trace *t, const char *path, hasher_digest *ret);
 /* n opened for writing (existing file).  trunc_from NULL: its content is
  * an input (appended to, patched, or kept by a chmod).  Else its old
  * content does not matter (O_TRUNC, truncated to 0, not a regular file),

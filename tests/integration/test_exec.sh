@@ -884,6 +884,18 @@ for i in 1 2; do rm -f "$C14/s.o" && cx "$C14" -- gcc -isystem "$T/hi" -c s.c -o
 rm -f "$C14/s.o" && cx "$C14" -- gcc -isystem "$T/hi" -c s.c -o s.o || fail "__has_incl\\ude: after the header appeared"
 check_eq "__has_include split by a line splice: a header put outside the mount since" yes \
     "$(nm "$C14/s.o" | awk '{print $3}')"
+# the files on the mount a compile read are scanned by the daemon as the
+# run read them (action_headers_scanned: the source and its header, once,
+# by the run that was recorded; the hit scans nothing)
+printf '#if __has_include(<hw.h>)\nint yes;\n#else\nint no;\n#endif\n' >"$C14/q.h"
+printf '#include "q.h"\n' >"$C14/q.c"
+n=$(counter action_headers_scanned)
+for i in 1 2; do rm -f "$C14/q.o" && cx "$C14" -- gcc -isystem "$T/hi" -c q.c -o q.o || fail "a header's query: run $i"; done
+check_eq "files on the mount a compile read: scanned by the daemon" 2 "$(($(counter action_headers_scanned) - n))"
+: >"$T/hi/hw.h"
+rm -f "$C14/q.o" && cx "$C14" -- gcc -isystem "$T/hi" -c q.c -o q.o || fail "a header's query: after the header appeared"
+check_eq "__has_include in a header on the mount: a header put outside the mount since" yes \
+    "$(nm "$C14/q.o" | awk '{print $3}')"
 printf '#define HI __has_include\n#if HI(<hy.h>)\nint yes;\n#endif\nint z;\n' >"$C14/m.c"
 u=$(counter uncacheable_unknown_input)
 cx "$C14" -- gcc -isystem "$T/hi" -c m.c -o m.o || fail "__has_include behind a macro: run"
