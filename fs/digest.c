@@ -410,7 +410,7 @@ static void changed(digests *d, struct dstate *s)
 	s->version++;
 }
 
-void digests_open_write(digests *d, ino_node *n, int fd)
+void digests_open_write(digests *d, ino_node *n, int fd, bool truncated)
 {
 	struct dstate *s = lock_state(d, n);
 	struct stat st;
@@ -432,6 +432,13 @@ void digests_open_write(digests *d, ino_node *n, int fd)
 		 * what was known or streamed is gone */
 		changed(d, s);
 		stream_restart(s);
+	} else if (truncated && !empty) {
+		/* this open emptied it, and another writer's write landed
+		 * since, before fstat: at the streamed length, the stream
+		 * would take it for a continuation of the bytes the
+		 * truncation removed (the file has zeros there now) */
+		changed(d, s);
+		s->dirty = true;
 	}
 	pthread_mutex_unlock(&s->lock);
 }

@@ -85,8 +85,10 @@ int digests_set_sha256_on_write(digests *d, bool on);
  * DIGESTS_MAX_SUBSCRIBERS. */
 int digests_subscribe(digests *d, const digests_subscriber *s);
 
-/* fd: the file just opened for writing (any access mode that writes). */
-void digests_open_write(digests *d, ino_node *n, int fd);
+/* fd: the file just opened for writing (any access mode that writes);
+ * truncated: the open had O_TRUNC (it emptied the file, and whatever fd
+ * holds beyond offset 0 now was written after that). */
+void digests_open_write(digests *d, ino_node *n, int fd, bool truncated);
 /* After `len` bytes were written at `off`; data may be NULL when the bytes
  * were not seen (spliced), which makes the stream dirty. */
 void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t len);

@@ -68,7 +68,7 @@ static struct fs_file *file_new(struct req *q, ino_node *n, int fd, int flags, i
 	ino_table_unlock(FS->tbl);
 	COUNT(open_files);
 	if (f->writer)
-		digests_open_write(FS->dg, n, fd);
+		digests_open_write(FS->dg, n, fd, (flags & O_TRUNC) != 0);
 	else if ((flags & O_TRUNC) && n->type == S_IFREG)
 		digests_truncate(FS->dg, n, 0);
 	return f;

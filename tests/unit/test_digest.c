@@ -183,7 +183,7 @@ static int open_w(struct fx *f, ino_node *n, const char *name, int flags)
 {
 	int fd = openat(f->tree, name, O_WRONLY | O_CLOEXEC | flags, 0644);
 	assert_true(fd >= 0);
-	digests_open_write(f->d, n, fd);
+	digests_open_write(f->d, n, fd, (flags & O_TRUNC) != 0);
 	return fd;
 }
 
@@ -519,6 +519,31 @@ static void test_second_writer_o_trunc(void **state)
 	assert_digest_equal(file_digest(f, "w"), digest_of("after", 5));
 }
 
+/* An open with O_TRUNC races another writer's sequential write: the
+ * truncation empties the backing, the write lands at the streamed length
+ * (behind zeros now) before the opener's fstat, and the stream must not
+ * take it for the continuation of the bytes the truncation removed. */
+static void test_o_trunc_racing_writer(void **state)
+{
+	struct fx *f = *state;
+	put_file(f, "r", NULL, 0);
+	ino_node *n = node_of(f, "r");
+	int a = open_w(f, n, "r", O_TRUNC);
+	write_at(f, n, a, 0, "0123456789", 10, true);
+	/* b's open: the backing truncates ... */
+	int b = openat(f->tree, "r", O_WRONLY | O_TRUNC | O_CLOEXEC);
+	assert_true(b >= 0);
+	/* ... a's next write lands (at the streamed length 10) ... */
+	write_at(f, n, a, 10, "abc", 3, true);
+	/* ... and only then does b's open reach the digest */
+	digests_open_write(f->d, n, b, true);
+	close_w(f, n, b);
+	close_w(f, n, a);
+	static const char want[13] = { [10] = 'a', 'b', 'c' };
+	assert_digest_equal(file_digest(f, "r"), digest_of(want, 13));
+	assert_digest_equal(get(f, n), digest_of(want, 13));
+}
+
 /* A file whose last link went before its last close gets no digest. */
 static void test_deleted_while_written(void **state)
 {
@@ -824,7 +849,7 @@ static ino_node *write_recorded_out_of_order(struct fx *f, const char *name, con
 	ino_node *n = node_of(f, name);
 	int fd = openat(f->tree, name, O_WRONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	digests_open_write(f->d, n, fd);
+	digests_open_write(f->d, n, fd, false);
 	write_at(f, n, fd, 4096, a + 4096, 4096, true);
 	write_at(f, n, fd, 0, a, 4096, true);
 	digests_release_write(f->d, n, fd, true);
@@ -997,6 +1022,7 @@ int main(void)
 		T(test_truncate_to_streamed_length_keeps_stream),
 		T(test_truncate_to_zero_restarts_stream),
 		T(test_second_writer_o_trunc),
+		T(test_o_trunc_racing_writer),
 		T(test_deleted_while_written),
 		T(test_on_demand_once),
 		T(test_index_across_remount),
