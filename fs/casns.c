@@ -50,10 +50,14 @@ struct vnode {
 	struct vnode *id_next; /* in ids[] (by serial) */
 };
 
+/* One live file (dev, ino) whose known digest is d: in live[] by digest
+ * (every file with that content, the latest first) and in ilive[] by
+ * file (a file has one digest at a time). */
 struct live {
 	hasher_digest d;
 	uint64_t dev, ino;
-	struct live *next;
+	struct live *next, **pprev; /* in live[] */
+	struct live *inext;         /* in ilive[] */
 };
 
 #define NBUCKETS 1024
@@ -63,7 +67,7 @@ struct casns {
 	struct vnode *nodes[NBUCKETS];
 	struct vnode *ids[NBUCKETS];
 	uint64_t serial;
-	struct live **live;
+	struct live **live, **ilive;
 	size_t live_n, live_cap;
 };
 
@@ -130,6 +134,12 @@ static size_t live_bucket(const hasher_digest *d, size_t cap)
 	return (size_t)(h % cap);
 }
 
+static size_t ilive_bucket(uint64_t dev, uint64_t ino, size_t cap)
+{
+	uint64_t h = (ino ^ (dev * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
+	return (size_t)((h ^ (h >> 29)) % cap);
+}
+
 int casns_new(struct casns **ret)
 {
 	struct casns *ns = calloc(1, sizeof(*ns));
@@ -137,7 +147,10 @@ int casns_new(struct casns **ret)
 		return -ENOMEM;
 	ns->live_cap = 4096;
 	ns->live = calloc(ns->live_cap, sizeof(*ns->live));
-	if (!ns->live) {
+	ns->ilive = calloc(ns->live_cap, sizeof(*ns->ilive));
+	if (!ns->live || !ns->ilive) {
+		free(ns->live);
+		free(ns->ilive);
 		free(ns);
 		return -ENOMEM;
 	}
@@ -161,6 +174,7 @@ void casns_free(struct casns *ns)
 			free(l);
 		}
 	free(ns->live);
+	free(ns->ilive);
 	pthread_mutex_destroy(&ns->lock);
 	free(ns);
 }
@@ -224,42 +238,92 @@ void casns_forget(fuse_ino_t ino, uint64_t nlookup)
 
 /* ---- the live-file index ------------------------------------------------- */
 
+/* Links l at the head of its digest's chain.  Lock held. */
+static void live_link(struct casns *ns, struct live *l)
+{
+	struct live **head = &ns->live[live_bucket(&l->d, ns->live_cap)];
+	l->next = *head;
+	if (l->next)
+		l->next->pprev = &l->next;
+	l->pprev = head;
+	*head = l;
+}
+
+static void live_unlink(struct live *l)
+{
+	*l->pprev = l->next;
+	if (l->next)
+		l->next->pprev = l->pprev;
+}
+
 static void live_grow(struct casns *ns)
 {
 	size_t cap = ns->live_cap * 2;
-	struct live **nl = calloc(cap, sizeof(*nl));
-	if (!nl)
+	struct live **nl = calloc(cap, sizeof(*nl)), **ni = calloc(cap, sizeof(*ni));
+	if (!nl || !ni) {
+		free(nl);
+		free(ni);
 		return;
+	}
+	/* (a chain's order, the latest file first, is a preference only:
+	 * moving reverses it) */
 	for (size_t i = 0; i < ns->live_cap; i++)
 		for (struct live *l = ns->live[i], *nx; l; l = nx) {
 			nx = l->next;
 			size_t b = live_bucket(&l->d, cap);
 			l->next = nl[b];
+			if (l->next)
+				l->next->pprev = &l->next;
+			l->pprev = &nl[b];
 			nl[b] = l;
 		}
+	for (size_t i = 0; i < ns->live_cap; i++)
+		for (struct live *l = ns->ilive[i], *nx; l; l = nx) {
+			nx = l->inext;
+			size_t b = ilive_bucket(l->dev, l->ino, cap);
+			l->inext = ni[b];
+			ni[b] = l;
+		}
 	free(ns->live);
+	free(ns->ilive);
 	ns->live = nl;
+	ns->ilive = ni;
 	ns->live_cap = cap;
 }
 
+/* The entry of file (dev, ino) and its place in ilive[], or NULL.  Lock
+ * held. */
+static struct live *live_of_file(struct casns *ns, uint64_t dev, uint64_t ino, struct live ***ret_pp)
+{
+	struct live **pp = &ns->ilive[ilive_bucket(dev, ino, ns->live_cap)];
+	while (*pp && !((*pp)->dev == dev && (*pp)->ino == ino))
+		pp = &(*pp)->inext;
+	if (ret_pp)
+		*ret_pp = pp;
+	return *pp;
+}
+
+/* File (dev, ino) has content d: it becomes the first file to serve d
+ * (beside the other files with the same content, which stay). */
 static void live_add(const hasher_digest *d, uint64_t dev, uint64_t ino)
 {
 	struct casns *ns = FS->ns;
 	if (!ns)
 		return;
 	pthread_mutex_lock(&ns->lock);
-	struct live *l = ns->live[live_bucket(d, ns->live_cap)];
-	while (l && !hasher_digest_equal(&l->d, d))
-		l = l->next;
+	struct live *l = live_of_file(ns, dev, ino, NULL);
 	if (l) {
-		l->dev = dev; /* the latest file with this content */
-		l->ino = ino;
+		live_unlink(l); /* to the head of its (maybe new) digest */
+		l->d = *d;
+		live_link(ns, l);
 	} else if ((l = malloc(sizeof(*l)))) {
 		if (ns->live_n >= ns->live_cap)
 			live_grow(ns);
-		size_t b = live_bucket(d, ns->live_cap);
-		*l = (struct live){ *d, dev, ino, ns->live[b] };
-		ns->live[b] = l;
+		*l = (struct live){ .d = *d, .dev = dev, .ino = ino };
+		live_link(ns, l);
+		size_t b = ilive_bucket(dev, ino, ns->live_cap);
+		l->inext = ns->ilive[b];
+		ns->ilive[b] = l;
 		ns->live_n++;
 	}
 	pthread_mutex_unlock(&ns->lock);
@@ -271,12 +335,11 @@ static void live_del(const hasher_digest *d, uint64_t dev, uint64_t ino)
 	if (!ns)
 		return;
 	pthread_mutex_lock(&ns->lock);
-	struct live **pp = &ns->live[live_bucket(d, ns->live_cap)];
-	while (*pp && !hasher_digest_equal(&(*pp)->d, d))
-		pp = &(*pp)->next;
-	if (*pp && (*pp)->dev == dev && (*pp)->ino == ino) {
-		struct live *l = *pp;
-		*pp = l->next;
+	struct live **ipp;
+	struct live *l = live_of_file(ns, dev, ino, &ipp);
+	if (l && hasher_digest_equal(&l->d, d)) {
+		*ipp = l->inext;
+		live_unlink(l);
 		free(l);
 		ns->live_n--;
 	}
@@ -303,28 +366,29 @@ const digests_subscriber casns_live_subscriber = { .known = on_known, .gone = on
 static ino_node *live_find(const hasher_digest *d, cache_file_rec *rec, uint64_t *version)
 {
 	struct casns *ns = FS->ns;
-	uint64_t dev = 0, ino = 0;
-	bool found = false;
+	/* the first few files with that content, the latest first: one
+	 * that is being written now is passed over for the next */
+	enum { CANDIDATES = 8 };
+	uint64_t dev[CANDIDATES], ino[CANDIDATES];
+	int found = 0;
 	pthread_mutex_lock(&ns->lock);
-	for (struct live *l = ns->live[live_bucket(d, ns->live_cap)]; l; l = l->next)
+	for (struct live *l = ns->live[live_bucket(d, ns->live_cap)]; l && found < CANDIDATES; l = l->next)
 		if (hasher_digest_equal(&l->d, d)) {
-			dev = l->dev;
-			ino = l->ino;
-			found = true;
-			break;
+			dev[found] = l->dev;
+			ino[found] = l->ino;
+			found++;
 		}
 	pthread_mutex_unlock(&ns->lock);
-	if (!found)
-		return NULL;
-	ino_node *n = ino_table_find_ref(FS->tbl, (dev_t)dev, (ino_t)ino);
-	if (!n)
-		return NULL;
-	if (n->type != S_IFREG || digests_peek(FS->dg, n, rec, version) < 0 ||
-	    !hasher_digest_equal(&rec->digest, d)) {
+	for (int i = 0; i < found; i++) {
+		ino_node *n = ino_table_find_ref(FS->tbl, (dev_t)dev[i], (ino_t)ino[i]);
+		if (!n)
+			continue;
+		if (n->type == S_IFREG && digests_peek(FS->dg, n, rec, version) == 0 &&
+		    hasher_digest_equal(&rec->digest, d))
+			return n;
 		ino_node_unref(FS->tbl, n);
-		return NULL;
 	}
-	return n;
+	return NULL;
 }
 
 /* ---- attributes and entries ---------------------------------------------- */

@@ -361,6 +361,22 @@ else
 fi
 casfs_umount "$MNT" || fail "umount"
 
+# ---- .casfs/cas/HEX: any live file with the content serves it -------------
+# Two files held the same content; the one casfs learnt of last changed.
+# The other still holds it, with its digest known: cas/HEX is still there.
+casfs_mount
+printf 'same content\n' >"$MNT/live_a"
+HA=$(getfattr --only-values -n user.casfs.xxh128 "$MNT/live_a" 2>/dev/null)
+printf 'same content\n' >"$MNT/live_b"
+getfattr --only-values -n user.casfs.xxh128 "$MNT/live_b" >/dev/null 2>&1
+printf 'other\n' >"$MNT/live_b"
+if cmp "$MNT/live_a" "$MNT/.casfs/cas/$HA" >"$T/live.err" 2>&1; then
+    ok "cas: a live file's content is served after another file with it changed"
+else
+    fail "cas: content of live_a not served once live_b changed: $(cat "$T/live.err")"
+fi
+casfs_umount "$MNT" || fail "umount"
+
 # ---- space of deleted files is released at once (generic/103, 213) --------
 # A 48 MiB filesystem: a 32 MiB file written (out of order, so it must be
 # re-read for its digest) and closed, removed at once, then 32 MiB written
