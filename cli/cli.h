@@ -30,7 +30,8 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 int cli_option_error(const char *cmd, int c, char **argv);
 
 /* Makes path absolute without resolving symlinks of the last component (a
- * stale mount cannot be stat'ed).  Returns 0 or -errno. */
+ * stale mount cannot be stat'ed).  Returns 0 or -errno (-ENOENT for "",
+ * which names nothing, as for the kernel). */
 int cli_abspath(const char *path, char *buf, size_t len);
 
 /* realpath(3) into resolved (PATH_MAX bytes), with the real paths of the

@@ -489,6 +489,10 @@ static int do_mount(struct mount_args *a)
 	cache_store *store = NULL;
 	int r;
 
+	/* "" ("$UNSET") names no directory; cli_abspath would refuse it, but
+	 * say so as a usage error before anything else */
+	if (!a->mountpoint_arg[0])
+		return cli_usage_error("mount", "the MOUNTPOINT is an empty string: give a directory");
 	if (a->g.remount)
 		return do_remount(a);
 	bool root = geteuid() == 0;
@@ -803,6 +807,8 @@ int cmd_umount(int argc, char **argv)
 	}
 	if (!arg)
 		return cli_usage_error("umount", "umount needs a MOUNTPOINT");
+	if (!arg[0])
+		return cli_usage_error("umount", "the MOUNTPOINT is an empty string: give a casfs mount");
 	int r = cli_abspath(arg, mp, sizeof(mp));
 	if (r < 0) {
 		cli_error("bad mount point %s: %s", arg, strerror(-r));

@@ -55,6 +55,8 @@ int cli_abspath(const char *path, char *buf, size_t len)
 {
 	char cwd[PATH_MAX], tmp[PATH_MAX];
 	int n;
+	if (path[0] == '\0')
+		return -ENOENT; /* as the kernel answers "" (not the current directory) */
 	if (path[0] == '/') {
 		n = snprintf(tmp, sizeof(tmp), "%s", path);
 	} else {

@@ -147,6 +147,9 @@ static void test_abspath(void **state)
 	assert_string_equal(buf, "/");
 	/* the parent must exist */
 	assert_int_equal(cli_abspath("no-parent/x", buf, sizeof(buf)), -ENOENT);
+	/* "" names nothing (not the current directory: casfs mount "$UNSET"
+	 * would mount over it) */
+	assert_int_equal(cli_abspath("", buf, sizeof(buf)), -ENOENT);
 	/* too small a buffer */
 	assert_int_equal(cli_abspath("not-there", buf, 4), -ENAMETOOLONG);
 	assert_int_equal(rmdir("sub"), 0);
