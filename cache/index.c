@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAP_SIZE (1ull << 32) /* sparse; grows on MDB_MAP_FULL */
 #define MAP_MAX (1ull << 40)
@@ -151,6 +152,24 @@ static int mdb_to_errno(int rc)
 	}
 }
 
+/* LMDB maps the data file and trusts its meta page: a file cut short (a
+ * copy that stopped, a damaged disk) holds fewer pages than the meta page
+ * says, and the first read of a missing page is a SIGBUS in whatever
+ * process opened it (fsck --repair included).  Such a file is damaged:
+ * MDB_CORRUPTED, as for what LMDB detects itself. */
+static int check_file_size(MDB_env *env)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_filehandle_t fd;
+	struct stat fst;
+	if (mdb_env_info(env, &info) || mdb_env_stat(env, &st) || mdb_env_get_fd(env, &fd) || fstat(fd, &fst) < 0)
+		return 0; /* nothing to compare: LMDB's own checks stand */
+	if ((uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
+		return MDB_CORRUPTED;
+	return 0;
+}
+
 int cache_index_open_sized(cache_store *s, uint64_t map_size, uint64_t map_max, cache_index **ret)
 {
 	char path[4096];
@@ -169,7 +188,8 @@ int cache_index_open_sized(cache_store *s, uint64_t map_size, uint64_t map_max, 
 	    (rc = mdb_env_set_maxdbs(ix->env, 8)) ||
 	    (rc = mdb_env_set_mapsize(ix->env, map_size ? map_size : MAP_SIZE)) ||
 	    (rc = mdb_env_set_maxreaders(ix->env, 510)) ||
-	    (rc = mdb_env_open(ix->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0644)))
+	    (rc = mdb_env_open(ix->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0644)) ||
+	    (rc = check_file_size(ix->env)))
 		goto fail;
 	/* Free the reader slots of processes killed inside a transaction: while
 	 * another process keeps the environment open (a mounted daemon), they

@@ -58,6 +58,10 @@ expect_error() {
 mkdir -p "$T/plain"
 touch "$T/afile"
 expect_error "mount_no_mountpoint" 2 "$CASFS" mount --store "$STORE"
+# "" ("$UNSET") is no mount point: not the current directory
+expect_error "usage_mount_empty_mountpoint" 2 env -C "$T/plain" "$CASFS" mount --store "$STORE" ""
+is_mounted "$T/plain" && "$CASFS" umount "$T/plain"
+expect_error "usage_umount_empty_mountpoint" 2 env -C "$T/plain" "$CASFS" umount ""
 expect_error "mount_two_mountpoints" 2 "$CASFS" mount --store "$STORE" "$T/plain" "$T/plain"
 expect_error "mount_missing_mountpoint" 1 "$CASFS" mount --store "$STORE" "$T/does-not-exist"
 expect_error "mount_mountpoint_is_file" 1 "$CASFS" mount --store "$STORE" "$T/afile"

@@ -75,6 +75,24 @@ static void test_put_get_reopen(void **state)
 	cache_index_close(ix);
 }
 
+/* An index file cut short (fewer pages than its meta page says) is
+ * refused as damaged (-EIO), not opened: LMDB would fault (SIGBUS) on the
+ * first read of a missing page. */
+static void test_truncated_file_refused(void **state)
+{
+	cache_index *ix;
+	char path[128];
+	assert_int_equal(cache_index_open(store, &ix), 0);
+	cache_file_entry e[2000];
+	for (int i = 0; i < 2000; i++)
+		e[i] = entry((uint64_t)i + 1, 1000000000, 2000000000);
+	assert_int_equal(cache_index_file_put(ix, e, 2000), 0);
+	cache_index_close(ix);
+	snprintf(path, sizeof(path), "%s/index.lmdb", dir);
+	assert_int_equal(truncate(path, 16384), 0);
+	assert_int_equal(cache_index_open(store, &ix), -EIO);
+}
+
 /* The raw files record of (42, ino) as stored: its length and version
  * byte (the on-disk grammar at the top of index.c). */
 static void raw_file_record(uint64_t ino, size_t *ret_len, int *ret_version)
@@ -452,6 +470,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_put_get_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sha256_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_file_refused, setup, teardown),
 		cmocka_unit_test(test_valid_rule),
 		cmocka_unit_test_setup_teardown(test_concurrent_threads_and_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_basics, setup, teardown),
