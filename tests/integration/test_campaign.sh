@@ -18,7 +18,7 @@
 # by action and with make -j2 SHELL=casfs-sh through casfs exec, mutated at
 # random round after round, every action judged the same way; by default
 # one fixed seed.
-CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-300}
+CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-600}
 . "$(dirname "$0")/lib.sh"
 
 casfs_setup
