@@ -27,6 +27,9 @@ struct dstate {
 	unsigned extras;       /* what a stream also computes (enum hasher_extra) */
 	uint64_t hashed;       /* bytes fed to stream */
 	bool dirty;            /* stream cannot give the digest */
+	uint64_t wgen;         /* bumped when a truncation under writers may
+				* restart the stream: a write begun before it
+				* (digests_write_begin) is not fed to it */
 	int writers;           /* handles open for writing */
 	bool touched;          /* content changed since the first writer opened */
 	bool valid;            /* rec holds the current digest */
@@ -399,6 +402,7 @@ static void stream_restart(struct dstate *s)
 		hasher_stream_reset(s->stream);
 	s->hashed = 0;
 	s->dirty = s->stream == NULL;
+	s->wgen++;
 }
 
 static void changed(digests *d, struct dstate *s)
@@ -439,16 +443,31 @@ void digests_open_write(digests *d, ino_node *n, int fd, bool truncated)
 		 * truncation removed (the file has zeros there now) */
 		changed(d, s);
 		s->dirty = true;
+	} else if (truncated) {
+		/* this open emptied it while the stream is still at 0: another
+		 * writer's write that landed before the truncation (and is
+		 * gone) may reach the stream only after this, at offset 0 */
+		s->wgen++;
 	}
 	pthread_mutex_unlock(&s->lock);
 }
 
 void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t len)
 {
-	digests_write_reply(d, n, off, data, len, NULL, NULL);
+	digests_write_reply(d, n, digests_write_begin(d, n), off, data, len, NULL, NULL);
 }
 
-void digests_write_reply(digests *d, ino_node *n, off_t off, const void *data, size_t len,
+uint64_t digests_write_begin(digests *d, ino_node *n)
+{
+	struct dstate *s = lock_state(d, n);
+	if (!s)
+		return 0;
+	uint64_t g = s->wgen;
+	pthread_mutex_unlock(&s->lock);
+	return g;
+}
+
+void digests_write_reply(digests *d, ino_node *n, uint64_t token, off_t off, const void *data, size_t len,
 			 void (*reply)(void *arg), void *arg)
 {
 	struct dstate *s = lock_state(d, n);
@@ -461,7 +480,7 @@ void digests_write_reply(digests *d, ino_node *n, off_t off, const void *data, s
 	/* ordered in the stream under the lock, hashed after the reply: the
 	 * next write in order waits for the lock, so it is hashed after these
 	 * bytes, while its copy and backing write overlap this hash */
-	bool stream = !s->dirty && s->stream && data && (uint64_t)off == s->hashed;
+	bool stream = !s->dirty && s->stream && data && (uint64_t)off == s->hashed && token == s->wgen;
 	if (stream)
 		s->hashed += len;
 	else

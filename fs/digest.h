@@ -92,12 +92,17 @@ void digests_open_write(digests *d, ino_node *n, int fd, bool truncated);
 /* After `len` bytes were written at `off`; data may be NULL when the bytes
  * were not seen (spliced), which makes the stream dirty. */
 void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t len);
+/* Before a write's bytes go to the backing file: the token to give
+ * digests_write_reply.  A truncation that restarts the stream between the
+ * two (an O_TRUNC open by another writer) makes that write dirty: its
+ * bytes may have landed before the truncation removed them. */
+uint64_t digests_write_begin(digests *d, ino_node *n);
 /* digests_write for a caller that answers its writer: calls reply(arg)
  * exactly once (reply may be NULL), after the bytes took their place in
  * n's stream but before they are hashed, so the writer's next write
  * overlaps the hashing (and still reaches the stream after these bytes).
  * data stays the caller's and must stay valid until this returns. */
-void digests_write_reply(digests *d, ino_node *n, off_t off, const void *data, size_t len,
+void digests_write_reply(digests *d, ino_node *n, uint64_t token, off_t off, const void *data, size_t len,
 			 void (*reply)(void *arg), void *arg);
 /* The content is about to change (truncate, fallocate, copy_file_range
  * into it): the digest stops being served before the backing changes. */

@@ -459,6 +459,7 @@ void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t of
 	if (in->count == 1 && !(b->flags & FUSE_BUF_IS_FD)) {
 		/* in memory: write it and feed the digest stream */
 		const char *data = (const char *)b->mem + in->off;
+		uint64_t token = digests_write_begin(FS->dg, f->node);
 		n = cache_io_write_some(f->fd, data, size, off);
 		if (n < 0) {
 			digests_invalidate(FS->dg, f->node);
@@ -468,7 +469,7 @@ void op_write_buf(fuse_req_t r, fuse_ino_t ino, struct fuse_bufvec *in, off_t of
 		write_landed(ino, f, fi, off, (size_t)n);
 		/* answered before the bytes are hashed (digest.h) */
 		struct write_reply w = { &q, (size_t)n };
-		digests_write_reply(FS->dg, f->node, off, data, (size_t)n, write_reply_send, &w);
+		digests_write_reply(FS->dg, f->node, token, off, data, (size_t)n, write_reply_send, &w);
 		return;
 	}
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(size);

@@ -544,6 +544,38 @@ static void test_o_trunc_racing_writer(void **state)
 	assert_digest_equal(get(f, n), digest_of(want, 13));
 }
 
+/* As above, but the other writer's write lands before the truncation and
+ * reaches the digest only after the opener's: the stream is still at 0
+ * (or restarts there), and must not take the write the truncation removed
+ * for the file's first bytes. */
+static void o_trunc_before_write_fed(struct fx *f, const char *name, int first_flags)
+{
+	ino_node *n = node_of(f, name);
+	int a = open_w(f, n, name, first_flags);
+	/* a's write lands ... */
+	uint64_t token = digests_write_begin(f->d, n);
+	assert_int_equal(pwrite(a, "0123456789", 10, 0), 10);
+	/* ... b's open truncates and reaches the digest ... */
+	int b = open_w(f, n, name, O_TRUNC);
+	/* ... and only then does a's write reach it */
+	digests_write_reply(f->d, n, token, 0, "0123456789", 10, NULL, NULL);
+	write_at(f, n, a, 10, "abc", 3, true);
+	close_w(f, n, b);
+	close_w(f, n, a);
+	static const char want[13] = { [10] = 'a', 'b', 'c' };
+	assert_digest_equal(file_digest(f, name), digest_of(want, 13));
+	assert_digest_equal(get(f, n), digest_of(want, 13));
+}
+
+static void test_o_trunc_before_write_fed(void **state)
+{
+	struct fx *f = *state;
+	put_file(f, "z", NULL, 0);
+	o_trunc_before_write_fed(f, "z", O_TRUNC); /* stream at 0 */
+	put_file(f, "y", "old", 3);
+	o_trunc_before_write_fed(f, "y", 0);       /* restarted at 0 */
+}
+
 /* A file whose last link went before its last close gets no digest. */
 static void test_deleted_while_written(void **state)
 {
@@ -1023,6 +1055,7 @@ int main(void)
 		T(test_truncate_to_zero_restarts_stream),
 		T(test_second_writer_o_trunc),
 		T(test_o_trunc_racing_writer),
+		T(test_o_trunc_before_write_fed),
 		T(test_deleted_while_written),
 		T(test_on_demand_once),
 		T(test_index_across_remount),
