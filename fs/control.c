@@ -84,7 +84,7 @@ static void ioctl_digest(struct req *q, fuse_ino_t ino)
 	int fd = req_node_fd(q, ino, &n);
 	if (fd < 0)
 		return;
-	int rc = n->type != S_IFREG ? -EISDIR : fs_file_digest_hex(n, fd, dg.hex);
+	int rc = n->type != S_IFREG ? -EISDIR : fs_req_digest_hex(q, n, fd, dg.hex);
 	ino_node_fd_put(FS->tbl, n);
 	if (rc < 0)
 		req_err(q, -rc);

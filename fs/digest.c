@@ -572,11 +572,25 @@ struct hash_watch {
 	uint64_t version;
 };
 
+/* The cancellation of the request this thread serves (digests_cancel_scope). */
+static __thread const hasher_cancel *tl_cancel;
+
+void digests_cancel_scope(const hasher_cancel *cancel)
+{
+	tl_cancel = cancel;
+}
+
+static bool caller_cancelled(void)
+{
+	return tl_cancel && tl_cancel->fn(tl_cancel->arg);
+}
+
 static bool hash_abandon(void *arg)
 {
 	struct hash_watch *w = arg;
 	return __atomic_load_n(&w->s->version, __ATOMIC_RELAXED) != w->version ||
-	       __atomic_load_n(&w->n->detached, __ATOMIC_RELAXED) || __atomic_load_n(&w->d->wstop, __ATOMIC_RELAXED);
+	       __atomic_load_n(&w->n->detached, __ATOMIC_RELAXED) || __atomic_load_n(&w->d->wstop, __ATOMIC_RELAXED) ||
+	       caller_cancelled();
 }
 
 /* Hashes the file behind fd (any fd, O_PATH included) with no lock held,
@@ -591,10 +605,12 @@ static int hash_file(digests *d, int fd, struct hash_watch *w, hasher_digest *re
 	if (rfd < 0)
 		return rfd;
 	hasher_cancel c = { hash_abandon, w };
-	int r = hasher_digests_fd(rfd, w ? &c : NULL, ret, ret_sha, &size);
+	int r = hasher_digests_fd(rfd, w ? &c : tl_cancel, ret, ret_sha, &size);
 	if (r == 0 && fstat(rfd, st) < 0)
 		r = -errno;
 	close(rfd);
+	if (r == -ECANCELED && caller_cancelled())
+		r = -EINTR;
 	if (r < 0)
 		return r;
 	BUMP(d, c_bytes, size);
@@ -738,8 +754,16 @@ static void wait_rehash(digests *d, ino_node *n, struct dstate *s)
 	bool busy = d->rehashing == n;
 	if (busy) {
 		pthread_mutex_unlock(&s->lock);
-		while (d->rehashing == n)
-			pthread_cond_wait(&d->wdone, &d->wlock);
+		while (d->rehashing == n && !caller_cancelled()) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 100 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&d->wdone, &d->wlock, &ts);
+		}
 	}
 	pthread_mutex_unlock(&d->wlock);
 	if (busy)

@@ -125,6 +125,14 @@ int digests_touched(digests *d, ino_node *n, const struct stat *st, uint64_t ver
  * once, not twice. */
 #define DIGESTS_RECORDED_DELAY_MS 3000
 void digests_release_write(digests *d, ino_node *n, int fd, bool recorded);
+/* A hash on a request's path (digests_get & co. of a file whose digest is
+ * not known, or that a writer has open; or a wait for the worker's read of
+ * it) asks cancel->fn at least every HASHER_CANCEL_EVERY bytes and every
+ * 100 ms, and stops with -EINTR when it says so (the request was
+ * interrupted: its caller got a signal, the mount goes away): a 16 TiB
+ * sparse file takes most of an hour to hash, its caller unkillable.  For
+ * the calling thread, until called again with NULL. */
+void digests_cancel_scope(const hasher_cancel *cancel);
 /* The digest of the regular file n; fd is any fd of it (O_PATH is fine).
  * Returns 0 or -errno. */
 int digests_get(digests *d, ino_node *n, int fd, hasher_digest *ret);

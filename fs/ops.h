@@ -74,6 +74,10 @@ void op_removexattr(fuse_req_t r, fuse_ino_t ino, const char *name);
 /* The digest of regular file n (fd: any fd of it) in hex: 0 or -errno
  * (-ENODATA when hashing is compiled out). */
 int fs_file_digest_hex(ino_node *n, int fd, char hex[HASHER_HEX_LEN + 1]);
+/* fs_file_digest_hex for request q: a hash stops when q is interrupted or
+ * the session ends (-EINTR). */
+struct req;
+int fs_req_digest_hex(struct req *q, ino_node *n, int fd, char hex[HASHER_HEX_LEN + 1]);
 
 /* control.c */
 void op_access(fuse_req_t r, fuse_ino_t ino, int mask);

@@ -33,6 +33,21 @@ int fs_file_digest_hex(ino_node *n, int fd, char hex[HASHER_HEX_LEN + 1])
 	return r;
 }
 
+static bool req_cancelled(void *arg)
+{
+	struct req *q = arg;
+	return fuse_req_interrupted(q->r) || fuse_session_exited(FS->se);
+}
+
+int fs_req_digest_hex(struct req *q, ino_node *n, int fd, char hex[HASHER_HEX_LEN + 1])
+{
+	hasher_cancel c = { req_cancelled, q };
+	digests_cancel_scope(&c);
+	int r = fs_file_digest_hex(n, fd, hex);
+	digests_cancel_scope(NULL);
+	return r;
+}
+
 /* The longest value of casfs's own attributes. */
 #define OWN_VALUE_MAX (HASHER_SHA256_LEN > HASHER_HEX_LEN ? HASHER_SHA256_LEN : HASHER_HEX_LEN)
 
@@ -191,7 +206,11 @@ void op_getxattr(fuse_req_t r, fuse_ino_t ino, const char *name, size_t size)
 		size_t len = 0;
 		if (q.sess && n->type == S_IFREG)
 			trace_read(session_trace(q.sess), n, x.fd); /* the digest tells the content */
+		/* an interrupted request stops hashing (digests_cancel_scope) */
+		hasher_cancel c = { req_cancelled, &q };
+		digests_cancel_scope(&c);
 		int rc = own_value(name, n, x.fd, value, &len);
+		digests_cancel_scope(NULL);
 		xattr_put(&x);
 		req_xattr(&q, size, value, rc < 0 ? -1 : (ssize_t)len, -rc);
 		return;

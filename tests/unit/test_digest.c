@@ -597,6 +597,42 @@ static void test_deleted_while_written(void **state)
 	ino_table_forget(f->t, n, 1);
 }
 
+/* A request's hash stops when its request is interrupted: a sparse file
+ * of 1 TiB takes minutes to hash (the holes are hashed as zeros), its
+ * caller unkillable meanwhile; on demand, and open for writing. */
+static int cancel_asks;
+static bool cancel_now(void *arg)
+{
+	(void)arg;
+	return ++cancel_asks > 2;
+}
+
+static void test_request_cancel_stops_hash(void **state)
+{
+	struct fx *f = *state;
+	int fd = openat(f->tree, "huge", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "x", 1, (1LL << 40) - 1), 1);
+	close(fd);
+	ino_node *n = node_of(f, "huge");
+	hasher_digest dg;
+	hasher_cancel c = { cancel_now, NULL };
+	time_t t0 = time(NULL);
+	cancel_asks = 0;
+	digests_cancel_scope(&c);
+	assert_int_equal(get_rc(f, n, &dg, NULL), -EINTR);
+	/* open for writing: hashed as it is, on the request's path */
+	int w = open_w(f, n, "huge", 0);
+	cancel_asks = 0;
+	assert_int_equal(get_rc(f, n, &dg, NULL), -EINTR);
+	digests_cancel_scope(NULL);
+	assert_true(time(NULL) - t0 < 10);
+	assert_int_equal(ftruncate(w, 0), 0);
+	digests_truncate(f->d, n, 0);
+	close_w(f, n, w);
+	assert_digest_equal(get(f, n), digest_of("", 0));
+}
+
 /* ---- files never written here: on demand once, then from memory ----------- */
 
 static void test_on_demand_once(void **state)
@@ -1058,6 +1094,7 @@ int main(void)
 		T(test_o_trunc_before_write_fed),
 		T(test_deleted_while_written),
 		T(test_on_demand_once),
+		T(test_request_cancel_stops_hash),
 		T(test_index_across_remount),
 		T(test_index_trust_rule),
 		T(test_meta_changed_keeps_digest),
