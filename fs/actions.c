@@ -2571,11 +2571,14 @@ static void hiscan_one(struct trace *tr, int mfd, const char *rel, struct hiscan
 	o->b[0] = 'n';
 	if (!trace_read_digest(tr, rel, &want))
 		return;
-	int fd = open_beneath(mfd, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+	/* O_PATH first: a name that is no longer a regular file (a device
+	 * node since) is never opened */
+	int pfd = open_beneath(mfd, rel, O_PATH | O_NOFOLLOW), fd = -1;
 	struct stat st;
 	char *text = NULL;
-	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (64 << 20) &&
-	    (text = malloc((size_t)st.st_size + 1)) && cache_io_read(fd, text, (size_t)st.st_size, 0) == st.st_size) {
+	if (pfd >= 0 && fstat(pfd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (64 << 20) &&
+	    (fd = fs_reopen_fd(pfd, O_RDONLY)) >= 0 && (text = malloc((size_t)st.st_size + 1)) &&
+	    cache_io_read(fd, text, (size_t)st.st_size, 0) == st.st_size) {
 		hasher_digest_buffer(text, (size_t)st.st_size, &got);
 		if (hasher_digest_equal(&want, &got)) {
 			int r = hiscan(text, (size_t)st.st_size, hiscan_put, o);
@@ -2594,6 +2597,8 @@ static void hiscan_one(struct trace *tr, int mfd, const char *rel, struct hiscan
 	free(text);
 	if (fd >= 0)
 		close(fd);
+	if (pfd >= 0)
+		close(pfd);
 }
 
 struct hiscan_req {
