@@ -1589,13 +1589,20 @@ static int exec_action(const struct opts *o, char **argv)
 		       strcmp(argv[i], "-fsyntax-only") && strncmp(argv[i], "-print", 6) && strncmp(argv[i], "-dump", 5) &&
 		       strcmp(argv[i], "-v") && strcmp(argv[i], "--version");
 	char depfile[64] = "";
-	bool inject = (cc.is_cc && cc.compile_only && !cc.has_depfile) || link;
-	/* a gcc link that compiles sources: every cc1 appends what it read,
-	 * system headers too, to $SUNPRO_DEPENDENCIES (a user's own setting
-	 * is left alone: then the compile's reads are not learned) */
+	/* a compile of several sources: the compiler proper of each one
+	 * writes the one -MF file anew, so such a file lists the last
+	 * source's headers only */
+	bool multi = cc.is_cc && cc.compile_only && cc.sources > 1;
+	bool inject = (cc.is_cc && cc.compile_only && !cc.has_depfile && !multi) || link;
+	/* a gcc link that compiles sources, or a gcc compile of several: every
+	 * cc1 appends what it read, system headers too, to
+	 * $SUNPRO_DEPENDENCIES (a user's own setting is left alone: then the
+	 * compile's reads are not learned; and cc1 ignores it where the
+	 * command has a dependency option of its own, -MD or -MMD, also from a
+	 * response file: then nothing is appended, and the run is not cached) */
 	const char *pbase = strrchr(prog, '/');
 	pbase = pbase ? pbase + 1 : prog;
-	bool sunpro = link && cc.sources > 0 && (strstr(pbase, "gcc") || strstr(pbase, "g++")) &&
+	bool sunpro = (link || multi) && cc.sources > 0 && (strstr(pbase, "gcc") || strstr(pbase, "g++")) &&
 		      !getenv("SUNPRO_DEPENDENCIES") && !getenv("DEPENDENCIES_OUTPUT");
 	char ccdep[64] = "";
 	size_t nenv;
@@ -1856,8 +1863,13 @@ static int exec_action(const struct opts *o, char **argv)
 			int dr = digest_path(prog, &driver);
 			if (dr == 0 && link)
 				dr = ccdeps_link(&ci, depfile, dep_add, &g);
-			if (dr == 0 && link && sunpro)
+			struct stat dst;
+			if (dr == 0 && sunpro && (stat(ccdep, &dst) < 0 || dst.st_size == 0))
+				dr = -ENODATA; /* no cc1 wrote it: a dependency option of the command's own */
+			else if (dr == 0 && sunpro)
 				dr = ccdeps_collect(&ci, ccdep, &cache, dep_add, &g);
+			else if (dr == 0 && multi)
+				dr = -ENODATA; /* several sources, one dependency file (clang) */
 			else if (dr == 0 && cc.compile_only)
 				dr = ccdeps_collect(&ci, inject ? depfile : ccdeps_user_complete(argv, &uf) ? uf : NULL,
 						    &cache, dep_add, &g);

@@ -1356,6 +1356,33 @@ unshare -m sh -c 'mount --make-rprivate / && mount --bind "$1" "$2" && cd "$2/vi
 [ "$(cat "$V/made.txt")" = one ] && [ "$(counter action_hits)" -gt "$h" ] &&
     ok "a bind mount of the mount: a hit there" || fail "bind mount: made.txt '$(cat "$V/made.txt")'"
 
+# ---- headers outside the mount of a command that compiles several sources
+# (each cc1 would rewrite one -MF file), of a gcc link that compiles with -MD
+# of its own, and of a compile whose -MD is in a response file (cc1 ignores
+# SUNPRO_DEPENDENCIES under -MD): learned, or the run is not cached
+MS=$MNT/multisrc
+mkdir -p "$MS" "$T/msys" && echo 'int x1 = 1;' >"$T/msys/x1.h" && echo 'int x2 = 2;' >"$T/msys/x2.h"
+printf '#include <x1.h>\nint ga(void) { return x1; }\n' >"$MS/a.c"
+printf '#include <x2.h>\nint gb(void) { return x2; }\n' >"$MS/b.c"
+printf 'int ga(void);\nint main(void) { return ga(); }\n' >"$MS/m.c" && gcc -c "$MS/m.c" -o "$MS/m.o"
+echo "-MD -isystem $T/msys" >"$MS/d.rsp"
+msv() { objdump -s -j .data "$MS/a.o" | awk 'END { print substr($2, 1, 2) + 0 }'; }
+ms() { # the value of x1 each command gives
+    (cd "$MS" && rm -f a.o b.o && "$X" exec -- gcc -isystem "$T/msys" -c a.c b.c) && printf '%s ' "$(msv)"
+    (cd "$MS" && rm -f a.o b.o && "$X" exec -- clang -isystem "$T/msys" -c a.c b.c 2>/dev/null) && printf '%s ' "$(msv)"
+    (cd "$MS" && rm -f prog a.d && "$X" exec -- gcc -MD -isystem "$T/msys" a.c m.o -o prog && ./prog)
+    printf '%s ' $?
+    (cd "$MS" && rm -f a.o a.d && "$X" exec -- gcc @d.rsp -c a.c -o a.o) && printf '%s' "$(msv)"
+}
+ms >/dev/null
+if command -v clang >/dev/null; then
+    check_eq "several sources, -MD in a link, -MD in a response file: again" "1 1 1 1" "$(ms)"
+    echo 'int x1 = 7;' >"$T/msys/x1.h"
+    check_eq "several sources, -MD in a link, -MD in a response file: a header outside the mount changed" "7 7 7 7" "$(ms)"
+else
+    skip_optional "several sources in one compile" "no clang"
+fi
+
 # ---- bad input ------------------------------------------------------------------
 cx "$MNT" >/dev/null 2>&1
 [ $? -eq 2 ] && ok "no command: exit 2" || fail "no command: exit $?"
