@@ -1582,6 +1582,18 @@ static bool source_file(const char *a)
 	return cxx_source(a);
 }
 
+/* A header by its suffix: gcc makes a precompiled header of it. */
+static bool header_file(const char *a, bool *cxx)
+{
+	static const char *const ext[] = { ".h", ".hh", ".H", ".hp", ".hxx", ".hpp", ".HPP", ".h++", ".tcc" };
+	for (size_t i = 0; i < sizeof(ext) / sizeof(*ext); i++)
+		if (has_suffix(a, ext[i])) {
+			*cxx = i > 0;
+			return true;
+		}
+	return false;
+}
+
 /* Options whose value is the next argument when not joined. */
 static bool takes_value(const char *a)
 {
@@ -1616,7 +1628,8 @@ void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret
 {
 	action_cc_info info = { 0 };
 	bool compile = false, preprocess = false, rsp = false, lang_set = false, driver_cxx = false;
-	size_t sources = 0;
+	bool lang_header = false, links = false;
+	size_t sources = 0, headers = 0, others = 0;
 	if (argc) {
 		const char *base = strrchr(argv[0], '/');
 		info.is_cc = cc_name(base ? base + 1 : argv[0], &driver_cxx);
@@ -1626,8 +1639,15 @@ void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret
 		if (a[0] == '@') {
 			rsp = true;
 		} else if (a[0] != '-' || !a[1]) {
-			if (lang_set || source_file(a) || strcmp(a, "-") == 0)
+			bool hcxx = false, hdr = lang_set ? lang_header : header_file(a, &hcxx);
+			if (lang_set || source_file(a) || strcmp(a, "-") == 0 || hdr)
 				sources++;
+			else
+				others++; /* an object or a library: linked */
+			if (hdr) {
+				headers++;
+				info.is_cxx = info.is_cxx || hcxx;
+			}
 			if (cxx_source(a))
 				info.is_cxx = true;
 		} else if (!strcmp(a, "-c") || !strcmp(a, "-S")) {
@@ -1659,13 +1679,21 @@ void action_cc_analyze(const char *const *argv, size_t argc, action_cc_info *ret
 		} else if (!strncmp(a, "-x", 2)) {
 			const char *lang = a[2] ? a + 2 : (i + 1 < argc ? argv[++i] : "");
 			lang_set = strcmp(lang, "none") != 0;
+			lang_header = lang_set && strlen(lang) > 7 && !strcmp(lang + strlen(lang) - 7, "-header");
 			if (!strncmp(lang, "c++", 3) || !strncmp(lang, "objective-c++", 13))
 				info.is_cxx = true;
 		} else if (takes_value(a)) {
+			links = links || !strcmp(a, "-l") || !strcmp(a, "-Xlinker");
 			i++;
 		}
+		if (a[0] == '-' && (!strncmp(a, "-l", 2) || !strncmp(a, "-Wl,", 4)))
+			links = true; /* linker inputs: the driver links */
 	}
 	info.is_cxx = info.is_cxx || (info.is_cc && driver_cxx);
+	/* nothing but headers (by suffix or -x *-header) and nothing for the
+	 * linker: gcc makes precompiled headers and links nothing, as -c */
+	if (headers && headers == sources && !others && !links)
+		compile = true;
 	info.compile_only = info.is_cc && compile && !preprocess && sources > 0 && !rsp;
 	info.sources = (unsigned)sources;
 	if (rsp)

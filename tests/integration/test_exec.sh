@@ -1382,6 +1382,21 @@ if command -v clang >/dev/null; then
 else
     skip_optional "several sources in one compile" "no clang"
 fi
+# ---- a precompiled header made without -c (g++ -x c++-header H -o H.gch, or
+# gcc H.h): no link, so casfs adds no linker option (the driver would take
+# -Wl,... for a linker input and run ld); its headers are learned
+PN=$MNT/pchmake
+mkdir -p "$PN" "$T/pchsys" && echo '#define PV 1' >"$T/pchsys/pv.h"
+printf '#include <pv.h>\n#define PRE PV\n' >"$PN/pre.h"
+echo 'int pre(void) { return PRE; }' >"$PN/p.c"
+pmk() { # the value pre() returns, with pre.h.gch made through casfs exec
+    (cd "$PN" && rm -f pre.h.gch p.o && "$X" exec -- gcc -isystem "$T/pchsys" -x c-header pre.h -o pre.h.gch &&
+        gcc -Winvalid-pch -include pre.h -c p.c -o p.o && objdump -d p.o | grep -o 'mov  *\$0x[0-9a-f]*' | head -1)
+}
+check_eq "a precompiled header made without -c under casfs exec" 'mov    $0x1' "$(pmk)"
+check_eq "a precompiled header made without -c: again (a hit)" 'mov    $0x1' "$(pmk)"
+echo '#define PV 4' >"$T/pchsys/pv.h"
+check_eq "a precompiled header made without -c: its header outside the mount changed" 'mov    $0x4' "$(pmk)"
 
 # ---- bad input ------------------------------------------------------------------
 cx "$MNT" >/dev/null 2>&1
