@@ -1056,12 +1056,19 @@ static bool shebang_of(const char *prog, char *interp, size_t isize, char *arg, 
 static const char *cc_options_outside(char **argv, const char *cwd, const char *mnt, char *buf, size_t size)
 {
 	size_t ml = strlen(mnt);
+	/* a compile that reads profiles reads them from -fprofile-dir=DIR
+	 * when given (-fprofile-use, -fprofile-use=PATH relative to it,
+	 * -fbranch-probabilities) */
+	bool reads_profile = false;
+	for (size_t i = 1; argv[i]; i++)
+		reads_profile |= !strncmp(argv[i], "-fprofile-use", 13) || !strcmp(argv[i], "-fbranch-probabilities");
 	for (size_t i = 1; argv[i]; i++) {
 		const char *f = NULL;
 		if (argv[i][0] == '@')
 			f = argv[i] + 1;
 		else if (!strncmp(argv[i], "-specs=", 7) || !strncmp(argv[i], "--specs=", 8) ||
-			 !strncmp(argv[i], "-fprofile-use=", 14) || !strncmp(argv[i], "-fauto-profile=", 15))
+			 !strncmp(argv[i], "-fprofile-use=", 14) || !strncmp(argv[i], "-fauto-profile=", 15) ||
+			 (reads_profile && !strncmp(argv[i], "-fprofile-dir=", 14)))
 			f = strchr(argv[i], '=') + 1;
 		else if ((!strcmp(argv[i], "-specs") || !strcmp(argv[i], "--specs")) && argv[i + 1])
 			f = argv[++i];
