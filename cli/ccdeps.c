@@ -678,33 +678,20 @@ static int hi_answer(struct hi *h, const char *a, size_t len, const char *given)
 }
 
 /* Asks the daemon to scan the files on the mount in d (their first n):
- * ans[i] and alen[i] where it answered, else NULL. */
+ * ans[i] and alen[i] where it answered (ans zeroed by the caller). */
 static void hi_ask(const ccdeps_compile *cc, const ccdeps_cache *cache, const struct deps *d, size_t n, char **ans,
 		   size_t *alen)
 {
-	char **rels = malloc(n * sizeof(*rels) + 1);
-	size_t *at = malloc(n * sizeof(*at) + 1), k = 0, ml = strlen(cc->mnt);
-	char **got = calloc(n + 1, sizeof(*got));
-	size_t *glen = calloc(n + 1, sizeof(*glen));
-	if (rels && at && got && glen) {
-		for (size_t i = 0; i < n; i++)
-			if (on_mount(d->paths[i], cc->mnt) && d->paths[i][ml] == '/') {
-				rels[k] = d->paths[i] + ml + 1;
-				at[k++] = i;
-			}
-		if (k && cache->scan(cache->arg, rels, k, got, glen) == 0)
-			for (size_t j = 0; j < k; j++) {
-				ans[at[j]] = got[j];
-				alen[at[j]] = glen[j];
-				got[j] = NULL;
-			}
-		for (size_t j = 0; j < k; j++)
-			free(got[j]);
-	}
+	char **rels = calloc(n + 1, sizeof(*rels));
+	size_t ml = strlen(cc->mnt), k = 0;
+	for (size_t i = 0; rels && i < n; i++)
+		if (on_mount(d->paths[i], cc->mnt) && d->paths[i][ml] == '/') {
+			rels[i] = d->paths[i] + ml + 1;
+			k++;
+		}
+	if (k)
+		cache->scan(cache->arg, rels, n, ans, alen);
 	free(rels);
-	free(at);
-	free(got);
-	free(glen);
 }
 
 bool ccdeps_user_complete(char **argv, const char **file)

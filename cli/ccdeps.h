@@ -27,9 +27,10 @@ typedef struct ccdeps_cache {
 	int (*get)(void *arg, const char *key, char *val, size_t size); /* 0 or -ENOENT */
 	void (*put)(void *arg, const char *key, const char *val);
 	/* The daemon's __has_include scans of files on the mount the run read
-	 * (rels: mount-relative): res[i] (malloc'd, lens[i] bytes, the HISCAN
-	 * answer of fs/actions.c) or NULL where it gave none.  0 or -errno;
-	 * the member NULL: the client scans every file itself. */
+	 * (rels: mount-relative; NULL: not asked): res[i] (malloc'd, lens[i]
+	 * bytes, the HISCAN answer of fs/actions.c) or NULL where it gave none
+	 * (res is zeroed by the caller).  0 or -errno; the member NULL: the
+	 * client scans every file itself. */
 	int (*scan)(void *arg, char *const *rels, size_t n, char **res, size_t *lens);
 	void *arg;
 } ccdeps_cache;

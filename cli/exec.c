@@ -110,23 +110,31 @@ static void field_str(struct fields *f, uint32_t tag, const char *s)
 	field_add(f, tag, s, strlen(s));
 }
 
+/* The next field of buf from *pos with tag (any tag when tag is 0): its
+ * value, its length in *ret_len, *pos moved past it; NULL at the end (or
+ * at a field that runs past it). */
+static const uint8_t *field_next(const uint8_t *buf, size_t len, size_t *pos, uint32_t tag, size_t *ret_len)
+{
+	while (len - *pos >= 8) {
+		uint32_t h[2];
+		memcpy(h, buf + *pos, 8);
+		if (h[1] > len - *pos - 8)
+			return NULL;
+		const uint8_t *v = buf + *pos + 8;
+		*pos += 8 + h[1];
+		if (!tag || h[0] == tag) {
+			*ret_len = h[1];
+			return v;
+		}
+	}
+	return NULL;
+}
+
 /* Finds the first field with tag in buf; NULL if none. */
 static const uint8_t *field_find(const uint8_t *buf, size_t len, uint32_t tag, size_t *ret_len)
 {
 	size_t pos = 0;
-	while (len - pos >= 8) {
-		uint32_t h[2];
-		memcpy(h, buf + pos, 8);
-		pos += 8;
-		if (h[1] > len - pos)
-			return NULL;
-		if (h[0] == tag) {
-			*ret_len = h[1];
-			return buf + pos;
-		}
-		pos += h[1];
-	}
-	return NULL;
+	return field_next(buf, len, &pos, tag, ret_len);
 }
 
 /* ---- talking to the daemon --------------------------------------------------- */
@@ -725,25 +733,20 @@ static int cache_scan(void *arg, char *const *rels, size_t n, char **res, size_t
 	struct ctl *c = arg;
 	struct fields f = { 0 };
 	for (size_t i = 0; i < n; i++)
-		field_str(&f, CASFS_T_PATH, rels[i]);
+		if (rels[i])
+			field_str(&f, CASFS_T_PATH, rels[i]);
 	int r = f.oom ? -ENOMEM : ctl_call(c, CASFS_OP_HISCAN, &f);
 	free(f.b);
 	if (r < 0)
 		return r; /* (a daemon from before HISCAN: -EINVAL) */
-	size_t pos = 0, i = 0;
-	while (i < n && c->resp_len - pos >= 8) {
-		uint32_t h[2];
-		memcpy(h, c->resp + pos, 8);
-		pos += 8;
-		if (h[1] > c->resp_len - pos)
-			break;
-		if (h[0] == CASFS_T_HISCAN && h[1] >= 1) {
-			if ((res[i] = malloc(h[1])))
-				memcpy(res[i], c->resp + pos, h[1]);
-			lens[i++] = h[1];
+	size_t pos = 0, l;
+	const uint8_t *v;
+	for (size_t i = 0; i < n; i++)
+		if (rels[i] && (v = field_next(c->resp, c->resp_len, &pos, CASFS_T_HISCAN, &l)) && l &&
+		    (res[i] = malloc(l))) {
+			memcpy(res[i], v, l);
+			lens[i] = l;
 		}
-		pos += h[1];
-	}
 	return 0;
 }
 
