@@ -2537,7 +2537,6 @@ static int reason_field(void *arg, uint32_t tag, const uint8_t *v, size_t len)
 struct hiscan_out {
 	char *b;
 	size_t len, cap;
-	bool oom;
 };
 
 static int hiscan_put(void *arg, bool quote, const char *name, size_t len)
@@ -2548,10 +2547,8 @@ static int hiscan_put(void *arg, bool quote, const char *name, size_t len)
 		while (cap < o->len + len + 2)
 			cap *= 2;
 		char *b = realloc(o->b, cap);
-		if (!b) {
-			o->oom = true;
+		if (!b)
 			return -ENOMEM;
-		}
 		o->b = b;
 		o->cap = cap;
 	}
@@ -2590,7 +2587,6 @@ static void hiscan_one(struct trace *tr, int mfd, const char *rel, struct hiscan
 				COUNT(action_headers_scanned);
 			} else {
 				o->len = 1; /* out of memory: the client scans it */
-				o->oom = false;
 			}
 		}
 	}
