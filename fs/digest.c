@@ -27,7 +27,7 @@ struct dstate {
 	unsigned extras;       /* what a stream also computes (enum hasher_extra) */
 	uint64_t hashed;       /* bytes fed to stream */
 	bool dirty;            /* stream cannot give the digest */
-	uint64_t wgen;         /* bumped when a truncation under writers may
+	_Atomic uint64_t wgen; /* bumped when a truncation under writers may
 				* restart the stream: a write begun before it
 				* (digests_write_begin) is not fed to it */
 	int writers;           /* handles open for writing */
@@ -459,12 +459,9 @@ void digests_write(digests *d, ino_node *n, off_t off, const void *data, size_t 
 
 uint64_t digests_write_begin(digests *d, ino_node *n)
 {
-	struct dstate *s = lock_state(d, n);
-	if (!s)
-		return 0;
-	uint64_t g = s->wgen;
-	pthread_mutex_unlock(&s->lock);
-	return g;
+	/* on every write: no state lock (bumped under it, read atomically) */
+	struct dstate *s = d ? state_of(d, n) : NULL;
+	return s ? atomic_load(&s->wgen) : 0;
 }
 
 void digests_write_reply(digests *d, ino_node *n, uint64_t token, off_t off, const void *data, size_t len,
