@@ -11,6 +11,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
@@ -130,6 +131,39 @@ static const struct fuse_lowlevel_ops ops = {
 /* ---- running ------------------------------------------------------------ */
 
 static int ready_fd_global = -1;
+
+#ifndef __SANITIZE_ADDRESS__ /* the sanitizer's own report is better */
+/* A fatal signal in the daemon: one line naming it and the faulting
+ * address, the stack (addresses resolve with addr2line -e casfs), then the
+ * default action (a core where the system keeps them).  Only
+ * async-signal-safe calls; backtrace() was primed at install, so it does
+ * not load libgcc here. */
+static void fatal_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)uc;
+	char line[160];
+	int n = snprintf(line, sizeof(line), "casfs: daemon %d: fatal signal %d (%s) at address %p; stack:\n",
+			 (int)getpid(), sig, sig == SIGSEGV ? "SIGSEGV" : sig == SIGBUS ? "SIGBUS" :
+			 sig == SIGABRT ? "SIGABRT" : sig == SIGFPE ? "SIGFPE" : "SIGILL", si ? si->si_addr : NULL);
+	if (n > 0 && write(STDERR_FILENO, line, (size_t)n) < 0)
+		n = 0;
+	void *frames[48];
+	int depth = backtrace(frames, 48);
+	backtrace_symbols_fd(frames, depth, STDERR_FILENO);
+	raise(sig); /* SA_RESETHAND: the default action now */
+}
+
+static void install_fatal_handlers(void)
+{
+	void *prime[2];
+	backtrace(prime, 2);
+	static const int sigs[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL };
+	struct sigaction sa = { .sa_sigaction = fatal_signal, .sa_flags = SA_SIGINFO | SA_RESETHAND };
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+#endif
 
 static void send_ready(const char *fmt, ...)
 {
@@ -309,6 +343,9 @@ int fs_run(const struct fs_options *o, int ready_fd)
 			close(lfd);
 		}
 	}
+#ifndef __SANITIZE_ADDRESS__ /* the sanitizer's own report is better */
+	install_fatal_handlers();
+#endif
 
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_clone_fd(lc, 1);

@@ -87,6 +87,7 @@ NATIVE=""
 # mount was made as ("" = the current user, i.e. root).
 _CASFS_MNTS=()
 _CASFS_PIDS=()
+_CASFS_STARTS=()
 _CASFS_USERS=()
 _CASFS_CLEANED=0
 _CASFS_USERS_MADE=()
@@ -95,7 +96,30 @@ _CASFS_FUSE_DEV=""
 log() { echo "# $*"; }
 # CASFS_NAME_PREFIX (e.g. "writeback/") is put before every check name.
 ok() { echo "ok ${CASFS_NAME_PREFIX:-}$*"; PASS=$((PASS + 1)); }
-fail() { echo "FAIL ${CASFS_NAME_PREFIX:-}$*"; FAILS=$((FAILS + 1)); }
+fail() {
+    echo "FAIL ${CASFS_NAME_PREFIX:-}$*"
+    FAILS=$((FAILS + 1))
+    # a daemon that crashed fails every later check: say why once and stop
+    if [ "$_CASFS_CRASHED" = 0 ] && _casfs_crash_report; then
+        casfs_finish
+    fi
+}
+# Daemon logs (casfsd.log of the stores below $T) that name a crash: a fatal
+# signal (the daemon's handler) or a sanitizer report.  Prints each such log's
+# tail once and returns 0 when there was one.
+_CASFS_CRASHED=0
+_casfs_crash_report() {
+    [ -n "$T" ] && [ -d "$T" ] || return 1
+    local f found=1
+    while IFS= read -r f; do
+        grep -qE 'fatal signal|ERROR: AddressSanitizer|runtime error:' "$f" 2>/dev/null || continue
+        echo "# a casfs daemon crashed; the end of $f:"
+        tail -n 60 "$f" | sed 's/^/#   /'
+        found=0
+    done < <(find "$T" -xdev -maxdepth 4 -name casfsd.log 2>/dev/null)
+    [ $found = 0 ] && _CASFS_CRASHED=1
+    return $found
+}
 # skip NAME WHY: a check the suite needs could not run here.
 skip() {
     echo "SKIP ${CASFS_NAME_PREFIX:-}$1: $2"
@@ -177,11 +201,26 @@ casfs_pid_of() {
         head -n 1
 }
 
-# Is pid $1 (still) a casfs daemon serving mountpoint $2?  Guards against
-# killing a recycled pid.
+# Start time of process $1 (clock ticks since boot, /proc/PID/stat field
+# 22), empty when it is gone.
+_pid_start() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    st=${st##*) }
+    echo "$st" | awk '{print $20}'
+}
+
+# Is pid $1 (still) the casfs daemon serving mountpoint $2 that was
+# recorded with start time $3 (when given)?  pid_max is 32768 here: a pid
+# recorded long ago may be another test's daemon by now, so a recorded pid
+# counts only with its recorded start time, and only a process whose
+# command line names the mountpoint or whose name is casfs.
 _casfs_pid_is_ours() {
-    local pid=$1 mnt=$2 cmd comm
+    local pid=$1 mnt=$2 start=${3:-} cmd comm
     [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
+    if [ -n "$start" ] && [ "$(_pid_start "$pid")" != "$start" ]; then
+        return 1
+    fi
     cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)
     comm=$(cat "/proc/$pid/comm" 2>/dev/null)
     case "$cmd" in *"$mnt"*) return 0 ;; esac
@@ -225,6 +264,7 @@ _casfs_register() {
     pid=$(casfs_pid_of "$mnt" "$user")
     _CASFS_MNTS+=("$mnt")
     _CASFS_PIDS+=("$pid")
+    _CASFS_STARTS+=("$([ -n "$pid" ] && _pid_start "$pid")")
     _CASFS_USERS+=("$user")
     log "mounted $mnt (daemon pid ${pid:-unknown}${user:+, user $user})"
 }
@@ -371,10 +411,14 @@ casfs_for_user() {
     echo "$T/bin/casfs"
 }
 
-# Force-unmount MNT and kill its daemon (pid $2, may be empty; user $3).
+# Force-unmount MNT and kill its daemon (pid $2, may be empty; user $3;
+# the pid's start time when it was recorded $4).
 _casfs_force_down() {
-    local mnt=$1 pid=$2 user=$3
-    [ -z "$pid" ] && pid=$(casfs_pid_of "$mnt" "$user")
+    local mnt=$1 pid=$2 user=$3 start=${4:-}
+    if [ -z "$pid" ]; then
+        pid=$(casfs_pid_of "$mnt" "$user")
+        start=$([ -n "$pid" ] && _pid_start "$pid")
+    fi
     if is_mounted "$mnt"; then
         as_user "$user" timeout 30 "$CASFS" umount "$mnt" >/dev/null 2>&1
     fi
@@ -390,7 +434,7 @@ _casfs_force_down() {
             timeout 20 fusermount3 -uz "$mnt" >/dev/null 2>&1
         n=$((n + 1))
     done
-    if [ -n "$pid" ] && _casfs_pid_is_ours "$pid" "$mnt"; then
+    if [ -n "$pid" ] && _casfs_pid_is_ours "$pid" "$mnt" "$start"; then
         if ! wait_pid_gone "$pid" 5; then
             echo "# cleanup: daemon $pid still alive, killing it" >&2
             kill -TERM "$pid" 2>/dev/null
@@ -408,7 +452,7 @@ _casfs_cleanup() {
     local i
     for i in "${!_CASFS_MNTS[@]}"; do
         [ -n "${_CASFS_MNTS[$i]}" ] || continue
-        _casfs_force_down "${_CASFS_MNTS[$i]}" "${_CASFS_PIDS[$i]}" "${_CASFS_USERS[$i]}"
+        _casfs_force_down "${_CASFS_MNTS[$i]}" "${_CASFS_PIDS[$i]}" "${_CASFS_USERS[$i]}" "${_CASFS_STARTS[$i]}"
     done
     # any other casfs mount below our temp dir (e.g. made by a test step that
     # failed before registering it)
@@ -469,6 +513,11 @@ run_sub() {
 }
 
 casfs_finish() {
+    # a crash fails the script even where no check noticed it
+    if [ "$_CASFS_CRASHED" = 0 ] && _casfs_crash_report; then
+        FAILS=$((FAILS + 1))
+        echo "FAIL ${CASFS_NAME_PREFIX:-}a casfs daemon crashed (its log above)"
+    fi
     _casfs_cleanup
     # nothing of ours may stay mounted
     if [ -n "$T" ] && mount_points | grep -qF -- "$T/"; then
