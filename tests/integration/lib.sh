@@ -147,6 +147,16 @@ wait_for() {
     done
 }
 
+# kill_job PID [SIGNAL]: signals PID (or, with a negative PID, its process
+# group) only while it is a running background job of this shell: a job
+# bash has reaped is left alone, its pid may be another process's by now
+# (pid_max is 32768 here; daemons' worker threads take pids too).
+kill_job() {
+    local pid=$1 sig=${2:-TERM}
+    jobs -rp | grep -x -- "${pid#-}" >/dev/null || return 1
+    kill -"$sig" -- "$pid" 2>/dev/null
+}
+
 # check NAME CMD [ARGS...]: ok if the command succeeds, FAIL otherwise.
 check() {
     local name=$1

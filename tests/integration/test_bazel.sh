@@ -79,7 +79,7 @@ bz_shutdown_all() {
 casfs_extra_cleanup() {
     bz_shutdown_all
     if [ -n "$NETNS_PID" ]; then
-        kill "$NETNS_PID" 2>/dev/null
+        kill_job "$NETNS_PID"
         wait "$NETNS_PID" 2>/dev/null
         NETNS_PID=""
     fi

@@ -12,7 +12,7 @@ FILES=70
 FD_LIMIT=20000
 SAMPLER=""
 casfs_extra_cleanup() {
-    [ -n "$SAMPLER" ] && kill "$SAMPLER" 2>/dev/null
+    [ -n "$SAMPLER" ] && kill_job "$SAMPLER"
 }
 
 casfs_setup

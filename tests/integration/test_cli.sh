@@ -11,8 +11,8 @@ CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-240}
 FGPID=""
 BUSYPID=""
 casfs_extra_cleanup() {
-    [ -n "$FGPID" ] && kill -TERM "$FGPID" 2>/dev/null
-    [ -n "$BUSYPID" ] && kill "$BUSYPID" 2>/dev/null
+    [ -n "$FGPID" ] && kill_job "$FGPID"
+    [ -n "$BUSYPID" ] && kill_job "$BUSYPID"
 }
 
 casfs_setup

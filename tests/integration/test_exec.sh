@@ -10,7 +10,7 @@ CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-600}
 . "$(dirname "$0")/lib.sh"
 
 MAPPER=
-casfs_extra_cleanup() { [ -n "$MAPPER" ] && kill "$MAPPER" 2>/dev/null; }
+casfs_extra_cleanup() { [ -n "$MAPPER" ] && kill_job "$MAPPER"; }
 casfs_setup
 X=$CASFS
 SH=$CASFS_BINDIR/casfs-sh
@@ -1007,8 +1007,8 @@ for w in one one two; do
     check_eq "a fifo read by the run: what it read ($w)" "$w" "$(cat "$F/out")"
     # (a writer bash has reaped is not signalled: its pid may be another's)
     n=0
-    while jobs -rp | grep -qx "$wpid" && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
-    if jobs -rp | grep -qx "$wpid"; then
+    while jobs -rp | grep -x "$wpid" >/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done
+    if jobs -rp | grep -x "$wpid" >/dev/null; then
         kill "$wpid" 2>/dev/null
         fail "fifo: the writer of $w was left blocked"
     fi

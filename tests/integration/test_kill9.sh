@@ -9,7 +9,7 @@ CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-300}
 
 HOLDER=""
 casfs_extra_cleanup() {
-    [ -n "$HOLDER" ] && kill "$HOLDER" 2>/dev/null
+    [ -n "$HOLDER" ] && kill_job "$HOLDER"
 }
 
 casfs_setup

@@ -200,7 +200,7 @@ for i in $(seq 1 10); do
 done
 reader "$T/reader.stop" >"$T/reader.out" &
 RPID=$!
-casfs_extra_cleanup() { kill "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null; }
+casfs_extra_cleanup() { kill_job "$RPID"; wait "$RPID" 2>/dev/null; }
 for f in "$T"/gc-*.bin; do cp "$f" "$A/$(basename "$f")"; done
 check "A: ingest settles (gc)" ingest_settle "$A"
 store_used() { find "$STORE/objects" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }

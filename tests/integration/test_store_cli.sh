@@ -13,7 +13,7 @@ CASFS_TEST_TIMEOUT=${CASFS_TEST_TIMEOUT:-240}
 
 BGPID=""
 casfs_extra_cleanup() {
-    if [ -n "$BGPID" ]; then kill -KILL -- "-$BGPID" 2>/dev/null; fi
+    if [ -n "$BGPID" ]; then kill_job "-$BGPID" KILL; fi
 }
 
 casfs_setup
