@@ -327,6 +327,20 @@ void op_open(fuse_req_t r, fuse_ino_t ino, struct fuse_file_info *fi)
 		file_free(f); /* interrupted: the kernel won't send release */
 }
 
+/* An O_TRUNC create of name in pfd: when name is a regular file casfs
+ * knows, its digest changes now. */
+static void create_trunc_begin(int pfd, const char *name)
+{
+	struct stat st;
+	if (!FS->dg || fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+		return;
+	ino_node *n = ino_table_find_ref(FS->tbl, st.st_dev, st.st_ino);
+	if (!n)
+		return;
+	digests_begin_change(FS->dg, n);
+	ino_node_unref(FS->tbl, n);
+}
+
 void op_create(fuse_req_t r, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi)
 {
 	struct req q;
@@ -342,6 +356,14 @@ void op_create(fuse_req_t r, fuse_ino_t parent, const char *name, mode_t mode, s
 	int pfd = req_node_fd(&q, parent, &p);
 	if (pfd < 0)
 		return;
+	/* a name the kernel thought absent may be an existing file (its
+	 * entry expired or evicted, a link made behind the mount): a
+	 * truncation reaches its digest before the backing sees it, as in
+	 * op_open (a .casfs/cas reader of that content must not be served
+	 * the emptied file in between).  The kernel holds the directory
+	 * locked across CREATE, so the name stays this inode meanwhile. */
+	if ((fi->flags & O_TRUNC) && !(fi->flags & O_EXCL))
+		create_trunc_begin(pfd, name);
 	req_creds_enter(&q);
 	int flags = open_flags(fi->flags, true) | O_CREAT | (fi->flags & O_EXCL) | O_NOFOLLOW;
 	int fd = openat(pfd, name, flags, mode);
