@@ -50,6 +50,8 @@ struct cache_index {
 	size_t tn, tcap;
 	struct kv_op *kq;         /* deferred cache records (cache_index_kv_put_later) */
 	size_t kn, kcap;
+	void (*wake)(void *);     /* the flusher of full queues (dlock) */
+	void *wake_arg;
 	pthread_mutex_t kflush;   /* one batch of kq committed at a time: */
 	struct kv_op *kf;         /* that batch while it commits (kv_get sees it) */
 	size_t kfn;
@@ -578,6 +580,27 @@ int cache_index_flush(cache_index *ix)
 	return flush_queue(ix, true);
 }
 
+void cache_index_set_flusher(cache_index *ix, void (*wake)(void *), void *arg)
+{
+	pthread_mutex_lock(&ix->dlock);
+	ix->wake = wake;
+	ix->wake_arg = arg;
+	pthread_mutex_unlock(&ix->dlock);
+}
+
+/* A queue that is n long now (dlock held): true when the queuing thread
+ * commits it itself; else the flusher is woken when it just became full. */
+static bool full_queue(cache_index *ix, size_t n)
+{
+	if (n < DEFER_MAX)
+		return false;
+	if (!ix->wake || n >= CACHE_DEFER_HARD)
+		return true;
+	if (n == DEFER_MAX)
+		ix->wake(ix->wake_arg);
+	return false;
+}
+
 static int defer(cache_index *ix, bool touch, const hasher_digest *d, const cache_blob_rec *rec, bool put)
 {
 	pthread_mutex_lock(&ix->dlock);
@@ -594,7 +617,7 @@ static int defer(cache_index *ix, bool touch, const hasher_digest *d, const cach
 		*cap = nc;
 	}
 	(*q)[(*n)++] = (struct deferred){ *d, *rec, put };
-	bool full = *n >= DEFER_MAX;
+	bool full = full_queue(ix, *n);
 	pthread_mutex_unlock(&ix->dlock);
 	return full ? flush_queue(ix, touch) : 0;
 }
@@ -917,7 +940,7 @@ static int kv_later(cache_index *ix, char ns, const void *key, size_t klen, cons
 		ix->kcap = nc;
 	}
 	ix->kq[ix->kn++] = op;
-	bool full = ix->kn >= DEFER_MAX;
+	bool full = full_queue(ix, ix->kn);
 	pthread_mutex_unlock(&ix->dlock);
 	return full ? cache_index_flush(ix) : 0;
 }

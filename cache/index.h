@@ -142,6 +142,15 @@ int cache_index_blob_add_later(cache_index *ix, const hasher_digest *d, const ca
 int cache_index_blob_touch_later(cache_index *ix, const hasher_digest *d, const cache_blob_rec *rec);
 /* Commits the deferred records and touches. */
 int cache_index_flush(cache_index *ix);
+/* Hands full queues of deferred records to a thread that commits them
+ * (wake(arg) asks it to call cache_index_flush soon), so that the thread
+ * that queued the record never waits for a commit and its fsync; only a
+ * queue CACHE_DEFER_HARD long (the flusher fell behind) is committed by
+ * the queuing thread.  wake NULL: full queues are committed by whoever
+ * fills them (the default).  Set before and cleared after the flusher
+ * runs. */
+#define CACHE_DEFER_HARD 8192
+void cache_index_set_flusher(cache_index *ix, void (*wake)(void *), void *arg);
 /* Sets last_use to now_ns when it is older by CACHE_TOUCH_NS.  Returns 0,
  * -ENOENT (no record), -errno. */
 int cache_index_blob_touch(cache_index *ix, const hasher_digest *d, int64_t now_ns);

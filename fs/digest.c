@@ -55,6 +55,7 @@ struct digests {
 	struct pending *queue;
 	size_t queued;
 	bool stop;
+	bool ix_full; /* the index's queues are full (wake_flusher) */
 	pthread_t flusher;
 	bool flusher_started;
 	_Atomic uint64_t c_stream, c_reread, c_seeded_by_read, c_demand, c_bytes, c_index_hits, c_index_writes, c_index_errors;
@@ -284,9 +285,11 @@ static void *flusher_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&d->pcond, &d->plock, &ts);
+		if (!d->ix_full)
+			pthread_cond_timedwait(&d->pcond, &d->plock, &ts);
 		if (d->stop)
 			break;
+		d->ix_full = false;
 		pthread_mutex_unlock(&d->plock);
 		flush(d, false);
 		if (d->ix)
@@ -295,6 +298,16 @@ static void *flusher_main(void *arg)
 	}
 	pthread_mutex_unlock(&d->plock);
 	return NULL;
+}
+
+/* cache_index's full queues: the flusher commits them (cache_index_set_flusher). */
+static void wake_flusher(void *arg)
+{
+	digests *d = arg;
+	pthread_mutex_lock(&d->plock);
+	d->ix_full = true;
+	pthread_cond_signal(&d->pcond);
+	pthread_mutex_unlock(&d->plock);
 }
 
 int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret)
@@ -329,6 +342,7 @@ int digests_new(ino_table *t, cache_index *ix, int proc_fd, digests **ret)
 			return -r;
 		}
 		d->flusher_started = true;
+		cache_index_set_flusher(ix, wake_flusher, d);
 	}
 	*ret = d;
 	return 0;
@@ -349,6 +363,7 @@ void digests_free(digests *d)
 		pthread_join(d->worker, NULL);
 	}
 	if (d->flusher_started) {
+		cache_index_set_flusher(d->ix, NULL, NULL);
 		pthread_mutex_lock(&d->plock);
 		d->stop = true;
 		pthread_cond_signal(&d->pcond);

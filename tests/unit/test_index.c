@@ -330,6 +330,52 @@ static void test_kv_later(void **state)
 	cache_index_close(other);
 }
 
+static void count_wake(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* With a flusher, a full queue wakes it once instead of being committed by
+ * the thread that filled it; only a queue CACHE_DEFER_HARD long is. */
+static void test_kv_later_flusher(void **state)
+{
+	cache_index *ix, *other;
+	int wakes = 0;
+	char k[16];
+	assert_int_equal(cache_index_open(store, &ix), 0);
+	assert_int_equal(cache_index_open(store, &other), 0);
+	cache_index_set_flusher(ix, count_wake, &wakes);
+	int i = 0;
+	for (; i < 1000; i++) {
+		snprintf(k, sizeof(k), "f%05d", i);
+		assert_int_equal(cache_index_kv_put_later(ix, 'A', k, strlen(k), "v", 1), 0);
+	}
+	assert_int_equal(wakes, 1);
+	kv_expect(ix, 'A', "f00000", "v");
+	kv_expect(other, 'A', "f00000", NULL); /* nothing committed by the queuing thread */
+	assert_int_equal(cache_index_flush(ix), 0); /* what the flusher does */
+	kv_expect(other, 'A', "f00999", "v");
+	/* the flusher fell behind: the queuing thread commits at the hard bound */
+	for (int j = 0; j < CACHE_DEFER_HARD; j++, i++) {
+		snprintf(k, sizeof(k), "f%05d", i);
+		assert_int_equal(cache_index_kv_put_later(ix, 'A', k, strlen(k), "v", 1), 0);
+	}
+	assert_int_equal(wakes, 2);
+	snprintf(k, sizeof(k), "f%05d", i - 1);
+	kv_expect(other, 'A', k, "v");
+	/* without a flusher: the filling thread commits (256 queued) */
+	cache_index_set_flusher(ix, NULL, NULL);
+	for (int j = 0; j < 256; j++, i++) {
+		snprintf(k, sizeof(k), "f%05d", i);
+		assert_int_equal(cache_index_kv_put_later(ix, 'A', k, strlen(k), "v", 1), 0);
+	}
+	snprintf(k, sizeof(k), "f%05d", i - 1);
+	kv_expect(other, 'A', k, "v");
+	assert_int_equal(wakes, 2);
+	cache_index_close(ix);
+	cache_index_close(other);
+}
+
 struct walk {
 	cache_index *ix;
 	size_t visits;
@@ -475,6 +521,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_threads_and_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_basics, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_later, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kv_later_flusher, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_each, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_full_map, setup, teardown),
 	};
