@@ -146,42 +146,47 @@ struct ctl {
 	size_t resp_len;
 };
 
-/* Sends the fields (APPEND chunks) then op; reads the response.  Returns
- * the call's result (0 or -errno); the status and value are in c->call. */
+/* Sends the fields (APPEND chunks, the last chunk with op itself) and
+ * op; takes the response from the call when it fits there, else reads it.
+ * Returns the call's result (0 or -errno); the status and value are in
+ * c->call.  A request that fits in a chunk is one ioctl, and so is its
+ * response. */
 static int ctl_call(struct ctl *c, uint32_t op, const struct fields *f)
 {
 	size_t sent = 0, flen = f ? f->len : 0;
 	c->resp_len = 0;
-	do {
+	for (;;) {
 		size_t n = flen - sent > CASFS_CTL_CHUNK ? CASFS_CTL_CHUNK : flen - sent;
+		bool last = sent + n == flen;
 		memset(c->call, 0, offsetof(struct casfs_ctl_call, data));
 		c->call->proto = CASFS_EXEC_PROTO;
-		c->call->op = CASFS_OP_APPEND;
+		c->call->op = last ? op : CASFS_OP_APPEND;
 		c->call->len = (uint32_t)n;
 		if (n)
 			memcpy(c->call->data, f->b + sent, n);
 		sent += n;
-		if (n && ioctl(c->fd, CASFS_IOC_CALL, c->call) < 0)
+		if (ioctl(c->fd, CASFS_IOC_CALL, c->call) < 0)
 			return -errno;
-		if (n && c->call->result < 0)
+		if (last)
+			break;
+		if (c->call->result < 0)
 			return c->call->result;
-	} while (sent < flen);
-	memset(c->call, 0, offsetof(struct casfs_ctl_call, data));
-	c->call->proto = CASFS_EXEC_PROTO;
-	c->call->op = op;
-	if (ioctl(c->fd, CASFS_IOC_CALL, c->call) < 0)
-		return -errno;
+	}
 	uint32_t rlen = c->call->len;
 	if (rlen) {
 		uint8_t *b = realloc(c->resp, rlen);
 		if (!b)
 			return -ENOMEM;
 		c->resp = b;
-		ssize_t got = cache_io_read(c->fd, b, rlen, 0);
-		if (got < 0)
-			return (int)got;
-		if (got != (ssize_t)rlen)
-			return -EIO;
+		if (rlen <= CASFS_CTL_CHUNK) {
+			memcpy(b, c->call->data, rlen);
+		} else {
+			ssize_t got = cache_io_read(c->fd, b, rlen, 0);
+			if (got < 0)
+				return (int)got;
+			if (got != (ssize_t)rlen)
+				return -EIO;
+		}
 		c->resp_len = rlen;
 	}
 	return c->call->result;

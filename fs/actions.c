@@ -2644,7 +2644,7 @@ static void hiscan_op(struct ctlfile *cf, struct casfs_ctl_call *out)
 
 void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call *in)
 {
-	if (in->proto != CASFS_EXEC_PROTO) {
+	if (in->proto < CASFS_EXEC_PROTO_MIN || in->proto > CASFS_EXEC_PROTO) {
 		req_err(q, EPROTO);
 		return;
 	}
@@ -2659,9 +2659,10 @@ void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call
 		req_err(q, ENOMEM);
 		return;
 	}
-	o->proto = CASFS_EXEC_PROTO;
+	o->proto = in->proto;
 	o->op = in->op;
-	if (in->op == CASFS_OP_APPEND) {
+	/* the call's data joins the request (APPEND; any op in protocol 2) */
+	if (in->len) {
 		if (cf->req_len + in->len > cf->req_cap) {
 			size_t cap = cf->req_cap ? cf->req_cap : 16384;
 			while (cap < cf->req_len + in->len)
@@ -2676,8 +2677,9 @@ void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call
 		}
 		memcpy(cf->req + cf->req_len, in->data, in->len);
 		cf->req_len += in->len;
-		goto reply;
 	}
+	if (in->op == CASFS_OP_APPEND)
+		goto reply;
 	/* every other op works on what was appended; its response is new */
 	cf->resp_len = 0;
 	switch (in->op) {
@@ -2724,8 +2726,14 @@ void actions_call(struct req *q, struct ctlfile *cf, const struct casfs_ctl_call
 	cf->req_len = 0;
 reply:
 	o->len = (uint32_t)(cf->resp_len < UINT32_MAX ? cf->resp_len : UINT32_MAX);
+	/* protocol 2: a response that fits comes back in the call (it stays
+	 * readable from the file too); else only the header */
+	size_t inline_len = in->proto >= 2 && in->op != CASFS_OP_APPEND && cf->resp_len <= CASFS_CTL_CHUNK ?
+				    cf->resp_len :
+				    0;
+	if (inline_len)
+		memcpy(o->data, cf->resp, inline_len);
 	pthread_mutex_unlock(&cf->lock);
-	/* the response struct's data is not sent back: only the header */
-	req_ioctl(q, 0, o, sizeof(*o));
+	req_ioctl(q, 0, o, offsetof(struct casfs_ctl_call, data) + inline_len);
 	free(o);
 }

@@ -101,13 +101,19 @@ struct casfs_ctl_digest {
  * of a mount and needs nothing writable: an ioctl on a read-only open works
  * on a read-only bind mount) and makes CASFS_IOC_CALL ioctls on it.  A call
  * carries at most CASFS_CTL_CHUNK bytes; longer requests are sent as APPEND
- * calls first.  A call's response longer than the struct is left in the
- * open file and read with pread from offset 0.
+ * calls first.  Protocol 2: any call may carry data (appended to the request
+ * before the op runs: a request that fits in one chunk is one call), and a
+ * response of at most CASFS_CTL_CHUNK bytes comes back in the call's data.
+ * Every response (the only way in protocol 1, and for longer ones) is also
+ * left in the open file and read with pread from offset 0.  The daemon
+ * takes both protocols; a protocol-2 client of a protocol-1 daemon gets
+ * EPROTO.
  *
  * Requests and responses are lists of fields: u32 tag, u32 length, bytes
  * (little-endian, as the machine is).
  */
-#define CASFS_EXEC_PROTO 1
+#define CASFS_EXEC_PROTO 2
+#define CASFS_EXEC_PROTO_MIN 1 /* the oldest the daemon still answers */
 /* USES fields a LOOKUP may carry. */
 #define CASFS_EXEC_MAX_USES 32
 #define CASFS_CTL_CHUNK 8192

@@ -1453,6 +1453,43 @@ code=$(grep -E ' T (fuse_session_new|mdb_env_open|ZSTD_compress|ZSTD_decompress|
     ok "casfs-exec is the client alone (no libfuse, LMDB, zstd or dlopen in it)" ||
     fail "casfs-exec holds more than the client: $code"
 
+# ---- the ctl protocol: a client of protocol 1 (every response read from the
+# file) and of protocol 2 (the request in the call, the response back in it)
+# are both answered; another is refused with EPROTO, which casfs exec turns
+# into "another casfs version" and an uncached run
+mkdir -p "$MNT/proto"
+check_eq "ctl protocol: 1 and 2 answered (WHERE: the mount-relative path), 3 refused" \
+    "1 read proto|2 inline proto|3 EPROTO" "$("$PYTHON" - "$MNT/proto" <<'PY'
+import errno, fcntl, os, struct, sys
+CHUNK = 8192
+SIZE = 32 + CHUNK
+IOC = (3 << 30) | (SIZE << 16) | (ord('C') << 8) | 4
+fd = os.open(os.path.join(sys.argv[1], ".casfs/ctl"), os.O_RDONLY)
+def fields(b):
+    out, i = {}, 0
+    while i + 8 <= len(b):
+        tag, n = struct.unpack_from("<II", b, i)
+        out[tag] = b[i + 8:i + 8 + n]
+        i += 8 + n
+    return out
+res = []
+for proto in (1, 2, 3):
+    buf = bytearray(struct.pack("<IIIiIIQ", proto, 2, 0, 0, 0, 0, 0) + bytes(CHUNK))
+    try:
+        fcntl.ioctl(fd, IOC, buf)
+    except OSError as e:
+        res.append("%d %s" % (proto, errno.errorcode[e.errno]))
+        continue
+    _, _, rlen, result, _, _, _ = struct.unpack_from("<IIIiIIQ", buf, 0)
+    inline = bytes(buf[32:32 + rlen])
+    filed = os.pread(fd, rlen, 0)
+    how = "inline" if inline == filed and any(inline) else "read" if not any(inline) else "mismatch"
+    roots = [v for v in fields(filed).values() if v == b"proto"]
+    res.append("%d %s %s" % (proto, how, roots[0].decode() if result == 0 and roots else "?"))
+print("|".join(res))
+PY
+)"
+
 saved=$(counter action_time_saved_ms)
 hits=$(counter action_hits)
 [ "$saved" -gt 0 ] && [ "$saved" -lt $((hits * 60000)) ] &&
