@@ -100,7 +100,8 @@ fail() {
     echo "FAIL ${CASFS_NAME_PREFIX:-}$*"
     FAILS=$((FAILS + 1))
     # a daemon that crashed fails every later check: say why once and stop
-    if [ "$_CASFS_CRASHED" = 0 ] && _casfs_crash_report; then
+    # (from the script itself: a subshell's exit would not stop it)
+    if [ "$_CASFS_CRASHED" = 0 ] && [ "$BASHPID" = "$$" ] && _casfs_crash_report; then
         casfs_finish
     fi
 }
