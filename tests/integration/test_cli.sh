@@ -304,6 +304,31 @@ else
     fail "umount_lazy: casfs mount $M5 failed"
 fi
 
+# ------------------------------------------- a daemon's fatal signal ---
+# (its own store, outside $T's stores: the crash report of lib.sh would
+# take this deliberate one for a failure; the log is checked, then removed)
+M9=$T/m9
+CS=$T/crashlog/store
+mkdir -p "$M9" "$CS"
+if casfs_mount_at "$M9" --store "$CS"; then
+    P9=$(casfs_recorded_pid "$M9")
+    # no core file from this one (the daemon's working directory is /)
+    [ -n "$P9" ] && prlimit --pid "$P9" --core=0:0
+    if [ -n "$P9" ] && kill -SEGV "$P9" && wait_pid_gone "$P9"; then
+        log9=$(cat "$CS/casfsd.log")
+        case "$log9" in
+            *"daemon $P9: fatal signal 11 (SIGSEGV)"*"casfs("*) ok "a daemon's fatal signal: named in casfsd.log with its stack" ;;
+            *) fail "a daemon's fatal signal: casfsd.log says: $(echo "$log9" | tail -n 3 | tr '\n' ' ')" ;;
+        esac
+    else
+        fail "a daemon's fatal signal: no daemon pid, or it survived SIGSEGV"
+    fi
+    check "a daemon's fatal signal: casfs umount clears the stale mount" casfs_umount "$M9"
+    rm -f "$CS/casfsd.log"
+else
+    fail "a daemon's fatal signal: casfs mount $M9 failed"
+fi
+
 # ------------------------------------------------ SIGTERM, foreground ---
 M6=$T/m6
 mkdir -p "$M6"
