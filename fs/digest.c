@@ -134,16 +134,27 @@ static void dstate_free(void *p)
 static void *worker_main(void *arg);
 
 /* Returns n's state, creating it. NULL only on ENOMEM. */
+/* n's state if it has one.  A node's state is made once (state_of) and
+ * freed only with the node, which the caller holds a reference to: no lock
+ * (every WRITE asks, twice). */
+static struct dstate *state_peek(ino_node *n)
+{
+	return __atomic_load_n(&n->priv, __ATOMIC_ACQUIRE);
+}
+
 static struct dstate *state_of(digests *d, ino_node *n)
 {
+	struct dstate *s = state_peek(n);
+	if (s)
+		return s;
 	ino_table_lock(d->tbl);
-	struct dstate *s = n->priv;
+	s = n->priv;
 	if (!s && (s = calloc(1, sizeof(*s)))) {
 		pthread_mutex_init(&s->lock, NULL);
 		s->extras = d->sha_on_write ? HASHER_WITH_SHA256 : 0;
 		s->dev = n->dev;
 		s->ino = n->ino;
-		n->priv = s;
+		__atomic_store_n(&n->priv, (void *)s, __ATOMIC_RELEASE);
 	}
 	ino_table_unlock(d->tbl);
 	return s;
@@ -544,9 +555,7 @@ void digests_meta_changed(digests *d, ino_node *n, const struct stat *st)
 		return;
 	if (!S_ISREG(st->st_mode))
 		return;
-	ino_table_lock(d->tbl);
-	struct dstate *s = n->priv;
-	ino_table_unlock(d->tbl);
+	struct dstate *s = state_peek(n);
 	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
@@ -1083,9 +1092,7 @@ bool digests_writers(digests *d, ino_node *n)
 {
 	if (!d)
 		return false;
-	ino_table_lock(d->tbl);
-	struct dstate *s = n->priv;
-	ino_table_unlock(d->tbl);
+	struct dstate *s = state_peek(n);
 	if (!s)
 		return false;
 	pthread_mutex_lock(&s->lock);
@@ -1098,9 +1105,7 @@ int digests_peek(digests *d, ino_node *n, cache_file_rec *rec, uint64_t *version
 {
 	if (!d)
 		return -EAGAIN;
-	ino_table_lock(d->tbl);
-	struct dstate *s = n->priv;
-	ino_table_unlock(d->tbl);
+	struct dstate *s = state_peek(n);
 	if (!s)
 		return -EAGAIN;
 	int r = -EAGAIN;

@@ -74,7 +74,7 @@ struct ino_node {
 	ino_node *hash_next;
 	ino_node *lru_prev, *lru_next;
 	void *open_files;         /* fs layer: list of open handles (under table lock) */
-	void *priv;               /* fs layer: per-inode state (under table lock) */
+	void *priv;               /* fs layer: per-inode state (set once under the table lock, release-stored; read with an acquire load) */
 };
 
 typedef struct ino_stats {
