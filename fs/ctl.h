@@ -33,7 +33,7 @@
 	X(action_headers_scanned) \
 	X(exec_uncached) \
 	X(kernel_negatives_expired) X(kernel_negatives_shared) X(kernel_listings_dropped) \
-	X(setid_killed) X(passthrough_opens) X(passthrough_backings) \
+	X(setid_killed) X(passthrough_opens) X(passthrough_backings) X(uncached_opens) \
 	X(fast_sandboxes) X(fast_sandboxes_removed) X(renames_across) X(renames_exdev) \
 	CASFS_UNCACHEABLE_COUNTERS(X)
 

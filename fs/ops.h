@@ -2,6 +2,8 @@
  * and the open-file record they share. */
 #pragma once
 #include <fuse_lowlevel.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 
 #include "state.h"
 
@@ -10,6 +12,11 @@ struct fs_file {
 	int fd;
 	bool writer;  /* opened for writing: feeds the node's digest */
 	bool direct;  /* the caller opened with O_DIRECT */
+	bool uncached; /* answered FOPEN_DIRECT_IO: a lone write-only open
+			  (files.c, mode_choose) */
+	_Atomic bool shared; /* uncached, and another open of the node came
+				 meanwhile: its writes drop the kernel's cached
+				 pages of what they replaced */
 	int backing_id; /* > 0: the kernel passes its reads and writes through
 			   to the backing (kernel_io.h); under files.c's lock */
 	struct session *sess; /* opened for writing by a session (referenced) */

@@ -261,6 +261,104 @@ g2=$(casfs_counter "$MNT" getxattr)
 chmod 755 "$MNT" "$NATIVE"
 casfs_umount "$MNT" || fail "umount"
 
+# ---- uncached write-only opens ---------------------------------------------
+# A write-only open nobody else has open is answered FOPEN_DIRECT_IO: its
+# WRITEs come from the caller's pages, not through the FUSE page cache.
+# No page cached by an earlier open or by a reader that comes meanwhile may
+# keep the old bytes.
+casfs_mount
+u0=$(casfs_counter "$MNT" uncached_opens)
+r0=$(casfs_counter "$MNT" read)
+w0=$(casfs_counter "$MNT" write)
+x0=$(casfs_counter "$MNT" files_hashed_by_reread)
+head -c 67108864 /dev/urandom >"$T/u.src"
+dd if="$T/u.src" of="$MNT/u" bs=1M status=none
+[ $(($(casfs_counter "$MNT" uncached_opens) - u0)) -eq 1 ] && [ $(($(casfs_counter "$MNT" write) - w0)) -eq 64 ] &&
+    [ $(($(casfs_counter "$MNT" read) - r0)) -eq 0 ] && ok "uncached: dd of 64 MiB: one uncached open, 64 WRITEs, no READ" ||
+    fail "uncached: dd of 64 MiB: uncached opens +$(($(casfs_counter "$MNT" uncached_opens) - u0)), WRITEs +$(($(casfs_counter "$MNT" write) - w0)), READs +$(($(casfs_counter "$MNT" read) - r0))"
+[ "$(getfattr --only-values -n user.casfs.xxh128 "$MNT/u" 2>/dev/null)" = "$(xxh128sum "$T/u.src" | cut -d' ' -f1)" ] &&
+    [ "$(casfs_counter "$MNT" files_hashed_by_reread)" -eq "$x0" ] &&
+    ok "uncached: its digest is right, hashed as written (no re-read)" || fail "uncached: the digest of the dd output"
+cmp "$T/u.src" "$MNT/u" && ok "uncached: the file reads back whole" || fail "uncached: the file reads back wrong"
+# pages an earlier open cached, then a lone writer replaces their bytes
+"$PYTHON" -c "import os; fd = os.open('$MNT/uc', os.O_RDWR | os.O_CREAT, 0o644); os.write(fd, b'A' * 4194304); os.lseek(fd, 0, 0); os.read(fd, 4194304); os.close(fd)"
+cat "$MNT/uc" >/dev/null
+u1=$(casfs_counter "$MNT" uncached_opens)
+"$PYTHON" -c "import os; fd = os.open('$MNT/uc', os.O_WRONLY); os.pwrite(fd, b'B' * 8192, 1048576); os.close(fd)"
+got=$(dd if="$MNT/uc" bs=4096 skip=257 count=1 status=none | head -c 4)
+[ "$(casfs_counter "$MNT" uncached_opens)" -eq $((u1 + 1)) ] && [ "$got" = BBBB ] &&
+    ok "uncached: a later reader sees a lone writer's bytes, not the pages an earlier open cached" ||
+    fail "uncached: read '$got' where an uncached writer wrote BBBB (uncached opens +$(($(casfs_counter "$MNT" uncached_opens) - u1)))"
+# a reader that opens while the uncached writer is open caches pages; each
+# later write drops the ones it replaced
+u1=$(casfs_counter "$MNT" uncached_opens)
+out=$("$PYTHON" - "$MNT/uc" <<'PY'
+import os, sys
+w = os.open(sys.argv[1], os.O_WRONLY)
+r = os.open(sys.argv[1], os.O_RDONLY)
+first = os.pread(r, 4194304, 0)        # the reader's pages are cached now
+os.pwrite(w, b"C" * 8192, 2097152)
+second = os.pread(r, 8, 2097152 + 4096)
+os.pwrite(w, b"D" * 100, 3000000)      # a partial page
+third = os.pread(r, 104, 2999998)
+os.close(w)
+os.close(r)
+print(first[1048576:1048580].decode(), second.decode(), third.decode())
+PY
+)
+[ "$out" = "BBBB CCCCCCCC AA$(printf 'D%.0s' $(seq 100))AA" ] && [ "$(casfs_counter "$MNT" uncached_opens)" -eq $((u1 + 1)) ] &&
+    ok "uncached: a reader open beside the uncached writer sees each write at once" ||
+    fail "uncached: a reader beside the uncached writer read: $out (uncached opens +$(($(casfs_counter "$MNT" uncached_opens) - u1)))"
+# ... and one that reads all the time, racing each write, never keeps old
+# bytes once the write returned
+out=$("$PYTHON" - "$MNT/ur" <<'PY'
+import os, sys, threading
+w = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.pwrite(w, b"\0" * 1048576, 0)
+r = os.open(sys.argv[1], os.O_RDONLY)
+stop = False
+def hammer():
+    while not stop:
+        os.pread(r, 1048576, 0)
+t = threading.Thread(target=hammer)
+t.start()
+stale = 0
+for i in range(1, 151):
+    v = bytes([i])
+    os.pwrite(w, v * 1048576, 0)
+    if os.pread(r, 1048576, 0) != v * 1048576:
+        stale += 1
+stop = True
+t.join()
+print(stale)
+PY
+)
+[ "$out" = 0 ] && ok "uncached: a reader racing 150 writes of 1 MiB never reads old bytes after a write returned" ||
+    fail "uncached: a reader racing the uncached writer read old bytes after $out of 150 writes"
+digest_ok() { [ "$(getfattr --only-values -n user.casfs.xxh128 "$MNT/$1" 2>/dev/null)" = "$(xxh128sum "$MNT/$1" | cut -d' ' -f1)" ]; }
+wait_for "the digest of uc" digest_ok uc
+wait_for "the digest of ur" digest_ok ur
+digest_ok ur || fail "uncached: stale digest of ur"
+digest_ok uc && ok "uncached: the digest follows writes beside a reader" || fail "uncached: stale digest of uc"
+# appends, a read-write open, and a second open stay cached
+u2=$(casfs_counter "$MNT" uncached_opens)
+echo one >>"$MNT/uc"
+"$PYTHON" -c "import os; fd = os.open('$MNT/uc', os.O_RDWR); os.pwrite(fd, b'E', 0); os.close(fd)"
+exec 5<"$MNT/uc"
+"$PYTHON" -c "import os; fd = os.open('$MNT/uc', os.O_WRONLY); os.pwrite(fd, b'F', 1); os.close(fd)"
+exec 5<&-
+[ "$(casfs_counter "$MNT" uncached_opens)" -eq "$u2" ] && [ "$(head -c 2 "$MNT/uc")" = EF ] &&
+    [ "$(tail -c 4 "$MNT/uc")" = "one" ] &&
+    ok "uncached: O_APPEND, O_RDWR and a writer beside a reader stay cached, their bytes right" ||
+    fail "uncached: uncached opens +$(($(casfs_counter "$MNT" uncached_opens) - u2)), head $(head -c 2 "$MNT/uc"), tail $(tail -c 4 "$MNT/uc")"
+casfs_umount "$MNT" || fail "umount"
+casfs_mount -o writeback
+u3=$(casfs_counter "$MNT" uncached_opens)
+dd if=/dev/zero of="$MNT/wb" bs=1M count=4 status=none
+[ "$(casfs_counter "$MNT" uncached_opens)" -eq "$u3" ] && ok "uncached: not with -o writeback" ||
+    fail "uncached: an uncached open under -o writeback"
+casfs_umount "$MNT" || fail "umount"
+
 # ---- kernel passthrough of large read-only opens ---------------------------
 # A read-only open of a file of 1 MiB or more that nobody else has open is
 # passed through to the backing file in the kernel (root mounts): no READ
